@@ -1,0 +1,349 @@
+"""The node contract: what every node type provides and what the engine gives each node.
+
+A node type is one module under ``edge_runner.nodes`` that defines
+
+* ``Config``: a frozen pydantic model (``NodeConfig`` subclass, ``extra="forbid"``) holding the
+  node's own fields exactly as Node-RED's flows.json spells them. It is the single schema: the
+  editor renders it (via ``catalog.json``), the platform validates flows against it and the
+  runtime parses it.
+* ``SPEC``: a ``NodeSpec`` (type key, version, category, ports, help text).
+* the node class (``Node`` subclass) named in ``SPEC.node_class`` -- by convention the module's
+  only ``Node`` subclass -- registered with ``@register``.
+
+Messages are plain ``dict``s (``Msg``) holding JSON-safe values plus ``bytes``; ``_msgid`` is set
+by the engine. Everything below is the runner's public contract and must stay stable.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from edge_runner.runtime.node_api import NodeRuntime
+
+Msg = dict[str, Any]
+
+# Keys every flows.json node object may carry that belong to the editor/engine, not to the
+# node type's own Config.
+COMMON_KEYS = frozenset(
+    {"id", "type", "z", "g", "x", "y", "w", "h", "wires", "d", "info", "l", "icon",
+     "inputLabels", "outputLabels", "_users", "env", "color", "credentials"}
+)
+
+
+# --------------------------------------------------------------------------------- schema
+
+
+class NodeConfig(BaseModel):
+    """Base of every node type's ``Config``. Unknown fields are rejected, values are frozen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    name: str = ""
+
+
+class Category(str, Enum):
+    COMMON = "common"
+    FUNCTION = "function"
+    SEQUENCE = "sequence"
+    PARSER = "parser"
+    NETWORK = "network"
+    STORAGE = "storage"
+    INDUSTRIAL = "industrial"
+    AI = "ai"
+    CONFIG = "config"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Static description of a node type, exported to catalog.json."""
+
+    type: str  # kebab-case or the Node-RED core name ("http in", "link out")
+    version: int
+    category: Category
+    inputs: int  # 0 or 1
+    outputs: int  # default number of output ports; ``dynamic_outputs`` reads it from config
+    help: str  # markdown shown in the editor's help panel
+    label: str = ""
+    color: str = "#dddddd"
+    icon: str = ""
+    dynamic_outputs: str | None = None  # config field holding the port count ("outputs")
+    is_config: bool = False  # a config node (no wires, shared by other nodes)
+    credentials: tuple[str, ...] = ()  # credential field names, stored apart and encrypted
+    output_labels: tuple[str, ...] = ()
+
+    def output_count(self, config: NodeConfig) -> int:
+        if self.dynamic_outputs:
+            value = getattr(config, self.dynamic_outputs, self.outputs)
+            try:
+                return max(0, int(value))
+            except (TypeError, ValueError):
+                return self.outputs
+        return self.outputs
+
+
+# --------------------------------------------------------------------------------- status
+
+
+Fill = Literal["red", "green", "yellow", "blue", "grey"]
+Shape = Literal["ring", "dot"]
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """Node-RED's status badge. ``NodeStatus()`` clears it."""
+
+    fill: Fill | None = None
+    shape: Shape | None = None
+    text: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        data: dict[str, str] = {}
+        if self.fill:
+            data["fill"] = self.fill
+        if self.shape:
+            data["shape"] = self.shape
+        if self.text:
+            data["text"] = self.text
+        return data
+
+
+CLEAR_STATUS = NodeStatus()
+
+
+# ------------------------------------------------------------------------------- failures
+
+
+class NodeError(Exception):
+    """Base of the three failure classes every boundary maps vendor exceptions to."""
+
+
+class RetryLater(NodeError):
+    """Transient: peer unreachable, timeout, busy. Retried with backoff; status goes red once."""
+
+
+class NeedsUserFix(NodeError):
+    """Configuration or permission problem the user must fix (bad address, auth failure)."""
+
+
+class NodeFailed(NodeError):
+    """This message failed (bad payload, decode error). Routed to catch nodes; node keeps running."""
+
+
+# ------------------------------------------------------------------------------ node class
+
+
+class Node:
+    """Base class of every node type.
+
+    The engine creates one instance per flow node with ``(runtime, config)``, awaits ``start()``
+    before any message arrives, calls ``on_message(msg)`` per input message, and awaits
+    ``stop()`` (idempotent) on redeploy or shutdown.
+
+    ``on_message`` may be a plain method (the fast path: the engine calls it directly when a
+    message is sent to it) or ``async`` (messages then queue per node, bounded by
+    ``QUEUE_LIMIT``; the oldest waiting message is dropped with a warning when it is full).
+    Raise ``NodeFailed`` (or any exception) to report an error for that message: it is routed to
+    ``catch`` nodes and the debug sidebar; the node keeps running.
+    """
+
+    SPEC: ClassVar[NodeSpec]
+    Config: ClassVar[type[NodeConfig]]
+    QUEUE_LIMIT: ClassVar[int] = 1000
+
+    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+        self.rt = runtime
+        self.config = config
+
+    # lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open resources. Raise ``NeedsUserFix`` to fail the node (red status, no messages)."""
+
+    def on_message(self, msg: Msg) -> None | Awaitable[None]:
+        """Handle one input message."""
+
+    async def stop(self) -> None:
+        """Release resources; called once per start, must tolerate a partial start."""
+
+    # conveniences forwarding to the runtime ---------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.rt.id
+
+    def send(self, msg: Msg | list[Any] | None, clone: bool = False) -> None:
+        self.rt.send(msg, clone=clone)
+
+    def status(self, fill: Fill | None = None, shape: Shape | None = None, text: str = "") -> None:
+        self.rt.status(NodeStatus(fill, shape, text))
+
+    def warn(self, text: Any) -> None:
+        self.rt.warn(text)
+
+    def error(self, err: Any, msg: Msg | None = None) -> None:
+        self.rt.error(err, msg)
+
+    def log(self, text: Any) -> None:
+        self.rt.log(text)
+
+
+NodeFactory = Callable[["NodeRuntime", NodeConfig], Node]
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+@dataclass
+class Registry:
+    types: dict[str, type[Node]] = field(default_factory=dict)
+
+    def add(self, cls: type[Node]) -> type[Node]:
+        key = cls.SPEC.type
+        if key in self.types and self.types[key] is not cls:
+            raise ValueError(f"node type {key!r} registered twice")
+        self.types[key] = cls
+        return cls
+
+    def get(self, type_key: str) -> type[Node] | None:
+        return self.types.get(type_key)
+
+    def __iter__(self) -> Iterator[type[Node]]:
+        return iter(sorted(self.types.values(), key=lambda c: c.SPEC.type))
+
+
+REGISTRY = Registry()
+
+
+def register(cls: type[Node]) -> type[Node]:
+    """Class decorator: add a node type to the global registry."""
+    return REGISTRY.add(cls)
+
+
+# -------------------------------------------------------------------------- message helpers
+
+
+def new_msgid() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def clone_msg(msg: Msg) -> Msg:
+    """Deep copy like Node-RED's RED.util.cloneMessage (``req``/``res`` are shared, not copied)."""
+    shared = {k: msg[k] for k in ("req", "res") if k in msg}
+    if shared:
+        rest = {k: v for k, v in msg.items() if k not in shared}
+        out = copy.deepcopy(rest)
+        out.update(shared)
+        return out
+    return copy.deepcopy(msg)
+
+
+_PATH_TOKEN = re.compile(r"""\s*(?:\.?\s*([A-Za-z_$][\w$]*)|\[\s*(-?\d+)\s*\]|\[\s*(['"])(.*?)\3\s*\])""")
+
+
+def parse_path(path: str) -> list[str | int]:
+    """Split a Node-RED property expression (``a.b[0]["c d"]``) into keys and indexes."""
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError("empty property name")
+    parts: list[str | int] = []
+    pos = 0
+    text = path.strip()
+    while pos < len(text):
+        match = _PATH_TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            raise ValueError(f"invalid property expression {path!r}")
+        if match.group(1) is not None:
+            parts.append(match.group(1))
+        elif match.group(2) is not None:
+            parts.append(int(match.group(2)))
+        else:
+            parts.append(match.group(4))
+        pos = match.end()
+    return parts
+
+
+_MISSING = object()
+
+
+def get_property(obj: Any, path: str | list[str | int], default: Any = None) -> Any:
+    """Read ``path`` from ``obj``; ``default`` when any step is missing."""
+    parts = parse_path(path) if isinstance(path, str) else path
+    cur = obj
+    for part in parts:
+        if isinstance(part, int) and isinstance(cur, list):
+            if -len(cur) <= part < len(cur):
+                cur = cur[part]
+                continue
+            return default
+        if isinstance(cur, dict):
+            key = part if isinstance(part, str) else str(part)
+            value = cur.get(key, _MISSING)
+            if value is _MISSING:
+                return default
+            cur = value
+            continue
+        return default
+    return cur
+
+
+def has_property(obj: Any, path: str | list[str | int]) -> bool:
+    return get_property(obj, path, _MISSING) is not _MISSING
+
+
+def set_property(obj: Any, path: str | list[str | int], value: Any, create: bool = True) -> bool:
+    """Set ``path`` in ``obj``, creating missing objects (or lists before an index) when
+    ``create``. Returns False when the path cannot be set."""
+    parts = parse_path(path) if isinstance(path, str) else path
+    cur = obj
+    for i, part in enumerate(parts[:-1]):
+        nxt_is_index = isinstance(parts[i + 1], int)
+        if isinstance(cur, list) and isinstance(part, int):
+            if not -len(cur) <= part < len(cur):
+                if not create or part < 0:
+                    return False
+                cur.extend([None] * (part + 1 - len(cur)))
+            if not isinstance(cur[part], (dict, list)):
+                if not create:
+                    return False
+                cur[part] = [] if nxt_is_index else {}
+            cur = cur[part]
+        elif isinstance(cur, dict):
+            key = part if isinstance(part, str) else str(part)
+            if not isinstance(cur.get(key), (dict, list)):
+                if not create:
+                    return False
+                cur[key] = [] if nxt_is_index else {}
+            cur = cur[key]
+        else:
+            return False
+    last = parts[-1]
+    if isinstance(cur, list) and isinstance(last, int):
+        if last >= len(cur):
+            cur.extend([None] * (last + 1 - len(cur)))
+        cur[last] = value
+        return True
+    if isinstance(cur, dict):
+        cur[last if isinstance(last, str) else str(last)] = value
+        return True
+    return False
+
+
+def delete_property(obj: Any, path: str | list[str | int]) -> bool:
+    parts = parse_path(path) if isinstance(path, str) else path
+    parent = get_property(obj, parts[:-1], _MISSING) if len(parts) > 1 else obj
+    last = parts[-1]
+    if isinstance(parent, dict):
+        key = last if isinstance(last, str) else str(last)
+        if key in parent:
+            del parent[key]
+            return True
+    elif isinstance(parent, list) and isinstance(last, int) and -len(parent) <= last < len(parent):
+        del parent[last]
+        return True
+    return False
