@@ -1,5 +1,10 @@
-"""Root URL configuration."""
+"""Root URL configuration: pages, the REST API under /api/v1/, health."""
 
 from django.urls import include, path
 
-urlpatterns: list = []
+urlpatterns = [
+    path("api/v1/", include("config.api_urls")),
+    path("accounts/", include("apps.accounts.urls")),
+    path("", include("apps.audit.urls")),
+    path("", include("apps.teams.urls")),
+]
