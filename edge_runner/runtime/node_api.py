@@ -1,0 +1,165 @@
+"""What the engine gives one node instance: sending, status, logging, context, env."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from edge_runner.contract import Msg, Node, NodeConfig, NodeStatus, clone_msg, new_msgid
+from edge_runner.runtime.context import Context
+from edge_runner.runtime.typed import evaluate
+
+if TYPE_CHECKING:
+    from edge_runner.runtime.engine import Engine
+
+log = logging.getLogger("edge_runner.node")
+
+
+class NodeRuntime:
+    """One deployed node: its wiring, its queue (for async nodes), and the API nodes call.
+
+    Built by the engine; nodes reach it as ``self.rt``.
+    """
+
+    def __init__(self, engine: Engine, raw: dict[str, Any], config: NodeConfig,
+                 node_cls: type[Node], env: dict[str, Any] | None = None) -> None:
+        self.engine = engine
+        self.raw = raw
+        self.id: str = raw["id"]
+        self.type: str = raw["type"]
+        self.z: str = raw.get("z") or ""
+        self.g: str = raw.get("g") or ""
+        self.name: str = str(raw.get("name") or "")
+        self.config = config
+        self.node_cls = node_cls
+        self.wires: list[list[NodeRuntime]] = []
+        self.env_vars: dict[str, Any] = env or {}
+        self.env_parent: NodeRuntime | None = None  # the subflow instance / group chain
+        self.path: str = self.z
+        self.node: Node = node_cls(self, config)
+        on_message = type(self.node).on_message
+        self.is_async = asyncio.iscoroutinefunction(on_message)
+        self.queue: deque[Msg] = deque()
+        self.queue_limit = node_cls.QUEUE_LIMIT
+        self.dropped = 0
+        self.worker: asyncio.Task[None] | None = None
+        self.last_status: NodeStatus | None = None
+        self.started = False
+        self._context: Context | None = None
+
+    # ---------------------------------------------------------------- context / env
+    @property
+    def context(self) -> Context:
+        if self._context is None:
+            self._context = self.engine.context.scope(f"node:{self.id}")
+        return self._context
+
+    @property
+    def flow(self) -> Context:
+        return self.engine.flow_context(self.z)
+
+    @property
+    def global_(self) -> Context:
+        return self.engine.global_context
+
+    def env(self, name: str) -> Any:
+        """Node, then group/subflow/tab, then the engine's env, then the process env."""
+        if name in self.env_vars:
+            return self.env_vars[name]
+        if self.env_parent is not None:
+            return self.env_parent.env(name)
+        return self.engine.env(self.z, name)
+
+    def evaluate(self, value: Any, vtype: str | None, msg: Msg | None = None) -> Any:
+        return evaluate(self, value, vtype, msg)
+
+    # ---------------------------------------------------------------- messaging
+    def send(self, msg: Msg | list[Any] | None, clone: bool = False) -> None:
+        """Send like Node-RED's ``node.send``: a dict goes to port 0, a list has one entry per
+        port (a dict, a list of dicts, or None). Every target after the first gets a copy."""
+        if msg is None:
+            return
+        engine = self.engine
+        if isinstance(msg, dict):
+            wires = self.wires[0] if self.wires else ()
+            if not wires:
+                return
+            if "_msgid" not in msg:
+                msg["_msgid"] = new_msgid()
+            first = True
+            for target in wires:
+                engine.deliver(target, clone_msg(msg) if (clone or not first) else msg)
+                first = False
+            return
+        for port, item in enumerate(msg):
+            if item is None or port >= len(self.wires):
+                continue
+            wires = self.wires[port]
+            if not wires:
+                continue
+            items = item if isinstance(item, list) else [item]
+            for one in items:
+                if not isinstance(one, dict):
+                    continue
+                if "_msgid" not in one:
+                    one["_msgid"] = new_msgid()
+                first = True
+                for target in wires:
+                    engine.deliver(target, clone_msg(one) if (clone or not first) else one)
+                    first = False
+
+    def receive(self, msg: Msg) -> None:
+        """Deliver a message into this node as if a wire brought it."""
+        if "_msgid" not in msg:
+            msg["_msgid"] = new_msgid()
+        self.engine.deliver(self, msg)
+
+    def enqueue(self, msg: Msg) -> None:
+        if len(self.queue) >= self.queue_limit:
+            self.queue.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                self.warn(f"input queue full ({self.queue_limit}); dropped {self.dropped} oldest")
+        self.queue.append(msg)
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.queue and self.started:
+            msg = self.queue.popleft()
+            try:
+                result = self.node.on_message(msg)
+                if result is not None:
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a node that raises never stops the engine
+                self.error(exc, msg)
+            else:
+                self.engine.completed(self, msg)
+
+    # ---------------------------------------------------------------- reporting
+    def status(self, status: NodeStatus) -> None:
+        if status == self.last_status:
+            return
+        self.last_status = status
+        self.engine.node_status(self, status)
+
+    def warn(self, text: Any) -> None:
+        self.engine.node_log(self, 30, text, None)
+
+    def error(self, err: Any, msg: Msg | None = None) -> None:
+        self.engine.node_error(self, err, msg)
+
+    def log(self, text: Any) -> None:
+        log.info("[%s:%s] %s", self.type, self.name or self.id, text)
+
+    def __repr__(self) -> str:
+        return f"<NodeRuntime {self.type} {self.id}>"
+
+
+def process_env(name: str) -> str | None:
+    return os.environ.get(name)

@@ -1,0 +1,142 @@
+"""Node-RED "typed input" evaluation: a config value plus its type (``str``, ``num``, ``msg`` ...)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from edge_runner.contract import Msg, NodeFailed, get_property
+
+if TYPE_CHECKING:
+    from edge_runner.runtime.node_api import NodeRuntime
+
+_ENV_REF = re.compile(r"\$\{(\w+)\}|\$\((\w+)\)")
+
+
+def to_number(value: Any) -> float | int:
+    """JavaScript ``Number(value)``: ints stay ints, unparsable text gives NaN."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return value
+    if value is None:
+        return 0
+    text = str(value).strip()
+    if text == "":
+        return 0
+    try:
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        if re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
+            return int(text, 16)
+        number = float(text)
+        if number.is_integer() and "e" not in text.lower() and "." not in text:
+            return int(number)
+        return number
+    except ValueError:
+        lowered = text.lower()
+        if lowered in {"infinity", "+infinity"}:
+            return math.inf
+        if lowered == "-infinity":
+            return -math.inf
+        return math.nan
+
+
+@lru_cache(maxsize=512)
+def compile_jsonata(expression: str) -> Any:
+    import jsonata  # imported lazily: it costs startup time and most flows never use it
+
+    try:
+        return jsonata.Jsonata(expression)
+    except Exception as exc:  # the library raises its own JException and plain errors
+        raise NodeFailed(f"invalid JSONata expression {expression!r}: {exc}") from exc
+
+
+def evaluate_jsonata(rt: NodeRuntime | None, expression: str, msg: Msg | None,
+                     bindings: dict[str, Any] | None = None) -> Any:
+    expr = compile_jsonata(expression)
+    frame = expr.create_frame()
+    if rt is not None:
+        frame.bind("flowContext", _jsonata_fn(lambda key: rt.flow.get(str(key))))
+        frame.bind("globalContext", _jsonata_fn(lambda key: rt.global_.get(str(key))))
+        frame.bind("env", _jsonata_fn(lambda key: rt.env(str(key))))
+    for key, value in (bindings or {}).items():
+        frame.bind(key, value)
+    try:
+        return expr.evaluate(msg, frame)
+    except Exception as exc:
+        raise NodeFailed(f"JSONata error in {expression!r}: {exc}") from exc
+
+
+def _jsonata_fn(fn: Callable[[Any], Any]) -> Any:
+    import jsonata
+
+    class _Native(jsonata.Jsonata.JFunctionCallable):  # type: ignore[misc,name-defined]  # library class
+        def call(self, _input: Any, args: list[Any]) -> Any:
+            return fn(args[0] if args else None)
+
+    return jsonata.Jsonata.JFunction(_Native(), "<s:x>")
+
+
+def substitute_env(text: str, lookup: Callable[[str], str | None]) -> str:
+    """Replace ``${VAR}`` and ``$(VAR)`` references (Node-RED's config-time env substitution)."""
+
+    def repl(match: re.Match[str]) -> str:
+        value = lookup(match.group(1) or match.group(2))
+        return "" if value is None else str(value)
+
+    return _ENV_REF.sub(repl, text)
+
+
+def evaluate(rt: NodeRuntime | None, value: Any, vtype: str | None, msg: Msg | None = None) -> Any:
+    """Evaluate a typed input the way RED.util.evaluateNodeProperty does."""
+    vtype = vtype or "str"
+    if vtype == "str":
+        return "" if value is None else str(value)
+    if vtype == "num":
+        return to_number(value)
+    if vtype == "bool":
+        return value is True or str(value).strip().lower() == "true"
+    if vtype == "json":
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise NodeFailed(f"invalid JSON value: {exc}") from exc
+    if vtype == "bin":
+        data = json.loads(value) if isinstance(value, str) else value
+        if isinstance(data, str):
+            return data.encode()
+        return bytes(int(b) & 0xFF for b in (data or []))
+    if vtype == "date":
+        if value in (None, "", "timestamp"):
+            return int(time.time() * 1000)
+        if value == "iso":
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time()*1000)%1000:03d}Z"
+        return int(time.time() * 1000)
+    if vtype == "env":
+        name = str(value or "")
+        if rt is not None:
+            return rt.env(name) if "${" not in name else substitute_env(name, rt.env)
+        return os.environ.get(name)
+    if vtype == "msg":
+        return get_property(msg or {}, str(value)) if value not in (None, "") else msg
+    if vtype in {"flow", "global"}:
+        if rt is None:
+            return None
+        store = rt.flow if vtype == "flow" else rt.global_
+        return store.get(str(value))
+    if vtype == "jsonata":
+        return evaluate_jsonata(rt, str(value), msg)
+    if vtype == "re":
+        return re.compile(str(value))
+    if vtype in {"node", "cred"}:
+        return value
+    raise NodeFailed(f"unknown value type {vtype!r}")
