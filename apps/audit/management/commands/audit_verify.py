@@ -1,0 +1,52 @@
+"""``manage.py audit_verify [--team slug]``: exit 1 and name the first broken link per chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.audit.models import AuditChainHead, AuditEvent
+from apps.audit.verification import audit_verify_all
+
+
+class Command(BaseCommand):
+    help = "Verify the audit hash chains; exits non-zero at the first broken link of any chain."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--team", help="Verify only this team's chain (by slug).")
+        parser.add_argument(
+            "--platform", action="store_true", help="Verify only the platform (no team) chain."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        chain_keys: list[int] | None = None
+        if options["platform"]:
+            chain_keys = [0]
+        elif options["team"]:
+            slug = options["team"]
+            keys = set(
+                AuditChainHead.objects.filter(team_slug=slug).values_list("chain_key", flat=True)
+            )
+            keys |= set(
+                AuditEvent.objects.filter(team_slug=slug)
+                .values_list("team_key", flat=True)
+                .distinct()
+            )
+            keys.discard(0)
+            if not keys:
+                raise CommandError(f"No audit chain for team {slug!r}.")
+            chain_keys = sorted(keys)
+        reports = audit_verify_all(chain_keys=chain_keys)
+        broken = [report for report in reports if report.broken is not None]
+        for report in reports:
+            name = report.team_slug or ("platform" if report.chain_key == 0 else "?")
+            status = "BROKEN" if report.broken else "ok"
+            self.stdout.write(
+                f"{name} (chain {report.chain_key}): {report.checked} events {status}"
+            )
+        for report in broken:
+            self.stderr.write(f"First broken link: {report.broken}")
+        if broken:
+            raise CommandError(f"{len(broken)} of {len(reports)} audit chain(s) broken.")
+        self.stdout.write(self.style.SUCCESS(f"{len(reports)} audit chain(s) verified."))

@@ -1,0 +1,81 @@
+"""Secret scrubbing for before/after details (RELIABILITY.md family 30).
+
+A key is secret when one of its words (split on ``_``, ``-``, ``.``, spaces and camelCase) is a
+listed word or its plural: ``password``, ``api_key``, ``clientSecret``, ``refresh_tokens``.
+``AUDIT_REDACT_WORDS`` replaces the word list; ``AUDIT_REDACT_ALLOW`` names exact keys that are
+safe although they contain such a word (a token's public prefix, a role's permission keys).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+
+REDACTED = "[redacted]"
+DEFAULT_REDACT_WORDS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "credential",
+    "credentials",
+    "key",
+    "apikey",
+    "privatekey",
+    "cookie",
+    "session",
+    "authorization",
+    "signature",
+)
+DEFAULT_REDACT_ALLOW: tuple[str, ...] = (
+    "token_prefix",
+    "prefix",
+    "permission_keys",
+    "permissions",
+    "key_prefix",
+    "token_id",
+    "token_name",
+)
+_WORD_SPLIT = re.compile(r"[^0-9a-zA-Z]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _redact_words() -> frozenset[str]:
+    words = getattr(settings, "AUDIT_REDACT_WORDS", DEFAULT_REDACT_WORDS)
+    return frozenset(word.lower() for word in words)
+
+
+def _allowed_keys() -> frozenset[str]:
+    return frozenset(getattr(settings, "AUDIT_REDACT_ALLOW", DEFAULT_REDACT_ALLOW))
+
+
+def is_secret_key(key: str, words: frozenset[str] | None = None) -> bool:
+    """Whether a mapping key names a secret."""
+    words = _redact_words() if words is None else words
+    parts = [part.lower() for part in _WORD_SPLIT.split(key) if part]
+    joined = "".join(parts)
+    if joined in words:
+        return True
+    return any(part in words or (part.endswith("s") and part[:-1] in words) for part in parts)
+
+
+def redact(value: Any) -> Any:
+    """Return a copy of ``value`` with every secret-named key's value replaced by [redacted]."""
+    return _redact(value, _redact_words(), _allowed_keys())
+
+
+def _redact(value: Any, words: frozenset[str], allowed: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: (
+                REDACTED
+                if key not in allowed and is_secret_key(str(key), words)
+                else _redact(item, words, allowed)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact(item, words, allowed) for item in value]
+    return value

@@ -1,0 +1,191 @@
+"""Writes of the audit trail. ``audit_record`` is the one way an AuditEvent comes to exist."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+from django.db import connection, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
+
+from apps.audit.chain import normalise_json
+from apps.audit.models import ActorType, AuditChainHead, AuditEvent
+from apps.audit.redaction import redact
+from apps.audit.syslog import forward_event, syslog_target
+
+EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){2,}$")
+PLATFORM_CHAIN = 0
+
+
+class AuditUsageError(ValueError):
+    """A programming error in a call to audit_record (bad event name, foreign application...)."""
+
+
+@dataclass(frozen=True)
+class ActorIdentity:
+    """Who did it, as stored: devices (and anything else) may return one from
+    ``audit_actor_identity()`` instead of being inspected."""
+
+    type: str
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class AuditTarget:
+    """A target that is not (or no longer) a model instance."""
+
+    type: str
+    id: str
+    label: str = ""
+
+
+class _TeamLike(Protocol):
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def slug(self) -> str: ...
+
+
+def describe_actor(actor: Any) -> ActorIdentity:
+    """Map a User, PersonalAccessToken (``.user`` + ``.prefix``), Device or None to an identity.
+
+    Duck-typed on purpose: importing accounts or devices here would create import cycles.
+    """
+    if actor is None:
+        return ActorIdentity(ActorType.SYSTEM, "", "system")
+    if isinstance(actor, ActorIdentity):
+        return actor
+    identity = getattr(actor, "audit_actor_identity", None)
+    if callable(identity):
+        result = identity()
+        if not isinstance(result, ActorIdentity):
+            raise AuditUsageError("audit_actor_identity() must return an ActorIdentity")
+        return result
+    prefix = getattr(actor, "prefix", None) or getattr(actor, "token_prefix", None)
+    if prefix and hasattr(actor, "user"):
+        user_label = _user_label(actor.user)
+        return ActorIdentity(ActorType.TOKEN, str(actor.pk), f"{user_label} (token {prefix})"[:200])
+    if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None) is not None:
+        return ActorIdentity(ActorType.USER, str(actor.pk), _user_label(actor))
+    if hasattr(actor, "is_authenticated"):
+        return ActorIdentity(ActorType.SYSTEM, "", "anonymous")
+    raise AuditUsageError(f"Cannot audit an actor of type {type(actor).__name__}")
+
+
+def _user_label(user: Any) -> str:
+    label = getattr(user, "email", "") or user.get_username()
+    return str(label)[:200]
+
+
+def describe_target(target: Any) -> AuditTarget | None:
+    if target is None or isinstance(target, AuditTarget):
+        return target
+    meta = getattr(target, "_meta", None)
+    if meta is None or getattr(target, "pk", None) is None:
+        raise AuditUsageError("target must be a saved model instance or an AuditTarget")
+    return AuditTarget(f"{meta.app_label}.{meta.model_name}", str(target.pk), str(target)[:200])
+
+
+def _client_ip(request: HttpRequest | None) -> str | None:
+    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it,
+    # and the deployment's proxy is expected to set REMOTE_ADDR (uvicorn --proxy-headers).
+    if request is None:
+        return None
+    raw = str(request.META.get("REMOTE_ADDR") or "")
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return None
+    # Store exactly what the database would store, so the hashed form equals the read-back form.
+    return clean_ipv6_address(raw) if address.version == 6 else str(address)
+
+
+def _lock_chain(chain_key: int, team_slug: str) -> AuditChainHead:
+    """Return the chain head row, locked until the caller's transaction ends.
+
+    On PostgreSQL the row lock serialises writers of one team's chain; on SQLite the IMMEDIATE
+    transaction mode already holds the database write lock.
+    """
+    heads = AuditChainHead.objects.select_for_update()
+    try:
+        return heads.get(chain_key=chain_key)
+    except AuditChainHead.DoesNotExist:
+        # Two first events racing: ON CONFLICT DO NOTHING waits for the other insert, then the
+        # locked read below sees the committed row.
+        AuditChainHead.objects.bulk_create(
+            [AuditChainHead(chain_key=chain_key, team_slug=team_slug)], ignore_conflicts=True
+        )
+        return heads.get(chain_key=chain_key)
+
+
+def audit_record(
+    *,
+    event: str,
+    actor: Any,
+    team: _TeamLike | None,
+    application: Any = None,
+    target: Any = None,
+    before: Any = None,
+    after: Any = None,
+    request: HttpRequest | None = None,
+) -> AuditEvent:
+    """Append one event to ``team``'s chain (``team=None``: the platform chain).
+
+    Must run inside the caller's ``transaction.atomic()`` so the event commits or rolls back with
+    the change it describes. ``before``/``after`` are JSON-normalised and scrubbed of secrets.
+    Syslog forwarding (if configured) happens only after commit.
+    """
+    if not EVENT_NAME.match(event) or len(event) > 100:
+        raise AuditUsageError(f"Event name {event!r} is not dotted <scope>.<resource>.<verb>")
+    if not connection.in_atomic_block:
+        raise AuditUsageError("audit_record() must run inside the caller's transaction.atomic()")
+    chain_key = PLATFORM_CHAIN if team is None else int(team.pk)
+    team_slug = "" if team is None else str(team.slug)
+    application_key: int | None = None
+    application_name = ""
+    if application is not None:
+        if team is None or getattr(application, "team_id", None) != team.pk:
+            raise AuditUsageError("application does not belong to the audited team")
+        application_key = int(application.pk)
+        application_name = str(getattr(application, "name", ""))[:200]
+    identity = describe_actor(actor)
+    target_info = describe_target(target)
+    user_agent = request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""
+
+    head = _lock_chain(chain_key, team_slug)
+    row = AuditEvent(
+        event=event,
+        actor_type=identity.type,
+        actor_id=identity.id,
+        actor_label=identity.label,
+        team_key=chain_key,
+        team_slug=team_slug,
+        application_key=application_key,
+        application_name=application_name,
+        target_type=target_info.type if target_info else "",
+        target_id=target_info.id if target_info else "",
+        target_label=target_info.label if target_info else "",
+        before=redact(normalise_json(before)),
+        after=redact(normalise_json(after)),
+        ip=_client_ip(request),
+        user_agent=user_agent,
+        created_at=timezone.now(),
+        seq=head.last_seq + 1,
+        prev_hash=head.last_hash,
+    )
+    row.hash = row.compute_hash()
+    row.save()
+    head.last_seq = row.seq
+    head.last_hash = row.hash
+    head.team_slug = team_slug
+    head.save(update_fields=["last_seq", "last_hash", "team_slug"])
+    if syslog_target() is not None:
+        transaction.on_commit(partial(forward_event, row))
+    return row
