@@ -1,0 +1,41 @@
+"""The Celery app `config`: settings from Django (CELERY_*), tasks from every app's tasks.py."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+
+app = Celery("config")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # Retention is a compliance promise: enforce it daily even if nobody opens the audit pages.
+    "purge-audit-events-daily": {
+        "task": "apps.audit.tasks.purge_audit_events_task",
+        "schedule": crontab(hour=3, minute=17),
+    },
+}
+
+
+@app.on_after_configure.connect
+def ensure_broker_folders(sender: Celery, source: Any = None, **kwargs: Any) -> None:
+    """Create the filesystem transport's folders: kombu fails on a missing one.
+
+    Runs once per process when the configuration is first read, before any publish or consume.
+    """
+    conf = source if source is not None else sender.conf
+    if conf.broker_url != "filesystem://":
+        return
+    options = conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        folder = options.get(key)
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    schedule = conf.beat_schedule_filename
+    if schedule:
+        Path(schedule).parent.mkdir(parents=True, exist_ok=True)
