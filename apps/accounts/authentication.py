@@ -1,0 +1,59 @@
+"""DRF authentication with ``Authorization: Bearer mfp_...`` personal access tokens.
+
+Set ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]`` to this class followed by
+``apps.accounts.authentication.SessionAuthentication``. ``request.auth`` is the token; views pass
+it as the actor so the token's scope limits what the user's role allows.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from apps.accounts.models import TOKEN_PREFIX, PersonalAccessToken, User
+from apps.accounts.services import hash_token
+
+# Writing last_used on every request would turn every read into a write; a minute is precise
+# enough to spot unused tokens.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """Personal access tokens; invalid, expired and revoked tokens all answer 401 alike."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[User, PersonalAccessToken] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+        try:
+            raw = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        if not raw.startswith(TOKEN_PREFIX):
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        token = (
+            PersonalAccessToken.objects.select_related("user")
+            .filter(token_hash=hash_token(raw))
+            .first()
+        )
+        if token is None or not token.is_active or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class SessionAuthentication(authentication.SessionAuthentication):
+    """Django sessions with DRF's CSRF enforcement (the browser UI and htmx)."""

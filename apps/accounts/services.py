@@ -1,0 +1,201 @@
+"""Every write to users and access tokens. Each runs in one transaction and writes an audit row."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.accounts.actors import Actor, actor_token, actor_user
+from apps.accounts.models import TOKEN_PREFIX, PersonalAccessToken, User
+from apps.audit.services import audit_record
+from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+
+TOKEN_DEFAULT_DAYS = 90
+TOKEN_MAX_DAYS = 366
+
+
+def hash_token(raw: str) -> str:
+    """The stored form of a secret: sha256 hex (the secret has 256 bits of entropy)."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    """Lower-cased, stripped, and checked; raises ValidationError on a malformed address."""
+    cleaned = (email or "").strip().lower()
+    try:
+        validate_email(cleaned)
+    except DjangoValidationError:
+        raise ValidationError(
+            "Enter a valid email address.", fields={"email": "Enter a valid email address."}
+        ) from None
+    return cleaned
+
+
+def _check_password(password: str, user: User | None, field: str = "password") -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ValidationError(" ".join(exc.messages), fields={field: exc.messages}) from None
+
+
+def user_create(
+    *,
+    email: str,
+    password: str | None,
+    full_name: str = "",
+    actor: Actor | None = None,
+    is_platform_admin: bool = False,
+    request: HttpRequest | None = None,
+) -> User:
+    """Create a local account. ``password=None`` makes an account that cannot log in yet."""
+    email = normalize_email(email)
+    if len(full_name) > 150:
+        raise ValidationError("Name is too long.", fields={"full_name": "At most 150 characters."})
+    with transaction.atomic():
+        if User.objects.filter(email__iexact=email).exists():
+            raise Conflict(f"An account with the email {email} already exists.", code="duplicate")
+        user = User(email=email, full_name=full_name.strip(), is_platform_admin=is_platform_admin)
+        if password is None:
+            user.set_unusable_password()
+        else:
+            _check_password(password, user)
+            user.set_password(password)
+        user.save()
+        audit_record(
+            event="account.user.created",
+            actor=actor,
+            team=None,
+            target=user,
+            after={"email": user.email, "is_platform_admin": user.is_platform_admin},
+            request=request,
+        )
+    return user
+
+
+def password_change(
+    *,
+    actor: Actor,
+    user: User,
+    old_password: str,
+    new_password: str,
+    request: HttpRequest | None = None,
+) -> None:
+    """Change one's own password; the old one must be right. Tokens may not do this."""
+    if actor_token(actor) is not None or actor_user(actor).pk != user.pk:
+        raise PermissionDenied("Only the account holder, signed in, can change the password.")
+    if not user.check_password(old_password):
+        raise ValidationError(
+            "The current password is wrong.", fields={"old_password": "Wrong password."}
+        )
+    _check_password(new_password, user, field="new_password")
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        audit_record(event="account.password.changed", actor=actor, team=None, target=user,
+                     request=request)
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    """A new token and its secret: the only moment the secret exists outside the client."""
+
+    token: PersonalAccessToken
+    secret: str
+
+
+def token_create(
+    *,
+    actor: Actor,
+    name: str,
+    read_only: bool = False,
+    team_slugs: list[str] | None = None,
+    expires_in_days: int = TOKEN_DEFAULT_DAYS,
+    request: HttpRequest | None = None,
+) -> CreatedToken:
+    """Create a token for the actor's user. ``team_slugs=None`` means all the user's teams.
+
+    A scope above the user (a team they are not a member of) is refused; tokens cannot mint
+    tokens, so a leaked token cannot outlive its own expiry.
+    """
+    from apps.teams.selectors import team_list_for_user
+
+    if actor_token(actor) is not None:
+        raise PermissionDenied("Access tokens cannot create tokens; sign in to create one.")
+    user = actor_user(actor)
+    name = (name or "").strip()
+    errors: dict[str, str] = {}
+    if not name or len(name) > 100:
+        errors["name"] = "Give the token a name of 1 to 100 characters."
+    if not 1 <= expires_in_days <= TOKEN_MAX_DAYS:
+        errors["expires_in_days"] = f"Tokens expire after 1 to {TOKEN_MAX_DAYS} days."
+    teams = []
+    if team_slugs is not None:
+        if not team_slugs:
+            errors["teams"] = "Choose at least one team, or leave teams out for all your teams."
+        wanted = set(team_slugs)
+        teams = list(team_list_for_user(user).filter(slug__in=wanted))
+        missing = sorted(wanted - {team.slug for team in teams})
+        if missing:
+            errors["teams"] = f"You are not a member of: {', '.join(missing)}."
+    if errors:
+        raise ValidationError("The token cannot be created as requested.", fields=errors)
+
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = PersonalAccessToken.objects.create(
+            user=user,
+            name=name,
+            prefix=secret[: len(TOKEN_PREFIX) + 6],
+            token_hash=hash_token(secret),
+            read_only=read_only,
+            all_teams=team_slugs is None,
+            expires_at=timezone.now() + timedelta(days=expires_in_days),
+        )
+        token.teams.set(teams)
+        audit_record(
+            event="account.token.created",
+            actor=actor,
+            team=None,
+            target=token,
+            after={
+                "name": token.name,
+                "prefix": token.prefix,
+                "read_only": token.read_only,
+                "teams": sorted(team.slug for team in teams) if teams else "all",
+                "expires_at": token.expires_at.isoformat(),
+            },
+            request=request,
+        )
+    return CreatedToken(token=token, secret=secret)
+
+
+def token_revoke(
+    *, actor: Actor, token: PersonalAccessToken, request: HttpRequest | None = None
+) -> PersonalAccessToken:
+    """Revoke one of the actor's own tokens; effective at the next request."""
+    if token.user_id != actor_user(actor).pk:
+        raise NotFound("Token not found.")
+    with transaction.atomic():
+        locked = PersonalAccessToken.objects.select_for_update().get(pk=token.pk)
+        if locked.revoked_at is not None:
+            raise Conflict("The token is already revoked.", code="already_revoked")
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(
+            event="account.token.revoked",
+            actor=actor,
+            team=None,
+            target=locked,
+            before={"name": locked.name, "prefix": locked.prefix},
+            request=request,
+        )
+    return locked

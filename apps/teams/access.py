@@ -1,0 +1,156 @@
+"""Ids and slugs become objects only here, with the permission check.
+
+Missing and foreign objects answer the same 404 (never reveal another team's data); an object the
+actor can see but may not act on answers 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from apps.accounts.actors import Actor, actor_token, actor_user
+from apps.core.errors import NotFound, PermissionDenied
+from apps.rbac.permissions import NO_ACCESS, Grant, Role, permission_spec
+from apps.teams.models import Application, ApplicationRoleOverride, Invitation, Membership, Team
+from apps.teams.selectors import application_override_roles
+
+
+@dataclass
+class TeamAccess:
+    """An actor inside one team: the membership plus the token limit, evaluated per request."""
+
+    actor: Actor
+    team: Team
+    membership: Membership
+    _overrides: dict[int, str] | None = field(default=None, repr=False)
+
+    @property
+    def read_only(self) -> bool:
+        token = actor_token(self.actor)
+        return token is not None and token.read_only
+
+    @property
+    def is_owner(self) -> bool:
+        return self.membership.role == Role.OWNER and self.membership.custom_role_id is None
+
+    def application_role(self, application: Application) -> str | None:
+        if self.is_owner:
+            return None
+        if self._overrides is None:
+            self._overrides = application_override_roles(self.membership)
+        return self._overrides.get(application.pk)
+
+    def grant(self, application: Application | None = None) -> Grant:
+        custom = self.membership.custom_role
+        return Grant(
+            role=self.membership.role,
+            custom_keys=custom.permission_keys if custom is not None else None,
+            application_role=self.application_role(application) if application else None,
+            token_read_only=self.read_only,
+        )
+
+    def allows(self, permission: str, application: Application | None = None) -> bool:
+        return self.grant(application).allows(permission)
+
+    def require(self, permission: str, application: Application | None = None) -> None:
+        """Raise PermissionDenied (403) unless the permission is granted."""
+        if not self.allows(permission, application):
+            spec = permission_spec(permission)
+            reason = " (read-only token)" if self.read_only and not spec.read_only else ""
+            raise PermissionDenied(f"You do not have the {permission!r} permission{reason}.")
+
+
+def team_access(actor: Actor, slug: str) -> TeamAccess:
+    """The actor's membership of the team named by ``slug``; 404 for missing, foreign, or outside
+    the token's team scope."""
+    user = actor_user(actor)
+    if not user.is_authenticated or not isinstance(slug, str):
+        raise NotFound("Team not found.")
+    membership = (
+        Membership.objects.select_related("team", "custom_role", "user")
+        .filter(team__slug=slug, user=user)
+        .first()
+    )
+    if membership is None:
+        raise NotFound("Team not found.")
+    token = actor_token(actor)
+    if token is not None and not token.all_teams:
+        if not token.teams.filter(pk=membership.team_id).exists():
+            raise NotFound("Team not found.")
+    return TeamAccess(actor=actor, team=membership.team, membership=membership)
+
+
+def access_team(actor: Actor, slug: str, permission: str) -> Team:
+    """The team named by ``slug`` if the actor holds ``permission`` there."""
+    access = team_access(actor, slug)
+    access.require(permission)
+    return access.team
+
+
+def access_application(access: TeamAccess, slug: str, permission: str) -> Application:
+    """An application of the accessed team by slug. "No access" overrides answer 404."""
+    application = Application.objects.filter(team=access.team, slug=str(slug)).first()
+    if application is None or access.application_role(application) == NO_ACCESS:
+        raise NotFound("Application not found.")
+    access.require(permission, application)
+    return application
+
+
+def access_membership(access: TeamAccess, membership_id: object, permission: str) -> Membership:
+    """A membership of the accessed team by id."""
+    access.require(permission)
+    try:
+        pk = int(str(membership_id))
+    except ValueError:
+        raise NotFound("Member not found.") from None
+    membership = (
+        Membership.objects.select_related("user", "custom_role", "team")
+        .filter(team=access.team, pk=pk)
+        .first()
+    )
+    if membership is None:
+        raise NotFound("Member not found.")
+    return membership
+
+
+def access_invitation(access: TeamAccess, invitation_id: object, permission: str) -> Invitation:
+    """An invitation of the accessed team by id."""
+    access.require(permission)
+    try:
+        pk = int(str(invitation_id))
+    except ValueError:
+        raise NotFound("Invitation not found.") from None
+    invitation = Invitation.objects.filter(team=access.team, pk=pk).first()
+    if invitation is None:
+        raise NotFound("Invitation not found.")
+    return invitation
+
+
+def access_invitation_by_token(actor: Actor, raw_token: str) -> Invitation:
+    """The invitation a link token names; the link itself is the credential to look at it."""
+    from apps.teams.services import hash_invitation_token
+
+    token = actor_token(actor)
+    if token is not None and token.read_only:
+        raise PermissionDenied("Read-only tokens cannot answer invitations.")
+    invitation = (
+        Invitation.objects.select_related("team", "inviter")
+        .filter(token_hash=hash_invitation_token(str(raw_token)))
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("Invitation not found.")
+    return invitation
+
+
+def access_override(
+    access: TeamAccess, application: Application, membership_id: object, permission: str
+) -> ApplicationRoleOverride:
+    """The override of one member in one application of the accessed team."""
+    membership = access_membership(access, membership_id, permission)
+    override = ApplicationRoleOverride.objects.filter(
+        membership=membership, application=application
+    ).first()
+    if override is None:
+        raise NotFound("Override not found.")
+    return override
