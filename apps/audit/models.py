@@ -135,3 +135,23 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"chain {self.team_slug or 'platform'} @ {self.last_seq}"
+
+
+DEFAULT_RETENTION_DAYS = 365
+MAX_RETENTION_DAYS = 3650
+
+
+class AuditSettings(models.Model):
+    """Per-team audit options, kept here so the audit app owns its own configuration."""
+
+    team = models.OneToOneField(
+        "teams.Team", on_delete=models.CASCADE, related_name="audit_settings"
+    )
+    audit_retention_days = models.PositiveIntegerField(default=DEFAULT_RETENTION_DAYS)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "audit settings"
+
+    def __str__(self) -> str:
+        return f"audit settings of team {self.team_id}"

@@ -39,6 +39,9 @@ DEFAULT_REDACT_ALLOW: tuple[str, ...] = (
     "token_id",
     "token_name",
 )
+# Values redacted wherever they appear: full personal access tokens ("mfp_" + 43 characters;
+# the 10-character public prefix stays readable).
+DEFAULT_REDACT_VALUE_PATTERNS: tuple[str, ...] = (r"mfp_[A-Za-z0-9_\-]{20,}",)
 _WORD_SPLIT = re.compile(r"[^0-9a-zA-Z]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -49,6 +52,11 @@ def _redact_words() -> frozenset[str]:
 
 def _allowed_keys() -> frozenset[str]:
     return frozenset(getattr(settings, "AUDIT_REDACT_ALLOW", DEFAULT_REDACT_ALLOW))
+
+
+def _value_pattern() -> re.Pattern[str] | None:
+    patterns = getattr(settings, "AUDIT_REDACT_VALUE_PATTERNS", DEFAULT_REDACT_VALUE_PATTERNS)
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
 def is_secret_key(key: str, words: frozenset[str] | None = None) -> bool:
@@ -63,19 +71,29 @@ def is_secret_key(key: str, words: frozenset[str] | None = None) -> bool:
 
 def redact(value: Any) -> Any:
     """Return a copy of ``value`` with every secret-named key's value replaced by [redacted]."""
-    return _redact(value, _redact_words(), _allowed_keys())
+    return _redact(value, _redact_words(), _allowed_keys(), _value_pattern())
 
 
-def _redact(value: Any, words: frozenset[str], allowed: frozenset[str]) -> Any:
+def redact_text(text: str) -> str:
+    """Replace secret-looking substrings (full tokens) inside free text."""
+    pattern = _value_pattern()
+    return pattern.sub(REDACTED, text) if pattern else text
+
+
+def _redact(
+    value: Any, words: frozenset[str], allowed: frozenset[str], pattern: re.Pattern[str] | None
+) -> Any:
     if isinstance(value, dict):
         return {
             key: (
                 REDACTED
                 if key not in allowed and is_secret_key(str(key), words)
-                else _redact(item, words, allowed)
+                else _redact(item, words, allowed, pattern)
             )
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_redact(item, words, allowed) for item in value]
+        return [_redact(item, words, allowed, pattern) for item in value]
+    if isinstance(value, str) and pattern is not None:
+        return pattern.sub(REDACTED, value)
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from dataclasses import dataclass
 from functools import partial
@@ -14,10 +15,18 @@ from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from apps.audit.chain import normalise_json
-from apps.audit.models import ActorType, AuditChainHead, AuditEvent
-from apps.audit.redaction import redact
+from apps.audit.models import (
+    MAX_RETENTION_DAYS,
+    ActorType,
+    AuditChainHead,
+    AuditEvent,
+    AuditSettings,
+)
+from apps.audit.redaction import redact, redact_text
 from apps.audit.syslog import forward_event, syslog_target
+from apps.core.errors import ValidationError
 
+logger = logging.getLogger(__name__)
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){2,}$")
 PLATFORM_CHAIN = 0
 
@@ -107,6 +116,15 @@ def _client_ip(request: HttpRequest | None) -> str | None:
     return clean_ipv6_address(raw) if address.version == 6 else str(address)
 
 
+def _syslog_enabled() -> bool:
+    try:
+        return syslog_target() is not None
+    except ValueError:
+        # Reported by the audit.E001 system check; a bad forwarding URL never blocks a write.
+        logger.exception("audit syslog forwarding is misconfigured")
+        return False
+
+
 def _lock_chain(chain_key: int, team_slug: str) -> AuditChainHead:
     """Return the chain head row, locked until the caller's transaction ends.
 
@@ -171,7 +189,7 @@ def audit_record(
         application_name=application_name,
         target_type=target_info.type if target_info else "",
         target_id=target_info.id if target_info else "",
-        target_label=target_info.label if target_info else "",
+        target_label=redact_text(target_info.label) if target_info else "",
         before=redact(normalise_json(before)),
         after=redact(normalise_json(after)),
         ip=_client_ip(request),
@@ -186,6 +204,44 @@ def audit_record(
     head.last_hash = row.hash
     head.team_slug = team_slug
     head.save(update_fields=["last_seq", "last_hash", "team_slug"])
-    if syslog_target() is not None:
+    if _syslog_enabled():
         transaction.on_commit(partial(forward_event, row))
     return row
+
+
+def audit_settings_update(
+    *, actor: Any, team: Any, retention_days: Any, request: HttpRequest | None = None
+) -> AuditSettings:
+    """Set the team's audit retention (1 to 3650 days); writes ``team.audit_settings.updated``."""
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int | str):
+        raise ValidationError(
+            "Retention must be a whole number of days.",
+            fields={"audit_retention_days": "Enter a whole number of days."},
+        )
+    try:
+        days = int(retention_days)
+    except ValueError:
+        raise ValidationError(
+            "Retention must be a whole number of days.",
+            fields={"audit_retention_days": "Enter a whole number of days."},
+        ) from None
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise ValidationError(
+            f"Retention must be between 1 and {MAX_RETENTION_DAYS} days.",
+            fields={"audit_retention_days": f"Enter 1 to {MAX_RETENTION_DAYS} days."},
+        )
+    with transaction.atomic():
+        current, _ = AuditSettings.objects.select_for_update().get_or_create(team_id=team.pk)
+        before = current.audit_retention_days
+        current.audit_retention_days = days
+        current.save(update_fields=["audit_retention_days", "updated_at"])
+        audit_record(
+            event="team.audit_settings.updated",
+            actor=actor,
+            team=team,
+            target=current,
+            before={"audit_retention_days": before},
+            after={"audit_retention_days": days},
+            request=request,
+        )
+    return current

@@ -1,0 +1,253 @@
+"""REST API of the audit trail: list, detail, streamed CSV/JSON Lines exports, retention.
+
+Every endpoint resolves the team through ``apps.teams.access.team_access`` (404 for missing and
+foreign teams alike) and names the permission it needs in ``permission_key``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import PersonalAccessToken
+from apps.audit.models import MAX_RETENTION_DAYS, ActorType, AuditEvent
+from apps.audit.selectors import audit_event_get, audit_event_list, audit_retention_days_get
+from apps.audit.services import audit_settings_update
+from apps.core.errors import NotFound
+from apps.teams.access import TeamAccess, access_application, team_access
+
+EXPORT_CHUNK = 1000
+EXPORT_FIELDS = (
+    "id",
+    "seq",
+    "created_at",
+    "event",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "team_slug",
+    "application_key",
+    "application_name",
+    "target_type",
+    "target_id",
+    "target_label",
+    "before",
+    "after",
+    "ip",
+    "user_agent",
+    "prev_hash",
+    "hash",
+)
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    application_id = serializers.IntegerField(source="application_key", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = (
+            "id",
+            "seq",
+            "created_at",
+            "event",
+            "actor_type",
+            "actor_id",
+            "actor_label",
+            "team_slug",
+            "application_id",
+            "application_name",
+            "target_type",
+            "target_id",
+            "target_label",
+            "before",
+            "after",
+            "ip",
+            "user_agent",
+            "prev_hash",
+            "hash",
+        )
+        read_only_fields = fields
+
+
+class AuditFilterSerializer(serializers.Serializer[dict[str, Any]]):
+    """Query parameters shared by the list and the exports."""
+
+    event = serializers.RegexField(
+        r"^[a-z0-9_.]{1,100}$", required=False, help_text="Dotted event name prefix."
+    )
+    actor = serializers.CharField(required=False, max_length=200)
+    actor_type = serializers.ChoiceField(choices=ActorType.choices, required=False)
+    application = serializers.SlugField(required=False, max_length=50)
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    q = serializers.CharField(required=False, max_length=200)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("date_from"), attrs.get("date_to")
+        if start and end and start > end:
+            raise serializers.ValidationError({"date_to": "Must not be before date_from."})
+        return attrs
+
+
+class AuditSettingsSerializer(serializers.Serializer[dict[str, Any]]):
+    audit_retention_days = serializers.IntegerField(min_value=1, max_value=MAX_RETENTION_DAYS)
+
+
+def request_actor(request: Request) -> Any:
+    """The acting principal: the token when one authenticated the request, else the user."""
+    return request.auth if isinstance(request.auth, PersonalAccessToken) else request.user
+
+
+class TeamAuditView(APIView):
+    """Resolves ``team_slug`` for the request's actor and checks ``permission_key``."""
+
+    permission_key = "audit:read"
+
+    def team_access(self, request: Request, team_slug: str) -> TeamAccess:
+        access = team_access(request_actor(request), team_slug)
+        access.require(self.permission_key)
+        return access
+
+    def filtered_events(self, request: Request, access: TeamAccess) -> QuerySet[AuditEvent]:
+        filters = AuditFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        application = None
+        if data.get("application"):
+            application = access_application(access, data["application"], "application:read")
+        return audit_event_list(
+            team=access.team,
+            application=application,
+            event_prefix=data.get("event"),
+            actor=data.get("actor"),
+            actor_type=data.get("actor_type"),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            text=data.get("q"),
+        )
+
+
+class AuditEventListView(TeamAuditView):
+    """GET: the team's audit events, newest first, filtered and paginated."""
+
+    permission_key = "audit:read"
+    serializer_class = AuditEventSerializer
+
+    def get(self, request: Request, team_slug: str) -> Response:
+        access = self.team_access(request, team_slug)
+        events = self.filtered_events(request, access)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
+
+
+class AuditEventDetailView(TeamAuditView):
+    """GET: one audit event of the team."""
+
+    permission_key = "audit:read"
+    serializer_class = AuditEventSerializer
+
+    def get(self, request: Request, team_slug: str, event_id: int) -> Response:
+        access = self.team_access(request, team_slug)
+        event = audit_event_get(team=access.team, event_id=event_id)
+        if event is None:
+            raise NotFound("Audit event not found.")
+        return Response(AuditEventSerializer(event).data)
+
+
+def _export_row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        **event.hashed_fields(),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+class _Echo:
+    """A write-only file for csv.writer: returns each rendered line instead of buffering it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
+    # Spreadsheet formula injection: a cell starting with these is evaluated when opened.
+    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
+
+
+def _csv_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_FIELDS)
+    for event in events.iterator(chunk_size=EXPORT_CHUNK):
+        row = _export_row(event)
+        yield writer.writerow([_csv_cell(row[name]) for name in EXPORT_FIELDS])
+
+
+def _jsonl_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
+    for event in events.iterator(chunk_size=EXPORT_CHUNK):
+        yield json.dumps(_export_row(event), sort_keys=True, ensure_ascii=False) + "\n"
+
+
+class AuditExportView(TeamAuditView):
+    """GET: the filtered events as a streamed file, oldest first, in constant memory."""
+
+    permission_key = "audit:export"
+    export_format = "csv"
+
+    def get(self, request: Request, team_slug: str) -> StreamingHttpResponse:
+        access = self.team_access(request, team_slug)
+        events = self.filtered_events(request, access).order_by("seq")
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        if self.export_format == "csv":
+            response = StreamingHttpResponse(_csv_lines(events), content_type="text/csv")
+        else:
+            response = StreamingHttpResponse(
+                _jsonl_lines(events), content_type="application/jsonl; charset=utf-8"
+            )
+        filename = f"audit-{access.team.slug}-{stamp}.{self.export_format}"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class AuditSettingsView(TeamAuditView):
+    """GET (audit:read) and PUT/PATCH (team:edit) the team's audit retention."""
+
+    permission_key = "audit:read"
+    write_permission_key = "team:edit"
+    serializer_class = AuditSettingsSerializer
+
+    def get(self, request: Request, team_slug: str) -> Response:
+        access = self.team_access(request, team_slug)
+        return Response({"audit_retention_days": audit_retention_days_get(team=access.team)})
+
+    def put(self, request: Request, team_slug: str) -> Response:
+        access = team_access(request_actor(request), team_slug)
+        access.require(self.write_permission_key)
+        body = AuditSettingsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        current = audit_settings_update(
+            actor=request_actor(request),
+            team=access.team,
+            retention_days=body.validated_data["audit_retention_days"],
+            request=request,
+        )
+        return Response({"audit_retention_days": current.audit_retention_days})
+
+    def patch(self, request: Request, team_slug: str) -> Response:
+        return self.put(request, team_slug)
