@@ -1,12 +1,29 @@
 """Test settings: the same stack as dev (or PostgreSQL/Redis when MANIFOLD_* says so)."""
 
+import os
+
 from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Unit tests run tasks inline; tests/config/test_celery_worker.py proves a real worker round trip.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# pytest-xdist workers share Redis / the var folder: give each its own channel namespace so
+# group "team-1" of one worker's test database never reaches another worker's sockets.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if REDIS_URL:  # noqa: F405
+    CHANNEL_LAYERS["default"]["CONFIG"] = {  # noqa: F405
+        "hosts": [REDIS_URL],  # noqa: F405
+        "prefix": f"manifold-test-{_WORKER}",
+    }
+else:
+    CHANNEL_LAYERS["default"]["CONFIG"] = {  # noqa: F405
+        "path": str(VAR_DIR / "test" / f"channels-{_WORKER}.sqlite3"),  # noqa: F405
+        "polling_interval": 0.01,
+    }
