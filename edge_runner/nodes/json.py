@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import field_validator
 
@@ -109,7 +109,7 @@ class JsonNode(Node):
 
     def __init__(self, runtime: Any, config: NodeConfig) -> None:
         super().__init__(runtime, config)
-        assert isinstance(config, Config)
+        config = cast(Config, config)
         self.action = config.action
         self.path = parse_path(config.property)
         self.indent = 4 if config.pretty else None
@@ -154,7 +154,7 @@ class JsonNode(Node):
 
     def _validate(self, msg: Msg, schema: Any, value: Any) -> None:
         try:
-            import jsonschema  # lazily: validation is rare and the library is slow to import
+            import jsonschema  # type: ignore[import-untyped]  # no stubs pinned; lazy: slow import
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise NodeFailed("JSON Schema validation needs the 'jsonschema' package") from exc
         key = _stringify(schema, None)

@@ -89,7 +89,8 @@ async def test_invalid_json_is_a_catchable_error_and_nothing_is_sent() -> None:
         errs = await h.wait("errs", 4)
         await h.quiet(0.05)
         assert "out" not in h.messages
-    assert errs[0]["payload"] == "foo" and errs[0]["topic"] == "bar"
+    assert errs[0]["payload"] == "foo"
+    assert errs[0]["topic"] == "bar"
     assert errs[0]["error"]["source"] == {"id": "n1", "type": "json", "count": 1}
     assert errs[0]["error"]["message"].startswith("Invalid JSON")
     assert "UTF-8" in errs[3]["error"]["message"]
@@ -103,7 +104,8 @@ async def test_schema_validation_passes_and_fails() -> None:
         h.receive("n1", {"payload": "{}", "schema": {"type": "nope"}})
         (ok,) = await h.wait("out")
         errs = await h.wait("errs", 2)
-    assert ok["payload"] == {"n": 1} and "schema" not in ok
+    assert ok["payload"] == {"n": 1}
+    assert "schema" not in ok
     assert errs[0]["error"]["message"].startswith("JSON Schema validation failed")
     assert errs[0]["schemaError"][0]["instancePath"] == "/n"
     assert errs[1]["error"]["message"].startswith("Error compiling JSON schema")
