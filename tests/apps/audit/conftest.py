@@ -1,0 +1,33 @@
+"""Fixtures of the audit tests: real users and teams made through the domain services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apps.accounts.models import User
+from apps.accounts.services import user_create
+from apps.teams.models import Application, Team
+from apps.teams.services import application_create, team_create
+
+
+@pytest.fixture
+def auditor(db: Any) -> User:
+    return user_create(email="audrey@acme.test", password="a-Long-passphrase-42")
+
+
+@pytest.fixture
+def acme_team(auditor: User) -> Team:
+    return team_create(actor=auditor, name="Acme", slug="acme-audit")
+
+
+@pytest.fixture
+def globex_team(db: Any) -> Team:
+    other = user_create(email="gary@globex.test", password="a-Long-passphrase-42")
+    return team_create(actor=other, name="Globex", slug="globex-audit")
+
+
+@pytest.fixture
+def acme_app(auditor: User, acme_team: Team) -> Application:
+    return application_create(actor=auditor, team=acme_team, name="Line 1", slug="line-1")

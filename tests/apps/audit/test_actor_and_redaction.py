@@ -1,0 +1,169 @@
+"""What a row says about who, where and what — and that secrets never reach it (family 30)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection, transaction
+from django.test import RequestFactory
+
+from apps.accounts.models import User
+from apps.accounts.services import token_create
+from apps.audit.models import AuditEvent
+from apps.audit.redaction import REDACTED, is_secret_key, redact
+from apps.audit.services import ActorIdentity, AuditTarget, audit_record
+from apps.teams.models import Application, Team
+
+CANARY = "canary-7f3a9c1e-do-not-leak"
+
+
+def test_user_actor_request_and_target_are_snapshotted(
+    auditor: User, acme_team: Team, acme_app: Application
+) -> None:
+    request = RequestFactory().post(
+        "/x",
+        REMOTE_ADDR="203.0.113.9",
+        HTTP_USER_AGENT="pytest-agent/1.0",
+        HTTP_X_FORWARDED_FOR="198.51.100.1",
+    )
+    with transaction.atomic():
+        row = audit_record(
+            event="team.application.updated",
+            actor=auditor,
+            team=acme_team,
+            application=acme_app,
+            target=acme_app,
+            before={"name": "a"},
+            after={"name": "b"},
+            request=request,
+        )
+    row = AuditEvent.objects.get(pk=row.pk)
+    assert (row.actor_type, row.actor_id, row.actor_label) == (
+        "user",
+        str(auditor.pk),
+        auditor.email,
+    )
+    assert (row.application_key, row.application_name) == (acme_app.pk, "Line 1")
+    assert (row.target_type, row.target_id, row.target_label) == (
+        "teams.application",
+        str(acme_app.pk),
+        "Line 1",
+    )
+    # X-Forwarded-For is client-controlled: only REMOTE_ADDR is recorded.
+    assert (row.ip, row.user_agent) == ("203.0.113.9", "pytest-agent/1.0")
+    assert row.compute_hash() == row.hash
+
+
+def test_ipv6_address_is_stored_in_the_form_that_was_hashed(auditor: User, acme_team: Team) -> None:
+    request = RequestFactory().get("/", REMOTE_ADDR="2001:0db8:0000:0000:0000:0000:0000:0001")
+    with transaction.atomic():
+        row = audit_record(event="test.thing.done", actor=auditor, team=acme_team, request=request)
+    stored = AuditEvent.objects.get(pk=row.pk)
+    assert stored.ip == "2001:db8::1"
+    assert stored.compute_hash() == stored.hash
+
+
+def test_token_system_anonymous_and_device_actors(auditor: User, acme_team: Team) -> None:
+    created = token_create(actor=auditor, name="ci")
+
+    class Device:
+        pk = 7
+
+        def audit_actor_identity(self) -> ActorIdentity:
+            return ActorIdentity("device", "7", "press-7")
+
+    with transaction.atomic():
+        rows = [
+            audit_record(event="test.thing.done", actor=actor, team=acme_team)
+            for actor in (created.token, None, AnonymousUser(), Device())
+        ]
+    assert [(r.actor_type, r.actor_id) for r in rows] == [
+        ("token", str(created.token.pk)),
+        ("system", ""),
+        ("system", ""),
+        ("device", "7"),
+    ]
+    assert rows[0].actor_label == f"{auditor.email} (token {created.token.prefix})"
+    assert [r.actor_label for r in rows[1:]] == ["system", "anonymous", "press-7"]
+
+
+def test_the_target_may_outlive_its_object(auditor: User, acme_team: Team) -> None:
+    with transaction.atomic():
+        row = audit_record(
+            event="test.thing.deleted",
+            actor=auditor,
+            team=acme_team,
+            target=AuditTarget("flows.flow", "42", "Packaging line"),
+        )
+    assert (row.target_type, row.target_id, row.target_label) == (
+        "flows.flow",
+        "42",
+        "Packaging line",
+    )
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "new_password",
+        "clientSecret",
+        "api_key",
+        "API-KEY",
+        "refresh_tokens",
+        "token",
+        "credentials",
+        "private.key",
+        "Authorization",
+        "session_cookie",
+    ],
+)
+def test_secret_key_names_are_recognised(key: str) -> None:
+    assert is_secret_key(key)
+
+
+@pytest.mark.parametrize("key", ["name", "email", "role", "keyboard_layout", "monkey", "slug"])
+def test_ordinary_key_names_are_kept(key: str) -> None:
+    assert not is_secret_key(key)
+
+
+def test_nested_secrets_are_redacted_and_allowed_keys_kept() -> None:
+    value = {
+        "name": "ok",
+        "prefix": "mfp_abc123",
+        "permission_keys": ["flow:edit"],
+        "nodes": [{"id": 1, "credentials": {"user": "u", "password": CANARY}}],
+        "config": {"apiKey": CANARY, "note": f"token mfp_{'x' * 43} pasted"},
+    }
+    assert redact(value) == {
+        "name": "ok",
+        "prefix": "mfp_abc123",
+        "permission_keys": ["flow:edit"],
+        "nodes": [{"id": 1, "credentials": REDACTED}],
+        "config": {"apiKey": REDACTED, "note": f"token {REDACTED} pasted"},
+    }
+
+
+def test_canary_secret_never_reaches_the_database(auditor: User, acme_team: Team) -> None:
+    with transaction.atomic():
+        audit_record(
+            event="test.secret.changed",
+            actor=auditor,
+            team=acme_team,
+            before={"password": CANARY, "smtp": {"secret": CANARY}},
+            after={"credentials": [CANARY], "list": [{"token": CANARY}]},
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM audit_auditevent")
+        dump = json.dumps(cursor.fetchall(), default=str)
+    assert CANARY not in dump
+    assert REDACTED in dump
+
+
+def test_token_creation_audit_row_holds_no_secret(auditor: User) -> None:
+    created = token_create(actor=auditor, name="deploy")
+    row = AuditEvent.objects.filter(event="account.token.created").latest("seq")
+    assert created.secret not in json.dumps(row.after)
+    assert created.secret not in row.target_label
