@@ -27,3 +27,10 @@ else:
         "path": str(VAR_DIR / "test" / f"channels-{_WORKER}.sqlite3"),  # noqa: F405
         "polling_interval": 0.01,
     }
+
+# WhiteNoise warns (an error under pytest) when STATIC_ROOT is missing; tests never collectstatic,
+# they serve through the finders, so give them an empty private root.
+STATIC_ROOT = VAR_DIR / "test" / "staticfiles"  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
