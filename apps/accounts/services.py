@@ -184,6 +184,9 @@ def token_revoke(
     """Revoke one of the actor's own tokens; effective at the next request."""
     if token.user_id != actor_user(actor).pk:
         raise NotFound("Token not found.")
+    acting_token = actor_token(actor)
+    if acting_token is not None and acting_token.read_only:
+        raise PermissionDenied("Read-only tokens cannot revoke tokens.")
     with transaction.atomic():
         locked = PersonalAccessToken.objects.select_for_update().get(pk=token.pk)
         if locked.revoked_at is not None:

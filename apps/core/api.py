@@ -10,9 +10,10 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -67,3 +68,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     code = codes if isinstance(codes, str) else "error"
     response.data = error_body(code, " ".join(_flatten(exc.detail)))
     return response
+
+
+def validated(serializer_class: type[Any], data: Any) -> dict[str, Any]:
+    """Validate a request body with a shape-only serializer; errors become the 400 body."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def http_request(request: Request) -> HttpRequest:
+    """The Django request under DRF's, for the audit trail's IP and user agent."""
+    return request._request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apps.core.ids import parse_id
 from apps.core.errors import NotFound
 from apps.rbac.models import CustomRole
 from apps.teams.access import TeamAccess
@@ -10,10 +11,9 @@ from apps.teams.access import TeamAccess
 def access_custom_role(access: TeamAccess, role_id: object, permission: str) -> CustomRole:
     """A custom role of the accessed team by id; 404 alike for missing and foreign."""
     access.require(permission)
-    try:
-        pk = int(str(role_id))
-    except ValueError:
-        raise NotFound("Custom role not found.") from None
+    pk = parse_id(role_id)
+    if pk is None:
+        raise NotFound("Custom role not found.")
     role = CustomRole.objects.select_related("team").filter(team=access.team, pk=pk).first()
     if role is None:
         raise NotFound("Custom role not found.")

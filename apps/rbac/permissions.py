@@ -73,6 +73,8 @@ PERMISSIONS: Final[dict[str, PermissionSpec]] = {
     "audit:export": PermissionSpec(Role.OWNER, "Export the audit log", read_only=True),
     # personal, not team-bound: every signed-in user manages their own tokens
     "token:manage": PermissionSpec(Role.DASHBOARD, "Manage own access tokens"),
+    # checked by address, not by role: only the invited email can answer an invitation
+    "invitation:respond": PermissionSpec(Role.DASHBOARD, "Answer an invitation sent to you"),
     # later issues: flows, snapshots, pipelines, devices, SSO, models
     "dashboard:view": PermissionSpec(
         Role.DASHBOARD, "Open dashboards", read_only=True, application_scoped=True

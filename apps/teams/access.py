@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from apps.accounts.actors import Actor, actor_token, actor_user
+from apps.core.ids import parse_id
 from apps.core.errors import NotFound, PermissionDenied
 from apps.rbac.permissions import NO_ACCESS, Grant, Role, permission_spec
 from apps.teams.models import Application, ApplicationRoleOverride, Invitation, Membership, Team
@@ -99,10 +100,9 @@ def access_application(access: TeamAccess, slug: str, permission: str) -> Applic
 def access_membership(access: TeamAccess, membership_id: object, permission: str) -> Membership:
     """A membership of the accessed team by id."""
     access.require(permission)
-    try:
-        pk = int(str(membership_id))
-    except ValueError:
-        raise NotFound("Member not found.") from None
+    pk = parse_id(membership_id)
+    if pk is None:
+        raise NotFound("Member not found.")
     membership = (
         Membership.objects.select_related("user", "custom_role", "team")
         .filter(team=access.team, pk=pk)
@@ -116,10 +116,9 @@ def access_membership(access: TeamAccess, membership_id: object, permission: str
 def access_invitation(access: TeamAccess, invitation_id: object, permission: str) -> Invitation:
     """An invitation of the accessed team by id."""
     access.require(permission)
-    try:
-        pk = int(str(invitation_id))
-    except ValueError:
-        raise NotFound("Invitation not found.") from None
+    pk = parse_id(invitation_id)
+    if pk is None:
+        raise NotFound("Invitation not found.")
     invitation = Invitation.objects.filter(team=access.team, pk=pk).first()
     if invitation is None:
         raise NotFound("Invitation not found.")

@@ -1,0 +1,135 @@
+"""The team-scoped API base every team resource builds on (STYLE rule 3).
+
+Subclasses say *what* (``scoped_queryset``, ``access_object``, ``permissions``); the base decides
+*whose*: it resolves the team from the URL slug through ``team_access`` (404 for missing, foreign
+or outside the token's scope), checks the action's permission key, and filters every queryset by
+team. Overriding ``get_queryset``/``get_object`` is refused at class creation; the only way around
+the team filter is a method named ``dangerously_get_queryset``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import Model, QuerySet
+from rest_framework import viewsets
+from rest_framework.request import Request
+
+from apps.accounts.actors import Actor
+from apps.accounts.models import PersonalAccessToken
+from apps.core.errors import NotFound
+from apps.rbac.permissions import PERMISSIONS, permission_spec
+from apps.teams.access import TeamAccess, team_access
+from apps.teams.models import Application, Team
+
+_SEALED = ("get_queryset", "get_object", "initial")
+_STANDARD_ACTIONS = ("list", "create", "retrieve", "update", "partial_update", "destroy")
+
+
+def request_actor(request: Request) -> Actor:
+    """The actor of an API request: the token when one was used, so its scope applies."""
+    if isinstance(request.auth, PersonalAccessToken):
+        return request.auth
+    user: Any = request.user
+    return user  # type: ignore[no-any-return]
+
+
+class TeamScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Base of every API viewset under ``teams/<team_slug>/``.
+
+    ``permissions`` maps each action (``list``, ``create``, custom ``@action`` names…) to the key
+    it needs; an action without a key fails at class creation.
+    """
+
+    permissions: ClassVar[dict[str, str]] = {}
+    team_url_kwarg: ClassVar[str] = "team_slug"
+    # Path from the model to its team, used to filter every queryset.
+    team_field: ClassVar[str] = "team"
+
+    team_access: TeamAccess
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook in _SEALED:
+            if hook in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} overrides {hook}(): team scoping lives in TeamScopedViewSet. "
+                    "Implement scoped_queryset()/access_object(), or dangerously_get_queryset()."
+                )
+        actions = [name for name in _STANDARD_ACTIONS if callable(getattr(cls, name, None))]
+        actions += [name for name, value in vars(cls).items() if hasattr(value, "mapping")]
+        for action in actions:
+            key = cls.permissions.get(action)
+            if key is None:
+                raise TypeError(f"{cls.__name__}.{action} names no permission key")
+            if key not in PERMISSIONS:
+                raise TypeError(f"{cls.__name__}.{action} names unknown permission {key!r}")
+
+    # --- the sealed part -------------------------------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        return request_actor(self.request)
+
+    @property
+    def team(self) -> Team:
+        return self.team_access.team
+
+    @property
+    def required_permission(self) -> str:
+        if self.action in (None, "metadata"):
+            # OPTIONS describes the endpoint; seeing the team is enough for that.
+            return "team:read"
+        return self.permissions[str(self.action)]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.team_access = team_access(self.actor, str(kwargs.get(self.team_url_kwarg, "")))
+        permission = self.required_permission
+        # Application-scoped keys on one object are decided in get_object(), where the
+        # application (and any override of it) is known.
+        if not (permission_spec(permission).application_scoped and self._is_detail()):
+            self.team_access.require(permission)
+
+    def _is_detail(self) -> bool:
+        return (self.lookup_url_kwarg or self.lookup_field) in self.kwargs
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if getattr(self, "swagger_fake_view", False):
+            return self.scoped_queryset().none()
+        dangerous = getattr(self, "dangerously_get_queryset", None)
+        if callable(dangerous):
+            result: QuerySet[Any] = dangerous()
+            return result
+        return self.scoped_queryset().filter(**{self.team_field: self.team})
+
+    def get_object(self) -> Any:
+        value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        permission = self.required_permission
+        obj = self.access_object(value, permission)
+        team_id = getattr(obj, "team_id", None) if not isinstance(obj, Team) else obj.pk
+        if team_id != self.team.pk:
+            raise NotFound()
+        application = self.application_of(obj)
+        if application is not None:
+            self.team_access.require(permission, application)
+        elif permission_spec(permission).application_scoped:
+            self.team_access.require(permission)
+        return obj
+
+    # --- what subclasses provide -----------------------------------------------------------
+
+    def scoped_queryset(self) -> QuerySet[Any]:
+        """The unfiltered queryset of this resource; the base adds the team filter."""
+        raise NotImplementedError
+
+    def access_object(self, lookup: str, permission: str) -> Model:
+        """Turn the URL id into an object of ``self.team`` through an ``access_*`` function."""
+        raise NotImplementedError
+
+    def application_of(self, obj: Any) -> Application | None:
+        """The application an object lives in, so its overrides apply."""
+        if isinstance(obj, Application):
+            return obj
+        application = getattr(obj, "application", None)
+        return application if isinstance(application, Application) else None
