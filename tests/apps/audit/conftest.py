@@ -31,3 +31,13 @@ def globex_team(db: Any) -> Team:
 @pytest.fixture
 def acme_app(auditor: User, acme_team: Team) -> Application:
     return application_create(actor=auditor, team=acme_team, name="Line 1", slug="line-1")
+
+
+def join(team: Team, owner: User, email: str, role: str) -> User:
+    """A real member: invited by the owner, accepted by the invitee."""
+    from apps.teams.services import invitation_accept, invitation_create
+
+    user = user_create(email=email, password="a-Long-passphrase-42")
+    invitation = invitation_create(actor=owner, team=team, email=email, role=role).invitation
+    invitation_accept(actor=user, invitation=invitation)
+    return user
