@@ -83,10 +83,12 @@ class AuditEvent(models.Model):
         return f"{self.team_slug or 'platform'}#{self.seq} {self.event}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding or self.pk is not None:
+        if not self._state.adding:
             raise AuditAppendOnlyError("audit events are append-only: updates are refused")
         if not self.hash or self.hash != self.compute_hash():
             raise AuditAppendOnlyError("audit events must be written through audit_record()")
+        # Never an UPDATE, even when a primary key was set by hand.
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
