@@ -2,7 +2,10 @@
 
 from django.urls import include, path
 
+from config.health import healthz
+
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("api/v1/", include("config.api_urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.audit.urls")),
