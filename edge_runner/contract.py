@@ -35,7 +35,7 @@ Msg = dict[str, Any]
 # node type's own Config.
 COMMON_KEYS = frozenset(
     {"id", "type", "z", "g", "x", "y", "w", "h", "wires", "d", "info", "l", "icon",
-     "inputLabels", "outputLabels", "_users", "env", "color", "credentials"}
+     "inputLabels", "outputLabels", "_users", "env", "color", "credentials", "_alias"}
 )
 
 

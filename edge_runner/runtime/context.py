@@ -1,4 +1,10 @@
-"""Node, flow and global context (the in-memory store; the persistent file store builds on it)."""
+"""Node, flow and global context: named stores (Node-RED's ``contextStorage``) with a default.
+
+``ContextStore`` is the in-memory store; ``FileContextStore`` (``context_file.py``) persists
+each scope as JSON. ``ContextStores`` holds the named stores an engine uses, e.g.
+``ContextStores({"default": ContextStore(), "file": FileContextStore(path)}, default="file")``.
+Scope keys: ``node:<id>``, ``flow:<tab or subflow instance id>``, ``global``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ from edge_runner.contract import get_property, parse_path, set_property
 
 
 class ContextStore:
-    """Holds one dict per scope key (``node:<id>``, ``flow:<tab id>``, ``global``)."""
+    """Holds one dict per scope key. Values are kept as given (no copy), like Node-RED's
+    memory store."""
 
     def __init__(self) -> None:
         self.scopes: dict[str, dict[str, Any]] = {}
@@ -29,28 +36,89 @@ class ContextStore:
         self.scopes.pop(key, None)
         self.changed(key)
 
+    def clean(self, active_keys: set[str]) -> None:
+        """Forget node and flow scopes that no deployed node uses any more (global stays)."""
+        for key in [k for k in self.scopes if k != "global" and k not in active_keys]:
+            self.drop(key)
+
+    async def open(self) -> None:
+        """Load persisted data; the memory store has none."""
+
     async def close(self) -> None:
         """Flush and release; the memory store has nothing to do."""
 
 
+class ContextStores:
+    """The named stores of one engine; ``default`` names the store used when none is given."""
+
+    def __init__(self, stores: dict[str, ContextStore] | None = None,
+                 default: str = "default") -> None:
+        self.stores = stores or {"default": ContextStore()}
+        if default not in self.stores:
+            raise ValueError(f"default context store {default!r} is not configured")
+        self.default_name = default
+        self.default = self.stores[default]
+
+    def get(self, name: str | None) -> ContextStore:
+        if name is None:
+            return self.default
+        store = self.stores.get(name)
+        if store is None and name == "default":
+            return self.default
+        if store is None:
+            raise KeyError(f"unknown context store {name!r}")
+        return store
+
+    def clean(self, active_keys: set[str]) -> None:
+        for store in self.stores.values():
+            store.clean(active_keys)
+
+    async def open(self) -> None:
+        for store in self.stores.values():
+            await store.open()
+
+    async def close(self) -> None:
+        for store in self.stores.values():
+            await store.close()
+
+
 class Context:
-    """What flows see as ``context`` / ``flow`` / ``global``: ``get``, ``set``, ``keys``."""
+    """What flows see as ``context`` / ``flow`` / ``global_``: ``get``, ``set``, ``keys``.
 
-    __slots__ = ("_data", "_key", "_store")
+    ``store=`` picks a named store (Node-RED's third argument); without it the default store
+    is used. Dotted keys (``a.b[0]``) read and write nested values.
+    """
 
-    def __init__(self, store: ContextStore, key: str) -> None:
+    __slots__ = ("_data", "_key", "_store", "_stores")
+
+    def __init__(self, store: ContextStore, key: str, stores: ContextStores | None = None) -> None:
         self._store = store
         self._key = key
         self._data = store.data(key)
+        self._stores = stores
 
-    def get(self, key: str, default: Any = None) -> Any:
-        if key in self._data:
-            return self._data[key]
+    def _other(self, store: str) -> Context:
+        if self._stores is None:
+            if store == "default":
+                return self
+            raise KeyError(f"unknown context store {store!r}")
+        target = self._stores.get(store)
+        return self if target is self._store else Context(target, self._key, self._stores)
+
+    def get(self, key: str, default: Any = None, store: str | None = None) -> Any:
+        if store is not None:
+            return self._other(store).get(key, default)
+        data = self._data
+        if key in data:
+            return data[key]
         if "." in key or "[" in key:
-            return get_property(self._data, key, default)
+            return get_property(data, key, default)
         return default
 
-    def set(self, key: str, value: Any = None) -> None:
+    def set(self, key: str, value: Any = None, store: str | None = None) -> None:
+        if store is not None:
+            self._other(store).set(key, value)
+            return
         if "." in key or "[" in key:
             parts = parse_path(key)
             if value is None:
@@ -65,5 +133,7 @@ class Context:
             self._data[key] = value
         self._store.changed(self._key)
 
-    def keys(self) -> list[str]:
+    def keys(self, store: str | None = None) -> list[str]:
+        if store is not None:
+            return self._other(store).keys()
         return list(self._data.keys())

@@ -1,17 +1,27 @@
-"""The flow engine: loads a Node-RED flows.json array, builds the nodes, routes messages.
+"""The flow engine: runs a Node-RED flows.json array with Node-RED's semantics.
 
 Dispatch: a message sent to a node whose ``on_message`` is a plain method is handled by calling
 it directly (no event-loop turn per hop), up to ``MAX_DEPTH`` nested hops; deeper chains and
 loops continue from a ready-queue drained on the next loop turn, so a wire loop cannot blow the
-stack and cannot starve the loop. Async nodes get their own bounded queue and worker task.
+stack and cannot starve the loop. Async nodes get their own bounded queue and worker task
+(``Node.QUEUE_LIMIT``, oldest message dropped with a warning when full).
+
+Deploys (``deploy(flows, kind)``) are validated completely before anything stops: a rejected
+deploy raises ``DeployError`` with one entry per offending node and the running flows are left
+untouched. See ``planner`` for what ``full`` / ``flows`` / ``nodes`` restart, ``flows`` for the
+flow model (subflows, groups, env) and ``routing`` for catch / status / complete delivery.
+
+Events (``subscribe``): ``debug`` (node warnings/errors and debug output), ``status/<id>``,
+``notification/runtime-state`` and ``notification/runtime-deploy`` like Node-RED's /comms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
+import json
 import logging
-import os
 import pkgutil
 import time
 from collections import deque
@@ -29,10 +39,13 @@ from edge_runner.contract import (
     NodeConfig,
     NodeStatus,
     Registry,
-    clone_msg,
 )
-from edge_runner.runtime.context import Context, ContextStore
+from edge_runner.runtime.context import Context, ContextStore, ContextStores
+from edge_runner.runtime.credentials import CredentialStore
+from edge_runner.runtime.flows import SUBFLOW_PREFIX, FlowModel, GlobalEnv, NodeDef, parse_flows
 from edge_runner.runtime.node_api import NodeRuntime
+from edge_runner.runtime.planner import DEPLOY_KINDS, plan_deploy
+from edge_runner.runtime.routing import Router
 
 log = logging.getLogger("edge_runner.engine")
 
@@ -72,28 +85,48 @@ def node_config_fields(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if k not in COMMON_KEYS}
 
 
-class Engine:
-    def __init__(self, registry: Registry | None = None, context: ContextStore | None = None,
-                 env: dict[str, str] | None = None) -> None:
+def flows_revision(flows: Any) -> str:
+    """Node-RED's ``rev``: SHA-256 of the flows' JSON text."""
+    text = json.dumps(flows, separators=(",", ":"), ensure_ascii=False, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Engine(Router):
+    """Runs one flows.json configuration. Create inside or outside a loop; deploy inside one."""
+
+    def __init__(self, registry: Registry | None = None,
+                 context: ContextStore | ContextStores | None = None,
+                 env: dict[str, Any] | None = None,
+                 credentials: CredentialStore | None = None) -> None:
         if registry is None:
             load_node_modules()
             registry = REGISTRY
         self.registry = registry
-        self.context = context or ContextStore()
-        self.global_context = self.context.scope("global")
-        self.flows: list[dict[str, Any]] = []
+        if isinstance(context, ContextStores):
+            self.context_stores = context
+        else:
+            self.context_stores = ContextStores({"default": context or ContextStore()})
+        self.context = self.context_stores.default
+        self.global_context = Context(self.context, "global", self.context_stores)
+        self.credentials = credentials or CredentialStore()
+        self.base_env: dict[str, Any] = dict(env or {})
+        self.global_env = GlobalEnv(self.base_env)
+        self.flows: list[dict[str, Any]] = []  # as deployed, credentials stripped
+        self.revision = flows_revision([])
+        self.model = FlowModel()
         self.nodes: dict[str, NodeRuntime] = {}
         self.tabs: dict[str, dict[str, Any]] = {}
-        self.base_env = env or {}
         self.listeners: list[EventListener] = []
+        self.state = "stop"
         self._depth = 0
         self._ready: deque[tuple[NodeRuntime, Msg]] = deque()
         self._drain_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.catchers: dict[str, list[NodeRuntime]] = {}
-        self.status_watchers: dict[str, list[NodeRuntime]] = {}
-        self.complete_watchers: dict[str, list[NodeRuntime]] = {}
+        self._deploy_lock: asyncio.Lock | None = None
+        self._secrets: set[str] = set()
+        self._flow_contexts: dict[str, Context] = {}
         self.started_at = time.time()
+        Router.__init__(self)
 
     # ------------------------------------------------------------------ events
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
@@ -107,19 +140,24 @@ class Engine:
             except Exception:  # a broken listener must not break message flow
                 log.exception("event listener failed for %s", topic)
 
+    def redact(self, text: str) -> str:
+        """Credentials never leave through logs, status or debug output."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
     # ------------------------------------------------------------------ context / env
-    def flow_context(self, tab_id: str) -> Context:
-        return self.context.scope(f"flow:{tab_id}")
+    def flow_context(self, flow_id: str) -> Context:
+        found = self._flow_contexts.get(flow_id)
+        if found is None:
+            found = Context(self.context, f"flow:{flow_id}", self.context_stores)
+            self._flow_contexts[flow_id] = found
+        return found
 
     def env(self, tab_id: str, name: str) -> Any:
-        tab = self.tabs.get(tab_id)
-        if tab is not None:
-            for item in tab.get("env") or []:
-                if isinstance(item, dict) and item.get("name") == name:
-                    return item.get("value")
-        if name in self.base_env:
-            return self.base_env[name]
-        return os.environ.get(name)
+        scope = self.model.tab_env.get(tab_id)
+        return scope.get(name) if scope is not None else self.global_env.get(name)
 
     # ------------------------------------------------------------------ dispatch
     def deliver(self, target: NodeRuntime, msg: Msg) -> None:
@@ -138,7 +176,7 @@ class Engine:
         except Exception as exc:  # a node that raises never stops the engine
             target.error(exc, msg)
         else:
-            if target.id in self.complete_watchers:
+            if target.watched and not target.manual_done:
                 self.completed(target, msg)
         finally:
             self._depth -= 1
@@ -163,177 +201,213 @@ class Engine:
         if self._ready:
             self._schedule_drain()
 
-    def completed(self, source: NodeRuntime, msg: Msg) -> None:
-        for watcher in self.complete_watchers.get(source.id, ()):
-            self.deliver(watcher, clone_msg(msg))
+    # ------------------------------------------------------------------ build
+    def _build_node(self, definition: NodeDef, errors: list[dict[str, Any]],
+                    creds: dict[str, dict[str, Any]]) -> NodeRuntime | None:
+        raw = definition.raw
+        cls = self.registry.get(raw["type"])
+        if cls is None and raw["type"].startswith(SUBFLOW_PREFIX):
+            cls = self.registry.get("subflow")
+        if cls is None:
+            errors.append({"id": raw["id"], "type": raw["type"],
+                           "error": f"unknown node type {raw['type']!r}"})
+            return None
+        fields = node_config_fields(raw)
+        if raw["type"].startswith(SUBFLOW_PREFIX):
+            fields = {"name": str(raw.get("name") or "")}
+        migrate = getattr(cls, "migrate", None)
+        try:
+            if callable(migrate):
+                fields = migrate(fields)
+            config = cls.Config.model_validate(fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+                for e in exc.errors())
+            errors.append({"id": raw["id"], "type": raw["type"], "error": problems})
+            return None
+        except (ValueError, TypeError) as exc:
+            errors.append({"id": raw["id"], "type": raw["type"], "error": str(exc)})
+            return None
+        try:
+            rt = NodeRuntime(self, raw, config, cls, defn=definition)
+        except Exception as exc:  # the constructor rejected the config
+            errors.append({"id": raw["id"], "type": raw["type"], "error": str(exc) or repr(exc)})
+            return None
+        rt.credentials = dict(creds.get(raw["id"]) or creds.get(definition.alias) or {})
+        return rt
 
-    # ------------------------------------------------------------------ reporting
-    def node_status(self, rt: NodeRuntime, status: NodeStatus) -> None:
-        data = status.as_dict()
-        self.emit(f"status/{rt.id}", data)
-        watchers = self.status_watchers.get(rt.z, ())
-        for watcher in watchers:
-            if watcher is rt:
-                continue
-            scope = getattr(watcher.node, "scope_ids", None)
-            if scope is not None and rt.id not in scope:
-                continue
-            self.deliver(watcher, {"status": {**data, "source": self._source(rt)}})
+    def _merge_credentials(self, model: FlowModel) -> tuple[dict[str, dict[str, Any]], bool]:
+        """The credential set after this deploy (not committed yet) and whether it changed."""
+        scratch = CredentialStore()
+        scratch.creds = {k: dict(v) for k, v in self.credentials.creds.items()}
+        changed = False
+        for node_id, definition in model.nodes.items():
+            incoming = definition.raw.get("credentials")
+            if isinstance(incoming, dict) and incoming:
+                cls = self.registry.get(definition.type)
+                names = cls.SPEC.credentials if cls is not None else ()
+                changed |= scratch.merge(node_id, incoming, names)
+        changed |= scratch.prune(model.known)
+        return scratch.creds, changed
 
-    def node_log(self, rt: NodeRuntime, level: int, text: Any, msg: Msg | None) -> None:
-        message = text if isinstance(text, str) else repr(text)
-        logger = log.warning if level == 30 else log.error
-        logger("[%s:%s] %s", rt.type, rt.name or rt.id, message)
-        item: dict[str, Any] = {"level": level, "id": rt.id, "type": rt.type, "msg": message,
-                                "z": rt.z, "path": rt.path, "timestamp": int(time.time() * 1000),
-                                "format": f"string[{len(message)}]"}
-        if rt.name:
-            item["name"] = rt.name
-        if msg is not None and "_msgid" in msg:
-            item["_msgid"] = msg["_msgid"]
-        self.emit("debug", item)
+    # ------------------------------------------------------------------ lifecycle
+    async def deploy(self, flows: list[dict[str, Any]], kind: str = "full",
+                     revision: str | None = None) -> str:
+        """Validate ``flows`` and run them; returns the new revision.
 
-    def node_error(self, rt: NodeRuntime, err: Any, msg: Msg | None) -> None:
-        text = str(err) if not isinstance(err, str) else err
-        if isinstance(err, Exception) and not text:
-            text = type(err).__name__
-        self.node_log(rt, 20, text, msg)
-        if msg is None:
-            return
-        handled = False
-        for catcher in self.catchers.get(rt.z, ()):
-            if catcher is rt:
-                continue
-            scope = getattr(catcher.node, "scope_ids", None)
-            if scope is not None and rt.id not in scope:
-                continue
-            if getattr(catcher.node, "uncaught_only", False) and handled:
-                continue
-            out = clone_msg(msg)
-            out["error"] = {"message": text, "source": self._source(rt)}
-            self.deliver(catcher, out)
-            handled = True
+        Raises ``DeployError`` (per-node errors) without touching the running flows when the
+        configuration is rejected."""
+        if self._deploy_lock is None:
+            self._deploy_lock = asyncio.Lock()
+        async with self._deploy_lock:
+            return await self._deploy(flows, kind, revision)
+
+    async def _deploy(self, flows: list[dict[str, Any]], kind: str,
+                      revision: str | None) -> str:
+        self._loop = asyncio.get_running_loop()
+        if kind not in DEPLOY_KINDS:
+            raise DeployError([{"id": None, "type": None,
+                                "error": f"unknown deployment type {kind!r}"}])
+        model = parse_flows(flows, self.global_env)
+        errors = list(model.errors)
+        if errors and not isinstance(flows, list):
+            raise DeployError(errors)
+        new_creds, creds_changed = self._merge_credentials(model)
+        if creds_changed and self.credentials.path is not None and not self.credentials.secret:
+            errors.append({"id": None, "type": None,
+                           "error": "credentials given but no credential secret is configured"})
+        old_defs = {i: rt.defn for i, rt in self.nodes.items() if rt.defn is not None}
+        plan = plan_deploy(kind, old_defs, model, self.credentials.creds, new_creds)
+        built: dict[str, NodeRuntime] = {}
+        for node_id in sorted(plan.restart):
+            rt = self._build_node(model.nodes[node_id], errors, new_creds)
+            if rt is not None:
+                built[node_id] = rt
+        future = {i: built.get(i) or self.nodes.get(i) for i in model.nodes}
+        wiring = self._resolve_wires(model, future, errors)
+        if errors:
+            raise DeployError(errors)
+        # ---- accepted: from here on the running configuration changes
+        self.emit("notification/runtime-state", {"state": "stop", "deploy": True})
+        await self.stop_nodes([self.nodes[i] for i in plan.stop if i in self.nodes])
+        self.nodes = {i: rt for i, rt in future.items() if rt is not None}
+        for node_id, wires in wiring.items():
+            if node_id in self.nodes:
+                self.nodes[node_id].wires = wires
+        for rt in self.nodes.values():
+            if rt.id in model.nodes:
+                rt.defn = model.nodes[rt.id]
+        self.model = model
+        self.tabs = model.tabs
+        self.flows = [self._strip_credentials(n) for n in flows]
+        self.revision = revision or flows_revision(self.flows)
+        self.credentials.creds = new_creds
+        self._secrets = self.credentials.secrets()
+        if creds_changed:
+            try:
+                self.credentials.save()
+            except OSError as exc:
+                log.error("credentials could not be saved: %s", exc)
+        self.context_stores.clean(self._active_context_keys())
+        self.reindex()
+        self.state = "start"
+        self.emit("notification/runtime-state", {"state": "start", "deploy": True})
+        await self.start_nodes([built[i] for i in sorted(built)])
+        self.emit("notification/runtime-deploy", {"revision": self.revision})
+        return self.revision
 
     @staticmethod
-    def _source(rt: NodeRuntime) -> dict[str, Any]:
-        source: dict[str, Any] = {"id": rt.id, "type": rt.type, "count": 1}
-        if rt.name:
-            source["name"] = rt.name
-        return source
+    def _strip_credentials(node: Any) -> Any:
+        if isinstance(node, dict) and "credentials" in node:
+            return {k: v for k, v in node.items() if k != "credentials"}
+        return node
 
-    # ------------------------------------------------------------------ build
-    def build(self, flows: list[dict[str, Any]]) -> tuple[dict[str, NodeRuntime],
-                                                          dict[str, dict[str, Any]]]:
-        """Validate and construct (not start) every node; raise DeployError with all problems."""
-        if not isinstance(flows, list):
-            raise DeployError([{"id": None, "type": None, "error": "flows must be a JSON array"}])
-        errors: list[dict[str, Any]] = []
-        tabs: dict[str, dict[str, Any]] = {}
-        seen: set[str] = set()
-        for raw in flows:
-            if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw.get("type"):
-                errors.append({"id": raw.get("id") if isinstance(raw, dict) else None,
-                               "type": None, "error": "every node needs a string id and a type"})
+    def _active_context_keys(self) -> set[str]:
+        keys = {"global"}
+        for rt in self.nodes.values():
+            keys.add(f"node:{rt.id}")
+            keys.add(f"flow:{rt.z}")
+        keys.update(f"flow:{t}" for t in self.model.tabs)
+        return keys
+
+    def _resolve_wires(self, model: FlowModel, nodes: dict[str, NodeRuntime | None],
+                       errors: list[dict[str, Any]]) -> dict[str, list[list[NodeRuntime]]]:
+        wiring: dict[str, list[list[NodeRuntime]]] = {}
+        for node_id, definition in model.nodes.items():
+            rt = nodes.get(node_id)
+            if rt is None:
                 continue
-            if raw["id"] in seen:
-                errors.append({"id": raw["id"], "type": raw["type"], "error": "duplicate node id"})
-            seen.add(raw["id"])
-            if raw["type"] == "tab":
-                tabs[raw["id"]] = raw
-        built: dict[str, NodeRuntime] = {}
-        for raw in flows:
-            if not isinstance(raw, dict) or raw.get("type") in {"tab", "group", "comment"}:
-                continue
-            if raw.get("type") in (None, "") or not isinstance(raw.get("id"), str):
-                continue
-            cls = self.registry.get(raw["type"])
-            if cls is None:
-                errors.append({"id": raw["id"], "type": raw["type"],
-                               "error": f"unknown node type {raw['type']!r}"})
-                continue
-            tab = tabs.get(raw.get("z") or "")
-            if raw.get("d") is True or (tab is not None and tab.get("disabled") is True):
-                continue
-            try:
-                config = cls.Config.model_validate(node_config_fields(raw))
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
-                )
-                errors.append({"id": raw["id"], "type": raw["type"], "error": problems})
-                continue
-            try:
-                built[raw["id"]] = NodeRuntime(self, raw, config, cls)
-            except Exception as exc:  # constructor rejected the config
-                errors.append({"id": raw["id"], "type": raw["type"], "error": str(exc)})
-        for rt in built.values():
-            wires = rt.raw.get("wires") or []
+            wires = definition.raw.get("wires") or []
             if not isinstance(wires, list):
-                errors.append({"id": rt.id, "type": rt.type, "error": "wires must be a list"})
+                errors.append({"id": node_id, "type": definition.type,
+                               "error": "wires must be a list of lists of node ids"})
                 continue
             resolved: list[list[NodeRuntime]] = []
             for port in wires:
                 targets: list[NodeRuntime] = []
-                for target_id in port if isinstance(port, list) else []:
-                    if target_id in built:
-                        targets.append(built[target_id])
-                    elif target_id not in seen:
-                        errors.append({"id": rt.id, "type": rt.type,
+                if not isinstance(port, list):
+                    errors.append({"id": node_id, "type": definition.type,
+                                   "error": "each wires entry must be a list of node ids"})
+                    port = []
+                for target_id in port:
+                    target = nodes.get(target_id) if isinstance(target_id, str) else None
+                    if target is not None:
+                        targets.append(target)
+                    elif not isinstance(target_id, str) or target_id not in model.known:
+                        errors.append({"id": node_id, "type": definition.type,
                                        "error": f"wired to missing node {target_id!r}"})
                 resolved.append(targets)
-            rt.wires = resolved
-        if errors:
-            raise DeployError(errors)
-        return built, tabs
-
-    # ------------------------------------------------------------------ lifecycle
-    async def deploy(self, flows: list[dict[str, Any]]) -> None:
-        """Full deploy: validate the new flows first (the running ones keep running if they are
-        rejected), then stop every node and start the new configuration."""
-        built, tabs = self.build(flows)
-        await self.stop_nodes(list(self.nodes.values()))
-        self.flows = flows
-        self.nodes = built
-        self.tabs = tabs
-        await self.start_nodes(list(built.values()))
+            wiring[node_id] = resolved
+        return wiring
 
     async def start_nodes(self, nodes: list[NodeRuntime]) -> None:
+        """Start config nodes first, then the rest; a node that fails to start goes red and
+        receives nothing, the others start normally."""
         self._loop = asyncio.get_running_loop()
         ordered = sorted(nodes, key=lambda rt: 0 if rt.node_cls.SPEC.is_config else 1)
         for rt in ordered:
             rt.started = True
         for rt in ordered:
+            if type(rt.node).start is Node.start:
+                continue
             try:
-                await asyncio.wait_for(rt.node.start(), START_TIMEOUT)
+                async with asyncio.timeout(START_TIMEOUT):
+                    await rt.node.start()
             except Exception as exc:
+                text = str(exc) or (f"no answer within {START_TIMEOUT:g} s"
+                                    if isinstance(exc, TimeoutError) else type(exc).__name__)
                 rt.started = rt.node_cls.SPEC.is_config
-                rt.error(f"failed to start: {exc}")
-                rt.status(NodeStatus("red", "ring", str(exc)[:60] or "failed to start"))
+                rt.error(f"failed to start: {text}")
+                rt.status(NodeStatus("red", "ring", text[:60]))
 
     async def stop_nodes(self, nodes: list[NodeRuntime]) -> None:
+        """Stop nodes (flow nodes before config nodes); each stop is bounded by STOP_TIMEOUT."""
         for rt in nodes:
             rt.started = False
         ordered = sorted(nodes, key=lambda rt: 1 if rt.node_cls.SPEC.is_config else 0)
         for rt in ordered:
             if rt.worker is not None and not rt.worker.done():
                 rt.worker.cancel()
-            try:
-                await asyncio.wait_for(rt.node.stop(), STOP_TIMEOUT)
-            except Exception:
-                log.exception("node %s (%s) failed to stop cleanly", rt.id, rt.type)
+            rt.queue.clear()
+            if type(rt.node).stop is not Node.stop:
+                try:
+                    async with asyncio.timeout(STOP_TIMEOUT):
+                        await rt.node.stop()
+                except Exception:
+                    log.exception("node %s (%s) failed to stop cleanly", rt.id, rt.type)
             if rt.last_status is not None and rt.last_status.as_dict():
                 self.emit(f"status/{rt.id}", {})
-            for registry in (self.catchers, self.status_watchers, self.complete_watchers):
-                for key, watchers in list(registry.items()):
-                    if rt in watchers:
-                        watchers.remove(rt)
-                        if not watchers:
-                            del registry[key]
+            rt.last_status = None
 
     async def stop(self) -> None:
+        """Stop every node and flush the context stores (shutdown)."""
+        self.emit("notification/runtime-state", {"state": "stop"})
         await self.stop_nodes(list(self.nodes.values()))
         self.nodes = {}
-        await self.context.close()
+        self.state = "stop"
+        self.reindex()
+        await self.context_stores.close()
 
     def node(self, node_id: str) -> Node | None:
         rt = self.nodes.get(node_id)

@@ -14,6 +14,7 @@ from edge_runner.runtime.typed import evaluate
 
 if TYPE_CHECKING:
     from edge_runner.runtime.engine import Engine
+    from edge_runner.runtime.flows import NodeDef
 
 log = logging.getLogger("edge_runner.node")
 
@@ -25,9 +26,11 @@ class NodeRuntime:
     """
 
     def __init__(self, engine: Engine, raw: dict[str, Any], config: NodeConfig,
-                 node_cls: type[Node], env: dict[str, Any] | None = None) -> None:
+                 node_cls: type[Node], env: dict[str, Any] | None = None,
+                 defn: NodeDef | None = None) -> None:
         self.engine = engine
         self.raw = raw
+        self.defn = defn
         self.id: str = raw["id"]
         self.type: str = raw["type"]
         self.z: str = raw.get("z") or ""
@@ -36,9 +39,16 @@ class NodeRuntime:
         self.config = config
         self.node_cls = node_cls
         self.wires: list[list[NodeRuntime]] = []
-        self.env_vars: dict[str, Any] = env or {}
-        self.env_parent: NodeRuntime | None = None  # the subflow instance / group chain
-        self.path: str = self.z
+        self.env_vars: dict[str, Any] = {
+            "NR_NODE_ID": self.id, "NR_NODE_NAME": self.name,
+            "NR_NODE_PATH": f"{defn.path}/{self.id}" if defn and defn.path else self.id,
+            **(env or {})}
+        self.path: str = defn.path if defn is not None else self.z
+        self.defn_instance: str = defn.instance if defn is not None else ""
+        # credentials of this node (SPEC.credentials names); never logged or sent anywhere
+        self.credentials: dict[str, Any] = {}
+        self.watched = False  # a complete node watches this node
+        self.manual_done = False  # completion is signalled by done(), not by returning
         self.node: Node = node_cls(self, config)
         on_message = type(self.node).on_message
         self.is_async = asyncio.iscoroutinefunction(on_message)
@@ -54,7 +64,8 @@ class NodeRuntime:
     @property
     def context(self) -> Context:
         if self._context is None:
-            self._context = self.engine.context.scope(f"node:{self.id}")
+            self._context = Context(self.engine.context, f"node:{self.id}",
+                                    self.engine.context_stores)
         return self._context
 
     @property
@@ -66,12 +77,18 @@ class NodeRuntime:
         return self.engine.global_context
 
     def env(self, name: str) -> Any:
-        """Node, then group/subflow/tab, then the engine's env, then the process env."""
+        """Node built-ins, then group chain / subflow instance / tab, then the engine's env,
+        then the process env."""
         if name in self.env_vars:
             return self.env_vars[name]
-        if self.env_parent is not None:
-            return self.env_parent.env(name)
+        if self.defn is not None:
+            return self.defn.env.get(name)
         return self.engine.env(self.z, name)
+
+    def config_node(self, node_id: Any) -> Node | None:
+        """The running config node (or any node) with this id, e.g. a broker or endpoint."""
+        rt = self.engine.nodes.get(node_id) if isinstance(node_id, str) else None
+        return rt.node if rt is not None else None
 
     def evaluate(self, value: Any, vtype: str | None, msg: Msg | None = None) -> Any:
         return evaluate(self, value, vtype, msg)
@@ -139,7 +156,13 @@ class NodeRuntime:
             except Exception as exc:  # a node that raises never stops the engine
                 self.error(exc, msg)
             else:
-                self.engine.completed(self, msg)
+                if self.watched and not self.manual_done:
+                    self.engine.completed(self, msg)
+
+    def done(self, msg: Msg) -> None:
+        """The node finished ``msg`` (for nodes with ``manual_done``): feeds complete nodes."""
+        if self.watched:
+            self.engine.completed(self, msg)
 
     # ---------------------------------------------------------------- reporting
     def status(self, status: NodeStatus) -> None:

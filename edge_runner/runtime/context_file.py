@@ -1,0 +1,117 @@
+"""Persistent context store: one JSON file per scope under ``<userdir>/context/``.
+
+Writes are debounced (``flush_interval`` seconds after the first change; Node-RED's
+localfilesystem store uses 30 s, we default to 1 s) and every flush is atomic: temp file, fsync,
+rename over the old file, fsync of the directory -- a power cut leaves the old or the new file,
+never a torn one. ``close()`` (engine stop) flushes. Values are JSON plus ``bytes`` (stored as
+``{"$bytes": "<base64>"}``); a scope holding something else is reported and its previous file
+is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from edge_runner.runtime.context import ContextStore
+
+log = logging.getLogger("edge_runner.context")
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    raise TypeError(f"context value of type {type(value).__name__} cannot be persisted")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$bytes" in obj and isinstance(obj["$bytes"], str):
+        return base64.b64decode(obj["$bytes"])
+    return obj
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class FileContextStore(ContextStore):
+    """Context persisted as ``<directory>/<quoted scope key>.json``."""
+
+    def __init__(self, directory: str | os.PathLike[str], flush_interval: float = 1.0) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.flush_interval = flush_interval
+        self._dirty: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self.load()
+
+    def _file(self, key: str) -> Path:
+        return self.directory / (quote(key, safe="") + ".json")
+
+    def load(self) -> None:
+        """Read every scope file (startup); unreadable files are reported and skipped."""
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("*.json")):
+            key = unquote(path.name[: -len(".json")])
+            try:
+                data = json.loads(path.read_text("utf-8"), object_hook=_decode)
+            except (OSError, ValueError) as exc:
+                log.error("context file %s is unreadable, ignored: %s", path, exc)
+                continue
+            if isinstance(data, dict):
+                self.data(key).update(data)
+
+    def changed(self, key: str) -> None:
+        self._dirty.add(key)
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # written outside the loop (tests, shutdown): flush now
+                self.flush()
+                return
+            self._timer = loop.call_later(self.flush_interval, self.flush)
+
+    def flush(self) -> None:
+        """Write every dirty scope now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        dirty, self._dirty = self._dirty, set()
+        for key in sorted(dirty):
+            path = self._file(key)
+            data = self.scopes.get(key)
+            try:
+                if not data:
+                    path.unlink(missing_ok=True)
+                    continue
+                payload = json.dumps(data, default=_encode, allow_nan=True).encode()
+                atomic_write(path, payload)
+            except (TypeError, ValueError, OSError) as exc:
+                log.error("context scope %s not persisted (previous file kept): %s", key, exc)
+
+    async def close(self) -> None:
+        self.flush()

@@ -1,0 +1,345 @@
+"""The flow model: a flows.json array turned into the set of nodes the engine runs.
+
+``parse_flows`` resolves everything Node-RED resolves before any node is created:
+
+* tabs (``disabled`` tabs contribute nothing), groups (nested via ``g``), config nodes;
+* disabled nodes (``d: true``) are dropped and wires to them are ignored;
+* subflow instances (``type: "subflow:<id>"``) are expanded into namespaced copies of the
+  subflow's nodes (``<instance id>.<node id>``, recursively for nested subflows); the instance
+  itself stays as a small pass-through node whose outputs are wired to the copies;
+* environment scopes: node -> group chain -> subflow instance -> tab -> global, with
+  Node-RED's built-ins (``NR_NODE_ID``, ``NR_GROUP_ID``, ``NR_FLOW_NAME``, ``NR_SUBFLOW_ID`` ...);
+* whole-string ``${VAR}`` / ``$(VAR)`` config values replaced by the variable's value, the way
+  Node-RED's ``mapEnvVarProperties`` does (embedded references are left to ``env`` typed inputs
+  and ``substitute_env``: code and templates routinely contain ``${`` literally).
+
+Problems are collected per node (``{"id", "type", "error"}``) rather than raised one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_runner.contract import COMMON_KEYS
+from edge_runner.runtime.typed import to_number
+
+SUBFLOW_PREFIX = "subflow:"
+MAX_SUBFLOW_DEPTH = 16
+_WHOLE_ENV = re.compile(r"^\s*(?:\$\{(\w+)\}|\$\((\w+)\))\s*$")
+_MISSING: Any = object()
+# Fields that are code or templates: never rewritten by config-time env substitution.
+_VERBATIM_FIELDS = frozenset({"func", "initialize", "finalize", "template", "info"})
+
+
+class EnvScope:
+    """One level of environment variables with a parent; ``get`` walks up to the global level."""
+
+    __slots__ = ("_fingerprint", "parent", "vars")
+
+    def __init__(self, variables: dict[str, Any], parent: EnvScope | None = None) -> None:
+        self.vars = variables
+        self.parent = parent
+        self._fingerprint: str | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        scope: EnvScope | None = self
+        while scope is not None:
+            if name in scope.vars:
+                return scope.vars[name]
+            scope = scope.parent
+        return default
+
+    def fingerprint(self) -> str:
+        """Identity of the whole chain's values: a node restarts when it changes."""
+        if self._fingerprint is None:
+            own = json.dumps(self.vars, sort_keys=True, default=repr)
+            self._fingerprint = own + "|" + (self.parent.fingerprint() if self.parent else "")
+        return self._fingerprint
+
+
+class GlobalEnv(EnvScope):
+    """The top scope: the engine's configured variables, then the process environment."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self.vars:
+            return self.vars[name]
+        return os.environ.get(name, default)
+
+    def fingerprint(self) -> str:
+        return json.dumps(self.vars, sort_keys=True, default=repr)
+
+
+def evaluate_env_list(entries: Any, parent: EnvScope, where: str,
+                      errors: list[dict[str, Any]], owner: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate a Node-RED ``env`` list (``[{name, value, type}]``) against its parent scope."""
+    out: dict[str, Any] = {}
+    if entries in (None, ""):
+        return out
+    if not isinstance(entries, list):
+        errors.append(_err(owner, f"{where} env must be a list of {{name, value, type}}"))
+        return out
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            errors.append(_err(owner, f"{where} env entry without a name: {entry!r}"[:200]))
+            continue
+        vtype = entry.get("type") or "str"
+        value = entry.get("value")
+        try:
+            out[entry["name"]] = _env_value(value, vtype, parent, out)
+        except (ValueError, TypeError) as exc:
+            errors.append(_err(owner, f"{where} env {entry['name']!r}: {exc}"))
+    return out
+
+
+def _env_value(value: Any, vtype: str, parent: EnvScope, siblings: dict[str, Any]) -> Any:
+    if vtype == "num":
+        return to_number(value)
+    if vtype == "bool":
+        return value is True or str(value).strip().lower() == "true"
+    if vtype == "json":
+        return json.loads(value) if isinstance(value, str) else value
+    if vtype == "bin":
+        data = json.loads(value) if isinstance(value, str) else value
+        return data.encode() if isinstance(data, str) else bytes(int(b) & 0xFF for b in data or [])
+    if vtype == "env":
+        name = str(value or "")
+        return siblings[name] if name in siblings else parent.get(name)
+    # str, cred, jsonata, conf-types ...: kept as written
+    return "" if value is None else value
+
+
+def _err(raw: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"id": raw.get("id"), "type": raw.get("type"), "error": text}
+
+
+def substitute_config(value: Any, env: EnvScope, key: str = "") -> Any:
+    """Replace whole-string ``${VAR}``/``$(VAR)`` values, recursing into lists and objects."""
+    if isinstance(value, str):
+        if "$" not in value or key in _VERBATIM_FIELDS:
+            return value
+        match = _WHOLE_ENV.match(value)
+        if match is None:
+            return value
+        found = env.get(match.group(1) or match.group(2), _MISSING)
+        return "" if found is _MISSING or found is None else found
+    if isinstance(value, list):
+        return [substitute_config(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute_config(v, env, k) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class NodeDef:
+    """One node the engine will run, after expansion and substitution."""
+
+    id: str
+    raw: dict[str, Any]  # the node object with ids mapped and env substituted
+    z: str  # flow scope: the tab id, or the subflow instance id for copies
+    tab: str  # the top-level tab
+    env: EnvScope  # the scope the node's own env lookups start from (group/instance/tab)
+    path: str  # Node-RED's node path, e.g. "t1/inst1"
+    alias: str = ""  # the original id inside the subflow definition
+    instance: str = ""  # the enclosing subflow instance id, if any
+    _signature: str | None = None
+
+    @property
+    def type(self) -> str:
+        return str(self.raw["type"])
+
+    def signature(self) -> str:
+        """Everything that makes the node restart when it changes: config and env, not wires or
+        editor position."""
+        if self._signature is None:
+            own = {k: v for k, v in self.raw.items() if k not in {"wires", "x", "y", "w", "h"}}
+            self._signature = json.dumps(own, sort_keys=True, default=repr) + self.env.fingerprint()
+        return self._signature
+
+    def wires(self) -> list[list[str]]:
+        wires = self.raw.get("wires") or []
+        return [list(port) if isinstance(port, list) else [] for port in wires]
+
+
+@dataclass
+class FlowModel:
+    """A parsed flows.json: the runnable nodes plus the structure around them."""
+
+    tabs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nodes: dict[str, NodeDef] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)  # every id in the array (incl. disabled)
+    instances: set[str] = field(default_factory=set)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    tab_env: dict[str, EnvScope] = field(default_factory=dict)
+
+
+_STRUCTURE_TYPES = frozenset({"tab", "subflow", "group"})
+
+
+def parse_flows(flows: Any, global_env: EnvScope) -> FlowModel:
+    """Build the flow model; structural problems end up in ``model.errors``."""
+    model = FlowModel()
+    if not isinstance(flows, list):
+        model.errors.append({"id": None, "type": None, "error": "flows must be a JSON array"})
+        return model
+    plain: list[dict[str, Any]] = []
+    for index, raw in enumerate(flows):
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"] \
+                or not isinstance(raw.get("type"), str) or not raw["type"]:
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            model.errors.append({"id": ident if isinstance(ident, str) else None, "type": None,
+                                 "error": f"item {index}: every node needs a string id and type"})
+            continue
+        if raw["id"] in model.known:
+            model.errors.append(_err(raw, "duplicate node id"))
+            continue
+        model.known.add(raw["id"])
+        kind = raw["type"]
+        if kind == "tab":
+            model.tabs[raw["id"]] = raw
+        elif kind == "subflow":
+            model.subflows[raw["id"]] = raw
+        elif kind == "group":
+            model.groups[raw["id"]] = raw
+        plain.append(raw)
+
+    for tab_id, tab in model.tabs.items():
+        scope_vars = evaluate_env_list(tab.get("env"), global_env, "flow", model.errors, tab)
+        scope_vars.setdefault("NR_FLOW_ID", tab_id)
+        scope_vars.setdefault("NR_FLOW_NAME", str(tab.get("label") or ""))
+        model.tab_env[tab_id] = EnvScope(scope_vars, global_env)
+
+    by_subflow: dict[str, list[dict[str, Any]]] = {sf: [] for sf in model.subflows}
+    group_scopes: dict[str, EnvScope] = {}
+    for raw in plain:
+        if raw["type"] in _STRUCTURE_TYPES:
+            continue
+        z = raw.get("z") or ""
+        if z in model.subflows:
+            by_subflow[z].append(raw)
+            continue
+        if raw.get("d") is True:
+            continue
+        tab = model.tabs.get(z)
+        if z and tab is None:
+            model.errors.append(_err(raw, f"node on unknown flow {z!r}"))
+            continue
+        if tab is not None and tab.get("disabled") is True:
+            continue
+        parent = model.tab_env.get(z, global_env)
+        scope = _group_scope(model, raw.get("g"), parent, group_scopes, model.errors)
+        _add_node(model, raw, z, z, scope, z, "", by_subflow, 0)
+    return model
+
+
+def _group_scope(model: FlowModel, group_id: Any, parent: EnvScope,
+                 cache: dict[str, EnvScope], errors: list[dict[str, Any]],
+                 depth: int = 0) -> EnvScope:
+    if not isinstance(group_id, str) or group_id not in model.groups or depth > 32:
+        return parent
+    key = f"{group_id}@{id(parent)}"
+    if key in cache:
+        return cache[key]
+    group = model.groups[group_id]
+    outer = _group_scope(model, group.get("g"), parent, cache, errors, depth + 1)
+    variables = evaluate_env_list(group.get("env"), outer, "group", errors, group)
+    variables.setdefault("NR_GROUP_ID", group_id)
+    variables.setdefault("NR_GROUP_NAME", str(group.get("name") or ""))
+    cache[key] = scope = EnvScope(variables, outer)
+    return scope
+
+
+def _add_node(model: FlowModel, raw: dict[str, Any], z: str, tab: str, scope: EnvScope,
+              path: str, instance: str, by_subflow: dict[str, list[dict[str, Any]]],
+              depth: int, alias: str = "") -> None:
+    kind = raw["type"]
+    node_raw = {k: (v if k in COMMON_KEYS else substitute_config(v, scope, k))
+                for k, v in raw.items()}
+    model.nodes[raw["id"]] = NodeDef(raw["id"], node_raw, z, tab, scope, path, alias, instance)
+    if kind.startswith(SUBFLOW_PREFIX):
+        _expand_instance(model, model.nodes[raw["id"]], by_subflow, depth)
+
+
+def _expand_instance(model: FlowModel, inst: NodeDef, by_subflow: dict[str, list[dict[str, Any]]],
+                     depth: int) -> None:
+    sf_id = inst.type[len(SUBFLOW_PREFIX):]
+    sf = model.subflows.get(sf_id)
+    if sf is None:
+        model.errors.append(_err(inst.raw, f"unknown subflow {sf_id!r}"))
+        return
+    if depth >= MAX_SUBFLOW_DEPTH:
+        model.errors.append(_err(inst.raw, "subflows nested too deeply (recursive subflow?)"))
+        return
+    model.instances.add(inst.id)
+    defaults = evaluate_env_list(sf.get("env"), inst.env, "subflow", model.errors, sf)
+    overrides = evaluate_env_list(inst.raw.get("env"), inst.env, "instance", model.errors,
+                                  inst.raw)
+    variables = {**defaults, **overrides}
+    variables.setdefault("NR_SUBFLOW_ID", inst.id)
+    variables.setdefault("NR_SUBFLOW_NAME", str(inst.raw.get("name") or sf.get("name") or ""))
+    path = f"{inst.path}/{inst.id}" if inst.path else inst.id
+    variables.setdefault("NR_SUBFLOW_PATH", path)
+    scope = EnvScope(variables, inst.env)
+
+    members = [m for m in by_subflow.get(sf_id, []) if m.get("d") is not True]
+    id_map = {m["id"]: f"{inst.id}.{m['id']}" for m in members}
+    external = inst.wires()
+    out_ports = list(sf.get("out") or [])
+    status = sf.get("status")
+    if isinstance(status, dict):
+        out_ports.append(status)
+    # Where each internal (node, port) must also send, because the subflow output it feeds
+    # leads to the instance's external targets.
+    extra: dict[tuple[str, int], list[str]] = {}
+    passthrough: list[str] = []
+    for k, port in enumerate(out_ports):
+        targets = external[k] if k < len(external) else []
+        for source in (port.get("wires") if isinstance(port, dict) else None) or []:
+            if not isinstance(source, dict):
+                continue
+            if source.get("id") == sf_id:  # input wired straight to this output
+                passthrough.extend(targets)
+            else:
+                extra.setdefault((str(source.get("id")), int(source.get("port") or 0)), []) \
+                    .extend(targets)
+    entries: list[str] = []
+    for port in sf.get("in") or []:
+        for target in (port.get("wires") if isinstance(port, dict) else None) or []:
+            if isinstance(target, dict) and target.get("id") in id_map:
+                entries.append(id_map[target["id"]])
+    # The instance forwards its input to the entry nodes (and straight through, if wired so).
+    inst.raw = {**inst.raw, "wires": [entries + passthrough]}
+    inst._signature = None
+    group_cache: dict[str, EnvScope] = {}
+    for member in members:
+        copy = {k: _remap(v, id_map) if k not in {"id", "wires", "z", "g"} else v
+                for k, v in member.items()}
+        copy["id"] = id_map[member["id"]]
+        copy["z"] = inst.id
+        copy["_alias"] = member["id"]
+        wires = [list(p) if isinstance(p, list) else [] for p in member.get("wires") or []]
+        mapped = [[id_map[t] for t in p if t in id_map] for p in wires]
+        for (source, port_no), targets in extra.items():
+            if source == member["id"]:
+                while len(mapped) <= port_no:
+                    mapped.append([])
+                mapped[port_no].extend(targets)
+        copy["wires"] = mapped
+        member_scope = _group_scope(model, member.get("g"), scope, group_cache, model.errors)
+        _add_node(model, copy, inst.id, inst.tab, member_scope, path, inst.id, by_subflow,
+                  depth + 1, alias=member["id"])
+    model.known.update(id_map.values())
+
+
+def _remap(value: Any, id_map: dict[str, str]) -> Any:
+    """Internal references (config nodes, link targets, catch scopes) follow the copies."""
+    if isinstance(value, str):
+        return id_map.get(value, value)
+    if isinstance(value, list):
+        return [_remap(v, id_map) for v in value]
+    return value
