@@ -1,0 +1,120 @@
+"""The permission table and role_allows(): pure logic, checked exhaustively."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from apps.rbac.permissions import (
+    CUSTOM_ROLE_KEYS,
+    NO_ACCESS,
+    OWNER_RESERVED,
+    PERMISSIONS,
+    ROLE_RANK,
+    ROLES,
+    Grant,
+    Role,
+    UnknownPermission,
+    role_allows,
+    validate_custom_role_keys,
+)
+
+REQUIRED_KEYS = {
+    "team:read", "team:edit", "team:delete", "member:invite", "member:remove", "member:role",
+    "application:create", "application:edit", "application:delete", "application:read",
+    "audit:read", "audit:export", "token:manage", "customrole:manage", "flow:read", "flow:edit",
+    "flow:deploy", "snapshot:create", "pipeline:promote", "device:manage", "device:read",
+    "sso:manage", "model:manage",
+}
+
+
+@dataclass(frozen=True)
+class Keys:
+    permission_keys: frozenset[str]
+
+
+def test_roles_are_strictly_ordered_owner_member_viewer_dashboard() -> None:
+    assert ROLES == ("owner", "member", "viewer", "dashboard")
+    ranks = [ROLE_RANK[role] for role in ROLES]
+    assert ranks == sorted(ranks, reverse=True) and len(set(ranks)) == 4
+
+
+def test_table_holds_every_key_the_platform_names() -> None:
+    assert REQUIRED_KEYS <= set(PERMISSIONS)
+    for key, spec in PERMISSIONS.items():
+        assert ":" in key and spec.minimum_role in ROLES and spec.description
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("permission", sorted(PERMISSIONS))
+def test_role_allows_every_pair(role: str, permission: str) -> None:
+    expected = ROLE_RANK[role] >= ROLE_RANK[PERMISSIONS[permission].minimum_role]
+    assert role_allows(role, permission) is expected
+
+
+@pytest.mark.parametrize("permission", sorted(PERMISSIONS))
+def test_owner_has_everything_and_roles_are_monotonic(permission: str) -> None:
+    assert role_allows(Role.OWNER, permission)
+    granted = [role_allows(role, permission) for role in ROLES]
+    # Once a lower role lacks a permission, every role below it lacks it too.
+    assert granted == sorted(granted, reverse=True)
+
+
+def test_no_access_and_none_grant_nothing() -> None:
+    for permission in PERMISSIONS:
+        assert not role_allows(NO_ACCESS, permission)
+        assert not role_allows(None, permission)
+
+
+def test_custom_role_grants_exactly_its_keys() -> None:
+    keys = Keys(frozenset({"flow:read", "flow:deploy"}))
+    for permission in PERMISSIONS:
+        assert role_allows(keys, permission) is (permission in {"flow:read", "flow:deploy"})
+
+
+def test_unknown_permission_and_role_are_programming_errors() -> None:
+    with pytest.raises(UnknownPermission):
+        role_allows(Role.OWNER, "flow:destroy")
+    with pytest.raises(ValueError):
+        role_allows("admin", "flow:read")
+
+
+def test_custom_role_keys_exclude_owner_reserved() -> None:
+    assert CUSTOM_ROLE_KEYS.isdisjoint(OWNER_RESERVED)
+    assert validate_custom_role_keys(["flow:edit", "audit:read"]) == []
+    problems = validate_custom_role_keys(["member:role", "nope:nope"])
+    assert problems == ["Permission 'member:role' is reserved for team owners.",
+                        "Unknown permission 'nope:nope'."]
+
+
+@pytest.mark.parametrize("permission", sorted(PERMISSIONS))
+def test_read_only_token_keeps_only_read_permissions(permission: str) -> None:
+    grant = Grant(role=Role.OWNER, token_read_only=True)
+    assert grant.allows(permission) is PERMISSIONS[permission].read_only
+
+
+@pytest.mark.parametrize("permission", sorted(PERMISSIONS))
+@pytest.mark.parametrize("team_role", ROLES)
+@pytest.mark.parametrize("override", [None, Role.MEMBER, Role.VIEWER, Role.DASHBOARD, NO_ACCESS])
+def test_resolution_application_override_over_team_role(
+    permission: str, team_role: str, override: str | None
+) -> None:
+    spec = PERMISSIONS[permission]
+    grant = Grant(role=team_role, application_role=override)
+    if spec.application_scoped and override is not None:
+        expected = override != NO_ACCESS and role_allows(override, permission)
+    else:
+        expected = role_allows(team_role, permission)
+    assert grant.allows(permission) is expected
+
+
+@pytest.mark.parametrize("permission", sorted(PERMISSIONS))
+def test_resolution_custom_role_over_override_except_no_access(permission: str) -> None:
+    custom = frozenset({"flow:edit", "team:read"})
+    spec = PERMISSIONS[permission]
+    assert Grant(role=Role.VIEWER, custom_keys=custom, application_role=Role.DASHBOARD).allows(
+        permission
+    ) is (permission in custom)
+    blocked = Grant(role=Role.VIEWER, custom_keys=custom, application_role=NO_ACCESS)
+    assert blocked.allows(permission) is (permission in custom and not spec.application_scoped)
