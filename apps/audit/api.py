@@ -1,7 +1,7 @@
 """REST API of the audit trail: list, detail, streamed CSV/JSON Lines exports, retention.
 
 Every endpoint resolves the team through ``apps.teams.access.team_access`` (404 for missing and
-foreign teams alike) and names the permission it needs in ``permission_key``.
+foreign teams alike) and names the permission each HTTP method needs in ``permissions``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -20,12 +20,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.models import PersonalAccessToken
 from apps.audit.models import MAX_RETENTION_DAYS, ActorType, AuditEvent
 from apps.audit.selectors import audit_event_get, audit_event_list, audit_retention_days_get
 from apps.audit.services import audit_settings_update
 from apps.core.errors import NotFound
 from apps.teams.access import TeamAccess, access_application, team_access
+from apps.teams.api_base import request_actor
 
 EXPORT_CHUNK = 1000
 EXPORT_FIELDS = (
@@ -104,19 +104,17 @@ class AuditSettingsSerializer(serializers.Serializer[dict[str, Any]]):
     audit_retention_days = serializers.IntegerField(min_value=1, max_value=MAX_RETENTION_DAYS)
 
 
-def request_actor(request: Request) -> Any:
-    """The acting principal: the token when one authenticated the request, else the user."""
-    return request.auth if isinstance(request.auth, PersonalAccessToken) else request.user
-
-
 class TeamAuditView(APIView):
-    """Resolves ``team_slug`` for the request's actor and checks ``permission_key``."""
+    """Resolves ``team_slug`` for the request's actor and checks the method's permission key.
 
-    permission_key = "audit:read"
+    ``permissions`` maps each HTTP method (lower case) to the key of ``PERMISSIONS`` it needs.
+    """
+
+    permissions: ClassVar[dict[str, str]] = {"get": "audit:read"}
 
     def team_access(self, request: Request, team_slug: str) -> TeamAccess:
         access = team_access(request_actor(request), team_slug)
-        access.require(self.permission_key)
+        access.require(self.permissions[str(request.method).lower()])
         return access
 
     def filtered_events(self, request: Request, access: TeamAccess) -> QuerySet[AuditEvent]:
@@ -141,7 +139,6 @@ class TeamAuditView(APIView):
 class AuditEventListView(TeamAuditView):
     """GET: the team's audit events, newest first, filtered and paginated."""
 
-    permission_key = "audit:read"
     serializer_class = AuditEventSerializer
 
     def get(self, request: Request, team_slug: str) -> Response:
@@ -155,7 +152,6 @@ class AuditEventListView(TeamAuditView):
 class AuditEventDetailView(TeamAuditView):
     """GET: one audit event of the team."""
 
-    permission_key = "audit:read"
     serializer_class = AuditEventSerializer
 
     def get(self, request: Request, team_slug: str, event_id: int) -> Response:
@@ -206,7 +202,7 @@ def _jsonl_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
 class AuditExportView(TeamAuditView):
     """GET: the filtered events as a streamed file, oldest first, in constant memory."""
 
-    permission_key = "audit:export"
+    permissions: ClassVar[dict[str, str]] = {"get": "audit:export"}
     export_format = "csv"
 
     def get(self, request: Request, team_slug: str) -> StreamingHttpResponse:
@@ -228,8 +224,11 @@ class AuditExportView(TeamAuditView):
 class AuditSettingsView(TeamAuditView):
     """GET (audit:read) and PUT/PATCH (team:edit) the team's audit retention."""
 
-    permission_key = "audit:read"
-    write_permission_key = "team:edit"
+    permissions: ClassVar[dict[str, str]] = {
+        "get": "audit:read",
+        "put": "team:edit",
+        "patch": "team:edit",
+    }
     serializer_class = AuditSettingsSerializer
 
     def get(self, request: Request, team_slug: str) -> Response:
@@ -237,8 +236,7 @@ class AuditSettingsView(TeamAuditView):
         return Response({"audit_retention_days": audit_retention_days_get(team=access.team)})
 
     def put(self, request: Request, team_slug: str) -> Response:
-        access = team_access(request_actor(request), team_slug)
-        access.require(self.write_permission_key)
+        access = self.team_access(request, team_slug)
         body = AuditSettingsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         current = audit_settings_update(

@@ -5,23 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_append_only_trigger'),
-        ('teams', '0001_initial'),
+        ("audit", "0002_append_only_trigger"),
+        ("teams", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditSettings',
+            name="AuditSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('audit_retention_days', models.PositiveIntegerField(default=365)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('team', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='audit_settings', to='teams.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("audit_retention_days", models.PositiveIntegerField(default=365)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "team",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="audit_settings",
+                        to="teams.team",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'audit settings',
+                "verbose_name_plural": "audit settings",
             },
         ),
     ]
