@@ -77,6 +77,9 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("MANIFOLD_DATABASE_URL", f"sqlite:///{VAR_DIR / 'manifold.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Embedded mode keeps its database, queues and channel layer under VAR_DIR; SQLite cannot
+    # create the folder itself.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the web server, the worker and the runner link read while one writes;
     # IMMEDIATE transactions take the write lock up front instead of failing mid-transaction.
     DATABASES["default"]["OPTIONS"] = {
@@ -172,6 +175,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Teams, applications, members, roles, tokens and the audit trail.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One name per choice set, whichever serializer or model field carries it.
+    "ENUM_NAME_OVERRIDES": {
+        # Labels are part of a set's identity, so the bare-value and labelled forms both appear.
+        "RoleEnum": "apps.rbac.permissions.ROLES",
+        "RoleChoiceEnum": "apps.rbac.permissions.ROLE_CHOICES",
+        "OverrideRoleEnum": "apps.rbac.permissions.OVERRIDE_ROLES",
+        "OverrideRoleChoiceEnum": "apps.rbac.permissions.OVERRIDE_CHOICES",
+    },
 }
 
 LOGGING = {

@@ -1,4 +1,9 @@
-"""Production: PostgreSQL + Redis, configured by environment variables only."""
+"""Production: PostgreSQL + Redis, configured by environment variables only.
+
+Required: MANIFOLD_SECRET_KEY (>= 50 random characters), MANIFOLD_DATABASE_URL (postgres://),
+MANIFOLD_REDIS_URL (redis://), MANIFOLD_ALLOWED_HOSTS. Missing or unsafe values stop the process
+at start with one message naming every problem, instead of running half-configured.
+"""
 
 import os
 
@@ -7,17 +12,35 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import env_bool
 
-if SECRET_KEY.startswith("dev-only"):  # noqa: F405
-    raise ImproperlyConfigured("Set MANIFOLD_SECRET_KEY to a long random value in production.")
+
+def _problems() -> list[str]:
+    problems = []
+    if "MANIFOLD_SECRET_KEY" not in os.environ or len(SECRET_KEY) < 50:  # noqa: F405
+        problems.append("MANIFOLD_SECRET_KEY must be set to at least 50 random characters")
+    if not DATABASE_URL.startswith(("postgres://", "postgresql://")):  # noqa: F405
+        problems.append("MANIFOLD_DATABASE_URL must be a postgres:// URL")
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):  # noqa: F405
+        problems.append("MANIFOLD_REDIS_URL must be a redis:// URL")
+    if "MANIFOLD_ALLOWED_HOSTS" not in os.environ or not ALLOWED_HOSTS:  # noqa: F405
+        problems.append("MANIFOLD_ALLOWED_HOSTS must list the public host names")
+    return problems
+
+
+if problems := _problems():
+    raise ImproperlyConfigured("Production settings: " + "; ".join(problems) + ".")
 
 DEBUG = False
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # noqa: F405
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("MANIFOLD_SSL_REDIRECT", True)
+# The proxy answers health checks over plain HTTP on loopback.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
 SECURE_HSTS_SECONDS = int(os.environ.get("MANIFOLD_HSTS_SECONDS", "31536000"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = True
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MANIFOLD_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("MANIFOLD_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 STORAGES = {

@@ -1,0 +1,99 @@
+# Manifold: `make run` starts the platform on embedded defaults, `make test` runs every test,
+# `make check` runs the static checks. The same targets run locally and in CI (.ci/run).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# xdist workers for the main suite; `make test XDIST=0` runs it in one process.
+XDIST ?= 2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help run setup install install-dev node static migrate seed test test-main \
+        test-browser browser-deps check clean
+
+help:
+	@echo "make run    - install, migrate, seed the demo, start web + worker + beat on $(HOST):$(PORT)"
+	@echo "make test   - install test dependencies, run the suite, then the browser tests"
+	@echo "make check  - ruff, ruff format --check, mypy, import-linter, migrations, conventions"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamps make a second `make run` skip pip unless the pins changed.
+$(VENV)/.installed-run: pyproject.toml requirements.lock | $(PY)
+	$(PY) -m pip install --quiet -c requirements.lock -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml requirements.lock | $(PY)
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+install-dev: $(VENV)/.installed-dev
+
+node:
+	@if [ -f package.json ]; then \
+	  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	    npm ci --no-audit --no-fund; \
+	  fi; \
+	fi
+
+static: install node
+	$(MANAGE) collectstatic --noinput -v 0
+
+migrate: install
+	$(MANAGE) migrate --noinput -v 1
+
+seed: migrate
+	@if $(MANAGE) help seed_demo >/dev/null 2>&1; then \
+	  $(MANAGE) seed_demo; \
+	else \
+	  echo "seed_demo is not available yet: create an account with 'manage.py createsuperuser'"; \
+	fi
+
+setup: install node static migrate seed
+
+run: setup
+	$(PY) -m config.run --host $(HOST) --port $(PORT)
+
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; \
+	fi
+
+# Browser tests run in their own pytest process: Playwright's event loop and tests that call
+# asyncio.run() cannot share one (see ../shared/STACK.md).
+test: install-dev node browser-deps
+	$(MAKE) --no-print-directory test-main
+	$(MAKE) --no-print-directory test-browser
+
+test-main:
+	$(PY) -m pytest $(if $(filter 0,$(XDIST)),,-n $(XDIST)) -m "not browser" \
+	  --ignore=tests/browser $(PYTEST_ARGS)
+
+test-browser:
+	@if [ -d tests/browser ]; then \
+	  DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS); \
+	else \
+	  echo "no tests/browser yet"; \
+	fi
+
+check: install-dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
+	$(VENV)/bin/lint-imports
+	DJANGO_SETTINGS_MODULE=config.settings.test $(MANAGE) makemigrations --check --dry-run
+	$(PY) tools/check_conventions.py
+	@if [ -f edge_runner/catalog.py ]; then $(PY) -m edge_runner.catalog --check; fi
+
+clean:
+	rm -rf staticfiles .pytest_cache .mypy_cache .ruff_cache
