@@ -1,0 +1,151 @@
+"""Account pages: login, logout, password change and reset, personal access tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils import timezone
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_http_methods
+
+from apps.accounts import services
+from apps.accounts.access import access_token
+from apps.accounts.forms import LoginForm, TokenCreateForm
+from apps.accounts.selectors import token_list
+from apps.core.errors import ManifoldError, NotFound
+from apps.core.forms import add_service_error
+
+
+class LoginView(auth_views.LoginView):
+    """Email + password login; signed-in visitors go straight to their teams."""
+
+    template_name = "accounts/login.html"
+    authentication_form = LoginForm  # type: ignore[assignment]  # same contract, email field
+    redirect_authenticated_user = True
+
+
+class LogoutView(auth_views.LogoutView):
+    """Logging out is a POST; a GET shows a one-button confirmation instead of a 405."""
+
+    http_method_names = ["get", "post", "options"]
+    template_name = "accounts/logged_out.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return render(request, "accounts/logout_confirm.html")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Change one's own password through ``password_change`` (audited); stay signed in here."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:password_change_done")
+
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
+        try:
+            services.password_change(
+                actor=self.request.user,  # type: ignore[arg-type]  # login_required
+                user=form.user,  # type: ignore[arg-type]
+                old_password=form.cleaned_data["old_password"],
+                new_password=form.cleaned_data["new_password1"],
+                request=self.request,
+            )
+        except ManifoldError as exc:
+            add_service_error(form, exc, {"new_password": "new_password2"})
+            return self.form_invalid(form)
+        update_session_auth_hash(self.request, form.user)
+        messages.success(self.request, "Password changed.")
+        return redirect(self.get_success_url())
+
+
+class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
+    template_name = "accounts/password_change_done.html"
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/email/password_reset.txt"
+    subject_template_name = "accounts/email/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_done.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "accounts/password_reset_complete.html"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_list_view(request: HttpRequest) -> HttpResponse:
+    """Permission ``token:manage``: list own tokens, create one (its secret is shown once)."""
+    from apps.teams.selectors import team_list_for_user
+
+    user = request.user
+    team_choices = [(team.slug, team.name) for team in team_list_for_user(user)]
+    created = None
+    if request.method == "POST":
+        form = TokenCreateForm(request.POST, team_choices=team_choices)
+        if form.is_valid():
+            try:
+                created = services.token_create(
+                    actor=user,
+                    name=form.cleaned_data["name"],
+                    read_only=form.cleaned_data["read_only"],
+                    team_slugs=form.team_slugs(),
+                    expires_in_days=form.cleaned_data["expires_in_days"],
+                    request=request,
+                )
+            except ManifoldError as exc:
+                add_service_error(form, exc)
+            else:
+                form = TokenCreateForm(team_choices=team_choices)
+    else:
+        form = TokenCreateForm(team_choices=team_choices)
+    response = render(
+        request,
+        "accounts/tokens.html",
+        {
+            "form": form,
+            "created": created,
+            "tokens": token_list(user=user),
+            "now": timezone.now(),
+        },
+        status=400 if request.method == "POST" and form.errors else 200,
+    )
+    # The one page that ever carries the secret must not be stored by browsers or proxies.
+    patch_cache_control(response, no_store=True, private=True)
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Permission ``token:manage``: confirm, then revoke one of one's own tokens."""
+    try:
+        token = access_token(request.user, token_id)
+    except NotFound:
+        raise Http404("Token not found.") from None
+    if request.method == "POST":
+        try:
+            services.token_revoke(actor=request.user, token=token, request=request)
+        except ManifoldError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Token “{token.name}” revoked. It stops working now.")
+        return redirect("accounts:tokens")
+    return render(request, "accounts/token_revoke.html", {"token": token})

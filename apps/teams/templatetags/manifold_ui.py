@@ -1,0 +1,47 @@
+"""Template helpers shared by every page: the team switcher, form rows, role badges."""
+
+from typing import Any
+
+from django import forms, template
+from django.forms.boundfield import BoundField
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def user_teams(context: template.Context) -> list[Any]:
+    """The signed-in user's teams for the switcher, read once per request."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if request is None or user is None or not user.is_authenticated:
+        return []
+    cached: list[Any] | None = getattr(request, "_manifold_user_teams", None)
+    if cached is None:
+        from apps.teams.selectors import team_list_for_user
+
+        cached = list(team_list_for_user(user=user))
+        request._manifold_user_teams = cached  # type: ignore[attr-defined]  # per-request memo
+    return cached
+
+
+@register.inclusion_tag("includes/field.html")
+def form_field(field: BoundField) -> dict[str, Any]:
+    """One labelled form row with help text and its errors right below the input."""
+    widget = field.field.widget
+    if isinstance(widget, forms.CheckboxInput):
+        widget_type = "checkbox"
+    elif isinstance(widget, forms.CheckboxSelectMultiple):
+        widget_type = "multi"
+    else:
+        widget_type = "input"
+    return {"field": field, "widget_type": widget_type}
+
+
+ROLE_BADGES = {"owner", "member", "viewer", "dashboard"}
+
+
+@register.filter
+def role_badge_class(role: object) -> str:
+    """CSS modifier for a role name; custom roles share one colour."""
+    name = str(role or "").lower()
+    return f"badge-{name}" if name in ROLE_BADGES else "badge-custom"

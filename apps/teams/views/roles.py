@@ -1,0 +1,147 @@
+"""Roles: the built-in role table and the team's custom roles (named permission sets)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from apps.core.errors import ManifoldError
+from apps.core.forms import add_service_error
+from apps.rbac import services as rbac_services
+from apps.rbac.access import access_custom_role
+from apps.rbac.models import CustomRole
+from apps.rbac.permissions import CUSTOM_ROLE_KEYS, PERMISSIONS, ROLES, role_allows
+from apps.rbac.selectors import custom_role_list
+from apps.teams.access import TeamAccess
+from apps.teams.forms import CustomRoleForm
+from apps.teams.views.base import team_context, team_page
+
+
+def permission_choices() -> list[tuple[str, str]]:
+    """Keys a custom role may hold, in table order, labelled for people."""
+    return [
+        (key, f"{spec.description} ({key})")
+        for key, spec in PERMISSIONS.items()
+        if key in CUSTOM_ROLE_KEYS
+    ]
+
+
+def role_matrix() -> list[dict[str, object]]:
+    """One row per permission key: which built-in roles grant it."""
+    return [
+        {
+            "key": key,
+            "description": spec.description,
+            "grants": [role_allows(role, key) for role in ROLES],
+        }
+        for key, spec in PERMISSIONS.items()
+    ]
+
+
+@team_page("customrole:read")
+@require_http_methods(["GET"])
+def role_list(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    return render(
+        request,
+        "teams/roles.html",
+        team_context(
+            access,
+            "roles",
+            custom_roles=custom_role_list(team=access.team),
+            roles=ROLES,
+            matrix=role_matrix(),
+        ),
+    )
+
+
+@team_page("customrole:manage")
+@require_http_methods(["GET", "POST"])
+def role_create(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    form = CustomRoleForm(request.POST or None, permission_choices=permission_choices())
+    if request.method == "POST" and form.is_valid():
+        try:
+            role = rbac_services.custom_role_create(
+                actor=request.user,  # type: ignore[arg-type]
+                team=access.team,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                permissions=list(form.cleaned_data["permissions"]),
+                request=request,
+            )
+        except ManifoldError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(
+                request, f"Custom role “{role.name}” created. Assign it on the Members page."
+            )
+            return redirect("teams:roles", team_slug=access.team.slug)
+    return render(
+        request,
+        "teams/role_form.html",
+        team_context(access, "roles", form=form, role=None),
+        status=400 if form.errors else 200,
+    )
+
+
+@team_page("customrole:manage")
+@require_http_methods(["GET", "POST"])
+def role_edit(request: HttpRequest, access: TeamAccess, role_id: int) -> HttpResponse:
+    role: CustomRole = access_custom_role(access, role_id, "customrole:manage")
+    form = CustomRoleForm(
+        request.POST or None,
+        permission_choices=permission_choices(),
+        initial={
+            "name": role.name,
+            "description": role.description,
+            "permissions": list(role.permissions),
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            rbac_services.custom_role_update(
+                actor=request.user,  # type: ignore[arg-type]
+                role=role,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                permissions=list(form.cleaned_data["permissions"]),
+                request=request,
+            )
+        except ManifoldError as exc:
+            role.refresh_from_db()
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Custom role “{role.name}” saved.")
+            return redirect("teams:roles", team_slug=access.team.slug)
+    return render(
+        request,
+        "teams/role_form.html",
+        team_context(access, "roles", form=form, role=role),
+        status=400 if form.errors else 200,
+    )
+
+
+@team_page("customrole:manage")
+@require_http_methods(["GET", "POST"])
+def role_delete(request: HttpRequest, access: TeamAccess, role_id: int) -> HttpResponse:
+    role = access_custom_role(access, role_id, "customrole:manage")
+    error = None
+    if request.method == "POST":
+        try:
+            rbac_services.custom_role_delete(
+                actor=request.user,  # type: ignore[arg-type]
+                role=role,
+                request=request,
+            )
+        except ManifoldError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Custom role “{role.name}” deleted.")
+            return redirect("teams:roles", team_slug=access.team.slug)
+    return render(
+        request,
+        "teams/role_delete.html",
+        team_context(access, "roles", role=role, error=error),
+        status=409 if error else 200,
+    )

@@ -1,0 +1,77 @@
+// Live updates for team pages: listen on /ws/teams/<slug>/events/ and ask htmx to re-fetch
+// every region marked data-live-refresh. Events only say *that* something changed; the page
+// re-reads the truth from the server, so a lost or duplicated event never shows wrong data.
+// Without websockets (or htmx) the page still works; it just needs a reload.
+(function () {
+  "use strict";
+
+  var root = document.querySelector("[data-live-team]");
+  if (!root || !("WebSocket" in window)) return;
+
+  var status = document.querySelector("[data-live-status]");
+  var slug = root.getAttribute("data-live-team");
+  var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+  var url = scheme + window.location.host + "/ws/teams/" + encodeURIComponent(slug) + "/events/";
+  var delay = 1000;
+  var refreshTimer = null;
+
+  function setStatus(state, text) {
+    if (!status) return;
+    status.setAttribute("data-state", state);
+    var label = status.querySelector("[data-live-label]");
+    if (label) label.textContent = text;
+  }
+
+  function refresh() {
+    // Coalesce bursts (one service may write several events) into one re-fetch.
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(function () {
+      refreshTimer = null;
+      if (!window.htmx) return;
+      document.querySelectorAll("[data-live-refresh]").forEach(function (region) {
+        // An empty value means "this page as it is now", filters pushed by htmx included.
+        var source = region.getAttribute("data-live-refresh") || window.location.href;
+        window.htmx.ajax("GET", source, { target: region, swap: "innerHTML" });
+      });
+    }, 150);
+  }
+
+  function connect() {
+    var socket;
+    try {
+      socket = new WebSocket(url);
+    } catch (error) {
+      setStatus("offline", "Live updates unavailable");
+      return;
+    }
+    socket.addEventListener("open", function () {
+      delay = 1000;
+      setStatus("live", "Live");
+    });
+    socket.addEventListener("message", function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (error) { return; }
+      if (data && data.kind) {
+        document.dispatchEvent(new CustomEvent("manifold:team-event", { detail: data }));
+        refresh();
+      }
+    });
+    socket.addEventListener("close", function (event) {
+      // 4403/4404: no permission or no such team; retrying cannot help.
+      if (event.code === 4403 || event.code === 4404) {
+        setStatus("offline", "Live updates off");
+        return;
+      }
+      setStatus("offline", "Reconnecting…");
+      var wait = delay + Math.random() * delay;
+      delay = Math.min(delay * 2, 30000);
+      setTimeout(function () {
+        connect();
+        // Catch up on whatever happened while the socket was down.
+        refresh();
+      }, wait);
+    });
+  }
+
+  connect();
+})();

@@ -1,0 +1,43 @@
+"""Every page renders for the people who may see it (a quick net under the detailed tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from apps.accounts.models import User
+from tests.conftest import Acme
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_page_renders_for_the_owner(
+    acme_world: Acme, page_client: Callable[[User | None], Client]
+) -> None:
+    client = page_client(acme_world.olivia)
+    pages = [
+        "/",
+        "/create-team/",
+        "/accounts/password/change/",
+        "/accounts/tokens/",
+        "/teams/acme/",
+        "/teams/acme/applications/",
+        "/teams/acme/applications/new/",
+        "/teams/acme/applications/line-1/edit/",
+        "/teams/acme/applications/line-1/delete/",
+        "/teams/acme/applications/line-1/access/",
+        "/teams/acme/applications/line-1/audit/",
+        "/teams/acme/members/",
+        "/teams/acme/roles/",
+        "/teams/acme/roles/new/",
+        "/teams/acme/settings/",
+        "/teams/acme/delete/",
+        "/teams/acme/leave/",
+        "/teams/acme/audit/",
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        assert b"<main" in response.content, url
