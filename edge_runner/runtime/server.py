@@ -1,0 +1,187 @@
+"""Standalone mode: one aiohttp server on one port for the Admin API, ``/comms`` and the
+routes of ``http in`` nodes (ENGINE_CONTRACT.md).
+
+Startup: load ``<userdir>/flows.json`` (an unusable file is kept aside and the runner starts
+with no flows), deploy it, then listen; ``GET /flows`` answering 200 means ready. Stop (SIGTERM
+or SIGINT): close ``/comms`` clients, stop every node, close the listener, within a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge_runner.contract import new_msgid
+from edge_runner.runtime.admin_api import AdminApi
+from edge_runner.runtime.comms import CommsHub
+from edge_runner.runtime.http_routes import handle_request, router_for
+from edge_runner.runtime.storage import FlowStorage, StorageError, atomic_write
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from edge_runner.runtime.engine import Engine
+
+log = logging.getLogger("edge_runner.server")
+
+MAX_ADMIN_BODY = 32 * 1024 * 1024  # a flows.json of tens of thousands of nodes still fits
+STOP_TIMEOUT_S = 8.0
+SECRET_ENV = "EDGE_RUNNER_CREDENTIAL_SECRET"  # noqa: S105  (a variable name, not a secret)
+RUNTIME_CONFIG = ".config.runtime.json"
+
+
+def credential_secret(userdir: Path, given: str | None = None) -> str:
+    """The secret that encrypts ``flows_cred.json``: ``given``, else $EDGE_RUNNER_CREDENTIAL_SECRET,
+    else the one generated on first start and kept in ``<userdir>/.config.runtime.json``
+    (Node-RED keeps its generated ``_credentialSecret`` there too)."""
+    if given:
+        return given
+    from_env = os.environ.get(SECRET_ENV)
+    if from_env:
+        return from_env
+    path = userdir / RUNTIME_CONFIG
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        if isinstance(doc, dict) and isinstance(doc.get("_credentialSecret"), str):
+            return str(doc["_credentialSecret"])
+        raise ValueError("no _credentialSecret")
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        # Generating a new secret would silently orphan the stored credentials.
+        raise StorageError(f"{path} is unusable ({exc}); fix it or pass the secret") from exc
+    secret = secrets.token_hex(32)
+    userdir.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps({"_credentialSecret": secret}).encode())
+    return secret
+
+
+def build_engine(userdir: Path, secret: str | None) -> Engine:
+    """The engine with the userdir's stores: memory context by default plus a ``file`` context
+    store in ``<userdir>/context``, and encrypted credentials in ``flows_cred.json``."""
+    from edge_runner.runtime.context import ContextStore, ContextStores
+    from edge_runner.runtime.context_file import FileContextStore
+    from edge_runner.runtime.credentials import CredentialStore
+    from edge_runner.runtime.engine import Engine
+
+    stores = ContextStores({"default": ContextStore(),
+                            "memory": ContextStore(),
+                            "file": FileContextStore(userdir / "context")})
+    credentials = CredentialStore.in_userdir(userdir, credential_secret(userdir, secret))
+    return Engine(context=stores, credentials=credentials)
+
+
+class Server:
+    """The runner in standalone mode: engine + storage + Admin API + /comms + http in routes."""
+
+    def __init__(self, host: str, port: int, userdir: str | os.PathLike[str],
+                 credential_secret: str | None = None, engine: Engine | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.userdir = Path(userdir)
+        self.secret = credential_secret
+        self.storage = FlowStorage(self.userdir)
+        self.hub = CommsHub()
+        self._engine = engine
+        self._runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("server not started")
+        return self._engine
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        from edge_runner.runtime.engine import DeployError
+
+        self.userdir.mkdir(parents=True, exist_ok=True)
+        try:
+            flows = self.storage.load()
+        except StorageError as exc:
+            log.error("starting with no flows: %s", exc)
+            flows = []
+        if self._engine is None:
+            self._engine = build_engine(self.userdir, self.secret)
+        engine = self._engine
+        engine.subscribe(self.hub.on_engine_event)
+        if flows:
+            try:
+                await engine.deploy(flows, "full", self.storage.rev)
+            except DeployError as exc:
+                # Keep the file as it is (the user may fix it from the editor); run nothing.
+                log.error("stored flows rejected, running no flows: %s", exc)
+        api = AdminApi(engine, self.storage)
+        app = web.Application(client_max_size=MAX_ADMIN_BODY)
+        api.add_routes(app)
+        app.router.add_get("/comms", self.hub.handle)
+        router = router_for(engine)
+
+        async def http_node(request: web.Request) -> web.StreamResponse:
+            response: web.StreamResponse = await handle_request(router, request, new_msgid)
+            return response
+
+        app.router.add_route("*", "/{tail:.*}", http_node)
+        self.app = app
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, shutdown_timeout=2.0,
+                           reuse_address=True, backlog=1024)
+        await site.start()
+        self._runner = runner
+        log.info("edge runner on http://%s:%s (userdir %s)", self.host, self.port, self.userdir)
+
+    async def stop(self) -> None:
+        """Graceful stop; every step is bounded so SIGTERM ends the process in seconds."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.hub.close(), 2.0)
+        if self._engine is not None:
+            try:
+                await asyncio.wait_for(self._engine.stop(), STOP_TIMEOUT_S)
+            except Exception:
+                log.exception("engine did not stop cleanly")
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._runner.cleanup(), 3.0)
+            self._runner = None
+
+
+async def serve(host: str, port: int, userdir: str, credential_secret: str | None = None) -> None:
+    """Run until SIGTERM/SIGINT."""
+    server = Server(host, port, userdir, credential_secret)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await server.stop()
+
+
+def run(host: str, port: int, userdir: str, credential_secret: str | None = None,
+        loop: str = "auto") -> None:
+    """Blocking entry point; ``loop`` is ``auto`` (uvloop when installed), ``uvloop`` or
+    ``asyncio``."""
+    if loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise
+        else:
+            uvloop.run(serve(host, port, userdir, credential_secret))
+            return
+    asyncio.run(serve(host, port, userdir, credential_secret))
