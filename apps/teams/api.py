@@ -314,6 +314,9 @@ class ApplicationOverrideViewSet(TeamScopedViewSet):
     def access_object(self, lookup: str, permission: str) -> ApplicationRoleOverride:
         return access_override(self.team_access, self.application, lookup, permission)
 
+    def team_id_of(self, obj: Any) -> int | None:
+        return int(obj.application.team_id)
+
     def application_of(self, obj: Any) -> Application | None:
         # Managing overrides is a team-level act (member:role), not one inside the application.
         return None

@@ -107,8 +107,7 @@ class TeamScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         permission = self.required_permission
         obj = self.access_object(value, permission)
-        team_id = getattr(obj, "team_id", None) if not isinstance(obj, Team) else obj.pk
-        if team_id != self.team.pk:
+        if self.team_id_of(obj) != self.team.pk:
             raise NotFound()
         application = self.application_of(obj)
         if application is not None:
@@ -126,6 +125,13 @@ class TeamScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
     def access_object(self, lookup: str, permission: str) -> Model:
         """Turn the URL id into an object of ``self.team`` through an ``access_*`` function."""
         raise NotImplementedError
+
+    def team_id_of(self, obj: Any) -> int | None:
+        """The team an object belongs to: a last check that access_object stayed in the team."""
+        if isinstance(obj, Team):
+            return obj.pk
+        team_id: int | None = getattr(obj, "team_id", None)
+        return team_id
 
     def application_of(self, obj: Any) -> Application | None:
         """The application an object lives in, so its overrides apply."""
