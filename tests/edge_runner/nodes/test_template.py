@@ -111,5 +111,5 @@ async def test_bad_msg_template_is_a_catchable_error() -> None:
                                  {"output": "xml"}, {"fieldType": "file"}])
 async def test_bad_config_is_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(DeployError):
-        async with FlowHarness(template("x", **{k: v for k, v in bad.items()})):
+        async with FlowHarness(template("x", **bad)):
             pass
