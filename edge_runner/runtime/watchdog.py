@@ -125,9 +125,7 @@ class Watchdog:
 
     # ------------------------------------------------------------------ watching
     def _run(self) -> None:
-        tick = 0
         while not self._stop.wait(self.interval):
-            tick += 1
             stack = self.stack
             try:
                 frame = stack[-1]
@@ -139,7 +137,7 @@ class Watchdog:
             if own > frame.limit:
                 frame.reason = f"time limit of {frame.limit:g} s exceeded"
                 self._interrupt(frame)
-            elif self.rss_limit_mib and tick % 2 == 0:
+            elif self.rss_limit_mib:
                 rss = rss_mib()
                 if rss > self.rss_limit_mib:
                     frame.reason = (f"memory limit exceeded (process RSS {rss:.0f} MiB > "
