@@ -25,8 +25,11 @@ def user_teams(context: template.Context) -> list[Any]:
 
 
 @register.inclusion_tag("includes/field.html")
-def form_field(field: BoundField) -> dict[str, Any]:
-    """One labelled form row with help text and its errors right below the input."""
+def form_field(field: BoundField, optional_hint: bool = True) -> dict[str, Any]:
+    """One labelled form row with help text and its errors right below the input.
+
+    ``optional_hint=False`` drops the "(optional)" marker, for filter bars where every field is.
+    """
     widget = field.field.widget
     if isinstance(widget, forms.CheckboxInput):
         widget_type = "checkbox"
@@ -34,7 +37,7 @@ def form_field(field: BoundField) -> dict[str, Any]:
         widget_type = "multi"
     else:
         widget_type = "input"
-    return {"field": field, "widget_type": widget_type}
+    return {"field": field, "widget_type": widget_type, "optional_hint": optional_hint}
 
 
 ROLE_BADGES = {"owner", "member", "viewer", "dashboard"}
