@@ -160,8 +160,7 @@ def token_client(db: Any) -> Callable[..., APIClient]:
     """``token_client(user, read_only=False, teams=None)``: a client using a real token."""
 
     def make(user: User, *, read_only: bool = False, teams: list[str] | None = None) -> APIClient:
-        created = token_create(actor=user, name="test token", read_only=read_only,
-                               team_slugs=teams)
+        created = token_create(actor=user, name="test token", read_only=read_only, team_slugs=teams)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.secret}")
         return client

@@ -46,8 +46,9 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         data = validated(PasswordChangeSerializer, request.data)
         actor = request_actor(request)
-        services.password_change(actor=actor, user=actor_user(actor),
-                                 request=http_request(request), **data)
+        services.password_change(
+            actor=actor, user=actor_user(actor), request=http_request(request), **data
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -89,6 +90,7 @@ class TokenDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, token_id: str) -> Response:
         actor = request_actor(request)
-        services.token_revoke(actor=actor, token=access_token(actor, token_id),
-                              request=http_request(request))
+        services.token_revoke(
+            actor=actor, token=access_token(actor, token_id), request=http_request(request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

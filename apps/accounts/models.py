@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.core.models import TimeStamped
 
-TOKEN_PREFIX = "mfp_"
+TOKEN_PREFIX = "mfp_"  # noqa: S105  # a public marker, not a secret
 
 
 class UserManager(BaseUserManager["User"]):

@@ -28,9 +28,20 @@ class TokenSerializer(serializers.ModelSerializer[PersonalAccessToken]):
 
     class Meta:
         model = PersonalAccessToken
-        fields = ("id", "name", "prefix", "read_only", "all_teams", "teams", "expires_at",
-                  "revoked_at", "last_used_at", "created_at", "is_active")
-        read_only_fields = fields
+        fields: tuple[str, ...] = (
+            "id",
+            "name",
+            "prefix",
+            "read_only",
+            "all_teams",
+            "teams",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "created_at",
+            "is_active",
+        )
+        read_only_fields: tuple[str, ...] = fields
 
     def get_teams(self, token: PersonalAccessToken) -> list[str]:
         return sorted(team.slug for team in token.teams.all())
@@ -38,10 +49,14 @@ class TokenSerializer(serializers.ModelSerializer[PersonalAccessToken]):
 
 class TokenCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
-    read_only = serializers.BooleanField(default=False)
+    # DRF Field has a read_only attribute; this is a field of the same name, not that flag.
+    read_only = serializers.BooleanField(default=False)  # type: ignore[assignment]
     teams = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, allow_null=True,
-        default=None, max_length=100,
+        child=serializers.CharField(max_length=50),
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=100,
         help_text="Team slugs the token is limited to; leave out (or null) for all your teams.",
     )
     expires_in_days = serializers.IntegerField(

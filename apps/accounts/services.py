@@ -100,8 +100,9 @@ def password_change(
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        audit_record(event="account.password.changed", actor=actor, team=None, target=user,
-                     request=request)
+        audit_record(
+            event="account.password.changed", actor=actor, team=None, target=user, request=request
+        )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ def _field_errors(detail: Any) -> dict[str, list[str]]:
     return {str(name): _flatten(value) for name, value in detail.items()}
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, fields: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     """The one error body shape."""
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 

@@ -38,14 +38,14 @@ class ValidationError(ManifoldError):
         }
 
 
-class PermissionDenied(ManifoldError):
+class PermissionDenied(ManifoldError):  # noqa: N818  # the HTTP names read best
     """The actor can see the object but may not do this (403)."""
 
     status_code = 403
     code = "permission_denied"
 
 
-class NotFound(ManifoldError):
+class NotFound(ManifoldError):  # noqa: N818  # the HTTP names read best
     """Missing or belonging to another team: the two are never told apart (404)."""
 
     status_code = 404
@@ -55,7 +55,7 @@ class NotFound(ManifoldError):
         super().__init__(message, code=code)
 
 
-class Conflict(ManifoldError):
+class Conflict(ManifoldError):  # noqa: N818  # the HTTP names read best
     """The request clashes with the current state, e.g. removing the last owner (409)."""
 
     status_code = 409

@@ -18,7 +18,9 @@ class TimeStamped(models.Model):
 class TeamOwned(TimeStamped):
     """A row that belongs to exactly one team; selectors and access always filter on ``team``."""
 
-    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="%(app_label)s_%(class)ss")
+    team = models.ForeignKey(
+        "teams.Team", on_delete=models.CASCADE, related_name="%(app_label)s_%(class)ss"
+    )
 
     class Meta:
         abstract = True

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from apps.core.ids import parse_id
 from apps.core.errors import NotFound
+from apps.core.ids import parse_id
 from apps.rbac.models import CustomRole
 from apps.teams.access import TeamAccess
 

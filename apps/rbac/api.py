@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import http_request, validated
 from apps.rbac import services
 from apps.rbac.access import access_custom_role
 from apps.rbac.models import CustomRole
@@ -22,7 +23,6 @@ from apps.rbac.serializers import (
     CustomRoleWriteSerializer,
     PermissionRowSerializer,
 )
-from apps.core.api import http_request, validated
 from apps.teams.api import TEAM_SLUG
 from apps.teams.api_base import TeamScopedViewSet
 
@@ -43,8 +43,11 @@ class PermissionTableView(APIView):
 
 @extend_schema_view(
     list=extend_schema(parameters=[TEAM_SLUG]),
-    create=extend_schema(request=CustomRoleWriteSerializer, parameters=[TEAM_SLUG],
-                         responses={201: CustomRoleSerializer}),
+    create=extend_schema(
+        request=CustomRoleWriteSerializer,
+        parameters=[TEAM_SLUG],
+        responses={201: CustomRoleSerializer},
+    ),
     retrieve=extend_schema(parameters=[TEAM_SLUG]),
     partial_update=extend_schema(request=CustomRoleUpdateSerializer, parameters=[TEAM_SLUG]),
     destroy=extend_schema(parameters=[TEAM_SLUG]),

@@ -21,7 +21,12 @@ class Role:
 
 
 ROLES: Final[tuple[str, ...]] = (Role.OWNER, Role.MEMBER, Role.VIEWER, Role.DASHBOARD)
-ROLE_RANK: Final[dict[str, int]] = {Role.OWNER: 40, Role.MEMBER: 30, Role.VIEWER: 20, Role.DASHBOARD: 10}
+ROLE_RANK: Final[dict[str, int]] = {
+    Role.OWNER: 40,
+    Role.MEMBER: 30,
+    Role.VIEWER: 20,
+    Role.DASHBOARD: 10,
+}
 ROLE_CHOICES: Final[list[tuple[str, str]]] = [(role, role.capitalize()) for role in ROLES]
 
 # An application override may also say "this member has no access to this application".
@@ -95,7 +100,9 @@ PERMISSIONS: Final[dict[str, PermissionSpec]] = {
         Role.MEMBER, "Register, assign and remove devices", application_scoped=True
     ),
     "sso:manage": PermissionSpec(Role.OWNER, "Configure single sign-on"),
-    "model:manage": PermissionSpec(Role.MEMBER, "Upload and retire AI models", application_scoped=True),
+    "model:manage": PermissionSpec(
+        Role.MEMBER, "Upload and retire AI models", application_scoped=True
+    ),
 }
 
 # Custom roles may hold any key except the ones that govern the team itself: a custom role that
@@ -113,16 +120,16 @@ class HasPermissionKeys(Protocol):
     def permission_keys(self) -> frozenset[str]: ...
 
 
-class UnknownPermission(LookupError):
+class UnknownPermissionError(LookupError):
     """A permission key that is not in the table: a programming error, never user input."""
 
 
 def permission_spec(permission: str) -> PermissionSpec:
-    """Return the table row for ``permission`` or raise ``UnknownPermission``."""
+    """Return the table row for ``permission`` or raise ``UnknownPermissionError``."""
     try:
         return PERMISSIONS[permission]
     except KeyError:
-        raise UnknownPermission(f"Unknown permission key {permission!r}") from None
+        raise UnknownPermissionError(f"Unknown permission key {permission!r}") from None
 
 
 def role_allows(role_or_custom_role: str | HasPermissionKeys | None, permission: str) -> bool:

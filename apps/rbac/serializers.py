@@ -21,23 +21,25 @@ class CustomRoleSerializer(serializers.ModelSerializer[CustomRole]):
 
 class CustomRoleWriteSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
-    description = serializers.CharField(max_length=300, required=False, allow_blank=True,
-                                        default="")
-    permissions = serializers.ListField(child=serializers.CharField(max_length=50),
-                                        max_length=100)
+    description = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default=""
+    )
+    permissions = serializers.ListField(child=serializers.CharField(max_length=50), max_length=100)
 
 
 class CustomRoleUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    permissions = serializers.ListField(child=serializers.CharField(max_length=50),
-                                        max_length=100, required=False)
+    permissions = serializers.ListField(
+        child=serializers.CharField(max_length=50), max_length=100, required=False
+    )
 
 
 class PermissionRowSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
     minimum_role = serializers.ChoiceField(choices=ROLES)
     description = serializers.CharField()
-    read_only = serializers.BooleanField()
+    # DRF Field has a read_only attribute; this is a field of the same name, not that flag.
+    read_only = serializers.BooleanField()  # type: ignore[assignment]
     application_scoped = serializers.BooleanField()
     custom_role_allowed = serializers.BooleanField()

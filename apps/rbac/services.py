@@ -15,7 +15,9 @@ from apps.rbac.permissions import validate_custom_role_keys
 from apps.teams.models import Team
 
 
-def _clean(name: str | None, permissions: Any, description: str | None) -> tuple[str, list[str], str]:
+def _clean(
+    name: str | None, permissions: Any, description: str | None
+) -> tuple[str, list[str], str]:
     errors: dict[str, list[str]] = {}
     cleaned_name = (name or "").strip()
     if not cleaned_name or len(cleaned_name) > 100:
@@ -41,8 +43,11 @@ def _clean(name: str | None, permissions: Any, description: str | None) -> tuple
 
 
 def _snapshot(role: CustomRole) -> dict[str, Any]:
-    return {"name": role.name, "permissions": list(role.permissions),
-            "description": role.description}
+    return {
+        "name": role.name,
+        "permissions": list(role.permissions),
+        "description": role.description,
+    }
 
 
 def _save(role: CustomRole) -> None:
@@ -71,8 +76,14 @@ def custom_role_create(
     with transaction.atomic():
         role = CustomRole(team=team, name=name, permissions=keys, description=description)
         _save(role)
-        audit_record(event="team.custom_role.created", actor=actor, team=team, target=role,
-                     after=_snapshot(role), request=request)
+        audit_record(
+            event="team.custom_role.created",
+            actor=actor,
+            team=team,
+            target=role,
+            after=_snapshot(role),
+            request=request,
+        )
     return role
 
 
@@ -97,8 +108,15 @@ def custom_role_update(
         _save(role)
         after = _snapshot(role)
         if after != before:
-            audit_record(event="team.custom_role.updated", actor=actor, team=role.team,
-                         target=role, before=before, after=after, request=request)
+            audit_record(
+                event="team.custom_role.updated",
+                actor=actor,
+                team=role.team,
+                target=role,
+                before=before,
+                after=after,
+                request=request,
+            )
     return role
 
 
@@ -110,9 +128,16 @@ def custom_role_delete(
         holders = role.memberships.count()
         if holders:
             raise Conflict(
-                f"{holders} member(s) still hold the role {role.name!r}; give them another role first.",
+                f"{holders} member(s) still hold the role {role.name!r}; "
+                "give them another role first.",
                 code="role_in_use",
             )
-        audit_record(event="team.custom_role.deleted", actor=actor, team=role.team, target=role,
-                     before=_snapshot(role), request=request)
+        audit_record(
+            event="team.custom_role.deleted",
+            actor=actor,
+            team=role.team,
+            target=role,
+            before=_snapshot(role),
+            request=request,
+        )
         role.delete()

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from apps.accounts.actors import Actor, actor_token, actor_user
-from apps.core.ids import parse_id
 from apps.core.errors import NotFound, PermissionDenied
+from apps.core.ids import parse_id
 from apps.rbac.permissions import NO_ACCESS, Grant, Role, permission_spec
 from apps.teams.models import Application, ApplicationRoleOverride, Invitation, Membership, Team
 from apps.teams.selectors import application_override_roles
@@ -75,9 +75,13 @@ def team_access(actor: Actor, slug: str) -> TeamAccess:
     if membership is None:
         raise NotFound("Team not found.")
     token = actor_token(actor)
-    if token is not None and not token.all_teams:
-        if not token.teams.filter(pk=membership.team_id).exists():
-            raise NotFound("Team not found.")
+    outside_scope = (
+        token is not None
+        and not token.all_teams
+        and not token.teams.filter(pk=membership.team_id).exists()
+    )
+    if outside_scope:
+        raise NotFound("Team not found.")
     return TeamAccess(actor=actor, team=membership.team, membership=membership)
 
 

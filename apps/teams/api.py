@@ -103,8 +103,9 @@ class TeamViewSet(TeamScopedViewSet):
         return Response(TeamSerializer(team).data)
 
     def destroy(self, request: Request, team_slug: str) -> Response:
-        services.team_delete(actor=self.actor, team=self.get_object(),
-                             request=http_request(request))
+        services.team_delete(
+            actor=self.actor, team=self.get_object(), request=http_request(request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=False, methods=["post"])
@@ -115,8 +116,11 @@ class TeamViewSet(TeamScopedViewSet):
 
 @extend_schema_view(
     list=extend_schema(parameters=[TEAM_SLUG]),
-    create=extend_schema(request=ApplicationWriteSerializer, parameters=[TEAM_SLUG],
-                         responses={201: ApplicationSerializer}),
+    create=extend_schema(
+        request=ApplicationWriteSerializer,
+        parameters=[TEAM_SLUG],
+        responses={201: ApplicationSerializer},
+    ),
     retrieve=extend_schema(parameters=[TEAM_SLUG]),
     partial_update=extend_schema(request=ApplicationUpdateSerializer, parameters=[TEAM_SLUG]),
     destroy=extend_schema(parameters=[TEAM_SLUG]),
@@ -230,8 +234,11 @@ class MemberViewSet(TeamScopedViewSet):
 
 @extend_schema_view(
     list=extend_schema(parameters=[TEAM_SLUG]),
-    create=extend_schema(request=InvitationCreateSerializer, parameters=[TEAM_SLUG],
-                         responses={201: InvitationCreatedSerializer}),
+    create=extend_schema(
+        request=InvitationCreateSerializer,
+        parameters=[TEAM_SLUG],
+        responses={201: InvitationCreatedSerializer},
+    ),
     retrieve=extend_schema(parameters=[TEAM_SLUG]),
     destroy=extend_schema(parameters=[TEAM_SLUG], description="Revoke a pending invitation."),
 )
@@ -281,8 +288,11 @@ APPLICATION_SLUG = OpenApiParameter("application_slug", OpenApiTypes.STR, OpenAp
 
 @extend_schema_view(
     list=extend_schema(parameters=[TEAM_SLUG, APPLICATION_SLUG]),
-    create=extend_schema(request=OverrideWriteSerializer, parameters=[TEAM_SLUG, APPLICATION_SLUG],
-                         responses={200: OverrideSerializer}),
+    create=extend_schema(
+        request=OverrideWriteSerializer,
+        parameters=[TEAM_SLUG, APPLICATION_SLUG],
+        responses={200: OverrideSerializer},
+    ),
     destroy=extend_schema(parameters=[TEAM_SLUG, APPLICATION_SLUG]),
 )
 class ApplicationOverrideViewSet(TeamScopedViewSet):
@@ -335,8 +345,11 @@ class ApplicationOverrideViewSet(TeamScopedViewSet):
                 "Unknown member.", fields={"membership": "No such member in this team."}
             ) from None
         override = services.application_override_set(
-            actor=self.actor, membership=membership, application=application,
-            role=data["role"], request=http_request(request),
+            actor=self.actor,
+            membership=membership,
+            application=application,
+            role=data["role"],
+            request=http_request(request),
         )
         return Response(OverrideSerializer(override).data)
 

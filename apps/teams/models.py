@@ -45,8 +45,7 @@ class Application(TeamOwned):
         ]
         # Object permissions granted through django-guardian, one per override role.
         permissions = [
-            (f"application_role_{role}", f"Application role {role}")
-            for role in OVERRIDE_ROLES
+            (f"application_role_{role}", f"Application role {role}") for role in OVERRIDE_ROLES
         ]
 
     def __str__(self) -> str:

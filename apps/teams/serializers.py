@@ -95,9 +95,18 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
 
     class Meta:
         model = Invitation
-        fields = ("id", "email", "role", "status", "inviter", "expires_at", "is_expired",
-                  "created_at", "responded_at")
-        read_only_fields = fields
+        fields: tuple[str, ...] = (
+            "id",
+            "email",
+            "role",
+            "status",
+            "inviter",
+            "expires_at",
+            "is_expired",
+            "created_at",
+            "responded_at",
+        )
+        read_only_fields: tuple[str, ...] = fields
 
     def get_inviter(self, invitation: Invitation) -> str | None:
         return invitation.inviter.email if invitation.inviter else None

@@ -75,7 +75,9 @@ def invitation_create(
     """Invite an email address at a role; the email goes out after commit."""
     email = normalize_email(email)
     if role not in ROLES:
-        raise ValidationError(f"Unknown role {role!r}.", fields={"role": f"Choose one of {', '.join(ROLES)}."})
+        raise ValidationError(
+            f"Unknown role {role!r}.", fields={"role": f"Choose one of {', '.join(ROLES)}."}
+        )
     inviter = actor_user(actor)
     with transaction.atomic():
         lock_team(team)
@@ -104,8 +106,14 @@ def invitation_create(
             expires_at=timezone.now() + INVITATION_VALID_FOR,
         )
         link = invitation_link(secret, request)
-        audit_record(event="team.invitation.created", actor=actor, team=team, target=invitation,
-                     after=_snapshot(invitation), request=request)
+        audit_record(
+            event="team.invitation.created",
+            actor=actor,
+            team=team,
+            target=invitation,
+            after=_snapshot(invitation),
+            request=request,
+        )
         transaction.on_commit(
             partial(_send_invitation_email, email, team.name, inviter.get_full_name(), link)
         )
@@ -140,15 +148,28 @@ def invitation_accept(
         _check_invitee(actor, invitation)
         if Membership.objects.filter(team=invitation.team, user=user).exists():
             raise Conflict("You are already a member of this team.", code="already_member")
-        membership = Membership.objects.create(team=invitation.team, user=user, role=invitation.role)
+        membership = Membership.objects.create(
+            team=invitation.team, user=user, role=invitation.role
+        )
         invitation.status = InvitationStatus.ACCEPTED
         invitation.responded_at = timezone.now()
         invitation.save(update_fields=["status", "responded_at", "updated_at"])
-        audit_record(event="team.invitation.accepted", actor=actor, team=invitation.team,
-                     target=invitation, after=_snapshot(invitation), request=request)
-        audit_record(event="team.member.added", actor=actor, team=invitation.team,
-                     target=membership, after={"user": user.email, "role": membership.role},
-                     request=request)
+        audit_record(
+            event="team.invitation.accepted",
+            actor=actor,
+            team=invitation.team,
+            target=invitation,
+            after=_snapshot(invitation),
+            request=request,
+        )
+        audit_record(
+            event="team.member.added",
+            actor=actor,
+            team=invitation.team,
+            target=membership,
+            after={"user": user.email, "role": membership.role},
+            request=request,
+        )
     return membership
 
 
@@ -162,8 +183,14 @@ def invitation_decline(
         invitation.status = InvitationStatus.DECLINED
         invitation.responded_at = timezone.now()
         invitation.save(update_fields=["status", "responded_at", "updated_at"])
-        audit_record(event="team.invitation.declined", actor=actor, team=invitation.team,
-                     target=invitation, after=_snapshot(invitation), request=request)
+        audit_record(
+            event="team.invitation.declined",
+            actor=actor,
+            team=invitation.team,
+            target=invitation,
+            after=_snapshot(invitation),
+            request=request,
+        )
     return invitation
 
 
@@ -179,6 +206,13 @@ def invitation_revoke(
         locked.status = InvitationStatus.REVOKED
         locked.responded_at = timezone.now()
         locked.save(update_fields=["status", "responded_at", "updated_at"])
-        audit_record(event="team.invitation.revoked", actor=actor, team=locked.team,
-                     target=locked, before=before, after=_snapshot(locked), request=request)
+        audit_record(
+            event="team.invitation.revoked",
+            actor=actor,
+            team=locked.team,
+            target=locked,
+            before=before,
+            after=_snapshot(locked),
+            request=request,
+        )
     return locked

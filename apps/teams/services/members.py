@@ -54,13 +54,15 @@ def member_role_change(
     actor: Actor,
     membership: Membership,
     role: str | None = None,
-    custom_role: CustomRole | None | object = _UNSET,
+    custom_role: CustomRole | object | None = _UNSET,
     request: HttpRequest | None = None,
 ) -> Membership:
     """Set a member's team role and/or custom role (``custom_role=None`` clears it)."""
     team = membership.team
     if role is not None and role not in ROLES:
-        raise ValidationError(f"Unknown role {role!r}.", fields={"role": f"Choose one of {', '.join(ROLES)}."})
+        raise ValidationError(
+            f"Unknown role {role!r}.", fields={"role": f"Choose one of {', '.join(ROLES)}."}
+        )
     with transaction.atomic():
         lock_team(team)
         require_owner(actor, team, "change roles")
@@ -87,8 +89,15 @@ def member_role_change(
             _drop_overrides(membership)
         after = membership_snapshot(membership)
         if after != before:
-            audit_record(event="team.member.role_changed", actor=actor, team=team,
-                         target=membership, before=before, after=after, request=request)
+            audit_record(
+                event="team.member.role_changed",
+                actor=actor,
+                team=team,
+                target=membership,
+                before=before,
+                after=after,
+                request=request,
+            )
     return membership
 
 
@@ -104,8 +113,14 @@ def member_remove(
         if membership.role == Role.OWNER and _other_owners(team, membership) == 0:
             raise Conflict(LAST_OWNER, code="last_owner")
         before = membership_snapshot(membership)
-        audit_record(event="team.member.removed", actor=actor, team=team, target=membership,
-                     before=before, request=request)
+        audit_record(
+            event="team.member.removed",
+            actor=actor,
+            team=team,
+            target=membership,
+            before=before,
+            request=request,
+        )
         _drop_overrides(membership)
         membership.delete()
 
@@ -123,8 +138,14 @@ def member_leave(*, actor: Actor, team: Team, request: HttpRequest | None = None
             raise NotFound("Team not found.")
         if membership.role == Role.OWNER and _other_owners(team, membership) == 0:
             raise Conflict(LAST_OWNER, code="last_owner")
-        audit_record(event="team.member.left", actor=actor, team=team, target=membership,
-                     before=membership_snapshot(membership), request=request)
+        audit_record(
+            event="team.member.left",
+            actor=actor,
+            team=team,
+            target=membership,
+            before=membership_snapshot(membership),
+            request=request,
+        )
         _drop_overrides(membership)
         membership.delete()
 
@@ -164,9 +185,16 @@ def application_override_set(
         override.save()
         clear_application_grants(membership.user_id, [application.pk])
         assign_perm(f"teams.{GUARDIAN_PREFIX}{role}", membership.user, application)
-        audit_record(event="team.application_role.set", actor=actor, team=team,
-                     application=application, target=override, before=before,
-                     after={"user": membership.user.email, "role": role}, request=request)
+        audit_record(
+            event="team.application_role.set",
+            actor=actor,
+            team=team,
+            application=application,
+            target=override,
+            before=before,
+            after={"user": membership.user.email, "role": role},
+            request=request,
+        )
     return override
 
 
@@ -179,9 +207,14 @@ def application_override_remove(
     application = override.application
     with transaction.atomic():
         require_owner(actor, team, "change application roles")
-        audit_record(event="team.application_role.removed", actor=actor, team=team,
-                     application=application, target=override,
-                     before={"user": membership.user.email, "role": override.role},
-                     request=request)
+        audit_record(
+            event="team.application_role.removed",
+            actor=actor,
+            team=team,
+            application=application,
+            target=override,
+            before={"user": membership.user.email, "role": override.role},
+            request=request,
+        )
         clear_application_grants(membership.user_id, [application.pk])
         override.delete()

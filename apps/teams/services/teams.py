@@ -20,9 +20,7 @@ from apps.teams.services._common import (
 )
 
 
-def team_create(
-    *, actor: Actor, name: str, slug: str, request: HttpRequest | None = None
-) -> Team:
+def team_create(*, actor: Actor, name: str, slug: str, request: HttpRequest | None = None) -> Team:
     """Create a team; the creator becomes its owner."""
     token = actor_token(actor)
     if token is not None and token.read_only:
@@ -36,10 +34,22 @@ def team_create(
         team = Team(name=name, slug=slug)
         save_unique(team, slug, "")
         membership = Membership.objects.create(team=team, user=user, role=Role.OWNER)
-        audit_record(event="team.team.created", actor=actor, team=team, target=team,
-                     after={"name": team.name, "slug": team.slug}, request=request)
-        audit_record(event="team.member.added", actor=actor, team=team, target=membership,
-                     after={"user": user.email, "role": Role.OWNER}, request=request)
+        audit_record(
+            event="team.team.created",
+            actor=actor,
+            team=team,
+            target=team,
+            after={"name": team.name, "slug": team.slug},
+            request=request,
+        )
+        audit_record(
+            event="team.member.added",
+            actor=actor,
+            team=team,
+            target=membership,
+            after={"user": user.email, "role": Role.OWNER},
+            request=request,
+        )
     return team
 
 
@@ -62,8 +72,15 @@ def team_update(
         save_unique(team, new_slug, "")
         after = {"name": team.name, "slug": team.slug}
         if after != before:
-            audit_record(event="team.team.updated", actor=actor, team=team, target=team,
-                         before=before, after=after, request=request)
+            audit_record(
+                event="team.team.updated",
+                actor=actor,
+                team=team,
+                target=team,
+                before=before,
+                after=after,
+                request=request,
+            )
     return team
 
 
@@ -72,10 +89,14 @@ def team_delete(*, actor: Actor, team: Team, request: HttpRequest | None = None)
     with transaction.atomic():
         require_owner(actor, team, "delete the team")
         application_ids = list(team.applications.values_list("pk", flat=True))
-        audit_record(event="team.team.deleted", actor=actor, team=team, target=team,
-                     before={"name": team.name, "slug": team.slug,
-                             "applications": len(application_ids)},
-                     request=request)
+        audit_record(
+            event="team.team.deleted",
+            actor=actor,
+            team=team,
+            target=team,
+            before={"name": team.name, "slug": team.slug, "applications": len(application_ids)},
+            request=request,
+        )
         clear_application_grants(0, application_ids)
         # Memberships pointing at custom roles are PROTECTed; drop them first.
         team.memberships.all().delete()
@@ -83,8 +104,11 @@ def team_delete(*, actor: Actor, team: Team, request: HttpRequest | None = None)
 
 
 def _application_snapshot(application: Application) -> dict[str, str]:
-    return {"name": application.name, "slug": application.slug,
-            "description": application.description}
+    return {
+        "name": application.name,
+        "slug": application.slug,
+        "description": application.description,
+    }
 
 
 def _clean_description(description: str | None) -> str:
@@ -92,8 +116,9 @@ def _clean_description(description: str | None) -> str:
 
     text = (description or "").strip()
     if len(text) > 2000:
-        raise ValidationError("The description is too long.",
-                              fields={"description": "At most 2000 characters."})
+        raise ValidationError(
+            "The description is too long.", fields={"description": "At most 2000 characters."}
+        )
     return text
 
 
@@ -116,9 +141,15 @@ def application_create(
             raise duplicate_slug(slug, where)
         application = Application(team=team, name=name, slug=slug, description=description)
         save_unique(application, slug, where)
-        audit_record(event="team.application.created", actor=actor, team=team,
-                     application=application, target=application,
-                     after=_application_snapshot(application), request=request)
+        audit_record(
+            event="team.application.created",
+            actor=actor,
+            team=team,
+            application=application,
+            target=application,
+            after=_application_snapshot(application),
+            request=request,
+        )
     return application
 
 
@@ -150,9 +181,16 @@ def application_update(
         save_unique(application, new_slug, where)
         after = _application_snapshot(application)
         if after != before:
-            audit_record(event="team.application.updated", actor=actor, team=application.team,
-                         application=application, target=application, before=before,
-                         after=after, request=request)
+            audit_record(
+                event="team.application.updated",
+                actor=actor,
+                team=application.team,
+                application=application,
+                target=application,
+                before=before,
+                after=after,
+                request=request,
+            )
     return application
 
 
@@ -162,9 +200,14 @@ def application_delete(
     """Delete an application and its overrides (and their guardian grants)."""
     team = application.team
     with transaction.atomic():
-        audit_record(event="team.application.deleted", actor=actor, team=team,
-                     application=application,
-                     target=application, before=_application_snapshot(application),
-                     request=request)
+        audit_record(
+            event="team.application.deleted",
+            actor=actor,
+            team=team,
+            application=application,
+            target=application,
+            before=_application_snapshot(application),
+            request=request,
+        )
         clear_application_grants(0, [application.pk])
         application.delete()

@@ -19,7 +19,8 @@ AuditLog = Callable[[Team | int | None], list[str]]
 
 def test_user_create_normalises_email_and_audits(db: Any, audit_log: AuditLog) -> None:
     user = user_create(email="  Mixed.Case@Example.TEST ", password=PASSWORD)
-    assert user.email == "mixed.case@example.test" and user.check_password(PASSWORD)
+    assert user.email == "mixed.case@example.test"
+    assert user.check_password(PASSWORD)
     assert audit_log(None) == ["account.user.created"]
     from apps.audit.models import AuditEvent
 
@@ -49,13 +50,18 @@ def test_weak_password_is_refused(db: Any) -> None:
 
 
 def test_password_change(acme_world: Acme, eddie_api: APIClient, audit_log: AuditLog) -> None:
-    wrong = eddie_api.post("/api/v1/me/password/",
-                           {"old_password": "nope", "new_password": "An0ther-long-one"},
-                           format="json")
-    assert wrong.status_code == 400 and "old_password" in wrong.json()["error"]["fields"]
-    ok = eddie_api.post("/api/v1/me/password/",
-                        {"old_password": PASSWORD, "new_password": "An0ther-long-one"},
-                        format="json")
+    wrong = eddie_api.post(
+        "/api/v1/me/password/",
+        {"old_password": "nope", "new_password": "An0ther-long-one"},
+        format="json",
+    )
+    assert wrong.status_code == 400
+    assert "old_password" in wrong.json()["error"]["fields"]
+    ok = eddie_api.post(
+        "/api/v1/me/password/",
+        {"old_password": PASSWORD, "new_password": "An0ther-long-one"},
+        format="json",
+    )
     assert ok.status_code == 204
     acme_world.eddie.refresh_from_db()
     assert acme_world.eddie.check_password("An0ther-long-one")
@@ -65,13 +71,18 @@ def test_password_change(acme_world: Acme, eddie_api: APIClient, audit_log: Audi
 def test_tokens_cannot_change_passwords(acme_world: Acme) -> None:
     created = token_create(actor=acme_world.eddie, name="cli")
     with pytest.raises(PermissionDenied):
-        password_change(actor=created.token, user=acme_world.eddie, old_password=PASSWORD,
-                        new_password="An0ther-long-one")
+        password_change(
+            actor=created.token,
+            user=acme_world.eddie,
+            old_password=PASSWORD,
+            new_password="An0ther-long-one",
+        )
     acme_world.eddie.refresh_from_db()
     assert acme_world.eddie.check_password(PASSWORD)
 
 
 def test_me(acme_world: Acme, vera_api: APIClient) -> None:
     body = vera_api.get("/api/v1/me/").json()
-    assert body["email"] == "vera@acme.test" and body["is_platform_admin"] is False
+    assert body["email"] == "vera@acme.test"
+    assert body["is_platform_admin"] is False
     assert APIClient().get("/api/v1/me/").status_code == 401

@@ -25,20 +25,23 @@ def test_overriding_a_sealed_hook_fails_at_class_creation(hook: str) -> None:
 
 def test_every_action_must_name_a_known_permission() -> None:
     with pytest.raises(TypeError, match="names no permission"):
+
         class NoKey(TeamScopedViewSet):
             def list(self, request: Any) -> None: ...
 
     with pytest.raises(TypeError, match="unknown permission"):
+
         class BadKey(TeamScopedViewSet):
             permissions = {"list": "flow:destroy"}
 
             def list(self, request: Any) -> None: ...
 
     with pytest.raises(TypeError, match="names no permission"):
+
         class NoKeyAction(TeamScopedViewSet):
             permissions = {}
 
-            @action(detail=False)
+            @action(detail=False)  # type: ignore[type-var]  # a bare stand-in action
             def extra(self, request: Any) -> None: ...
 
 
@@ -51,7 +54,7 @@ def test_the_escape_hatch_is_explicitly_dangerous() -> None:
         def dangerously_get_queryset(self) -> QuerySet[Application]:
             return Application.objects.all()
 
-    assert Explicit.dangerously_get_queryset
+    assert "dangerously_get_queryset" in vars(Explicit)
 
 
 @pytest.mark.parametrize(
@@ -67,9 +70,11 @@ def test_the_escape_hatch_is_explicitly_dangerous() -> None:
 )
 def test_error_bodies_have_one_shape(error: Exception, status: int, code: str) -> None:
     response = exception_handler(error, {})
-    assert response is not None and response.status_code == status
+    assert response is not None
+    assert response.status_code == status
     body = response.data["error"]
-    assert set(body) == {"code", "message", "fields"} and body["code"] == code
+    assert set(body) == {"code", "message", "fields"}
+    assert body["code"] == code
     assert body["message"]
 
 
@@ -113,12 +118,18 @@ def test_openapi_schema_is_valid(db: Any) -> None:
     from drf_spectacular.generators import SchemaGenerator
     from drf_spectacular.validation import validate_schema
 
-    schema = SchemaGenerator().get_schema(request=None, public=True)
-    validate_schema(schema)
+    # drf-spectacular is untyped here.
+    schema = SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
+    validate_schema(schema)  # type: ignore[no-untyped-call]
     paths = schema["paths"]
-    for path in ["/api/v1/me/", "/api/v1/tokens/", "/api/v1/teams/", "/api/v1/teams/{team_slug}/",
-                 "/api/v1/teams/{team_slug}/members/{membership_id}/",
-                 "/api/v1/teams/{team_slug}/custom-roles/",
-                 "/api/v1/invitations/{token}/accept/"]:
+    for path in [
+        "/api/v1/me/",
+        "/api/v1/tokens/",
+        "/api/v1/teams/",
+        "/api/v1/teams/{team_slug}/",
+        "/api/v1/teams/{team_slug}/members/{membership_id}/",
+        "/api/v1/teams/{team_slug}/custom-roles/",
+        "/api/v1/invitations/{token}/accept/",
+    ]:
         assert path in paths, path
     assert "personalAccessToken" in schema["components"]["securitySchemes"]

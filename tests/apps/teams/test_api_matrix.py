@@ -1,4 +1,4 @@
-"""RELIABILITY family 4: the role × permission table against real API status codes.
+"""RELIABILITY family 4: the role x permission table against real API status codes.
 
 Every team endpoint is called by every persona (and by a read-only token of the owner). The
 expected answer comes from ``role_allows`` alone: granted → the success status, denied → 403,
@@ -40,26 +40,50 @@ ENDPOINTS = [
     Endpoint("patch", "/api/v1/teams/acme/", "team:edit", 200, {"name": "Acme Works"}),
     Endpoint("delete", "/api/v1/teams/acme/", "team:delete", 204),
     Endpoint("get", "/api/v1/teams/acme/applications/", "application:read", 200),
-    Endpoint("post", "/api/v1/teams/acme/applications/", "application:create", 201,
-             {"name": "Line 2", "slug": "line-2"}),
+    Endpoint(
+        "post",
+        "/api/v1/teams/acme/applications/",
+        "application:create",
+        201,
+        {"name": "Line 2", "slug": "line-2"},
+    ),
     Endpoint("get", "/api/v1/teams/acme/applications/line-1/", "application:read", 200),
-    Endpoint("patch", "/api/v1/teams/acme/applications/line-1/", "application:edit", 200,
-             {"description": "Filling"}),
+    Endpoint(
+        "patch",
+        "/api/v1/teams/acme/applications/line-1/",
+        "application:edit",
+        200,
+        {"description": "Filling"},
+    ),
     Endpoint("delete", "/api/v1/teams/acme/applications/line-1/", "application:delete", 204),
     Endpoint("get", "/api/v1/teams/acme/members/", "member:read", 200),
     Endpoint("get", "/api/v1/teams/acme/members/{vera}/", "member:read", 200),
-    Endpoint("patch", "/api/v1/teams/acme/members/{vera}/", "member:role", 200,
-             {"role": "member"}),
+    Endpoint("patch", "/api/v1/teams/acme/members/{vera}/", "member:role", 200, {"role": "member"}),
     Endpoint("delete", "/api/v1/teams/acme/members/{vera}/", "member:remove", 204),
     Endpoint("get", "/api/v1/teams/acme/invitations/", "member:invite", 200),
-    Endpoint("post", "/api/v1/teams/acme/invitations/", "member:invite", 201,
-             {"email": "new@example.test", "role": "viewer"}),
+    Endpoint(
+        "post",
+        "/api/v1/teams/acme/invitations/",
+        "member:invite",
+        201,
+        {"email": "new@example.test", "role": "viewer"},
+    ),
     Endpoint("get", "/api/v1/teams/acme/custom-roles/", "customrole:read", 200),
-    Endpoint("post", "/api/v1/teams/acme/custom-roles/", "customrole:manage", 201,
-             {"name": "Deployer", "permissions": ["flow:deploy"]}),
+    Endpoint(
+        "post",
+        "/api/v1/teams/acme/custom-roles/",
+        "customrole:manage",
+        201,
+        {"name": "Deployer", "permissions": ["flow:deploy"]},
+    ),
     Endpoint("get", "/api/v1/teams/acme/applications/line-1/overrides/", "member:read", 200),
-    Endpoint("post", "/api/v1/teams/acme/applications/line-1/overrides/", "member:role", 200,
-             {"membership": "{vera}", "role": "dashboard"}),
+    Endpoint(
+        "post",
+        "/api/v1/teams/acme/applications/line-1/overrides/",
+        "member:role",
+        200,
+        {"membership": "{vera}", "role": "dashboard"},
+    ),
 ]
 
 PERSONAS = {
@@ -74,14 +98,21 @@ def team_state(team_id: int) -> tuple[Any, ...]:
     """Everything an acme endpoint could change, as plain values."""
     return (
         list(Team.objects.filter(pk=team_id).values_list("name", "slug")),
-        list(Application.objects.filter(team_id=team_id).values_list("slug", "name",
-                                                                     "description")),
-        sorted(Membership.objects.filter(team_id=team_id).values_list("user__email", "role",
-                                                                      "custom_role")),
+        list(
+            Application.objects.filter(team_id=team_id).values_list("slug", "name", "description")
+        ),
+        sorted(
+            Membership.objects.filter(team_id=team_id).values_list(
+                "user__email", "role", "custom_role"
+            )
+        ),
         sorted(Invitation.objects.filter(team_id=team_id).values_list("email", "status")),
         sorted(CustomRole.objects.filter(team_id=team_id).values_list("name", "permissions")),
-        sorted(ApplicationRoleOverride.objects.filter(
-            application__team_id=team_id).values_list("membership_id", "role")),
+        sorted(
+            ApplicationRoleOverride.objects.filter(application__team_id=team_id).values_list(
+                "membership_id", "role"
+            )
+        ),
     )
 
 
@@ -101,8 +132,11 @@ def endpoint_id(endpoint: Endpoint) -> str:
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=endpoint_id)
 @pytest.mark.parametrize("persona", sorted(PERSONAS))
 def test_role_matrix(
-    endpoint: Endpoint, persona: str, acme_world: Acme,
-    client_for: Callable[[Any], APIClient], request: pytest.FixtureRequest,
+    endpoint: Endpoint,
+    persona: str,
+    acme_world: Acme,
+    client_for: Callable[[Any], APIClient],
+    request: pytest.FixtureRequest,
 ) -> None:
     user = request.getfixturevalue(persona)
     allowed = role_allows(PERSONAS[persona], endpoint.permission)
@@ -142,7 +176,9 @@ def test_outsider_gets_404_and_changes_nothing(
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=endpoint_id)
 def test_token_limited_to_another_team_sees_nothing(
-    endpoint: Endpoint, acme_world: Acme, globex_world: Any,
+    endpoint: Endpoint,
+    acme_world: Acme,
+    globex_world: Any,
     token_client: Callable[..., APIClient],
 ) -> None:
     """Olivia is also in globex here; her token limited to globex must not reach acme."""

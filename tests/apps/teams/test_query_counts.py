@@ -37,16 +37,20 @@ def grow(world: Acme, index: int) -> None:
     team, olivia = world.team, world.olivia
     user = make_user(f"extra{index}@example.test")
     add_member(team, olivia, user, "viewer")
-    role = custom_role_create(actor=olivia, team=team, name=f"Role {index}",
-                              permissions=["flow:read"])
-    member_role_change(actor=olivia, membership=Membership.objects.get(team=team, user=user),
-                       custom_role=role)
+    role = custom_role_create(
+        actor=olivia, team=team, name=f"Role {index}", permissions=["flow:read"]
+    )
+    member_role_change(
+        actor=olivia, membership=Membership.objects.get(team=team, user=user), custom_role=role
+    )
     application_create(actor=olivia, team=team, name=f"App {index}", slug=f"app-{index}")
-    application_override_set(actor=olivia,
-                             membership=Membership.objects.get(team=team, user=user),
-                             application=world.line_1, role="viewer")
-    invitation_create(actor=olivia, team=team, email=f"invitee{index}@example.test",
-                      role="viewer")
+    application_override_set(
+        actor=olivia,
+        membership=Membership.objects.get(team=team, user=user),
+        application=world.line_1,
+        role="viewer",
+    )
+    invitation_create(actor=olivia, team=team, email=f"invitee{index}@example.test", role="viewer")
     other = team_create(actor=olivia, name=f"Team {index}", slug=f"team-{index}")
     del other
     from apps.accounts.services import token_create
@@ -63,14 +67,14 @@ def count(client: APIClient, path: str) -> int:
 
 
 @pytest.mark.parametrize("path", LISTS)
-def test_list_query_count_does_not_grow(path: str, acme_world: Acme,
-                                        client_for: Callable[[Any], APIClient]) -> None:
+def test_list_query_count_does_not_grow(
+    path: str, acme_world: Acme, client_for: Callable[[Any], APIClient]
+) -> None:
     client = client_for(acme_world.olivia)
     grow(acme_world, 0)
     small = count(client, path)
     for index in range(1, 6):
         grow(acme_world, index)
     large = count(client, path)
-    print(f"\nqueries {path}: {small} with 1 extra row, {large} with 6")
     assert large == small
     assert small <= 8

@@ -25,7 +25,8 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(
     settings.VAR_DIR = tmp_path
     first, second = run(), run()
     password = re.search(r"password (\S+)", first)
-    assert password is not None and password.group(1) in second
+    assert password is not None
+    assert password.group(1) in second
     owner = User.objects.get(email="owner@acme.example")
     assert owner.check_password(password.group(1))
     assert Team.objects.filter(slug="acme").count() == 1

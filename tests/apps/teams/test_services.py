@@ -80,15 +80,18 @@ def test_team_create_duplicate_slug_changes_nothing(acme: Team, oscar_outsider: 
     assert not Membership.objects.filter(team=acme, user=oscar_outsider).exists()
 
 
-def test_team_update_audits_before_and_after(acme: Team, olivia_owner: User,
-                                             audit_log: AuditLog) -> None:
+def test_team_update_audits_before_and_after(
+    acme: Team, olivia_owner: User, audit_log: AuditLog
+) -> None:
     team_update(actor=olivia_owner, team=acme, name="Acme Works")
     acme.refresh_from_db()
-    assert acme.name == "Acme Works" and audit_log(acme)[-1] == "team.team.updated"
+    assert acme.name == "Acme Works"
+    assert audit_log(acme)[-1] == "team.team.updated"
 
 
-def test_team_update_to_taken_slug_changes_nothing(acme: Team, globex: Team,
-                                                   olivia_owner: User) -> None:
+def test_team_update_to_taken_slug_changes_nothing(
+    acme: Team, globex: Team, olivia_owner: User
+) -> None:
     with pytest.raises(ValidationError):
         team_update(actor=olivia_owner, team=acme, slug="globex")
     acme.refresh_from_db()
@@ -104,8 +107,12 @@ def test_team_delete_needs_an_owner(acme: Team, eddie_editor: User) -> None:
 def test_team_delete_removes_everything_but_keeps_the_audit(
     acme: Team, line_1: Application, olivia_owner: User, vera_viewer: User, audit_log: AuditLog
 ) -> None:
-    application_override_set(actor=olivia_owner, membership=membership(acme, vera_viewer),
-                             application=line_1, role=NO_ACCESS)
+    application_override_set(
+        actor=olivia_owner,
+        membership=membership(acme, vera_viewer),
+        application=line_1,
+        role=NO_ACCESS,
+    )
     team_id, application_id = acme.pk, line_1.pk
     team_delete(actor=olivia_owner, team=acme)
     assert not Team.objects.filter(pk=team_id).exists()
@@ -119,14 +126,18 @@ def test_team_delete_removes_everything_but_keeps_the_audit(
 # --- applications --------------------------------------------------------------------------
 
 
-def test_application_lifecycle_is_audited(acme: Team, olivia_owner: User,
-                                          audit_log: AuditLog) -> None:
-    app = application_create(actor=olivia_owner, team=acme, name="Line 2", slug="line-2",
-                             description="Bottling")
+def test_application_lifecycle_is_audited(
+    acme: Team, olivia_owner: User, audit_log: AuditLog
+) -> None:
+    app = application_create(
+        actor=olivia_owner, team=acme, name="Line 2", slug="line-2", description="Bottling"
+    )
     application_update(actor=olivia_owner, application=app, description="Bottling and capping")
     application_delete(actor=olivia_owner, application=app)
     assert audit_log(acme)[-3:] == [
-        "team.application.created", "team.application.updated", "team.application.deleted"
+        "team.application.created",
+        "team.application.updated",
+        "team.application.deleted",
     ]
 
 
@@ -154,19 +165,20 @@ def test_application_update_to_taken_slug_changes_nothing(
 # --- roles, removal, leaving: the last owner rule -------------------------------------------
 
 
-def test_member_role_change_is_audited(acme: Team, olivia_owner: User, vera_viewer: User,
-                                       audit_log: AuditLog) -> None:
+def test_member_role_change_is_audited(
+    acme: Team, olivia_owner: User, vera_viewer: User, audit_log: AuditLog
+) -> None:
     member_role_change(actor=olivia_owner, membership=membership(acme, vera_viewer), role="member")
     assert roles(acme)["vera@acme.test"] == "member"
     assert audit_log(acme)[-1] == "team.member.role_changed"
 
 
-def test_last_owner_cannot_be_demoted(acme: Team, olivia_owner: User,
-                                      audit_log: AuditLog) -> None:
+def test_last_owner_cannot_be_demoted(acme: Team, olivia_owner: User, audit_log: AuditLog) -> None:
     before = (roles(acme), audit_log(acme))
     with pytest.raises(Conflict) as caught:
-        member_role_change(actor=olivia_owner, membership=membership(acme, olivia_owner),
-                           role="member")
+        member_role_change(
+            actor=olivia_owner, membership=membership(acme, olivia_owner), role="member"
+        )
     assert caught.value.code == "last_owner"
     assert (roles(acme), audit_log(acme)) == before
 
@@ -180,29 +192,34 @@ def test_last_owner_cannot_leave_or_be_removed(acme: Team, olivia_owner: User) -
     assert roles(acme) == before
 
 
-def test_with_two_owners_one_may_leave(acme: Team, olivia_owner: User, eddie_editor: User,
-                                       audit_log: AuditLog) -> None:
+def test_with_two_owners_one_may_leave(
+    acme: Team, olivia_owner: User, eddie_editor: User, audit_log: AuditLog
+) -> None:
     member_role_change(actor=olivia_owner, membership=membership(acme, eddie_editor), role="owner")
     member_leave(actor=olivia_owner, team=acme)
-    assert roles(acme)["eddie@acme.test"] == "owner" and "olivia@acme.test" not in roles(acme)
+    assert roles(acme)["eddie@acme.test"] == "owner"
+    assert "olivia@acme.test" not in roles(acme)
     assert audit_log(acme)[-1] == "team.member.left"
     with pytest.raises(Conflict):
         member_leave(actor=eddie_editor, team=acme)
 
 
-def test_only_owners_change_roles_or_remove(acme: Team, eddie_editor: User,
-                                            vera_viewer: User) -> None:
+def test_only_owners_change_roles_or_remove(
+    acme: Team, eddie_editor: User, vera_viewer: User
+) -> None:
     before = roles(acme)
     with pytest.raises(PermissionDenied):
-        member_role_change(actor=eddie_editor, membership=membership(acme, eddie_editor),
-                           role="owner")
+        member_role_change(
+            actor=eddie_editor, membership=membership(acme, eddie_editor), role="owner"
+        )
     with pytest.raises(PermissionDenied):
         member_remove(actor=eddie_editor, membership=membership(acme, vera_viewer))
     assert roles(acme) == before
 
 
-def test_member_remove_and_leave_are_audited(acme: Team, olivia_owner: User, vera_viewer: User,
-                                             dana_dashboard: User, audit_log: AuditLog) -> None:
+def test_member_remove_and_leave_are_audited(
+    acme: Team, olivia_owner: User, vera_viewer: User, dana_dashboard: User, audit_log: AuditLog
+) -> None:
     member_remove(actor=olivia_owner, membership=membership(acme, vera_viewer))
     member_leave(actor=dana_dashboard, team=acme)
     assert audit_log(acme)[-2:] == ["team.member.removed", "team.member.left"]
@@ -211,8 +228,9 @@ def test_member_remove_and_leave_are_audited(acme: Team, olivia_owner: User, ver
 
 def test_unknown_role_is_rejected(acme: Team, olivia_owner: User, vera_viewer: User) -> None:
     with pytest.raises(ValidationError):
-        member_role_change(actor=olivia_owner, membership=membership(acme, vera_viewer),
-                           role="admin")
+        member_role_change(
+            actor=olivia_owner, membership=membership(acme, vera_viewer), role="admin"
+        )
     assert roles(acme)["vera@acme.test"] == "viewer"
 
 
@@ -220,17 +238,22 @@ def test_unknown_role_is_rejected(acme: Team, olivia_owner: User, vera_viewer: U
 
 
 def test_override_is_mirrored_in_guardian_and_scoped_by_team(
-    acme: Team, line_1: Application, olivia_owner: User, vera_viewer: User,
+    acme: Team,
+    line_1: Application,
+    olivia_owner: User,
+    vera_viewer: User,
     audit_log: AuditLog,
 ) -> None:
     vera = membership(acme, vera_viewer)
-    application_override_set(actor=olivia_owner, membership=vera, application=line_1,
-                             role=NO_ACCESS)
+    application_override_set(
+        actor=olivia_owner, membership=vera, application=line_1, role=NO_ACCESS
+    )
     assert application_override_roles(vera) == {line_1.pk: NO_ACCESS}
     assert list(application_list(team=acme, membership=vera)) == []
     assert audit_log(acme)[-1] == "team.application_role.set"
-    application_override_set(actor=olivia_owner, membership=vera, application=line_1,
-                             role=Role.MEMBER)
+    application_override_set(
+        actor=olivia_owner, membership=vera, application=line_1, role=Role.MEMBER
+    )
     assert application_override_roles(vera) == {line_1.pk: Role.MEMBER}
     override = ApplicationRoleOverride.objects.get(membership=vera)
     application_override_remove(actor=olivia_owner, override=override)
@@ -239,7 +262,10 @@ def test_override_is_mirrored_in_guardian_and_scoped_by_team(
 
 
 def test_global_guardian_permission_does_not_leak_across_teams(
-    acme: Team, line_1: Application, globex_world: Any, vera_viewer: User,
+    acme: Team,
+    line_1: Application,
+    globex_world: Any,
+    vera_viewer: User,
 ) -> None:
     """RELIABILITY.md: a model-level permission must never widen a team-scoped answer."""
     from django.contrib.auth.models import Permission
@@ -255,11 +281,19 @@ def test_override_refuses_owners_and_foreign_applications(
     acme: Team, olivia_owner: User, vera_viewer: User, globex_world: Any
 ) -> None:
     with pytest.raises(ValidationError):
-        application_override_set(actor=olivia_owner, membership=membership(acme, olivia_owner),
-                                 application=acme.applications.get(), role="viewer")
+        application_override_set(
+            actor=olivia_owner,
+            membership=membership(acme, olivia_owner),
+            application=acme.applications.get(),
+            role="viewer",
+        )
     with pytest.raises(ValidationError):
-        application_override_set(actor=olivia_owner, membership=membership(acme, vera_viewer),
-                                 application=globex_world.hq, role="member")
+        application_override_set(
+            actor=olivia_owner,
+            membership=membership(acme, vera_viewer),
+            application=globex_world.hq,
+            role="member",
+        )
     assert not ApplicationRoleOverride.objects.exists()
 
 
@@ -267,20 +301,26 @@ def test_override_refuses_owners_and_foreign_applications(
 
 
 def test_invitation_sends_email_and_accept_joins(
-    acme: Team, olivia_owner: User, django_capture_on_commit_callbacks: Any,
+    acme: Team,
+    olivia_owner: User,
+    django_capture_on_commit_callbacks: Any,
     audit_log: AuditLog,
 ) -> None:
     newbie = make_user("newbie@example.test")
     with django_capture_on_commit_callbacks(execute=True):
-        created = invitation_create(actor=olivia_owner, team=acme, email="NewBie@Example.test ",
-                                    role="viewer")
+        created = invitation_create(
+            actor=olivia_owner, team=acme, email="NewBie@Example.test ", role="viewer"
+        )
     assert created.invitation.email == "newbie@example.test"
-    assert len(mail.outbox) == 1 and created.link in mail.outbox[0].body
+    assert len(mail.outbox) == 1
+    assert created.link in mail.outbox[0].body
     assert created.secret not in created.invitation.token_hash
     membership_ = invitation_accept(actor=newbie, invitation=created.invitation)
     assert membership_.role == "viewer"
     assert audit_log(acme)[-3:] == [
-        "team.invitation.created", "team.invitation.accepted", "team.member.added"
+        "team.invitation.created",
+        "team.invitation.accepted",
+        "team.member.added",
     ]
 
 
@@ -317,10 +357,12 @@ def test_expired_and_used_invitations_are_refused(acme: Team, olivia_owner: User
         invitation_decline(actor=newbie, invitation=fresh.invitation)
 
 
-def test_only_the_invited_address_can_answer(acme: Team, olivia_owner: User,
-                                             oscar_outsider: User) -> None:
-    created = invitation_create(actor=olivia_owner, team=acme, email="someone@example.test",
-                                role="member")
+def test_only_the_invited_address_can_answer(
+    acme: Team, olivia_owner: User, oscar_outsider: User
+) -> None:
+    created = invitation_create(
+        actor=olivia_owner, team=acme, email="someone@example.test", role="member"
+    )
     with pytest.raises(PermissionDenied):
         invitation_accept(actor=oscar_outsider, invitation=created.invitation)
     assert not Membership.objects.filter(team=acme, user=oscar_outsider).exists()
@@ -341,14 +383,17 @@ def test_decline_and_revoke(acme: Team, olivia_owner: User, audit_log: AuditLog)
     assert "team.invitation.declined" in audit_log(acme)
 
 
-def test_custom_role_holders_cannot_invite_owners(acme: Team, olivia_owner: User,
-                                                  eddie_editor: User) -> None:
+def test_custom_role_holders_cannot_invite_owners(
+    acme: Team, olivia_owner: User, eddie_editor: User
+) -> None:
     from apps.rbac.services import custom_role_create
 
-    inviter = custom_role_create(actor=olivia_owner, team=acme, name="Inviter",
-                                 permissions=["member:invite"])
-    member_role_change(actor=olivia_owner, membership=membership(acme, eddie_editor),
-                       custom_role=inviter)
+    inviter = custom_role_create(
+        actor=olivia_owner, team=acme, name="Inviter", permissions=["member:invite"]
+    )
+    member_role_change(
+        actor=olivia_owner, membership=membership(acme, eddie_editor), custom_role=inviter
+    )
     with pytest.raises(PermissionDenied):
         invitation_create(actor=eddie_editor, team=acme, email="alt@example.test", role="owner")
     assert not Invitation.objects.filter(email="alt@example.test").exists()

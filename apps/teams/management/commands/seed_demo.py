@@ -63,8 +63,9 @@ class Command(BaseCommand):
             if team is None:
                 team = team_create(actor=owner, name=DEMO_TEAM[0], slug=DEMO_TEAM[1])
             if not Application.objects.filter(team=team, slug=DEMO_APPLICATION[1]).exists():
-                application_create(actor=owner, team=team, name=DEMO_APPLICATION[0],
-                                   slug=DEMO_APPLICATION[1])
+                application_create(
+                    actor=owner, team=team, name=DEMO_APPLICATION[0], slug=DEMO_APPLICATION[1]
+                )
         _remember(password)
         self.stdout.write(
             f"Demo team '{team.name}' (/{team.slug}) with application '{DEMO_APPLICATION[0]}'.\n"
