@@ -552,3 +552,62 @@ def test_outsider_gets_nothing_from_acme(world: World) -> None:
         f"{len(failures)} failures"
     )
     assert failures == [], "\n".join(failures)
+
+
+# --- family 31: every mutating endpoint writes an audit event ------------------------------
+
+
+def test_every_mutating_endpoint_writes_an_audit_event(world: World) -> None:
+    failures: list[str] = []
+    mutating: list[tuple[Route, str]] = []
+    undeclared: list[tuple[Route, str]] = []
+    for route in all_routes():
+        sample = SAMPLES.get(route.pattern)
+        if sample is None:
+            continue
+        handled = handled_methods(route)
+        for method in MUTATING:
+            if method in sample.bodies:
+                mutating.append((route, method))
+            elif handled is None or method in handled:
+                undeclared.append((route, method))
+
+    audited = exempt = 0
+    for route, method in mutating:
+        sample = SAMPLES[route.pattern]
+        url = route_url(route, sample.kwargs(world))
+        client = client_as(persona(world, sample.actor))
+        last = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        sid = transaction.savepoint()
+        try:
+            response = call(client, method, url, sample.bodies[method](world), sample.api)
+            events = list(AuditEvent.objects.filter(pk__gt=last).values_list("event", flat=True))
+        finally:
+            transaction.savepoint_rollback(sid)
+        where = f"{method.upper()} {url} as {sample.actor} -> {response.status_code}"
+        if response.status_code >= 400:
+            failures.append(f"{where}: the rightful call failed: {response.content[:300]!r}")
+        elif events:
+            audited += 1
+        elif sample.audit_exempt:
+            exempt += 1
+        else:
+            failures.append(f"{where}: succeeded without an audit event")
+
+    # A method the table does not call mutating must not mutate, even for the owner.
+    for route, method in undeclared:
+        sample = SAMPLES[route.pattern]
+        url = route_url(route, sample.kwargs(world))
+        response, before, after = probe(client_as(world.acme.olivia), method, url, {}, sample.api)
+        if changed(before, after):
+            failures.append(
+                f"{method.upper()} {url} -> {response.status_code} changed "
+                f"{changed(before, after)} but has no sample body (declare it mutating)"
+            )
+    counted = len(mutating) - exempt
+    print(
+        f"audit coverage: {audited}/{counted} mutating endpoints "
+        f"({exempt} session-only exempt, {len(undeclared)} other handlers checked read-only)"
+    )
+    assert failures == [], "\n".join(failures)
+    assert audited == counted
