@@ -12,30 +12,50 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-runner",
-        description="Manifold edge runner: runs Node-RED flows.json with Node-RED semantics.")
+        description="Manifold edge runner: runs Node-RED flows.json with Node-RED semantics.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser(
-        "serve", help="run standalone: Admin API, /comms and http in routes on one port",
-        description="Serve the flows stored in USERDIR/flows.json on HOST:PORT.")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
-                       "127.0.0.1)")
+        "serve",
+        help="run standalone: Admin API, /comms and http in routes on one port",
+        description="Serve the flows stored in USERDIR/flows.json on HOST:PORT.",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     serve.add_argument("--port", type=int, default=1880, help="TCP port (default 1880)")
-    serve.add_argument("--userdir", default=os.path.expanduser("~/.edge-runner"),
-                       help="directory for flows.json, credentials and context")
-    serve.add_argument("--credential-secret", default=None,
-                       help="secret that encrypts flows_cred.json (default: "
-                            "$EDGE_RUNNER_CREDENTIAL_SECRET, else one generated in the userdir)")
-    serve.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
-                       help="event loop (auto: uvloop when installed)")
-    serve.add_argument("--log-level", default=os.environ.get("EDGE_RUNNER_LOG_LEVEL", "warning"),
-                       choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--userdir",
+        default=os.path.expanduser("~/.edge-runner"),
+        help="directory for flows.json, credentials and context",
+    )
+    serve.add_argument(
+        "--credential-secret",
+        default=None,
+        help="secret that encrypts flows_cred.json (default: "
+        "$EDGE_RUNNER_CREDENTIAL_SECRET, else one generated in the userdir)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop (auto: uvloop when installed)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default=os.environ.get("EDGE_RUNNER_LOG_LEVEL", "warning"),
+        choices=("debug", "info", "warning", "error"),
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not 0 < args.port < 65536:
         sys.stderr.write(f"edge-runner: --port must be 1-65535, got {args.port}\n")
         return 2

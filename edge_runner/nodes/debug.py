@@ -85,14 +85,21 @@ def _walk(value: Any, max_length: int) -> Any:
         return out
     if kind is list or kind is tuple:
         if len(value) > max_length:
-            return {"__enc__": True, "type": "array",
-                    "data": [_walk(v, max_length) for v in value[:max_length]],
-                    "length": len(value)}
+            return {
+                "__enc__": True,
+                "type": "array",
+                "data": [_walk(v, max_length) for v in value[:max_length]],
+                "length": len(value),
+            }
         return [_walk(v, max_length) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
-        return {"type": "Buffer", "data": list(data[:max_length]), "__enc__": True,
-                "length": len(data)}
+        return {
+            "type": "Buffer",
+            "data": list(data[:max_length]),
+            "__enc__": True,
+            "length": len(data),
+        }
     if isinstance(value, str):
         return _walk(str(value), max_length)
     if isinstance(value, bool):
@@ -289,8 +296,11 @@ class DebugNode(Node):
             item["_alias"] = alias
         if "topic" in msg:
             topic = msg["topic"]
-            item["topic"] = topic if isinstance(topic, (str, int, bool)) or topic is None \
+            item["topic"] = (
+                topic
+                if isinstance(topic, (str, int, bool)) or topic is None
                 else _walk(topic, self.max_length)
+            )
         if not self.full and self.expression is None:
             item["property"] = self.property
         item["msg"], item["format"] = encode_value(value, self.max_length)
@@ -325,5 +335,10 @@ class DebugNode(Node):
             self.status(_FILLS.get(fill, "grey"), "ring" if shape == "ring" else "dot", text)
 
 
-_FILLS: dict[str, Fill] = {"red": "red", "green": "green", "yellow": "yellow", "blue": "blue",
-                           "grey": "grey"}
+_FILLS: dict[str, Fill] = {
+    "red": "red",
+    "green": "green",
+    "yellow": "yellow",
+    "blue": "blue",
+    "grey": "grey",
+}

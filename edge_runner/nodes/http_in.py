@@ -74,8 +74,13 @@ class HttpInNode(Node):
     async def start(self) -> None:
         if not self.cfg.url:
             raise NeedsUserFix("missing path: set the URL of this http in node")
-        router_for(self.rt.engine).add(self.cfg.method, self.cfg.url, self, self.handle,
-                                       upload=self.cfg.upload and self.cfg.method == "post")
+        router_for(self.rt.engine).add(
+            self.cfg.method,
+            self.cfg.url,
+            self,
+            self.handle,
+            upload=self.cfg.upload and self.cfg.method == "post",
+        )
 
     async def stop(self) -> None:
         router_for(self.rt.engine).remove(self)

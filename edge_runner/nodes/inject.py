@@ -87,8 +87,10 @@ def effective_props(config: Config) -> list[dict[str, Any]]:
     payload + topic; editor-format ``{"p": "payload"}`` / ``{"p": "topic", "vt": "str"}`` read
     their value from the ``payload``/``payloadType``/``topic`` fields."""
     if config.props is None:
-        return [{"p": "payload", "v": config.payload, "vt": config.payloadType},
-                {"p": "topic", "v": config.topic, "vt": "str"}]
+        return [
+            {"p": "payload", "v": config.payload, "vt": config.payloadType},
+            {"p": "topic", "v": config.topic, "vt": "str"},
+        ]
     out: list[dict[str, Any]] = []
     for prop in config.props:
         prop = dict(prop)
@@ -242,8 +244,9 @@ class InjectNode(Node):
             if vtype == "jsonata" and not value:
                 continue
             try:
-                result = self.rt.evaluate("" if value is None and vtype != "json" else value,
-                                          vtype, msg)
+                result = self.rt.evaluate(
+                    "" if value is None and vtype != "json" else value, vtype, msg
+                )
                 if not set_property(msg, str(name), result):
                     errors.append(f"cannot set msg.{name}")
             except NodeFailed as exc:

@@ -39,8 +39,12 @@ def parse_json(raw: bytes) -> Any:
 
 def strip_credentials(flows: list[Any]) -> list[Any]:
     """Credentials travel with a deploy but are stored apart (encrypted) by the engine."""
-    return [{k: v for k, v in n.items() if k != "credentials"}
-            if isinstance(n, dict) and "credentials" in n else n for n in flows]
+    return [
+        {k: v for k, v in n.items() if k != "credentials"}
+        if isinstance(n, dict) and "credentials" in n
+        else n
+        for n in flows
+    ]
 
 
 class AdminApi:
@@ -87,9 +91,11 @@ class AdminApi:
         v2 = request.headers.get("Node-RED-API-Version", "").lower() == "v2"
         kind = request.headers.get("Node-RED-Deployment-Type", "full").strip().lower() or "full"
         if kind not in DEPLOY_TYPES:
-            return self._error(400, "invalid_deployment_type",
-                               f"Node-RED-Deployment-Type must be one of {', '.join(DEPLOY_TYPES)}"
-                               f", got {kind!r}")
+            return self._error(
+                400,
+                "invalid_deployment_type",
+                f"Node-RED-Deployment-Type must be one of {', '.join(DEPLOY_TYPES)}, got {kind!r}",
+            )
         raw = await request.read()
         try:
             body = parse_json(raw) if raw.strip() else None
@@ -98,8 +104,11 @@ class AdminApi:
         rev: str | None = None
         if v2:
             if not isinstance(body, dict):
-                return self._error(400, "unexpected_error",
-                                   'API v2 expects a JSON object {"flows": [...], "rev": "..."}')
+                return self._error(
+                    400,
+                    "unexpected_error",
+                    'API v2 expects a JSON object {"flows": [...], "rev": "..."}',
+                )
             flows = body.get("flows")
             given_rev = body.get("rev")
             if given_rev is not None and not isinstance(given_rev, str):
@@ -132,21 +141,24 @@ class AdminApi:
         try:
             data = serialize_flows(stored)
         except (TypeError, ValueError) as exc:
-            raise _RejectedError(self._error(400, "unexpected_error",
-                                        f"flows cannot be stored: {exc}")) from exc
+            raise _RejectedError(
+                self._error(400, "unexpected_error", f"flows cannot be stored: {exc}")
+            ) from exc
         new_rev = revision(data)
         try:
             pending = await asyncio.to_thread(self.storage.prepare, data)
         except OSError as exc:
             log.error("deploy refused, flows could not be written: %s", exc)
-            raise _RejectedError(self._error(500, "storage_error",
-                                        f"flows could not be written: {exc}")) from exc
+            raise _RejectedError(
+                self._error(500, "storage_error", f"flows could not be written: {exc}")
+            ) from exc
         try:
             await self.engine.deploy(flows, kind, new_rev)
         except DeployError as exc:
             pending.abort()
-            raise _RejectedError(self._error(
-                400, "invalid_flows", f"deploy rejected: {exc}", errors=exc.errors)) from exc
+            raise _RejectedError(
+                self._error(400, "invalid_flows", f"deploy rejected: {exc}", errors=exc.errors)
+            ) from exc
         except BaseException:
             pending.abort()
             raise
@@ -155,8 +167,9 @@ class AdminApi:
         except OSError as exc:
             # The new flows run but could not be made durable; say so loudly.
             log.error("flows are running but could not be stored: %s", exc)
-            raise _RejectedError(self._error(500, "storage_error",
-                                        f"flows deployed but not stored: {exc}")) from exc
+            raise _RejectedError(
+                self._error(500, "storage_error", f"flows deployed but not stored: {exc}")
+            ) from exc
         return new_rev
 
     def _commit(self, pending: PendingWrite, flows: list[Any], data: bytes) -> None:

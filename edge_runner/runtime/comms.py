@@ -150,16 +150,23 @@ class CommsConnection:
                     except TimeoutError:
                         if time.monotonic() - self.last_sent >= HEARTBEAT_S and not pending:
                             await ws.send_str(
-                                "[" + encode_item("hb", int(time.time() * 1000)) + "]")
+                                "[" + encode_item("hb", int(time.time() * 1000)) + "]"
+                            )
                             self.last_sent = time.monotonic()
                         continue
                 batch: list[str] = []
                 if self.dropped:
-                    text = (f"comms: {self.dropped} message(s) dropped, the client read too "
-                            "slowly")
-                    warning = {"level": 30, "id": "comms", "type": "comms", "z": "", "path": "",
-                               "msg": text, "format": f"string[{len(text)}]",
-                               "timestamp": int(time.time() * 1000)}
+                    text = f"comms: {self.dropped} message(s) dropped, the client read too slowly"
+                    warning = {
+                        "level": 30,
+                        "id": "comms",
+                        "type": "comms",
+                        "z": "",
+                        "path": "",
+                        "msg": text,
+                        "format": f"string[{len(text)}]",
+                        "timestamp": int(time.time() * 1000),
+                    }
                     batch.append(encode_item("debug", warning))
                     self.dropped = 0
                 while pending and len(batch) < MAX_BATCH:

@@ -31,7 +31,7 @@ def compile_path(url: str) -> tuple[re.Pattern[str], list[str]]:
     pos = 0
     wildcard = 0
     for match in _PARAM.finditer(url):
-        out.append(re.escape(url[pos:match.start()]))
+        out.append(re.escape(url[pos : match.start()]))
         slash, name, optional, _star, star_name = match.groups()
         if name:
             names.append(name)
@@ -114,8 +114,9 @@ class HttpRouter:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, url: str, owner: object, callback: RouteCallback,
-            upload: bool = False) -> Route:
+    def add(
+        self, method: str, url: str, owner: object, callback: RouteCallback, upload: bool = False
+    ) -> Route:
         method = method.lower()
         if method not in METHODS:
             raise ValueError(f"unsupported method {method!r}; use one of {', '.join(METHODS)}")
@@ -137,9 +138,11 @@ class HttpRouter:
             found = route.regex.match(path)
             if found is None:
                 continue
-            params = {name: unquote(value) for name, value in zip(route.names, found.groups(),
-                                                                  strict=True)
-                      if value is not None}
+            params = {
+                name: unquote(value)
+                for name, value in zip(route.names, found.groups(), strict=True)
+                if value is not None
+            }
             return route, params
         return None
 
@@ -243,10 +246,15 @@ async def read_body(request: Any, upload: bool) -> tuple[Any, list[dict[str, Any
             if total > MAX_BODY:
                 raise BadRequestError(413, f"request body larger than {MAX_BODY} bytes")
             if part.filename is not None:
-                files.append({"fieldname": part.name, "originalname": part.filename,
-                              "mimetype": part.headers.get("Content-Type",
-                                                           "application/octet-stream"),
-                              "size": len(data), "buffer": bytes(data)})
+                files.append(
+                    {
+                        "fieldname": part.name,
+                        "originalname": part.filename,
+                        "mimetype": part.headers.get("Content-Type", "application/octet-stream"),
+                        "size": len(data),
+                        "buffer": bytes(data),
+                    }
+                )
             else:
                 fields[part.name] = data.decode(part.get_charset("utf-8"), errors="replace")
         return fields, files
@@ -278,8 +286,9 @@ async def read_body(request: Any, upload: bool) -> tuple[Any, list[dict[str, Any
     return raw, files
 
 
-def build_req(request: Any, params: dict[str, str], body: Any,
-              files: list[dict[str, Any]]) -> dict[str, Any]:
+def build_req(
+    request: Any, params: dict[str, str], body: Any, files: list[dict[str, Any]]
+) -> dict[str, Any]:
     """``msg.req``: the request as plain data (Express property names)."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     peer = request.remote or ""
@@ -335,8 +344,10 @@ async def handle_request(router: HttpRouter, request: Any, new_msgid: Callable[[
         answer = await asyncio.wait_for(asyncio.shield(future), RESPONSE_TIMEOUT_S)
     except TimeoutError:
         handle.respond(HttpAnswer(504))  # a late http response now finds it answered
-        return web.Response(status=504, text="no http response node answered the request "
-                                             f"within {RESPONSE_TIMEOUT_S:g} s")
+        return web.Response(
+            status=504,
+            text=f"no http response node answered the request within {RESPONSE_TIMEOUT_S:g} s",
+        )
     response = web.Response(status=answer.status, body=answer.body)
     response.headers.popall("Content-Type", None)
     for name, value in answer.headers:

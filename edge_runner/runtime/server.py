@@ -71,9 +71,13 @@ def build_engine(userdir: Path, secret: str | None) -> Engine:
     from edge_runner.runtime.credentials import CredentialStore
     from edge_runner.runtime.engine import Engine
 
-    stores = ContextStores({"default": ContextStore(),
-                            "memory": ContextStore(),
-                            "file": FileContextStore(userdir / "context")})
+    stores = ContextStores(
+        {
+            "default": ContextStore(),
+            "memory": ContextStore(),
+            "file": FileContextStore(userdir / "context"),
+        }
+    )
     credentials = CredentialStore.in_userdir(userdir, credential_secret(userdir, secret))
     return Engine(context=stores, credentials=credentials)
 
@@ -81,8 +85,14 @@ def build_engine(userdir: Path, secret: str | None) -> Engine:
 class Server:
     """The runner in standalone mode: engine + storage + Admin API + /comms + http in routes."""
 
-    def __init__(self, host: str, port: int, userdir: str | os.PathLike[str],
-                 credential_secret: str | None = None, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        userdir: str | os.PathLike[str],
+        credential_secret: str | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.userdir = Path(userdir)
@@ -132,12 +142,13 @@ class Server:
 
         app.router.add_route("*", "/{tail:.*}", http_node)
         self.app = app
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, shutdown_timeout=2.0,
-                           reuse_address=True, backlog=1024)
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, backlog=1024)
         await site.start()
         self._runner = runner
+        if not self.port:  # port 0: the OS picked one (tests)
+            self.port = int(runner.addresses[0][1])
         log.info("edge runner on http://%s:%s (userdir %s)", self.host, self.port, self.userdir)
 
     async def stop(self) -> None:
@@ -171,8 +182,9 @@ async def serve(host: str, port: int, userdir: str, credential_secret: str | Non
         await server.stop()
 
 
-def run(host: str, port: int, userdir: str, credential_secret: str | None = None,
-        loop: str = "auto") -> None:
+def run(
+    host: str, port: int, userdir: str, credential_secret: str | None = None, loop: str = "auto"
+) -> None:
     """Blocking entry point; ``loop`` is ``auto`` (uvloop when installed), ``uvloop`` or
     ``asyncio``."""
     if loop in ("auto", "uvloop"):

@@ -26,8 +26,9 @@ class StorageError(Exception):
 
 def serialize_flows(flows: list[Any]) -> bytes:
     """Compact JSON like Node-RED's ``JSON.stringify(flows)``; the revision hashes these bytes."""
-    return json.dumps(flows, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(flows, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def revision(data: bytes) -> str:
