@@ -22,7 +22,7 @@ app.conf.beat_schedule = {
 }
 
 
-@app.on_after_configure.connect
+@app.on_after_configure.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def ensure_broker_folders(sender: Celery, source: Any = None, **kwargs: Any) -> None:
     """Create the filesystem transport's folders: kombu fails on a missing one.
 

@@ -1,4 +1,4 @@
-"""Websocket routes: the core team event stream plus every app's ``routing.websocket_urlpatterns``."""
+"""Websocket routes: the core team event stream plus each app's ``websocket_urlpatterns``."""
 
 from __future__ import annotations
 

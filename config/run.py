@@ -12,6 +12,7 @@ worker dead) would look healthy while silently dropping work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,8 +56,14 @@ def demo_edge_runner(var_dir: Path) -> Child | None:
     return Child(
         "runner",
         python_module(
-            "edge_runner", "serve", "--host", "127.0.0.1", "--port", str(DEMO_RUNNER_PORT),
-            "--userdir", str(userdir),
+            "edge_runner",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(DEMO_RUNNER_PORT),
+            "--userdir",
+            str(userdir),
         ),
     )
 
@@ -70,14 +77,33 @@ def default_children(
         Child(
             "web",
             python_module(
-                "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
-                "--no-server-header", "--lifespan", "off", "--log-level", "info",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--no-server-header",
+                "--lifespan",
+                "off",
+                "--log-level",
+                "info",
             ),
         ),
         Child(
             "worker",
-            python_module("celery", "-A", "config", "worker", "--loglevel", "INFO",
-                          "--concurrency", "2", "--hostname", "worker@%h"),
+            python_module(
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--hostname",
+                "worker@%h",
+            ),
         ),
     ]
     if beat:
@@ -86,8 +112,16 @@ def default_children(
         children.append(
             Child(
                 "beat",
-                python_module("celery", "-A", "config", "beat", "--loglevel", "INFO",
-                              "--schedule", str(schedule)),
+                python_module(
+                    "celery",
+                    "-A",
+                    "config",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(schedule),
+                ),
             )
         )
     if runner and (demo := demo_edge_runner(var_dir)) is not None:
@@ -110,11 +144,19 @@ class Supervisor:
             self.out.write(f"{name.ljust(self._width)} | {line}\n")
             self.out.flush()
 
+    @staticmethod
+    def process_of(child: Child) -> subprocess.Popen[bytes]:
+        if child.process is None:
+            raise RuntimeError(f"{child.name} was never started")
+        return child.process
+
     def _relay(self, child: Child) -> None:
-        assert child.process is not None and child.process.stdout is not None
-        for raw in iter(child.process.stdout.readline, b""):
+        stream = self.process_of(child).stdout
+        if stream is None:
+            return
+        for raw in iter(stream.readline, b""):
             self.say(child.name, raw.decode(errors="replace").rstrip())
-        child.process.stdout.close()
+        stream.close()
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -141,16 +183,17 @@ class Supervisor:
         failed: Child | None = None
         while not self._stop.is_set():
             for child in self.children:
-                assert child.process is not None
-                if child.process.poll() is not None:
+                if self.process_of(child).poll() is not None:
                     failed = child
                     break
             if failed is not None:
                 break
             self._stop.wait(0.2)
         if failed is not None and failed.process is not None:
-            self.say("run", f"{failed.name} exited with code {failed.process.returncode}; "
-                            "stopping the others")
+            self.say(
+                "run",
+                f"{failed.name} exited with code {failed.process.returncode}; stopping the others",
+            )
         self.stop_all()
         return 1 if failed is not None else 0
 
@@ -159,17 +202,15 @@ class Supervisor:
         for child in running:
             # Only the child itself: Celery's main process stops its pool in order, which a
             # group-wide SIGTERM would cut short.
-            assert child.process is not None
-            child.process.terminate()
+            self.process_of(child).terminate()
         deadline = time.monotonic() + GRACE_SECONDS
         for child in running:
-            assert child.process is not None
             try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
+                self.process_of(child).wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.say("run", f"{child.name} ignored SIGTERM for {GRACE_SECONDS:.0f} s; killing")
                 self._signal_group(child, signal.SIGKILL)
-                child.process.wait(5)
+                self.process_of(child).wait(5)
         # Grandchildren (Celery's pool processes) live in the same groups: make sure none stay.
         for child in self.children:
             self._signal_group(child, signal.SIGKILL)
@@ -179,10 +220,8 @@ class Supervisor:
     def _signal_group(child: Child, signum: int) -> None:
         if child.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(child.process.pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """House conventions that ruff and mypy cannot see (STYLE.md rule 5). Exit 1 on any violation.
 
 * Views, API modules, consumers and tasks of ``apps/`` never touch model managers
-  (``.objects.``, except the empty ``.objects.none()``): ids become objects through ``access_*`` and reads go through selectors, where
-  the team filter lives.
+  (``.objects.``, except the empty ``.objects.none()``): ids become objects through
+  ``access_*`` and reads go through selectors, where the team filter lives.
 * ``type: ignore`` names its error code and says why: ``# type: ignore[code]  # reason``.
 
     python tools/check_conventions.py [PATH ...]   (default: the whole project)
@@ -77,7 +77,9 @@ def check_text(path: Path, text: str) -> list[Violation]:
                 violations.append(Violation(path, line, "type: ignore needs an error code"))
             elif not REASON.match(match["rest"]):
                 violations.append(
-                    Violation(path, line, "type: ignore needs a reason: '# type: ignore[code]  # why'")
+                    Violation(
+                        path, line, "type: ignore needs a reason: '# type: ignore[code]  # why'"
+                    )
                 )
         else:
             code_lines.setdefault(line, []).append(value)

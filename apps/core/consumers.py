@@ -53,9 +53,7 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
             return
         team_slug = self.scope["url_route"]["kwargs"].get("team_slug", "")
         try:
-            self.team = await database_sync_to_async(_access_team)(
-                user, team_slug, self.permission
-            )
+            self.team = await database_sync_to_async(_access_team)(user, team_slug, self.permission)
         except NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return

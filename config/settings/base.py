@@ -1,4 +1,7 @@
-"""Settings shared by every mode. Everything a deployment changes comes from MANIFOLD_* variables."""
+"""Settings shared by every mode.
+
+Everything a deployment changes comes from MANIFOLD_* variables.
+"""
 
 import os
 from pathlib import Path
@@ -83,7 +86,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server, the worker and the runner link read while one writes;
     # IMMEDIATE transactions take the write lock up front instead of failing mid-transaction.
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
+        ),
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }

@@ -15,13 +15,13 @@ from .base import env_bool
 
 def _problems() -> list[str]:
     problems = []
-    if "MANIFOLD_SECRET_KEY" not in os.environ or len(SECRET_KEY) < 50:  # noqa: F405
+    if "MANIFOLD_SECRET_KEY" not in os.environ or len(SECRET_KEY) < 50:
         problems.append("MANIFOLD_SECRET_KEY must be set to at least 50 random characters")
-    if not DATABASE_URL.startswith(("postgres://", "postgresql://")):  # noqa: F405
+    if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
         problems.append("MANIFOLD_DATABASE_URL must be a postgres:// URL")
-    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):  # noqa: F405
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         problems.append("MANIFOLD_REDIS_URL must be a redis:// URL")
-    if "MANIFOLD_ALLOWED_HOSTS" not in os.environ or not ALLOWED_HOSTS:  # noqa: F405
+    if "MANIFOLD_ALLOWED_HOSTS" not in os.environ or not ALLOWED_HOSTS:
         problems.append("MANIFOLD_ALLOWED_HOSTS must list the public host names")
     return problems
 
@@ -30,7 +30,7 @@ if problems := _problems():
     raise ImproperlyConfigured("Production settings: " + "; ".join(problems) + ".")
 
 DEBUG = False
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # noqa: F405
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("MANIFOLD_SSL_REDIRECT", True)
 # The proxy answers health checks over plain HTTP on loopback.

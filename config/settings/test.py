@@ -17,20 +17,20 @@ STORAGES = {
 # pytest-xdist workers share Redis / the var folder: give each its own channel namespace so
 # group "team-1" of one worker's test database never reaches another worker's sockets.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
-if REDIS_URL:  # noqa: F405
-    CHANNEL_LAYERS["default"]["CONFIG"] = {  # noqa: F405
-        "hosts": [REDIS_URL],  # noqa: F405
+if REDIS_URL:
+    CHANNEL_LAYERS["default"]["CONFIG"] = {
+        "hosts": [REDIS_URL],
         "prefix": f"manifold-test-{_WORKER}",
     }
 else:
-    CHANNEL_LAYERS["default"]["CONFIG"] = {  # noqa: F405
-        "path": str(VAR_DIR / "test" / f"channels-{_WORKER}.sqlite3"),  # noqa: F405
+    CHANNEL_LAYERS["default"]["CONFIG"] = {
+        "path": str(VAR_DIR / "test" / f"channels-{_WORKER}.sqlite3"),
         "polling_interval": 0.01,
     }
 
 # WhiteNoise warns (an error under pytest) when STATIC_ROOT is missing; tests never collectstatic,
 # they serve through the finders, so give them an empty private root.
-STATIC_ROOT = VAR_DIR / "test" / "staticfiles"  # noqa: F405
+STATIC_ROOT = VAR_DIR / "test" / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -1,4 +1,7 @@
-"""Tasks only the worker round-trip test loads (``celery worker -I tests.config.celery_probe_tasks``)."""
+"""Tasks only the worker round-trip test loads.
+
+The worker loads them with ``celery worker --include tests.config.celery_probe_tasks``.
+"""
 
 from __future__ import annotations
 

@@ -54,10 +54,25 @@ def worker(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     }
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-            "--queues", queue, "--hostname", f"{queue}@localhost", "--loglevel", "WARNING",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--include", "tests.config.celery_probe_tasks",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queue,
+            "--hostname",
+            f"{queue}@localhost",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--include",
+            "tests.config.celery_probe_tasks",
         ],
         cwd=ROOT,
         env=env,
@@ -102,8 +117,10 @@ def test_task_published_here_runs_in_the_worker_process(
             probe_touch_task.apply_async((str(marker), started), queue=queue, connection=connection)
             _wait_for(marker, 10)
             delays.append(time.time() - started)
-    print(f"celery worker round trip (warm): best {min(delays)*1000:.0f} ms, "
-          f"worst {max(delays)*1000:.0f} ms over {len(delays)}")
+    print(
+        f"celery worker round trip (warm): best {min(delays) * 1000:.0f} ms, "
+        f"worst {max(delays) * 1000:.0f} ms over {len(delays)}"
+    )
     assert max(delays) < 5
 
 
@@ -111,17 +128,15 @@ def test_group_send_from_the_worker_reaches_this_process(
     worker: tuple[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     queue, options = worker
-    layers = settings.CHANNEL_LAYERS
+    layers: dict[str, Any] = settings.CHANNEL_LAYERS
     if not settings.REDIS_URL:
         # The worker's SQLite layer lives under its MANIFOLD_VAR_DIR: point ours at the same file.
+        default: dict[str, Any] = layers["default"]
+        file_name = Path(default["CONFIG"]["path"]).name
         layers = {
             "default": {
-                "BACKEND": layers["default"]["BACKEND"],
-                "CONFIG": {
-                    **layers["default"]["CONFIG"],
-                    "path": str(Path(tmp_path) / "test" / Path(
-                        layers["default"]["CONFIG"]["path"]).name),
-                },
+                "BACKEND": default["BACKEND"],
+                "CONFIG": {**default["CONFIG"], "path": str(tmp_path / "test" / file_name)},
             }
         }
     group = f"probe-{uuid.uuid4().hex[:12]}"
@@ -140,4 +155,4 @@ def test_group_send_from_the_worker_reaches_this_process(
 
     with override_settings(CHANNEL_LAYERS=layers):
         elapsed = asyncio.run(listen())
-    print(f"task -> worker -> group_send -> this process: {elapsed*1000:.0f} ms (incl. start-up)")
+    print(f"task -> worker -> group_send -> this process: {elapsed * 1000:.0f} ms (incl. start-up)")

@@ -80,11 +80,15 @@ async def test_rolled_back_write_broadcasts_nothing() -> None:
     socket, connected, _ = await connect("/ws/teams/acme/events/", people["olivia"])
     assert connected
 
-    @database_sync_to_async
-    def failed_write() -> None:
-        with pytest.raises(RuntimeError), transaction.atomic():
+    def service_that_fails() -> None:
+        with transaction.atomic():
             broadcast_team_event(people["acme"].id, "team.team.updated", {"name": "Nope"})
             raise RuntimeError("the service failed after scheduling the event")
+
+    @database_sync_to_async
+    def failed_write() -> None:
+        with pytest.raises(RuntimeError, match="failed after scheduling"):
+            service_that_fails()
 
     await failed_write()
     assert await socket.receive_nothing(timeout=0.5)
@@ -201,4 +205,3 @@ def test_broadcast_rejects_bad_input_at_once(
 ) -> None:
     with pytest.raises(error):
         broadcast_team_event(team_id, kind, payload)
-

@@ -86,7 +86,9 @@ def test_embedded_defaults_use_sqlite_wal_filesystem_broker_and_sqlite_layer() -
         "print(s.CELERY_BROKER_URL);"
         "c = connection.cursor(); c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])"
     )
-    result = manage({"DJANGO_SETTINGS_MODULE": "config.settings.dev"}, "shell", "--no-imports", "-c", code)
+    result = manage(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.dev"}, "shell", "--no-imports", "-c", code
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "django.db.backends.sqlite3",
