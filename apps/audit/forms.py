@@ -28,7 +28,7 @@ class AuditFilterForm(forms.Form):
         max_length=100,
         error_messages={"invalid": "Use a dotted event name such as team.member."},
         widget=forms.TextInput(
-            attrs={"list": "audit-event-names", "placeholder": "e.g. team.member"}
+            attrs={"list": "audit-event-names", "placeholder": "team.member"}
         ),
     )
     actor = forms.CharField(

@@ -1,0 +1,80 @@
+"""Every page opens in real Chromium without script errors or missing files, at desktop and
+phone widths, and nothing overflows the phone screen sideways. Screenshots land in /tmp/shots/
+for people to look at."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from apps.accounts.services import token_create
+from apps.rbac.services import custom_role_create
+from apps.teams.services import invitation_create
+from tests.browser.conftest import log_in, shot
+from tests.conftest import PASSWORD, Acme
+
+TEAM_PAGES = {
+    "teams": "/",
+    "team-create": "/create-team/",
+    "dashboard": "/teams/acme/",
+    "applications": "/teams/acme/applications/",
+    "application-new": "/teams/acme/applications/new/",
+    "application-edit": "/teams/acme/applications/line-1/edit/",
+    "application-delete": "/teams/acme/applications/line-1/delete/",
+    "application-access": "/teams/acme/applications/line-1/access/",
+    "application-audit": "/teams/acme/applications/line-1/audit/",
+    "members": "/teams/acme/members/",
+    "roles": "/teams/acme/roles/",
+    "role-new": "/teams/acme/roles/new/",
+    "settings": "/teams/acme/settings/",
+    "team-delete": "/teams/acme/delete/",
+    "team-leave": "/teams/acme/leave/",
+    "audit": "/teams/acme/audit/",
+    "password-change": "/accounts/password/change/",
+    "tokens": "/accounts/tokens/",
+}
+ANONYMOUS_PAGES = {
+    "login": "/accounts/login/",
+    "password-reset": "/accounts/password/reset/",
+    "password-reset-sent": "/accounts/password/reset/sent/",
+}
+WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+def _no_sideways_scroll(page: Any) -> None:
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 1, f"{page.url} scrolls sideways by {overflow}px"
+
+
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_every_page_opens_cleanly(
+    device: str, acme_world: Acme, server: str, new_page: Callable[..., Any]
+) -> None:
+    olivia = acme_world.olivia
+    custom_role_create(
+        actor=olivia, team=acme_world.team, name="Line operator",
+        permissions=["flow:read", "flow:deploy"], description="Deploys, never edits",
+    )
+    invitation_create(actor=olivia, team=acme_world.team, email="new@acme.test", role="viewer")
+    token_create(actor=olivia, name="Grafana", read_only=True, team_slugs=["acme"])
+    width, height = WIDTHS[device]
+
+    anonymous = new_page(width, height)
+    for name, path in ANONYMOUS_PAGES.items():
+        anonymous.goto(server + path)
+        assert anonymous.locator("main h1").count() == 1, path
+        _no_sideways_scroll(anonymous)
+        shot(anonymous, f"{device}-{name}")
+
+    page = new_page(width, height)
+    log_in(page, server, olivia.email, PASSWORD)
+    for name, path in TEAM_PAGES.items():
+        response = page.goto(server + path)
+        assert response is not None and response.status == 200, path
+        assert page.locator("main h1").count() >= 1, path
+        _no_sideways_scroll(page)
+        shot(page, f"{device}-{name}")
