@@ -611,3 +611,180 @@ def test_every_mutating_endpoint_writes_an_audit_event(world: World) -> None:
     )
     assert failures == [], "\n".join(failures)
     assert audited == counted
+
+
+# --- family 2: relation fields in request bodies -------------------------------------------
+
+
+def _subclasses(base: type) -> set[type]:
+    found: set[type] = set()
+    pending = [base]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                pending.append(sub)
+    return found
+
+
+def _input_fields(cls: type) -> dict[str, Any]:
+    from django import forms
+    from rest_framework import serializers
+
+    if issubclass(cls, forms.BaseForm):
+        return dict(cls.base_fields)  # type: ignore[attr-defined]
+    try:
+        fields = dict(cls().fields)
+    except Exception:  # serializers that need context: their declared fields suffice
+        fields = dict(getattr(cls, "_declared_fields", {}))
+    assert issubclass(cls, serializers.BaseSerializer)
+    return {name: f for name, f in fields.items() if not f.read_only}
+
+
+def _is_relation(name: str, input_field: Any, model_names: set[str]) -> bool:
+    from django import forms
+    from rest_framework import relations
+
+    if isinstance(
+        input_field,
+        relations.RelatedField | relations.ManyRelatedField | forms.ModelChoiceField,
+    ):
+        return True
+    lowered = name.lower()
+    if lowered.endswith(("_id", "_ids")):
+        return True
+    key = lowered.replace("_", "")
+    return bool({key, key.removesuffix("s")} & model_names)
+
+
+def relation_fields() -> list[tuple[str, str]]:
+    """(class name, field) for every relation-like input of every serializer and form of apps."""
+    from django import forms
+    from rest_framework import serializers
+
+    all_routes()  # importing the URLconf imports every view, serializer and form
+    model_names = {
+        model._meta.model_name or ""
+        for model in django_apps.get_models()
+        if model.__module__.startswith("apps.")
+    }
+    found = []
+    for cls in _subclasses(serializers.BaseSerializer) | _subclasses(forms.BaseForm):
+        if not cls.__module__.startswith("apps."):
+            continue
+        for name, input_field in _input_fields(cls).items():
+            if _is_relation(name, input_field, model_names):
+                found.append((cls.__name__, name))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class RefProbe:
+    """Where a relation field is submitted, and its own-team and foreign-team values.
+
+    ``own`` (the control) must succeed; ``foreign`` (a globex reference) and, for list fields,
+    ``mixed`` (own + foreign in one list) must be refused with nothing changed.
+    """
+
+    pattern: str
+    method: str
+    own: Body
+    foreign: Body
+    mixed: Body | None = None
+
+
+GLOBEX_MARKERS = ("oscar@globex.test", "Globex")
+
+BODY_REF_PROBES: dict[tuple[str, str], RefProbe] = {
+    ("AuditFilterSerializer", "application"): RefProbe(
+        T + "audit-events/", "get", _body({"application": "line-1"}), _body({"application": "hq"})
+    ),
+    ("AuditFilterForm", "application"): RefProbe(
+        PT + "audit/", "get", _body({"application": "line-1"}), _body({"application": "hq"})
+    ),
+    ("MembershipUpdateSerializer", "custom_role"): RefProbe(
+        T + "members/<int:membership_id>/",
+        "patch",
+        lambda w: {"custom_role": w.role.pk},
+        lambda w: {"custom_role": w.globex_role.pk},
+    ),
+    ("MemberRoleForm", "custom_role"): RefProbe(
+        PT + "members/<int:membership_id>/role/",
+        "post",
+        lambda w: {"role": "member", "custom_role": w.role.pk},
+        lambda w: {"role": "member", "custom_role": w.globex_role.pk},
+    ),
+    ("OverrideWriteSerializer", "membership"): RefProbe(
+        T + "applications/<slug:application_slug>/overrides/",
+        "post",
+        lambda w: {"membership": w.vera_membership.pk, "role": "viewer"},
+        lambda w: {"membership": w.oscar_membership.pk, "role": "viewer"},
+    ),
+    ("OverrideForm", "membership"): RefProbe(
+        PT + "applications/<slug:app_slug>/access/",
+        "post",
+        lambda w: {"membership": w.vera_membership.pk, "role": "viewer"},
+        lambda w: {"membership": w.oscar_membership.pk, "role": "viewer"},
+    ),
+    ("TokenCreateSerializer", "teams"): RefProbe(
+        "api/v1/tokens/",
+        "post",
+        _body({"name": "scoped", "teams": ["acme"]}),
+        _body({"name": "scoped", "teams": ["globex"]}),
+        _body({"name": "scoped", "teams": ["acme", "globex"]}),
+    ),
+    ("TokenCreateForm", "teams"): RefProbe(
+        "accounts/tokens/",
+        "post",
+        _body({"name": "scoped", "teams": ["acme"], "expires_in_days": "30"}),
+        _body({"name": "scoped", "teams": ["globex"], "expires_in_days": "30"}),
+        _body({"name": "scoped", "teams": ["acme", "globex"], "expires_in_days": "30"}),
+    ),
+}
+
+
+def test_every_relation_field_has_a_probe() -> None:
+    discovered = relation_fields()
+    missing = [key for key in discovered if key not in BODY_REF_PROBES]
+    stale = [key for key in BODY_REF_PROBES if key not in discovered]
+    assert missing == [], f"relation fields without a cross-team probe: {missing}"
+    assert stale == [], f"probes for relation fields that no longer exist: {stale}"
+
+
+def test_foreign_references_in_bodies_are_refused(world: World) -> None:
+    routes = {route.pattern: route for route in all_routes()}
+    failures: list[str] = []
+    probed = 0
+    for (cls_name, field_name), ref in BODY_REF_PROBES.items():
+        route = routes[ref.pattern]
+        sample = SAMPLES[ref.pattern]
+        url = route_url(route, sample.kwargs(world))
+        label = f"{cls_name}.{field_name} via {ref.method.upper()} {url}"
+
+        control, before, after = probe(
+            client_as(world.acme.olivia), ref.method, url, ref.own(world), sample.api
+        )
+        if control.status_code >= 400 or (ref.method != "get" and not changed(before, after)):
+            failures.append(f"{label}: own-team control did not succeed ({control.status_code})")
+
+        variants = [("single", ref.foreign)] + ([("mixed", ref.mixed)] if ref.mixed else [])
+        for kind, body in variants:
+            client = client_as(world.acme.olivia)
+            response, before, after = probe(client, ref.method, url, body(world), sample.api)
+            probed += 1
+            status = response.status_code
+            accepted = 200 <= status < 400 if sample.api else 300 <= status < 400
+            if changed(before, after):
+                failures.append(f"{label} [{kind}] -> {status}: changed {changed(before, after)}")
+            if ref.method != "get" and accepted:
+                failures.append(f"{label} [{kind}] -> {status}: foreign reference accepted")
+            if ref.method == "get":
+                content = b"" if getattr(response, "streaming", False) else response.content
+                if status < 400 and any(m.encode() in content for m in GLOBEX_MARKERS):
+                    failures.append(f"{label} [{kind}] -> {status}: shows globex data")
+    fields = len(relation_fields())
+    print(
+        f"body refs: {len(BODY_REF_PROBES)}/{fields} relation fields probed, {probed} foreign "
+        f"submissions, {len(failures)} accepted or changed"
+    )
+    assert failures == [], "\n".join(failures)
