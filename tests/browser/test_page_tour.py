@@ -56,8 +56,11 @@ def test_every_page_opens_cleanly(
 ) -> None:
     olivia = acme_world.olivia
     custom_role_create(
-        actor=olivia, team=acme_world.team, name="Line operator",
-        permissions=["flow:read", "flow:deploy"], description="Deploys, never edits",
+        actor=olivia,
+        team=acme_world.team,
+        name="Line operator",
+        permissions=["flow:read", "flow:deploy"],
+        description="Deploys, never edits",
     )
     invitation_create(actor=olivia, team=acme_world.team, email="new@acme.test", role="viewer")
     token_create(actor=olivia, name="Grafana", read_only=True, team_slugs=["acme"])
@@ -74,7 +77,8 @@ def test_every_page_opens_cleanly(
     log_in(page, server, olivia.email, PASSWORD)
     for name, path in TEAM_PAGES.items():
         response = page.goto(server + path)
-        assert response is not None and response.status == 200, path
+        assert response is not None, path
+        assert response.status == 200, path
         assert page.locator("main h1").count() >= 1, path
         _no_sideways_scroll(page)
         shot(page, f"{device}-{name}")

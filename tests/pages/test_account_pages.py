@@ -22,9 +22,11 @@ def test_login_with_email_and_password_lands_on_the_team_list(acme_world: Acme) 
     client = Client()
     page = client.get("/accounts/login/")
     assert page.status_code == 200
-    assert b'name="email"' in page.content and b'name="password"' in page.content
+    assert b'name="email"' in page.content
+    assert b'name="password"' in page.content
     response = client.post("/accounts/login/", {"email": "Olivia@ACME.test", "password": PASSWORD})
-    assert response.status_code == 302 and response["Location"] == "/"
+    assert response.status_code == 302
+    assert response["Location"] == "/"
     assert client.get("/").status_code == 200
 
 
@@ -58,7 +60,8 @@ def test_pages_send_anonymous_visitors_to_the_login(acme_world: Acme) -> None:
 def test_logout_asks_on_get_and_signs_out_on_post(acme_world: Acme, page_client: ClientFor) -> None:
     client = page_client(acme_world.olivia)
     confirm = client.get("/accounts/logout/")
-    assert confirm.status_code == 200 and b"Log out?" in confirm.content
+    assert confirm.status_code == 200
+    assert b"Log out?" in confirm.content
     assert "_auth_user_id" in client.session
     assert client.post("/accounts/logout/").status_code == 302
     assert "_auth_user_id" not in client.session
@@ -123,7 +126,8 @@ def test_password_reset_mails_a_one_time_link_that_sets_a_new_password(acme_worl
 
 def test_password_reset_for_an_unknown_address_sends_nothing_and_says_the_same(db: None) -> None:
     response = Client().post("/accounts/password/reset/", {"email": "ghost@nowhere.test"})
-    assert response.status_code == 302 and response["Location"] == "/accounts/password/reset/sent/"
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/password/reset/sent/"
     assert mail.outbox == []
 
 
@@ -141,7 +145,9 @@ def test_token_secret_is_shown_once_and_stored_only_hashed(
     assert secret is not None
     raw = secret.group(1).decode()
     token = PersonalAccessToken.objects.get(user=acme_world.olivia, name="Grafana")
-    assert token.token_hash == hash_token(raw) and token.read_only and not token.all_teams
+    assert token.token_hash == hash_token(raw)
+    assert token.read_only
+    assert not token.all_teams
     assert list(token.teams.values_list("slug", flat=True)) == ["acme"]
     assert raw.encode() not in client.get("/accounts/tokens/").content
     assert AuditEvent.objects.filter(event="account.token.created").exists()

@@ -25,7 +25,8 @@ def test_team_list_shows_only_my_teams_in_a_fixed_number_of_queries(
     client = page_client(acme_world.olivia)
     with CaptureQueriesContext(connection) as few:
         response = client.get("/")
-    assert b"Acme Plant" in response.content and b"Globex" not in response.content
+    assert b"Acme Plant" in response.content
+    assert b"Globex" not in response.content
     for number in range(5):
         team_create(actor=acme_world.olivia, name=f"Extra {number}", slug=f"extra-{number}")
     with CaptureQueriesContext(connection) as many:
@@ -46,7 +47,8 @@ def test_create_team_derives_the_slug_and_makes_me_owner(
     acme_world: Acme, page_client: ClientFor
 ) -> None:
     response = page_client(acme_world.vera).post("/create-team/", {"name": "Vera's Lab"})
-    assert response.status_code == 302 and response["Location"] == "/teams/veras-lab/"
+    assert response.status_code == 302
+    assert response["Location"] == "/teams/veras-lab/"
     team = Team.objects.get(slug="veras-lab")
     assert Membership.objects.get(team=team, user=acme_world.vera).role == "owner"
 
@@ -76,7 +78,8 @@ def test_dashboard_shows_applications_members_and_recent_events(
     response = page_client(acme_world.olivia).get("/teams/acme/")
     assert response.status_code == 200
     content = response.content.decode()
-    assert "Line 1" in content and "team.member.added" in content
+    assert "Line 1" in content
+    assert "team.member.added" in content
     assert 'data-live-team="acme"' in content
 
 
@@ -84,7 +87,8 @@ def test_dashboard_for_a_dashboard_user_hides_what_they_may_not_read(
     acme_world: Acme, page_client: ClientFor
 ) -> None:
     content = page_client(acme_world.dana).get("/teams/acme/").content.decode()
-    assert "Recent activity" not in content and "team.member.added" not in content
+    assert "Recent activity" not in content
+    assert "team.member.added" not in content
     assert "New application" not in content
 
 
@@ -94,7 +98,8 @@ def test_recent_events_refresh_returns_only_the_fragment(
     response = page_client(acme_world.olivia).get(
         "/teams/acme/", headers={"HX-Request": "true", "HX-Target": "recent-events"}
     )
-    assert b"<html" not in response.content and b"team.member.added" in response.content
+    assert b"<html" not in response.content
+    assert b"team.member.added" in response.content
 
 
 def test_another_teams_pages_answer_404(
@@ -114,7 +119,8 @@ def test_rename_team_in_settings(acme_world: Acme, page_client: ClientFor) -> No
     response = page_client(acme_world.olivia).post(
         "/teams/acme/settings/", {"form": "team", "name": "Acme Works", "slug": "acme-works"}
     )
-    assert response.status_code == 302 and response["Location"] == "/teams/acme-works/settings/"
+    assert response.status_code == 302
+    assert response["Location"] == "/teams/acme-works/settings/"
     assert Team.objects.get(pk=acme_world.team.pk).name == "Acme Works"
 
 
@@ -124,7 +130,8 @@ def test_settings_duplicate_slug_is_an_inline_error(
     response = page_client(acme_world.olivia).post(
         "/teams/acme/settings/", {"form": "team", "name": "Acme", "slug": "globex"}
     )
-    assert response.status_code == 400 and b"id_slug_error" in response.content
+    assert response.status_code == 400
+    assert b"id_slug_error" in response.content
     assert Team.objects.get(pk=acme_world.team.pk).slug == "acme"
 
 
@@ -133,7 +140,8 @@ def test_retention_is_saved_and_bad_values_are_refused(
 ) -> None:
     client = page_client(acme_world.olivia)
     bad = client.post("/teams/acme/settings/", {"form": "retention", "audit_retention_days": "0"})
-    assert bad.status_code == 400 and b"id_audit_retention_days_error" in bad.content
+    assert bad.status_code == 400
+    assert b"id_audit_retention_days_error" in bad.content
     assert not AuditSettings.objects.filter(team_id=acme_world.team.pk).exists()
     client.post("/teams/acme/settings/", {"form": "retention", "audit_retention_days": "90"})
     assert AuditSettings.objects.get(team_id=acme_world.team.pk).audit_retention_days == 90
@@ -143,14 +151,16 @@ def test_members_cannot_change_settings(acme_world: Acme, page_client: ClientFor
     client = page_client(acme_world.eddie)
     assert client.get("/teams/acme/settings/").status_code == 403
     response = client.post("/teams/acme/settings/", {"form": "team", "name": "Hijacked"})
-    assert response.status_code == 403 and b"team:edit" in response.content
+    assert response.status_code == 403
+    assert b"team:edit" in response.content
     assert Team.objects.get(pk=acme_world.team.pk).name == "Acme Plant"
 
 
 def test_deleting_a_team_needs_its_slug_typed(acme_world: Acme, page_client: ClientFor) -> None:
     client = page_client(acme_world.olivia)
     wrong = client.post("/teams/acme/delete/", {"confirm": "ACME"})
-    assert wrong.status_code == 400 and Team.objects.filter(slug="acme").exists()
+    assert wrong.status_code == 400
+    assert Team.objects.filter(slug="acme").exists()
     assert client.post("/teams/acme/delete/", {"confirm": "acme"}).status_code == 302
     assert not Team.objects.filter(slug="acme").exists()
 
@@ -172,7 +182,8 @@ def test_a_member_can_leave(acme_world: Acme, page_client: ClientFor) -> None:
 
 def test_the_last_owner_cannot_leave(acme_world: Acme, page_client: ClientFor) -> None:
     response = page_client(acme_world.olivia).post("/teams/acme/leave/")
-    assert response.status_code == 409 and b"at least one owner" in response.content
+    assert response.status_code == 409
+    assert b"at least one owner" in response.content
     assert Membership.objects.filter(team=acme_world.team, user=acme_world.olivia).exists()
 
 
@@ -181,4 +192,5 @@ def test_team_switcher_lists_my_teams(
 ) -> None:
     team_create(actor=acme_world.olivia, name="Second Site", slug="second")
     content = page_client(acme_world.olivia).get("/teams/acme/").content.decode()
-    assert 'href="/teams/second/"' in content and 'href="/teams/globex/"' not in content
+    assert 'href="/teams/second/"' in content
+    assert 'href="/teams/globex/"' not in content

@@ -13,9 +13,9 @@ register = template.Library()
 @register.filter
 def audit_target(event: Any) -> str:
     """A person-readable target: memberships are shown by the member's email, not their id."""
-    for details in (event.after, event.before):
-        if isinstance(details, dict) and isinstance(details.get("user"), str):
-            if event.target_type in {"teams.membership", "teams.applicationroleoverride"}:
+    if event.target_type in {"teams.membership", "teams.applicationroleoverride"}:
+        for details in (event.after, event.before):
+            if isinstance(details, dict) and isinstance(details.get("user"), str):
                 return details["user"]
     return str(event.target_label or "—")
 
