@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 from typing import Any, ClassVar, Literal, cast
-from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -143,6 +141,8 @@ def render_url(template: str, msg: Msg) -> str:
 
 
 def _headers_hash(headers: dict[str, Any]) -> str:
+    import hashlib  # lazily: loading OpenSSL costs startup time
+
     body = {k: v for k, v in headers.items() if k != MARKER}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -158,6 +158,8 @@ def _body(payload: Any, headers: dict[str, str]) -> bytes | None:
     if isinstance(payload, (dict, list)):
         if isinstance(payload, dict) and content_type.startswith(
                 "application/x-www-form-urlencoded"):
+            from urllib.parse import urlencode
+
             return urlencode({k: "" if v is None else v for k, v in payload.items()},
                              doseq=True).encode()
         headers.setdefault("content-type", "application/json")
