@@ -45,7 +45,7 @@ class LoginForm(forms.Form):
                 raise forms.ValidationError(
                     self.error_messages["invalid_login"], code="invalid_login"
                 )
-            self.user_cache = user  # type: ignore[assignment]  # AUTH_USER_MODEL is accounts.User
+            self.user_cache = user
         return cleaned
 
     def get_user(self) -> User | None:

@@ -9,6 +9,7 @@ from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -19,16 +20,25 @@ from django.views.decorators.http import require_http_methods
 from apps.accounts import services
 from apps.accounts.access import access_token
 from apps.accounts.forms import LoginForm, TokenCreateForm
+from apps.accounts.models import User
 from apps.accounts.selectors import token_list
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
+
+
+def signed_in_user(request: HttpRequest) -> User:
+    """The person behind a ``login_required`` request (never anonymous there)."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise DjangoPermissionDenied("Sign in first.")
+    return user
 
 
 class LoginView(auth_views.LoginView):
     """Email + password login; signed-in visitors go straight to their teams."""
 
     template_name = "accounts/login.html"
-    authentication_form = LoginForm  # type: ignore[assignment]  # same contract, email field
+    authentication_form = LoginForm
     redirect_authenticated_user = True
 
 
@@ -51,8 +61,8 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
         try:
             services.password_change(
-                actor=self.request.user,  # type: ignore[arg-type]  # login_required
-                user=form.user,  # type: ignore[arg-type]
+                actor=signed_in_user(self.request),
+                user=signed_in_user(self.request),
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password1"],
                 request=self.request,
@@ -95,7 +105,7 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
     """Permission ``token:manage``: list own tokens, create one (its secret is shown once)."""
     from apps.teams.selectors import team_list_for_user
 
-    user = request.user
+    user = signed_in_user(request)
     team_choices = [(team.slug, team.name) for team in team_list_for_user(user)]
     created = None
     if request.method == "POST":
@@ -137,12 +147,12 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     """Permission ``token:manage``: confirm, then revoke one of one's own tokens."""
     try:
-        token = access_token(request.user, token_id)
+        token = access_token(signed_in_user(request), token_id)
     except NotFound:
         raise Http404("Token not found.") from None
     if request.method == "POST":
         try:
-            services.token_revoke(actor=request.user, token=token, request=request)
+            services.token_revoke(actor=signed_in_user(request), token=token, request=request)
         except ManifoldError as exc:
             messages.error(request, exc.message)
         else:

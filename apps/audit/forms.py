@@ -27,9 +27,7 @@ class AuditFilterForm(forms.Form):
         required=False,
         max_length=100,
         error_messages={"invalid": "Use a dotted event name such as team.member."},
-        widget=forms.TextInput(
-            attrs={"list": "audit-event-names", "placeholder": "team.member"}
-        ),
+        widget=forms.TextInput(attrs={"list": "audit-event-names", "placeholder": "team.member"}),
     )
     actor = forms.CharField(
         label="Actor",
@@ -51,7 +49,7 @@ class AuditFilterForm(forms.Form):
             # The per-application log is already narrowed to one application.
             del self.fields["application"]
         else:
-            self.fields["application"].choices = [("", "All applications")] + [  # type: ignore[attr-defined]
+            self.fields["application"].choices = [("", "All applications")] + [  # type: ignore[attr-defined]  # ChoiceField.choices
                 (application.slug, application.name) for application in applications
             ]
 

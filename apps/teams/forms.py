@@ -81,7 +81,7 @@ class MemberRoleForm(forms.Form):
     def __init__(self, *args: Any, custom_roles: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["custom_role"]
-        field.choices = [("", "None (use the role)")] + [  # type: ignore[attr-defined]
+        field.choices = [("", "None (use the role)")] + [  # type: ignore[attr-defined]  # ChoiceField.choices
             (role.pk, role.name) for role in custom_roles
         ]
 
@@ -94,7 +94,7 @@ class OverrideForm(forms.Form):
 
     def __init__(self, *args: Any, memberships: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["membership"].choices = [  # type: ignore[attr-defined]
+        self.fields["membership"].choices = [  # type: ignore[attr-defined]  # ChoiceField.choices
             (membership.pk, membership.user.email) for membership in memberships
         ]
 
@@ -112,7 +112,7 @@ class CustomRoleForm(forms.Form):
         self, *args: Any, permission_choices: list[tuple[str, str]], **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["permissions"].choices = permission_choices  # type: ignore[attr-defined]
+        self.fields["permissions"].choices = permission_choices  # type: ignore[attr-defined]  # ChoiceField.choices
 
 
 class RetentionForm(forms.Form):

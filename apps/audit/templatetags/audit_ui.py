@@ -16,7 +16,7 @@ def audit_target(event: Any) -> str:
     if event.target_type in {"teams.membership", "teams.applicationroleoverride"}:
         for details in (event.after, event.before):
             if isinstance(details, dict) and isinstance(details.get("user"), str):
-                return details["user"]
+                return str(details["user"])
     return str(event.target_label or "—")
 
 

@@ -20,7 +20,7 @@ def user_teams(context: template.Context) -> list[Any]:
         from apps.teams.selectors import team_list_for_user
 
         cached = list(team_list_for_user(user=user))
-        request._manifold_user_teams = cached  # type: ignore[attr-defined]  # per-request memo
+        request._manifold_user_teams = cached
     return cached
 
 

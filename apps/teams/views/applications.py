@@ -34,7 +34,7 @@ def application_create(request: HttpRequest, access: TeamAccess) -> HttpResponse
     if request.method == "POST" and form.is_valid():
         try:
             application = services.application_create(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 team=access.team,
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"],
@@ -67,7 +67,7 @@ def application_edit(request: HttpRequest, access: TeamAccess, app_slug: str) ->
     if request.method == "POST" and form.is_valid():
         try:
             services.application_update(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 application=application,
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"],
@@ -96,7 +96,7 @@ def application_delete(request: HttpRequest, access: TeamAccess, app_slug: str) 
     if request.method == "POST":
         try:
             services.application_delete(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 application=application,
                 request=request,
             )
@@ -133,7 +133,7 @@ def application_access(request: HttpRequest, access: TeamAccess, app_slug: str) 
                 access, application, request.POST.get("membership"), "member:role"
             )
             services.application_override_remove(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 override=override,
                 request=request,
             )
@@ -149,7 +149,7 @@ def application_access(request: HttpRequest, access: TeamAccess, app_slug: str) 
                     access, form.cleaned_data["membership"], "member:role"
                 )
                 services.application_override_set(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=access.actor,
                     membership=membership,
                     application=application,
                     role=form.cleaned_data["role"],

@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from apps.accounts.views import signed_in_user
 from apps.core.errors import ManifoldError, NotFound, PermissionDenied
 from apps.core.forms import add_service_error
 from apps.rbac.access import access_custom_role
@@ -53,7 +54,7 @@ def member_invite(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     if form.is_valid():
         try:
             created = services.invitation_create(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 team=access.team,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
@@ -89,7 +90,7 @@ def member_role(request: HttpRequest, access: TeamAccess, membership_id: int) ->
                     access, form.cleaned_data["custom_role"], "member:role"
                 )
             services.member_role_change(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 membership=membership,
                 role=form.cleaned_data["role"],
                 custom_role=custom_role,
@@ -118,7 +119,7 @@ def member_remove(request: HttpRequest, access: TeamAccess, membership_id: int) 
     if request.method == "POST":
         try:
             services.member_remove(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 membership=membership,
                 request=request,
             )
@@ -141,7 +142,7 @@ def invitation_revoke(request: HttpRequest, access: TeamAccess, invitation_id: i
     invitation = access_invitation(access, invitation_id, "member:invite")
     try:
         services.invitation_revoke(
-            actor=request.user,  # type: ignore[arg-type]
+            actor=access.actor,
             invitation=invitation,
             request=request,
         )
@@ -157,8 +158,9 @@ def invitation_revoke(request: HttpRequest, access: TeamAccess, invitation_id: i
 def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
     """The page the invitation link opens. The link is the credential to see the invitation;
     only the invited email address may answer it (the service checks)."""
+    user = signed_in_user(request)
     try:
-        invitation = access_invitation_by_token(request.user, token)  # type: ignore[arg-type]
+        invitation = access_invitation_by_token(user, token)
     except (NotFound, PermissionDenied):
         raise Http404("This invitation link is not valid.") from None
     error = None
@@ -167,7 +169,7 @@ def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
         try:
             if action == "accept":
                 services.invitation_accept(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=user,
                     invitation=invitation,
                     request=request,
                 )
@@ -175,7 +177,7 @@ def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
                 return redirect("teams:dashboard", team_slug=invitation.team.slug)
             if action == "decline":
                 services.invitation_decline(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=user,
                     invitation=invitation,
                     request=request,
                 )
@@ -193,7 +195,7 @@ def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
             "error": error,
             "is_pending": invitation.status == InvitationStatus.PENDING
             and not invitation.is_expired,
-            "for_someone_else": request.user.email.lower() != invitation.email.lower(),  # type: ignore[union-attr]
+            "for_someone_else": user.email.lower() != invitation.email.lower(),
         },
         status=400 if error else 200,
     )

@@ -63,7 +63,7 @@ def role_create(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             role = rbac_services.custom_role_create(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 team=access.team,
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
@@ -101,7 +101,7 @@ def role_edit(request: HttpRequest, access: TeamAccess, role_id: int) -> HttpRes
     if request.method == "POST" and form.is_valid():
         try:
             rbac_services.custom_role_update(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 role=role,
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
@@ -130,7 +130,7 @@ def role_delete(request: HttpRequest, access: TeamAccess, role_id: int) -> HttpR
     if request.method == "POST":
         try:
             rbac_services.custom_role_delete(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=access.actor,
                 role=role,
                 request=request,
             )

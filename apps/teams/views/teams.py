@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from apps.accounts.views import signed_in_user
 from apps.audit.selectors import audit_event_list, audit_retention_days_get
 from apps.audit.services import audit_settings_update
 from apps.core.errors import ManifoldError
@@ -24,7 +25,7 @@ RECENT_EVENTS = 8
 @require_http_methods(["GET"])
 def home(request: HttpRequest) -> HttpResponse:
     """Every signed-in user: their teams (permission ``team:read`` is checked per team)."""
-    teams = selectors.team_member_counts(selectors.team_list(request.user))  # type: ignore[arg-type]
+    teams = selectors.team_member_counts(selectors.team_list(signed_in_user(request)))
     return render(request, "teams/home.html", {"teams": teams})
 
 
@@ -36,7 +37,7 @@ def team_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             team = services.team_create(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=signed_in_user(request),
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"],
                 request=request,
@@ -71,7 +72,7 @@ def dashboard(request: HttpRequest, access: TeamAccess) -> HttpResponse:
         ),
         events=events,
     )
-    if request.htmx and request.htmx.target == "recent-events":  # type: ignore[attr-defined]
+    if request.htmx and request.htmx.target == "recent-events":  # type: ignore[attr-defined]  # htmx middleware
         return render(request, "teams/_recent_events.html", context)
     return render(request, "teams/dashboard.html", context)
 
@@ -92,7 +93,7 @@ def team_settings(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             if retention_form.is_valid():
                 try:
                     audit_settings_update(
-                        actor=request.user,
+                        actor=access.actor,
                         team=team,
                         retention_days=retention_form.cleaned_data["audit_retention_days"],
                         request=request,
@@ -107,7 +108,7 @@ def team_settings(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             if team_form.is_valid():
                 try:
                     services.team_update(
-                        actor=request.user,  # type: ignore[arg-type]
+                        actor=access.actor,
                         team=team,
                         name=team_form.cleaned_data["name"],
                         slug=team_form.cleaned_data["slug"],
@@ -135,7 +136,7 @@ def team_delete(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     form = TeamDeleteForm(request.POST or None, slug=team.slug)
     if request.method == "POST" and form.is_valid():
         try:
-            services.team_delete(actor=request.user, team=team, request=request)  # type: ignore[arg-type]
+            services.team_delete(actor=access.actor, team=team, request=request)
         except ManifoldError as exc:
             add_service_error(form, exc)
         else:
@@ -158,7 +159,7 @@ def team_leave(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     error = None
     if request.method == "POST":
         try:
-            services.member_leave(actor=request.user, team=team, request=request)  # type: ignore[arg-type]
+            services.member_leave(actor=access.actor, team=team, request=request)
         except ManifoldError as exc:
             error = exc.message
         else:
