@@ -130,7 +130,7 @@ def access_invitation(access: TeamAccess, invitation_id: object, permission: str
 
 
 def access_invitation_by_token(actor: Actor, raw_token: str) -> Invitation:
-    """The invitation a link token names; the link itself is the credential to look at it."""
+    """The invitation a link token names, for the invited address only (403 for anyone else)."""
     from apps.teams.services import hash_invitation_token
 
     token = actor_token(actor)
@@ -143,6 +143,13 @@ def access_invitation_by_token(actor: Actor, raw_token: str) -> Invitation:
     )
     if invitation is None:
         raise NotFound("Invitation not found.")
+    # A forwarded link must not show the team to someone else; the address is not repeated
+    # here because the holder of a forwarded link should not learn it either.
+    if actor_user(actor).email.lower() != invitation.email.lower():
+        raise PermissionDenied(
+            "This invitation was sent to another email address; "
+            "sign in with that address to answer it."
+        )
     return invitation
 
 

@@ -298,3 +298,20 @@ def test_token_client_cannot_answer_with_read_only(
     response = token_client(newbie, read_only=True).post(f"/api/v1/invitations/{token}/accept/")
     assert response.status_code == 403
     assert not Membership.objects.filter(user=newbie).exists()
+
+
+def test_forwarded_invitation_link_shows_nothing_to_others(
+    acme_world: Acme, olivia_api: APIClient, oscar_api: APIClient, globex_world: Globex
+) -> None:
+    created = olivia_api.post(
+        "/api/v1/teams/acme/invitations/",
+        {"email": "someone@example.test", "role": "viewer"},
+        format="json",
+    ).json()
+    token = created["link"].rstrip("/").rsplit("/", 1)[-1]
+    response = oscar_api.get(f"/api/v1/invitations/{token}/")
+    assert response.status_code == 403
+    assert "Acme" not in response.content.decode()
+    assert "someone@example.test" not in response.content.decode()
+    assert oscar_api.post(f"/api/v1/invitations/{token}/decline/").status_code == 403
+    assert Invitation.objects.get(pk=created["id"]).status == "pending"
