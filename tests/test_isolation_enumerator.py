@@ -71,8 +71,11 @@ def build_world(acme: Acme, globex: Globex) -> World:
         actor=oscar, team=globex.team, name="Globex ops", permissions=["flow:read"]
     )
     eddie_membership = Membership.objects.get(team=acme.team, user=acme.eddie)
+    vera_membership = Membership.objects.get(team=acme.team, user=acme.vera)
+    # An override equal to vera's team role: it exists (to be listed and deleted) without
+    # changing what any persona may do, so the RBAC matrix reads the plain role table.
     application_override_set(
-        actor=olivia, membership=eddie_membership, application=acme.line_1, role="viewer"
+        actor=olivia, membership=vera_membership, application=acme.line_1, role="viewer"
     )
     token = token_create(actor=olivia, name="olivia's token").token
     event = AuditEvent.objects.filter(team_key=acme.team.pk).order_by("-seq").first()
@@ -86,7 +89,7 @@ def build_world(acme: Acme, globex: Globex) -> World:
         role=role,
         globex_role=globex_role,
         eddie_membership=eddie_membership,
-        vera_membership=Membership.objects.get(team=acme.team, user=acme.vera),
+        vera_membership=vera_membership,
         oscar_membership=Membership.objects.get(team=globex.team, user=oscar),
         token=token,
         event=event,
@@ -195,7 +198,7 @@ SAMPLES: dict[str, Sample] = {
         {"post": lambda w: {"membership": w.vera_membership.pk, "role": "dashboard"}},
     ),
     T + "applications/<slug:application_slug>/overrides/<int:membership_id>/": Sample(
-        "team", lambda w: {**_app(w), "membership_id": w.eddie_membership.pk}, {"delete": _none}
+        "team", lambda w: {**_app(w), "membership_id": w.vera_membership.pk}, {"delete": _none}
     ),
     T + "members/": Sample("team", _team),
     T + "members/<int:membership_id>/": Sample(
@@ -717,14 +720,14 @@ BODY_REF_PROBES: dict[tuple[str, str], RefProbe] = {
     ("OverrideWriteSerializer", "membership"): RefProbe(
         T + "applications/<slug:application_slug>/overrides/",
         "post",
-        lambda w: {"membership": w.vera_membership.pk, "role": "viewer"},
-        lambda w: {"membership": w.oscar_membership.pk, "role": "viewer"},
+        lambda w: {"membership": w.vera_membership.pk, "role": "dashboard"},
+        lambda w: {"membership": w.oscar_membership.pk, "role": "dashboard"},
     ),
     ("OverrideForm", "membership"): RefProbe(
         PT + "applications/<slug:app_slug>/access/",
         "post",
-        lambda w: {"membership": w.vera_membership.pk, "role": "viewer"},
-        lambda w: {"membership": w.oscar_membership.pk, "role": "viewer"},
+        lambda w: {"membership": w.vera_membership.pk, "role": "dashboard"},
+        lambda w: {"membership": w.oscar_membership.pk, "role": "dashboard"},
     ),
     ("TokenCreateSerializer", "teams"): RefProbe(
         "api/v1/tokens/",
