@@ -34,3 +34,9 @@ STATIC_ROOT = VAR_DIR / "test" / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not the in-memory default: threads then get SQLite's real locking (WAL, busy
+    # timeout), as the web server, worker and runner do in `make run`. pytest-django adds the
+    # xdist worker suffix to the name.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test" / "test-manifold.sqlite3")}
