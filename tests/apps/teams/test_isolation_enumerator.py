@@ -67,8 +67,9 @@ def all_patterns() -> list[str]:
 def samples(world: Acme) -> dict[str, str]:
     """One acme object for every kwarg name a route may use."""
     team, olivia = world.team, world.olivia
-    invitation = invitation_create(actor=olivia, team=team, email="probe@example.test",
-                                   role="viewer")
+    invitation = invitation_create(
+        actor=olivia, team=team, email="probe@example.test", role="viewer"
+    )
     role = custom_role_create(actor=olivia, team=team, name="Probe", permissions=["flow:read"])
     token_create(actor=olivia, name="probe")
     vera = Membership.objects.get(team=team, user=world.vera)
@@ -103,9 +104,7 @@ def fill(pattern: str, values: dict[str, str]) -> tuple[str, list[str]]:
     return "/" + path, missing
 
 
-def test_every_route_rejects_another_teams_user(
-    acme_world: Acme, globex_world: Globex
-) -> None:
+def test_every_route_rejects_another_teams_user(acme_world: Acme, globex_world: Globex) -> None:
     values = samples(acme_world)
     client = Client()
     client.force_login(globex_world.oscar)
