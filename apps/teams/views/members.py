@@ -156,13 +156,17 @@ def invitation_revoke(request: HttpRequest, access: TeamAccess, invitation_id: i
 @login_required
 @require_http_methods(["GET", "POST"])
 def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
-    """The page the invitation link opens. The link is the credential to see the invitation;
-    only the invited email address may answer it (the service checks)."""
+    """The page the invitation link opens: only the invited address may see and answer it."""
     user = signed_in_user(request)
     try:
         invitation = access_invitation_by_token(user, token)
-    except (NotFound, PermissionDenied):
+    except NotFound:
         raise Http404("This invitation link is not valid.") from None
+    except PermissionDenied as exc:
+        # Signed in with another address: say so, without revealing the team or the address.
+        return render(
+            request, "teams/invitation_other_user.html", {"message": exc.message}, status=403
+        )
     error = None
     if request.method == "POST":
         action = request.POST.get("action")
@@ -195,7 +199,6 @@ def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
             "error": error,
             "is_pending": invitation.status == InvitationStatus.PENDING
             and not invitation.is_expired,
-            "for_someone_else": user.email.lower() != invitation.email.lower(),
         },
         status=400 if error else 200,
     )
