@@ -9,6 +9,7 @@
   if (!root || !("WebSocket" in window)) return;
 
   var status = document.querySelector("[data-live-status]");
+  if (status) status.hidden = false;
   var slug = root.getAttribute("data-live-team");
   var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
   var url = scheme + window.location.host + "/ws/teams/" + encodeURIComponent(slug) + "/events/";

@@ -1,0 +1,87 @@
+"""Live updates: a team event on the websocket makes open pages re-read their data in place."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from playwright.sync_api import expect
+
+from apps.core.realtime import broadcast_team_event
+from apps.teams.services import application_create
+from tests.browser.conftest import log_in
+from tests.conftest import PASSWORD, Acme
+
+
+def _write_and_announce(acme: Acme, name: str, slug: str) -> None:
+    # What a service does: write, audit, and announce on commit. Run in its own thread, as a
+    # request or a worker would, not in the thread that drives the browser.
+    def work() -> None:
+        with transaction.atomic():
+            application = application_create(
+                actor=acme.olivia, team=acme.team, name=name, slug=slug
+            )
+            broadcast_team_event(acme.team.pk, "team.application.created", {"id": application.pk})
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=10)
+
+
+def test_audit_log_and_dashboard_show_new_events_without_reload(
+    acme_world: Acme, server: str, new_page: Callable[..., Any]
+) -> None:
+    audit = new_page()
+    log_in(audit, server, acme_world.olivia.email, PASSWORD)
+    audit.goto(f"{server}/teams/acme/audit/?event=team.application")
+    expect(audit.locator("[data-live-status]")).to_have_attribute("data-state", "live")
+    dashboard = audit.context.new_page()
+    dashboard.goto(f"{server}/teams/acme/")
+    expect(dashboard.locator("[data-live-status]")).to_have_attribute("data-state", "live")
+    audit.evaluate("window.__sameDocument = true")
+
+    _write_and_announce(acme_world, "Packaging OEE", "packaging-oee")
+
+    results = audit.locator("#audit-results")
+    expect(results.get_by_role("cell", name="Packaging OEE", exact=True)).to_be_visible()
+    # The filter stayed applied and the page was not reloaded.
+    expect(results.get_by_text("team.member.added", exact=True)).to_have_count(0)
+    assert audit.evaluate("window.__sameDocument") is True
+    expect(dashboard.locator("#recent-events").get_by_text("Packaging OEE")).to_be_visible()
+
+
+def test_without_websockets_the_page_hides_the_indicator_and_still_filters(
+    acme_world: Acme, server: str, new_page: Callable[..., Any]
+) -> None:
+    page = new_page()
+    page.add_init_script("delete window.WebSocket")
+    log_in(page, server, acme_world.olivia.email, PASSWORD)
+    page.goto(f"{server}/teams/acme/audit/")
+    expect(page.locator("[data-live-status]")).to_be_hidden()
+    page.get_by_label("Event", exact=True).fill("team.application")
+    page.get_by_role("button", name="Filter").click()
+    results = page.locator("#audit-results")
+    expect(results.get_by_text("team.member.added", exact=True)).to_have_count(0)
+    expect(results.get_by_text("team.application.created", exact=True)).to_be_visible()
+
+
+def test_a_refused_stream_says_live_updates_are_off_and_does_not_retry(
+    acme_world: Acme, server: str, new_page: Callable[..., Any]
+) -> None:
+    page = new_page()
+    attempts: list[str] = []
+
+    def refuse(socket: Any) -> None:
+        attempts.append(socket.url)
+        socket.close(code=4403, reason="forbidden")
+
+    page.route_web_socket("**/ws/teams/**", refuse)
+    log_in(page, server, acme_world.olivia.email, PASSWORD)
+    page.goto(f"{server}/teams/acme/audit/")
+    status = page.locator("[data-live-status]")
+    expect(status).to_have_attribute("data-state", "offline")
+    expect(status).to_contain_text("Live updates off")
+    page.wait_for_timeout(2500)
+    assert len(attempts) == 1
