@@ -621,8 +621,9 @@ def test_every_mutating_endpoint_writes_an_audit_event(world: World) -> None:
 
 def _subclasses(base: type) -> set[type]:
     found: set[type] = set()
-    pending = [base]
+    pending: list[type] = [base]
     while pending:
+        sub: type
         for sub in pending.pop().__subclasses__():
             if sub not in found:
                 found.add(sub)
@@ -635,12 +636,12 @@ def _input_fields(cls: type) -> dict[str, Any]:
     from rest_framework import serializers
 
     if issubclass(cls, forms.BaseForm):
-        return dict(cls.base_fields)  # type: ignore[attr-defined]
+        return dict(cls.base_fields)  # type: ignore[attr-defined]  # set by the form metaclass
+    assert issubclass(cls, serializers.BaseSerializer)
     try:
-        fields = dict(cls().fields)
+        fields = dict(cls().fields)  # type: ignore[attr-defined]  # Serializer, ListSerializer
     except Exception:  # serializers that need context: their declared fields suffice
         fields = dict(getattr(cls, "_declared_fields", {}))
-    assert issubclass(cls, serializers.BaseSerializer)
     return {name: f for name, f in fields.items() if not f.read_only}
 
 

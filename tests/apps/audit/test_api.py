@@ -26,6 +26,11 @@ from .conftest import join
 BASE = "/api/v1/teams/{slug}/audit-events/"
 
 
+def _streamed(response: Any) -> bytes:
+    assert response.streaming
+    return b"".join(response.streaming_content)
+
+
 def client_for(user: User) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
@@ -174,7 +179,7 @@ def test_csv_export_streams_every_matching_row(auditor: User, acme_team: Team) -
     assert response.streaming
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
-    text = b"".join(response.streaming_content).decode()
+    text = _streamed(response).decode()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == AuditEvent.objects.filter(team_key=acme_team.pk).count()
     assert [int(r["seq"]) for r in rows] == sorted(int(r["seq"]) for r in rows)
@@ -195,7 +200,7 @@ def test_csv_cells_cannot_inject_formulas(auditor: User, acme_team: Team) -> Non
     response = client_for(auditor).get(
         BASE.format(slug="acme-audit") + "export.csv", {"event": "test.evil"}
     )
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(_streamed(response).decode())))
     assert rows[0]["target_label"].startswith("'=")
 
 
@@ -205,7 +210,7 @@ def test_jsonl_export_lines_reverify(auditor: User, acme_team: Team) -> None:
     _events(acme_team, auditor, 5)
     response = client_for(auditor).get(BASE.format(slug="acme-audit") + "export.jsonl")
     assert response.status_code == 200
-    lines = b"".join(response.streaming_content).decode().splitlines()
+    lines = _streamed(response).decode().splitlines()
     rows = [json.loads(line) for line in lines]
     assert len(rows) == AuditEvent.objects.filter(team_key=acme_team.pk).count()
     # The export carries everything needed to check the chain offline.
