@@ -1,0 +1,251 @@
+"""Shared connection machinery: one live client per endpoint, many nodes using it.
+
+A ``SharedConnection`` owns the client of one endpoint (a PLC, a broker). Nodes acquire it from
+a ``ConnectionPool`` by endpoint key, listen to its state and release it in ``stop()``; the
+last release closes it. The connection runs one supervisor task that connects, serves until the
+link drops, and reconnects with exponential backoff (with jitter, so a fleet does not retry in
+lock step).
+
+State transitions are reported once each way (STYLE rules 7 and 8): ``connecting`` ->
+``connected`` -> ``unavailable`` (one warning log line, every listener told once) ->
+``connected`` (one info line "recovered"). Failed retries while unavailable are logged at debug
+level only. Vendor exceptions are mapped to the contract's failure classes in one place per
+protocol (``classify``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterator
+from typing import Generic, Literal, TypeVar
+
+from edge_runner.contract import NeedsUserFix, Node, NodeError, RetryLater
+
+log = logging.getLogger("edge_runner.connections")
+
+State = Literal["connecting", "connected", "unavailable", "closed"]
+Listener = Callable[[State, str], None]
+
+STATUS_TEXT: dict[State, tuple[str, str, str]] = {
+    "connecting": ("yellow", "ring", "connecting"),
+    "connected": ("green", "dot", "connected"),
+    "unavailable": ("red", "ring", "unavailable"),
+    "closed": ("grey", "ring", "closed"),
+}
+
+
+def backoff_delays(initial: float, maximum: float, jitter: float = 0.1) -> Iterator[float]:
+    """Exponential delays ``initial, 2*initial, ...`` capped at ``maximum``, each +/- ``jitter``."""
+    delay = max(0.01, initial)
+    while True:
+        spread = delay * jitter
+        yield max(0.01, delay + random.uniform(-spread, spread))  # noqa: S311  # not crypto
+        delay = min(maximum, delay * 2)
+
+
+def show_state(node: Node, state: State, detail: str = "") -> None:
+    """Set a node's status badge for a connection state (the node's runtime drops repeats)."""
+    fill, shape, text = STATUS_TEXT[state]
+    node.status(fill, shape, text)  # type: ignore[arg-type]  # literals from STATUS_TEXT
+
+
+class SharedConnection:
+    """One client for one endpoint; subclasses implement ``_connect``, ``_serve``,
+    ``_disconnect`` and ``classify``."""
+
+    kind = "connection"
+
+    def __init__(
+        self, key: str, label: str, reconnect_min: float = 1.0, reconnect_max: float = 30.0
+    ) -> None:
+        self.key = key
+        self.label = label
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.state: State = "connecting"
+        self.detail = ""
+        self.failure: NodeError | None = None
+        self.users = 0
+        self.transitions = 0  # connected <-> unavailable changes (tests and metrics)
+        self._listeners: dict[object, Listener] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._was_connected = False
+
+    # ------------------------------------------------------------------ listeners
+    def add_listener(self, owner: object, listener: Listener) -> None:
+        """Register ``listener`` and tell it the current state right away."""
+        self._listeners[owner] = listener
+        listener(self.state, self.detail)
+
+    def remove_listener(self, owner: object) -> None:
+        self._listeners.pop(owner, None)
+
+    def _set_state(self, state: State, detail: str = "") -> None:
+        if state == self.state:
+            return
+        previous, self.state, self.detail = self.state, state, detail
+        if state == "connected":
+            self._connected.set()
+            if previous == "unavailable":
+                self.transitions += 1
+                log.info("%s %s recovered", self.kind, self.label)
+            else:
+                log.info("%s %s connected", self.kind, self.label)
+            self._was_connected = True
+        else:
+            self._connected.clear()
+            if state == "unavailable":
+                self.transitions += int(previous == "connected")
+                log.warning("%s %s unavailable: %s", self.kind, self.label, detail)
+        for listener in list(self._listeners.values()):
+            try:
+                listener(state, detail)
+            except Exception:  # a listener must not break the connection's supervisor
+                log.exception("connection listener failed")
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
+    async def wait_connected(self, within: float | None = None) -> bool:
+        """Wait up to ``within`` seconds for the link; False when it did not come up."""
+        try:
+            async with asyncio.timeout(within):
+                await self._connected.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def mark_lost(self, reason: str) -> None:
+        """A request found the link broken: the supervisor reconnects."""
+        if self.state == "connected":
+            self.detail = reason
+            self._lost.set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._supervise(), name=f"{self.kind} {self.label}"
+            )
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            await self._disconnect()
+        except Exception:  # closing a dead client may raise; nothing left to do
+            log.debug("%s %s: error while closing", self.kind, self.label, exc_info=True)
+        self._set_state("closed")
+
+    async def _supervise(self) -> None:
+        delays = backoff_delays(self.reconnect_min, self.reconnect_max)
+        while True:
+            self._lost.clear()
+            try:
+                await self._connect()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failure = self.classify(exc)
+                if self.state == "unavailable":
+                    log.debug("%s %s: retry failed: %s", self.kind, self.label, exc)
+                self._set_state("unavailable", str(self.failure))
+                await self._safe_disconnect()
+                await asyncio.sleep(self._next_delay(delays))
+                continue
+            self.failure = None
+            self._set_state("connected")
+            delays = backoff_delays(self.reconnect_min, self.reconnect_max)
+            try:
+                await self._serve()
+                reason = self.detail or "connection closed"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failure = self.classify(exc)
+                reason = str(self.failure)
+            self._set_state("unavailable", reason)
+            await self._safe_disconnect()
+            await asyncio.sleep(self._next_delay(delays))
+
+    def _next_delay(self, delays: Iterator[float]) -> float:
+        delay = next(delays)
+        # a configuration problem will not fix itself quickly: retry at the slow end
+        return max(delay, self.reconnect_max) if isinstance(self.failure, NeedsUserFix) else delay
+
+    async def _safe_disconnect(self) -> None:
+        try:
+            await self._disconnect()
+        except Exception:
+            log.debug("%s %s: error while disconnecting", self.kind, self.label, exc_info=True)
+
+    async def _wait_lost(self, poll: float, alive: Callable[[], bool]) -> None:
+        """Return when a request reported the link lost or ``alive()`` turns false."""
+        while alive():
+            try:
+                async with asyncio.timeout(poll):
+                    await self._lost.wait()
+                return
+            except TimeoutError:
+                continue
+        self.detail = self.detail or "connection closed by peer"
+
+    # ------------------------------------------------------------------ protocol hooks
+    async def _connect(self) -> None:
+        raise NotImplementedError
+
+    async def _serve(self) -> None:
+        """Run while connected; return or raise when the link is gone."""
+        raise NotImplementedError
+
+    async def _disconnect(self) -> None:
+        raise NotImplementedError
+
+    def classify(self, exc: BaseException) -> NodeError:
+        """Map a vendor exception to ``RetryLater`` / ``NeedsUserFix`` / ``NodeFailed``."""
+        if isinstance(exc, NodeError):
+            return exc
+        if isinstance(exc, (OSError, TimeoutError, ConnectionError)):
+            return RetryLater(str(exc) or type(exc).__name__)
+        return RetryLater(f"{type(exc).__name__}: {exc}")
+
+
+C = TypeVar("C", bound=SharedConnection)
+
+
+class ConnectionPool(Generic[C]):
+    """Connections by endpoint key, reference counted: the first user starts one, the last
+    user's release closes it."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, C] = {}
+
+    def acquire(self, key: str, factory: Callable[[], C]) -> C:
+        conn = self._items.get(key)
+        if conn is None:
+            conn = factory()
+            self._items[key] = conn
+            conn.start()
+        conn.users += 1
+        return conn
+
+    async def release(self, conn: C) -> None:
+        conn.users -= 1
+        if conn.users <= 0 and self._items.get(conn.key) is conn:
+            del self._items[conn.key]
+            await conn.close()
+
+    def get(self, key: str) -> C | None:
+        return self._items.get(key)
+
+    def __len__(self) -> int:
+        return len(self._items)
