@@ -28,6 +28,38 @@ def permission_choices() -> list[tuple[str, str]]:
     ]
 
 
+GROUP_LABELS = {
+    "team": "Team",
+    "member": "Members",
+    "customrole": "Roles",
+    "application": "Applications",
+    "audit": "Audit log",
+    "token": "Personal",
+    "invitation": "Personal",
+    "dashboard": "Dashboards",
+    "flow": "Flows",
+    "snapshot": "Snapshots",
+    "pipeline": "Pipelines",
+    "device": "Devices",
+    "model": "AI models",
+    "sso": "Single sign-on",
+}
+
+
+def permission_groups(selected: object) -> list[dict[str, object]]:
+    """The custom-role checkboxes grouped by area, so a long list stays scannable."""
+    chosen = {str(key) for key in selected} if isinstance(selected, list | tuple) else set()
+    groups: dict[str, list[dict[str, object]]] = {}
+    for key, spec in PERMISSIONS.items():
+        if key not in CUSTOM_ROLE_KEYS:
+            continue
+        label = GROUP_LABELS.get(key.split(":", 1)[0], "Other")
+        groups.setdefault(label, []).append(
+            {"key": key, "description": spec.description, "checked": key in chosen}
+        )
+    return [{"label": label, "permissions": items} for label, items in groups.items()]
+
+
 def role_matrix() -> list[dict[str, object]]:
     """One row per permission key: which built-in roles grant it."""
     return [
@@ -80,7 +112,13 @@ def role_create(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     return render(
         request,
         "teams/role_form.html",
-        team_context(access, "roles", form=form, role=None),
+        team_context(
+            access,
+            "roles",
+            form=form,
+            role=None,
+            permission_groups=permission_groups(form["permissions"].value()),
+        ),
         status=400 if form.errors else 200,
     )
 
@@ -117,7 +155,13 @@ def role_edit(request: HttpRequest, access: TeamAccess, role_id: int) -> HttpRes
     return render(
         request,
         "teams/role_form.html",
-        team_context(access, "roles", form=form, role=role),
+        team_context(
+            access,
+            "roles",
+            form=form,
+            role=role,
+            permission_groups=permission_groups(form["permissions"].value()),
+        ),
         status=400 if form.errors else 200,
     )
 
