@@ -153,6 +153,12 @@ class Node:
     ``QUEUE_LIMIT``; the oldest waiting message is dropped with a warning when it is full).
     Raise ``NodeFailed`` (or any exception) to report an error for that message: it is routed to
     ``catch`` nodes and the debug sidebar; the node keeps running.
+
+    Completion (for ``complete`` nodes): a message is complete when ``on_message`` returns
+    without raising. A node that finishes later (timers, callbacks) sets
+    ``self.rt.manual_done = True`` in its constructor and calls ``self.done(msg)`` itself.
+    Credentials (``SPEC.credentials`` names) are in ``self.rt.credentials``; config nodes are
+    reached with ``self.rt.config_node(id)``.
     """
 
     SPEC: ClassVar[NodeSpec]
@@ -192,6 +198,10 @@ class Node:
 
     def log(self, text: Any) -> None:
         self.rt.log(text)
+
+    def done(self, msg: Msg) -> None:
+        """This node finished ``msg`` (only for nodes with ``rt.manual_done``)."""
+        self.rt.done(msg)
 
 
 NodeFactory = Callable[["NodeRuntime", NodeConfig], Node]

@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import importlib
-import inspect
 import io
 import time
-import tokenize
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -105,6 +103,8 @@ not time-limited.
 
 def _indent_body(body: str) -> str:
     """Indent a body by four spaces without touching continuation lines of multi-line strings."""
+    import tokenize  # only needed while compiling (deploy), not at startup
+
     lines = body.splitlines() or ["pass"]
     keep: set[int] = set()
     try:
@@ -287,7 +287,7 @@ class PythonFunctionNode(Node):
                 frame.in_own = False
                 if WATCHDOG.stack and WATCHDOG.stack[-1] is frame:
                     WATCHDOG.stack.pop()
-            if is_coroutine or inspect.isawaitable(result):
+            if is_coroutine or hasattr(result, "__await__"):
                 await result
         except WatchdogInterrupt as exc:
             raise NodeFailed(f"{what} interrupted: {exc.reason}") from None

@@ -50,6 +50,17 @@ from edge_runner.runtime.routing import Router
 log = logging.getLogger("edge_runner.engine")
 
 MAX_DEPTH = 64
+# Messages waiting for the next loop turn once a synchronous chain is MAX_DEPTH deep. A wire
+# loop that fans out grows this without bound, so past the limit new messages are dropped
+# (newest first, a warning per 1000 drops): bounded memory over completeness.
+READY_LIMIT = 200_000
+# A wire loop that fans out (a node wired twice to itself) doubles its work at every hop, so
+# within one loop turn, once a burst has made BURST_LIMIT deliveries, chains deeper than
+# SHALLOW_DEPTH also continue on a later turn (and each turn drains at most BURST_LIMIT).
+# Generators (a body sending 200 000 messages into a chain) only meet the rule for chains
+# deeper than SHALLOW_DEPTH hops, and then queue like Node-RED would, up to READY_LIMIT.
+SHALLOW_DEPTH = 12
+BURST_LIMIT = 50_000
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 
@@ -121,6 +132,8 @@ class Engine(Router):
         self._depth = 0
         self._ready: deque[tuple[NodeRuntime, Msg]] = deque()
         self._drain_scheduled = False
+        self.ready_dropped = 0
+        self._burst = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deploy_lock: asyncio.Lock | None = None
         self._secrets: set[str] = set()
@@ -166,11 +179,21 @@ class Engine(Router):
         if target.is_async:
             target.enqueue(msg)
             return
-        if self._depth >= MAX_DEPTH:
+        depth = self._depth
+        if depth == 0:  # a new burst: a timer, a request, an inject (drains run at depth 1)
+            self._burst = 0
+        self._burst += 1
+        if depth >= MAX_DEPTH or (depth >= SHALLOW_DEPTH and self._burst > BURST_LIMIT):
+            if len(self._ready) >= READY_LIMIT:
+                self.ready_dropped += 1
+                if self.ready_dropped % 1000 == 1:
+                    target.warn(f"engine ready queue full ({READY_LIMIT}); dropped "
+                                f"{self.ready_dropped} message(s) (wire loop?)")
+                return
             self._ready.append((target, msg))
             self._schedule_drain()
             return
-        self._depth += 1
+        self._depth = depth + 1
         try:
             target.node.on_message(msg)
         except Exception as exc:  # a node that raises never stops the engine
@@ -189,16 +212,19 @@ class Engine(Router):
         loop.call_soon(self._drain)
 
     def _drain(self) -> None:
+        """One loop turn's share of deferred messages, bounded by BURST_LIMIT deliveries."""
         self._drain_scheduled = False
-        batch = len(self._ready)
-        saved, self._depth = self._depth, 0
+        ready = self._ready
+        saved, self._depth = self._depth, 1
+        self._burst = 0
         try:
-            for _ in range(batch):
-                target, msg = self._ready.popleft()
+            while ready and self._burst < BURST_LIMIT:
+                target, msg = ready.popleft()
                 self.deliver(target, msg)
         finally:
             self._depth = saved
-        if self._ready:
+            self._burst = 0
+        if ready:
             self._schedule_drain()
 
     # ------------------------------------------------------------------ build

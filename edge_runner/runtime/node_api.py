@@ -100,25 +100,34 @@ class NodeRuntime:
         if msg is None:
             return
         engine = self.engine
-        if isinstance(msg, dict):
-            wires = self.wires[0] if self.wires else ()
+        all_wires = self.wires
+        if type(msg) is dict:
+            if not all_wires:
+                return
+            wires = all_wires[0]
             if not wires:
                 return
             if "_msgid" not in msg:
                 msg["_msgid"] = new_msgid()
+            if len(wires) == 1:  # the common case: one wire, no copy
+                engine.deliver(wires[0], clone_msg(msg) if clone else msg)
+                return
             first = True
             for target in wires:
                 engine.deliver(target, clone_msg(msg) if (clone or not first) else msg)
                 first = False
             return
-        for port, item in enumerate(msg):
-            if item is None or port >= len(self.wires):
+        if isinstance(msg, dict):  # a dict subclass
+            self.send([msg], clone)
+            return
+        for port in range(min(len(msg), len(all_wires))):
+            item = msg[port]
+            if item is None:
                 continue
-            wires = self.wires[port]
+            wires = all_wires[port]
             if not wires:
                 continue
-            items = item if isinstance(item, list) else [item]
-            for one in items:
+            for one in item if isinstance(item, list) else (item,):
                 if not isinstance(one, dict):
                     continue
                 if "_msgid" not in one:

@@ -22,7 +22,6 @@ thread itself wakes 20 times a second and holds the GIL for microseconds.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -151,6 +150,8 @@ class Watchdog:
             self._pending = frame
             signal.pthread_kill(self._target_ident, signal.SIGUSR2)
             return
+        import ctypes  # only for engines running outside the main thread
+
         if self.stack and self.stack[-1] is frame and frame.in_own:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(self._target_ident), ctypes.py_object(WatchdogInterrupt))
