@@ -55,7 +55,7 @@ def test_parallel_writers_produce_one_gapless_chain() -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    time.perf_counter() - started
+    elapsed = time.perf_counter() - started
 
     assert errors == []
     seqs = list(
@@ -64,3 +64,7 @@ def test_parallel_writers_produce_one_gapless_chain() -> None:
     total = THREADS * EVENTS_PER_THREAD
     assert seqs == list(range(1, total + 1))
     assert audit_chain_verify(team.pk).broken is None
+    print(
+        f"audit chain: {total} events from {THREADS} concurrent writers in {elapsed:.2f} s "
+        f"({total / elapsed:.0f} events/s, {connection.vendor}), 0 gaps, 0 duplicates"
+    )
