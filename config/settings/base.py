@@ -117,7 +117,11 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("MANIFOLD_STATIC_ROOT", BASE_DIR / "staticfiles"))
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # Browser libraries come from npm (package.json, `npm ci`), never from a CDN.
+    ("fonts/inter", BASE_DIR / "node_modules" / "@fontsource-variable" / "inter"),
+]
 
 EMAIL_BACKEND = os.environ.get(
     "MANIFOLD_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
