@@ -50,6 +50,26 @@ def _no_sideways_scroll(page: Any) -> None:
     assert overflow <= 1, f"{page.url} scrolls sideways by {overflow}px"
 
 
+UNLABELLED_CONTROLS = """
+() => Array.from(document.querySelectorAll('input, select, textarea, button'))
+  .filter((el) => el.type !== 'hidden' && !el.closest('[hidden]'))
+  .filter((el) => {
+    const name = (el.labels && el.labels.length ? el.labels[0].textContent : '')
+      || el.getAttribute('aria-label') || (el.tagName === 'BUTTON' ? el.textContent : '');
+    return !name.trim();
+  })
+  .map((el) => el.outerHTML.slice(0, 120))
+"""
+
+
+def _accessible(page: Any) -> None:
+    """Landmarks, one page heading, and a name for every control (what a screen reader needs)."""
+    assert page.locator("main").count() == 1, page.url
+    assert page.locator("h1").count() == 1, page.url
+    unlabelled = page.evaluate(UNLABELLED_CONTROLS)
+    assert unlabelled == [], (page.url, unlabelled)
+
+
 @pytest.mark.parametrize("device", list(WIDTHS))
 def test_every_page_opens_cleanly(
     device: str, acme_world: Acme, server: str, new_page: Callable[..., Any]
@@ -69,7 +89,7 @@ def test_every_page_opens_cleanly(
     anonymous = new_page(width, height)
     for name, path in ANONYMOUS_PAGES.items():
         anonymous.goto(server + path)
-        assert anonymous.locator("main h1").count() == 1, path
+        _accessible(anonymous)
         _no_sideways_scroll(anonymous)
         shot(anonymous, f"{device}-{name}")
 
@@ -79,6 +99,7 @@ def test_every_page_opens_cleanly(
         response = page.goto(server + path)
         assert response is not None, path
         assert response.status == 200, path
-        assert page.locator("main h1").count() >= 1, path
+        _accessible(page)
+        assert page.locator("header[role=banner]").count() == 1, path
         _no_sideways_scroll(page)
         shot(page, f"{device}-{name}")
