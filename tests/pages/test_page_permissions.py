@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from apps.rbac.permissions import PERMISSIONS
 
@@ -10,11 +10,11 @@ from apps.rbac.permissions import PERMISSIONS
 def _page_patterns() -> list[tuple[str, URLPattern]]:
     found: list[tuple[str, URLPattern]] = []
     for resolver in get_resolver().url_patterns:
-        namespace = getattr(resolver, "namespace", None)
-        if namespace not in {"teams", "audit"}:
+        if not isinstance(resolver, URLResolver) or resolver.namespace not in {"teams", "audit"}:
             continue
         for pattern in resolver.url_patterns:
-            found.append((f"{namespace}:{pattern.name}", pattern))
+            if isinstance(pattern, URLPattern):
+                found.append((f"{resolver.namespace}:{pattern.name}", pattern))
     return found
 
 
