@@ -98,18 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = args.output
     if args.check:
         if not path.is_file():
-            print(f"{path} is missing: run python -m edge_runner.catalog", file=sys.stderr)
+            sys.stderr.write(f"{path} is missing: run python -m edge_runner.catalog\n")
             return 1
         current = path.read_text("utf-8")
         if current != text:
-            print(f"{path} is stale: run python -m edge_runner.catalog", file=sys.stderr)
+            sys.stderr.write(f"{path} is stale: run python -m edge_runner.catalog\n")
             for line in diff_summary(current, json.loads(text)):
-                print(f"  {line}", file=sys.stderr)
+                sys.stderr.write(f"  {line}\n")
             return 1
-        print(f"{path} is up to date")
+        sys.stdout.write(f"{path} is up to date\n")
         return 0
     path.write_text(text, "utf-8")
-    print(f"wrote {path} ({len(json.loads(text)['nodes'])} node types)")
+    sys.stdout.write(f"wrote {path} ({len(json.loads(text)['nodes'])} node types)\n")
     return 0
 
 

@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -50,7 +50,7 @@ class NodeConfig(BaseModel):
     name: str = ""
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     COMMON = "common"
     FUNCTION = "function"
     SEQUENCE = "sequence"
@@ -126,16 +126,17 @@ class NodeError(Exception):
     """Base of the three failure classes every boundary maps vendor exceptions to."""
 
 
-class RetryLater(NodeError):
+class RetryLater(NodeError):  # noqa: N818  # public contract names, used by every node
     """Transient: peer unreachable, timeout, busy. Retried with backoff; status goes red once."""
 
 
-class NeedsUserFix(NodeError):
+class NeedsUserFix(NodeError):  # noqa: N818  # public contract names
     """Configuration or permission problem the user must fix (bad address, auth failure)."""
 
 
-class NodeFailed(NodeError):
-    """This message failed (bad payload, decode error). Routed to catch nodes; node keeps running."""
+class NodeFailed(NodeError):  # noqa: N818  # public contract names
+    """This message failed (bad payload, decode error). Routed to catch nodes; the node keeps
+    running."""
 
 
 # ------------------------------------------------------------------------------ node class
@@ -173,7 +174,7 @@ class Node:
     async def start(self) -> None:
         """Open resources. Raise ``NeedsUserFix`` to fail the node (red status, no messages)."""
 
-    def on_message(self, msg: Msg) -> None | Awaitable[None]:
+    def on_message(self, msg: Msg) -> Awaitable[None] | None:
         """Handle one input message."""
 
     async def stop(self) -> None:
@@ -245,7 +246,7 @@ def new_msgid() -> str:
 
 def clone_msg(msg: Msg) -> Msg:
     """Deep copy like Node-RED's RED.util.cloneMessage (``req``/``res`` are shared, not copied)."""
-    shared = {k: msg[k] for k in ("req", "res") if k in msg}
+    shared: dict[str, Any] = {k: msg[k] for k in ("req", "res") if k in msg}
     if shared:
         rest = {k: v for k, v in msg.items() if k not in shared}
         out = copy.deepcopy(rest)
@@ -254,7 +255,8 @@ def clone_msg(msg: Msg) -> Msg:
     return copy.deepcopy(msg)
 
 
-_PATH_TOKEN = re.compile(r"""\s*(?:\.?\s*([A-Za-z_$][\w$]*)|\[\s*(-?\d+)\s*\]|\[\s*(['"])(.*?)\3\s*\])""")
+_PATH_TOKEN = re.compile(
+    r"""\s*(?:\.?\s*([A-Za-z_$][\w$]*)|\[\s*(-?\d+)\s*\]|\[\s*(['"])(.*?)\3\s*\])""")
 
 
 def parse_path(path: str) -> list[str | int]:

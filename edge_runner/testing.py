@@ -11,6 +11,7 @@ receives. Statuses, warnings and errors of every node are recorded too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, ClassVar
 
@@ -49,7 +50,7 @@ if REGISTRY.get("helper") is None:
 
 
 class FlowHarness:
-    def __init__(self, flow: list[dict[str, Any]], env: dict[str, str] | None = None,
+    def __init__(self, flow: list[Any], env: dict[str, str] | None = None,
                  engine: Engine | None = None) -> None:
         self.flow = [dict(n) for n in flow]
         for node in self.flow:
@@ -96,13 +97,15 @@ class FlowHarness:
         return [d for t, d in self.events
                 if t == "debug" and "level" in d and (level is None or d["level"] == level)]
 
-    async def wait(self, node_id: str, count: int = 1, timeout: float = 2.0) -> list[Msg]:
+    async def wait(self, node_id: str, count: int = 1,
+                   timeout: float = 2.0) -> list[Msg]:  # noqa: ASYNC109  # harness API
         """Wait until ``node_id`` has recorded ``count`` messages; fail with what arrived."""
         await self.until(lambda: len(self.messages.get(node_id, [])) >= count, timeout,
                          f"{count} message(s) at {node_id!r}")
         return self.messages[node_id]
 
-    async def until(self, predicate: Any, timeout: float = 2.0, what: str = "condition") -> None:
+    async def until(self, predicate: Any, timeout: float = 2.0,  # noqa: ASYNC109  # harness API
+                    what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             left = deadline - time.monotonic()
@@ -110,10 +113,8 @@ class FlowHarness:
                 got = {k: len(v) for k, v in self.messages.items()}
                 raise AssertionError(f"timed out waiting for {what}; got {got}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.05))
-            except TimeoutError:
-                pass
 
     async def quiet(self, seconds: float = 0.1) -> None:
         """Let timers run for ``seconds`` (to assert that nothing more arrives)."""

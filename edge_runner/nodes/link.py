@@ -125,7 +125,7 @@ class LinkOutNode(Node):
             if not isinstance(stack, list) or not stack:
                 raise NodeFailed("no link call to return to (msg._linkSource is missing)")
             entry = stack.pop()
-            if not stack:
+            if len(stack) == 0:
                 del msg["_linkSource"]
             caller = engine.nodes.get(str(entry.get("node"))) if isinstance(entry, dict) else None
             if caller is None or not isinstance(caller.node, LinkCallNode):

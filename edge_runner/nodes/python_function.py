@@ -64,6 +64,8 @@ class Config(NodeConfig):
         return value
 
 
+_Config = Config  # the class attribute below shadows the name inside the node class
+
 SPEC = NodeSpec(
     type="python-function", version=1, category=Category.FUNCTION, inputs=1, outputs=1,
     dynamic_outputs="outputs", label="python function", color="#fdd0a2", icon="function.svg",
@@ -183,7 +185,7 @@ class FunctionApi:
         if msgid is not None:
             if type(msg) is dict:
                 msg["_msgid"] = msgid
-            else:
+            elif isinstance(msg, list):
                 _stamp(msg, msgid)
         frame = self._frame
         if frame is None:
@@ -233,8 +235,8 @@ class PythonFunctionNode(Node):
     """Runs the configured Python body for every message, under the watchdog."""
 
     SPEC: ClassVar[NodeSpec] = SPEC
-    Config: ClassVar[type[NodeConfig]] = Config
-    config: Config
+    Config: ClassVar[type[NodeConfig]] = _Config
+    config: _Config
 
     def __init__(self, runtime: Any, config: NodeConfig) -> None:
         super().__init__(runtime, config)

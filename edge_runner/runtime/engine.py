@@ -78,6 +78,7 @@ class DeployError(Exception):
 
 
 _loaded_node_modules = False
+FAILED_NODE_MODULES: dict[str, str] = {}  # module -> error, for diagnostics
 
 
 def load_node_modules() -> None:
@@ -88,7 +89,12 @@ def load_node_modules() -> None:
     import edge_runner.nodes as package
 
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        importlib.import_module(info.name)
+        try:
+            importlib.import_module(info.name)
+        except Exception as exc:  # one broken node module must not take the runner down
+            FAILED_NODE_MODULES[info.name] = f"{type(exc).__name__}: {exc}"
+            log.exception("node module %s failed to import; its node types are unavailable",
+                          info.name)
     _loaded_node_modules = True
 
 
@@ -278,7 +284,7 @@ class Engine(Router):
         return scratch.creds, changed
 
     # ------------------------------------------------------------------ lifecycle
-    async def deploy(self, flows: list[dict[str, Any]], kind: str = "full",
+    async def deploy(self, flows: list[Any], kind: str = "full",
                      revision: str | None = None) -> str:
         """Validate ``flows`` and run them; returns the new revision.
 
@@ -289,7 +295,7 @@ class Engine(Router):
         async with self._deploy_lock:
             return await self._deploy(flows, kind, revision)
 
-    async def _deploy(self, flows: list[dict[str, Any]], kind: str,
+    async def _deploy(self, flows: list[Any], kind: str,
                       revision: str | None) -> str:
         self._loop = asyncio.get_running_loop()
         if kind not in DEPLOY_KINDS:

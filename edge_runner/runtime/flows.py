@@ -225,11 +225,11 @@ def parse_flows(flows: Any, global_env: EnvScope) -> FlowModel:
             continue
         if raw.get("d") is True:
             continue
-        tab = model.tabs.get(z)
-        if z and tab is None:
+        tab_raw = model.tabs.get(z)
+        if z and tab_raw is None:
             model.errors.append(_err(raw, f"node on unknown flow {z!r}"))
             continue
-        if tab is not None and tab.get("disabled") is True:
+        if tab_raw is not None and tab_raw.get("disabled") is True:
             continue
         parent = model.tab_env.get(z, global_env)
         scope = _group_scope(model, raw.get("g"), parent, group_scopes, model.errors)

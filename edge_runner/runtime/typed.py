@@ -1,4 +1,5 @@
-"""Node-RED "typed input" evaluation: a config value plus its type (``str``, ``num``, ``msg`` ...)."""
+"""Node-RED "typed input" evaluation: a config value plus its type (``str``, ``num``, ``msg``).
+"""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def evaluate_jsonata(rt: NodeRuntime | None, expression: str, msg: Msg | None,
 def _jsonata_fn(fn: Callable[[Any], Any]) -> Any:
     import jsonata
 
-    class _Native(jsonata.Jsonata.JFunctionCallable):  # type: ignore[misc,name-defined]  # library class
+    class _Native(jsonata.Jsonata.JFunctionCallable):  # type: ignore[misc]  # library class
         def call(self, _input: Any, args: list[Any]) -> Any:
             return fn(args[0] if args else None)
 
@@ -119,7 +120,9 @@ def evaluate(rt: NodeRuntime | None, value: Any, vtype: str | None, msg: Msg | N
         if value in (None, "", "timestamp"):
             return int(time.time() * 1000)
         if value == "iso":
-            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time()*1000)%1000:03d}Z"
+            now = time.time()
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + \
+                f".{int(now * 1000) % 1000:03d}Z"
         return int(time.time() * 1000)
     if vtype == "env":
         name = str(value or "")

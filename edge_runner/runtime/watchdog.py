@@ -38,7 +38,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 perf_counter = time.perf_counter
 
 
-class WatchdogInterrupt(BaseException):  # noqa: N818  # an interrupt, like KeyboardInterrupt
+class WatchdogInterrupt(BaseException):
     """Raised inside a function body that ran past its time limit or memory limit."""
 
     def __init__(self, reason: str = "time limit exceeded") -> None:

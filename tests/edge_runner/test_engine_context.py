@@ -1,5 +1,7 @@
 """Context stores: memory and file (atomic, debounced, flushed on stop), named stores."""
 
+# ruff: noqa: ASYNC240  # small files in tmp_path, read synchronously on purpose
+
 from __future__ import annotations
 
 import json
@@ -14,11 +16,18 @@ from edge_runner.testing import FlowHarness
 
 pytestmark = pytest.mark.asyncio
 
-COUNTER = {"id": "f", "type": "python-function", "z": "t1", "outputs": 1,
-           "func": ("n = (context.get('n') or 0) + 1\ncontext.set('n', n)\n"
-                    "global_.set('blob', b'\\x00\\xff')\nflow.set('deep.list[1]', 'x')\n"
-                    "return {'payload': n}"),
-           "wires": [["cap"]]}
+COUNTER = {
+    "id": "f",
+    "type": "python-function",
+    "z": "t1",
+    "outputs": 1,
+    "func": (
+        "n = (context.get('n') or 0) + 1\ncontext.set('n', n)\n"
+        "global_.set('blob', b'\\x00\\xff')\nflow.set('deep.list[1]', 'x')\n"
+        "return {'payload': n}"
+    ),
+    "wires": [["cap"]],
+}
 FLOW = [{"id": "t1", "type": "tab"}, COUNTER, {"id": "cap", "type": "helper", "z": "t1"}]
 
 
@@ -64,8 +73,9 @@ async def test_unpersistable_value_keeps_the_previous_file(tmp_path: Path) -> No
     assert json.loads((tmp_path / "global.json").read_text()) == {"ok": 1}
 
 
-async def test_corrupt_file_is_reported_and_skipped(tmp_path: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_corrupt_file_is_reported_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "global.json").write_text("{not json")
     (tmp_path / "node%3Aa.json").write_text('{"k": 1}')
     store = FileContextStore(tmp_path)
@@ -74,15 +84,25 @@ async def test_corrupt_file_is_reported_and_skipped(tmp_path: Path,
 
 
 async def test_named_stores_with_a_default(tmp_path: Path) -> None:
-    stores = ContextStores({"memory": ContextStore(), "file": FileContextStore(tmp_path, 10)},
-                           default="memory")
-    flow = [{"id": "t1", "type": "tab"},
-            {"id": "f", "type": "python-function", "z": "t1", "outputs": 1,
-             "func": ("context.set('a', 1)\ncontext.set('b', 2, store='file')\n"
-                      "return {'payload': [context.get('a'), context.get('b'),"
-                      " context.get('b', store='file'), context.keys(store='file')]}"),
-             "wires": [["cap"]]},
-            {"id": "cap", "type": "helper", "z": "t1"}]
+    stores = ContextStores(
+        {"memory": ContextStore(), "file": FileContextStore(tmp_path, 10)}, default="memory"
+    )
+    flow = [
+        {"id": "t1", "type": "tab"},
+        {
+            "id": "f",
+            "type": "python-function",
+            "z": "t1",
+            "outputs": 1,
+            "func": (
+                "context.set('a', 1)\ncontext.set('b', 2, store='file')\n"
+                "return {'payload': [context.get('a'), context.get('b'),"
+                " context.get('b', store='file'), context.keys(store='file')]}"
+            ),
+            "wires": [["cap"]],
+        },
+        {"id": "cap", "type": "helper", "z": "t1"},
+    ]
     async with FlowHarness(flow, engine=Engine(context=stores)) as h:
         h.receive("f", {})
         assert (await h.wait("cap"))[0]["payload"] == [1, None, 2, ["b"]]

@@ -18,7 +18,8 @@ async def test_fan_out_clones_for_every_target_after_the_first() -> None:
         h.receive("src", {"payload": {"v": 1}})
         (a,) = await h.wait("a")
         (b,) = await h.wait("b")
-        assert a == b and a is not b
+        assert a == b
+        assert a is not b
         assert a["payload"] is not b["payload"]
         assert a["_msgid"]
 

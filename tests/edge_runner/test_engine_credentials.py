@@ -24,8 +24,10 @@ pytestmark = pytest.mark.asyncio
 CANARY = "canary-7f3a9e-secret"
 # Written by Node.js with Node-RED's own algorithm (aes-256-ctr, key = sha256(secret),
 # "$" = hex(iv) + base64(ciphertext)) for secret "my-secret".
-NODE_RED_FILE = {"$": "00112233445566778899aabbccddeeffplQ+iZikc1j/vrz1Pik5PSF/J+W1PDGZp9XpzDBbRl"
-                      "/zRM7Kq70q54XOWNJwJ812Ny2X"}
+NODE_RED_FILE = {
+    "$": "00112233445566778899aabbccddeeffplQ+iZikc1j/vrz1Pik5PSF/J+W1PDGZp9XpzDBbRl"
+    "/zRM7Kq70q54XOWNJwJ812Ny2X"
+}
 
 
 class LoginConfig(NodeConfig):
@@ -35,9 +37,15 @@ class LoginConfig(NodeConfig):
 class LoginNode(Node):
     """Test node with credentials; reports them in status and errors (which must be redacted)."""
 
-    SPEC: ClassVar[NodeSpec] = NodeSpec(type="test-login", version=1, category=Category.NETWORK,
-                                        inputs=1, outputs=1, help="t",
-                                        credentials=("user", "password"))
+    SPEC: ClassVar[NodeSpec] = NodeSpec(
+        type="test-login",
+        version=1,
+        category=Category.NETWORK,
+        inputs=1,
+        outputs=1,
+        help="t",
+        credentials=("user", "password"),
+    )
     Config: ClassVar[type[NodeConfig]] = LoginConfig
 
     def on_message(self, msg: Msg) -> None:
@@ -62,7 +70,8 @@ def flow(creds: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 async def test_node_red_credential_file_is_read_with_its_secret() -> None:
     assert decrypt("my-secret", NODE_RED_FILE) == {
-        "mqtt1": {"user": "olivia", "password": "p@ss wörd"}}
+        "mqtt1": {"user": "olivia", "password": "p@ss wörd"}
+    }
     with pytest.raises(CredentialError, match="wrong credential secret"):
         decrypt("not-the-secret", NODE_RED_FILE)
     round_trip = encrypt_node_red("s", {"n": {"a": "b"}})
@@ -94,7 +103,8 @@ async def test_deploy_stores_credentials_apart_encrypted_and_redacted(tmp_path: 
         assert out == {"_msgid": out["_msgid"], "user": "olivia", "has_password": True}
         assert all("credentials" not in n for n in h.engine.flows)
         leaked = json.dumps(h.events)
-        assert CANARY not in leaked and "***" in leaked
+        assert CANARY not in leaked
+        assert "***" in leaked
         on_disk = (tmp_path / "flows_cred.json").read_text()
         assert CANARY not in on_disk
         # the editor sends "__PWRD__" for an unchanged password

@@ -20,8 +20,15 @@ class PoolConfig(NodeConfig):
 class PoolNode(Node):
     """Test config node: counts starts and stops."""
 
-    SPEC: ClassVar[NodeSpec] = NodeSpec(type="test-pool", version=1, category=Category.CONFIG,
-                                        inputs=0, outputs=0, help="test", is_config=True)
+    SPEC: ClassVar[NodeSpec] = NodeSpec(
+        type="test-pool",
+        version=1,
+        category=Category.CONFIG,
+        inputs=0,
+        outputs=0,
+        help="test",
+        is_config=True,
+    )
     Config: ClassVar[type[NodeConfig]] = PoolConfig
     events: ClassVar[list[str]] = []
 
@@ -39,8 +46,9 @@ class UserConfig(NodeConfig):
 class UserNode(Node):
     """Test node using a config node; records whether the pool was running at its start."""
 
-    SPEC: ClassVar[NodeSpec] = NodeSpec(type="test-pool-user", version=1,
-                                        category=Category.COMMON, inputs=1, outputs=1, help="t")
+    SPEC: ClassVar[NodeSpec] = NodeSpec(
+        type="test-pool-user", version=1, category=Category.COMMON, inputs=1, outputs=1, help="t"
+    )
     Config: ClassVar[type[NodeConfig]] = UserConfig
     config: UserConfig
 
@@ -61,21 +69,41 @@ for cls in (PoolNode, UserNode):
 
 def env_fn(node_id: str, names: list[str], z: str = "t1", **extra: Any) -> dict[str, Any]:
     body = "return {'payload': {n: env.get(n) for n in " + repr(names) + "}}"
-    return {"id": node_id, "type": "python-function", "z": z, "func": body, "outputs": 1,
-            "wires": [["cap"]], **extra}
+    return {
+        "id": node_id,
+        "type": "python-function",
+        "z": z,
+        "func": body,
+        "outputs": 1,
+        "wires": [["cap"]],
+        **extra,
+    }
 
 
 SUBFLOW = [
-    {"id": "sf", "type": "subflow", "name": "Doubler",
-     "in": [{"x": 0, "y": 0, "wires": [{"id": "sf_fn"}]}],
-     "out": [{"x": 0, "y": 0, "wires": [{"id": "sf_fn", "port": 0}]}],
-     "env": [{"name": "FACTOR", "type": "num", "value": "2"},
-             {"name": "LABEL", "type": "str", "value": "default"}]},
-    {"id": "sf_fn", "type": "python-function", "z": "sf", "outputs": 1,
-     "func": ("msg['payload'] = msg['payload'] * env.get('FACTOR')\n"
-              "msg['label'] = env.get('LABEL')\nmsg['sub'] = env.get('NR_SUBFLOW_NAME')\n"
-              "flow.set('seen', (flow.get('seen') or 0) + 1)\nreturn msg"),
-     "wires": [[]]},
+    {
+        "id": "sf",
+        "type": "subflow",
+        "name": "Doubler",
+        "in": [{"x": 0, "y": 0, "wires": [{"id": "sf_fn"}]}],
+        "out": [{"x": 0, "y": 0, "wires": [{"id": "sf_fn", "port": 0}]}],
+        "env": [
+            {"name": "FACTOR", "type": "num", "value": "2"},
+            {"name": "LABEL", "type": "str", "value": "default"},
+        ],
+    },
+    {
+        "id": "sf_fn",
+        "type": "python-function",
+        "z": "sf",
+        "outputs": 1,
+        "func": (
+            "msg['payload'] = msg['payload'] * env.get('FACTOR')\n"
+            "msg['label'] = env.get('LABEL')\nmsg['sub'] = env.get('NR_SUBFLOW_NAME')\n"
+            "flow.set('seen', (flow.get('seen') or 0) + 1)\nreturn msg"
+        ),
+        "wires": [[]],
+    },
 ]
 
 
@@ -84,9 +112,16 @@ async def test_subflow_instances_expand_with_their_own_env_and_flow_context() ->
         {"id": "t1", "type": "tab", "label": "main"},
         *SUBFLOW,
         {"id": "i1", "type": "subflow:sf", "z": "t1", "name": "first", "wires": [["cap"]]},
-        {"id": "i2", "type": "subflow:sf", "z": "t1", "wires": [["cap2"]],
-         "env": [{"name": "FACTOR", "type": "num", "value": "10"},
-                 {"name": "LABEL", "type": "str", "value": "custom"}]},
+        {
+            "id": "i2",
+            "type": "subflow:sf",
+            "z": "t1",
+            "wires": [["cap2"]],
+            "env": [
+                {"name": "FACTOR", "type": "num", "value": "10"},
+                {"name": "LABEL", "type": "str", "value": "custom"},
+            ],
+        },
         {"id": "cap", "type": "helper", "z": "t1"},
         {"id": "cap2", "type": "helper", "z": "t1"},
     ]
@@ -97,7 +132,8 @@ async def test_subflow_instances_expand_with_their_own_env_and_flow_context() ->
         (two,) = await h.wait("cap2")
         assert (one["payload"], one["label"], one["sub"]) == (6, "default", "first")
         assert (two["payload"], two["label"], two["sub"]) == (30, "custom", "Doubler")
-        assert "i1.sf_fn" in h.engine.nodes and "i2.sf_fn" in h.engine.nodes
+        assert "i1.sf_fn" in h.engine.nodes
+        assert "i2.sf_fn" in h.engine.nodes
         assert h.engine.flow_context("i1").get("seen") == 1
         assert h.engine.flow_context("t1").get("seen") is None
 
@@ -105,13 +141,25 @@ async def test_subflow_instances_expand_with_their_own_env_and_flow_context() ->
 async def test_subflow_passthrough_status_port_and_uncaught_error_goes_to_parent() -> None:
     flow = [
         {"id": "t1", "type": "tab"},
-        {"id": "sf", "type": "subflow", "name": "S",
-         "in": [{"wires": [{"id": "boom"}]}],
-         "out": [{"wires": [{"id": "sf"}]}],  # input straight through to output 1
-         "status": {"wires": [{"id": "st", "port": 0}]}},
-        {"id": "boom", "type": "python-function", "z": "sf", "outputs": 1,
-         "func": "node.status({'fill': 'green', 'shape': 'dot', 'text': 'ran'})\nraise ValueError('inner')",
-         "wires": [[]]},
+        {
+            "id": "sf",
+            "type": "subflow",
+            "name": "S",
+            "in": [{"wires": [{"id": "boom"}]}],
+            "out": [{"wires": [{"id": "sf"}]}],  # input straight through to output 1
+            "status": {"wires": [{"id": "st", "port": 0}]},
+        },
+        {
+            "id": "boom",
+            "type": "python-function",
+            "z": "sf",
+            "outputs": 1,
+            "func": (
+                "node.status({'fill': 'green', 'shape': 'dot', 'text': 'ran'})\n"
+                "raise ValueError('inner')"
+            ),
+            "wires": [[]],
+        },
         {"id": "st", "type": "status", "z": "sf", "scope": None, "wires": [[]]},
         {"id": "inst", "type": "subflow:sf", "z": "t1", "wires": [["cap"], ["stat"]]},
         {"id": "c", "type": "catch", "z": "t1", "scope": ["inst"], "wires": [["errs"]]},
@@ -131,24 +179,48 @@ async def test_subflow_passthrough_status_port_and_uncaught_error_goes_to_parent
 
 
 async def test_nested_subflows_and_recursive_subflow_is_rejected() -> None:
-    inner = {"id": "inner", "type": "subflow", "name": "inner",
-             "in": [{"wires": [{"id": "add"}]}], "out": [{"wires": [{"id": "add", "port": 0}]}]}
-    add = {"id": "add", "type": "python-function", "z": "inner", "outputs": 1,
-           "func": "msg['payload'] += 1\nreturn msg", "wires": [[]]}
-    outer = {"id": "outer", "type": "subflow", "name": "outer",
-             "in": [{"wires": [{"id": "use"}]}], "out": [{"wires": [{"id": "use", "port": 0}]}]}
+    inner = {
+        "id": "inner",
+        "type": "subflow",
+        "name": "inner",
+        "in": [{"wires": [{"id": "add"}]}],
+        "out": [{"wires": [{"id": "add", "port": 0}]}],
+    }
+    add = {
+        "id": "add",
+        "type": "python-function",
+        "z": "inner",
+        "outputs": 1,
+        "func": "msg['payload'] += 1\nreturn msg",
+        "wires": [[]],
+    }
+    outer = {
+        "id": "outer",
+        "type": "subflow",
+        "name": "outer",
+        "in": [{"wires": [{"id": "use"}]}],
+        "out": [{"wires": [{"id": "use", "port": 0}]}],
+    }
     use = {"id": "use", "type": "subflow:inner", "z": "outer", "wires": [[]]}
-    flow = [{"id": "t1", "type": "tab"}, inner, add, outer, use,
-            {"id": "o1", "type": "subflow:outer", "z": "t1", "wires": [["cap"]]},
-            {"id": "cap", "type": "helper", "z": "t1"}]
+    flow = [
+        {"id": "t1", "type": "tab"},
+        inner,
+        add,
+        outer,
+        use,
+        {"id": "o1", "type": "subflow:outer", "z": "t1", "wires": [["cap"]]},
+        {"id": "cap", "type": "helper", "z": "t1"},
+    ]
     async with FlowHarness(flow) as h:
         h.receive("o1", {"payload": 1})
         assert (await h.wait("cap"))[0]["payload"] == 2
         assert "o1.use.add" in h.engine.nodes
-        loop = [{"id": "t1", "type": "tab"},
-                {"id": "self", "type": "subflow", "in": [{"wires": [{"id": "me"}]}], "out": []},
-                {"id": "me", "type": "subflow:self", "z": "self", "wires": [[]]},
-                {"id": "x", "type": "subflow:self", "z": "t1", "wires": [[]]}]
+        loop = [
+            {"id": "t1", "type": "tab"},
+            {"id": "self", "type": "subflow", "in": [{"wires": [{"id": "me"}]}], "out": []},
+            {"id": "me", "type": "subflow:self", "z": "self", "wires": [[]]},
+            {"id": "x", "type": "subflow:self", "z": "t1", "wires": [[]]},
+        ]
         with pytest.raises(DeployError) as info:
             await h.engine.deploy(loop)
         assert "nested too deeply" in str(info.value)
@@ -156,32 +228,80 @@ async def test_nested_subflows_and_recursive_subflow_is_rejected() -> None:
 
 async def test_env_resolution_node_group_tab_global_and_builtins() -> None:
     flow = [
-        {"id": "t1", "type": "tab", "label": "Main flow",
-         "env": [{"name": "LEVEL", "value": "tab", "type": "str"},
-                 {"name": "TABONLY", "value": "5", "type": "num"}]},
-        {"id": "g_out", "type": "group", "z": "t1", "name": "outer", "nodes": ["g_in"],
-         "env": [{"name": "LEVEL", "value": "outer-group", "type": "str"}]},
-        {"id": "g_in", "type": "group", "z": "t1", "g": "g_out", "name": "inner", "nodes": ["f"],
-         "env": [{"name": "FROMPARENT", "value": "LEVEL", "type": "env"}]},
-        env_fn("f", ["LEVEL", "TABONLY", "FROMPARENT", "GLOBALVAR", "NR_NODE_ID",
-                     "NR_NODE_NAME", "NR_GROUP_ID", "NR_GROUP_NAME", "NR_FLOW_ID",
-                     "NR_FLOW_NAME", "NOPE"], g="g_in", name="reader"),
+        {
+            "id": "t1",
+            "type": "tab",
+            "label": "Main flow",
+            "env": [
+                {"name": "LEVEL", "value": "tab", "type": "str"},
+                {"name": "TABONLY", "value": "5", "type": "num"},
+            ],
+        },
+        {
+            "id": "g_out",
+            "type": "group",
+            "z": "t1",
+            "name": "outer",
+            "nodes": ["g_in"],
+            "env": [{"name": "LEVEL", "value": "outer-group", "type": "str"}],
+        },
+        {
+            "id": "g_in",
+            "type": "group",
+            "z": "t1",
+            "g": "g_out",
+            "name": "inner",
+            "nodes": ["f"],
+            "env": [{"name": "FROMPARENT", "value": "LEVEL", "type": "env"}],
+        },
+        env_fn(
+            "f",
+            [
+                "LEVEL",
+                "TABONLY",
+                "FROMPARENT",
+                "GLOBALVAR",
+                "NR_NODE_ID",
+                "NR_NODE_NAME",
+                "NR_GROUP_ID",
+                "NR_GROUP_NAME",
+                "NR_FLOW_ID",
+                "NR_FLOW_NAME",
+                "NOPE",
+            ],
+            g="g_in",
+            name="reader",
+        ),
         {"id": "cap", "type": "helper", "z": "t1"},
     ]
     async with FlowHarness(flow, env={"GLOBALVAR": "engine"}) as h:
         h.receive("f", {})
         (out,) = await h.wait("cap")
         assert out["payload"] == {
-            "LEVEL": "outer-group", "TABONLY": 5, "FROMPARENT": "outer-group",
-            "GLOBALVAR": "engine", "NR_NODE_ID": "f", "NR_NODE_NAME": "reader",
-            "NR_GROUP_ID": "g_in", "NR_GROUP_NAME": "inner", "NR_FLOW_ID": "t1",
-            "NR_FLOW_NAME": "Main flow", "NOPE": None}
+            "LEVEL": "outer-group",
+            "TABONLY": 5,
+            "FROMPARENT": "outer-group",
+            "GLOBALVAR": "engine",
+            "NR_NODE_ID": "f",
+            "NR_NODE_NAME": "reader",
+            "NR_GROUP_ID": "g_in",
+            "NR_GROUP_NAME": "inner",
+            "NR_FLOW_ID": "t1",
+            "NR_FLOW_NAME": "Main flow",
+            "NOPE": None,
+        }
 
 
 async def test_whole_string_env_references_in_config_fields_are_substituted() -> None:
     flow = [
-        {"id": "t1", "type": "tab", "env": [{"name": "POOL", "value": "p1", "type": "str"},
-                                              {"name": "SIZE", "value": "4", "type": "num"}]},
+        {
+            "id": "t1",
+            "type": "tab",
+            "env": [
+                {"name": "POOL", "value": "p1", "type": "str"},
+                {"name": "SIZE", "value": "4", "type": "num"},
+            ],
+        },
         {"id": "p1", "type": "test-pool", "z": "t1", "size": "${SIZE}"},
         {"id": "u", "type": "test-pool-user", "z": "t1", "pool": "$(POOL)", "wires": [["cap"]]},
         {"id": "cap", "type": "helper", "z": "t1"},
@@ -193,9 +313,11 @@ async def test_whole_string_env_references_in_config_fields_are_substituted() ->
 
 async def test_config_nodes_start_first_and_stop_last() -> None:
     PoolNode.events.clear()
-    flow = [{"id": "t1", "type": "tab"},
-            {"id": "u", "type": "test-pool-user", "z": "t1", "pool": "p", "wires": [[]]},
-            {"id": "p", "type": "test-pool"}]
+    flow = [
+        {"id": "t1", "type": "tab"},
+        {"id": "u", "type": "test-pool-user", "z": "t1", "pool": "p", "wires": [[]]},
+        {"id": "p", "type": "test-pool"},
+    ]
     async with FlowHarness(flow):
         pass
     assert PoolNode.events == ["start:p", "user-start:u:pool=p", "stop:p"]
@@ -213,4 +335,5 @@ async def test_disabled_nodes_and_tabs_do_not_run_and_wires_to_them_are_ignored(
     async with FlowHarness(flow) as h:
         h.receive("a", {"payload": 1})
         await h.wait("cap")
-        assert "off" not in h.engine.nodes and "on_off_tab" not in h.engine.nodes
+        assert "off" not in h.engine.nodes
+        assert "on_off_tab" not in h.engine.nodes

@@ -12,16 +12,25 @@ pytestmark = pytest.mark.asyncio
 
 
 def failing(node_id: str, z: str = "t1", g: str | None = None) -> dict[str, Any]:
-    node = {"id": node_id, "type": "python-function", "z": z, "name": f"{node_id}-name",
-            "func": "raise ValueError('no ' + msg['payload'])", "outputs": 1, "wires": [[]]}
+    node = {
+        "id": node_id,
+        "type": "python-function",
+        "z": z,
+        "name": f"{node_id}-name",
+        "func": "raise ValueError('no ' + msg['payload'])",
+        "outputs": 1,
+        "wires": [[]],
+    }
     if g:
         node["g"] = g
     return node
 
 
 def catch(node_id: str, cap: str, **fields: Any) -> list[dict[str, Any]]:
-    return [{"id": node_id, "type": "catch", "z": "t1", "wires": [[cap]], **fields},
-            {"id": cap, "type": "helper", "z": "t1"}]
+    return [
+        {"id": node_id, "type": "catch", "z": "t1", "wires": [[cap]], **fields},
+        {"id": cap, "type": "helper", "z": "t1"},
+    ]
 
 
 async def test_error_message_shape_and_the_original_message_is_kept() -> None:
@@ -29,16 +38,22 @@ async def test_error_message_shape_and_the_original_message_is_kept() -> None:
     async with FlowHarness(flow) as h:
         h.receive("f", {"payload": "luck", "topic": "t"})
         (err,) = await h.wait("errs")
-        assert err["payload"] == "luck" and err["topic"] == "t"
-        assert err["error"] == {"message": "ValueError: no luck (line 1)",
-                                "source": {"id": "f", "type": "python-function",
-                                           "name": "f-name", "count": 1}}
+        assert err["payload"] == "luck"
+        assert err["topic"] == "t"
+        assert err["error"] == {
+            "message": "ValueError: no luck (line 1)",
+            "source": {"id": "f", "type": "python-function", "name": "f-name", "count": 1},
+        }
 
 
 async def test_scoped_catch_only_sees_its_nodes_and_uncaught_only_the_rest() -> None:
-    flow = [{"id": "t1", "type": "tab"}, failing("f1"), failing("f2"),
-            *catch("scoped", "cap_scoped", scope=["f1"]),
-            *catch("rest", "cap_rest", scope=None, uncaught=True)]
+    flow = [
+        {"id": "t1", "type": "tab"},
+        failing("f1"),
+        failing("f2"),
+        *catch("scoped", "cap_scoped", scope=["f1"]),
+        *catch("rest", "cap_rest", scope=None, uncaught=True),
+    ]
     async with FlowHarness(flow) as h:
         h.receive("f1", {"payload": "1"})
         h.receive("f2", {"payload": "2"})
@@ -47,13 +62,24 @@ async def test_scoped_catch_only_sees_its_nodes_and_uncaught_only_the_rest() -> 
 
 
 async def test_catch_all_and_group_scope_and_other_tabs_are_not_involved() -> None:
-    flow = [{"id": "t1", "type": "tab"}, {"id": "t2", "type": "tab"},
-            {"id": "g1", "type": "group", "z": "t1", "nodes": ["f1"]},
-            failing("f1", g="g1"), failing("f2"), failing("other", z="t2"),
-            *catch("all", "cap_all", scope=None),
-            {"id": "grp", "type": "catch", "z": "t1", "g": "g1", "scope": "group",
-             "wires": [["cap_group"]]},
-            {"id": "cap_group", "type": "helper", "z": "t1"}]
+    flow = [
+        {"id": "t1", "type": "tab"},
+        {"id": "t2", "type": "tab"},
+        {"id": "g1", "type": "group", "z": "t1", "nodes": ["f1"]},
+        failing("f1", g="g1"),
+        failing("f2"),
+        failing("other", z="t2"),
+        *catch("all", "cap_all", scope=None),
+        {
+            "id": "grp",
+            "type": "catch",
+            "z": "t1",
+            "g": "g1",
+            "scope": "group",
+            "wires": [["cap_group"]],
+        },
+        {"id": "cap_group", "type": "helper", "z": "t1"},
+    ]
     async with FlowHarness(flow) as h:
         for node_id in ("f1", "f2", "other"):
             h.receive(node_id, {"payload": node_id})
@@ -64,9 +90,12 @@ async def test_catch_all_and_group_scope_and_other_tabs_are_not_involved() -> No
 
 
 async def test_an_error_loop_through_catch_stops_after_ten_rounds() -> None:
-    flow = [{"id": "t1", "type": "tab"}, failing("f"),
-            {"id": "c", "type": "catch", "z": "t1", "scope": ["f"], "wires": [["f", "cap"]]},
-            {"id": "cap", "type": "helper", "z": "t1"}]
+    flow = [
+        {"id": "t1", "type": "tab"},
+        failing("f"),
+        {"id": "c", "type": "catch", "z": "t1", "scope": ["f"], "wires": [["f", "cap"]]},
+        {"id": "cap", "type": "helper", "z": "t1"},
+    ]
     async with FlowHarness(flow) as h:
         h.receive("f", {"payload": "x"})
         await h.quiet(0.1)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
 import pytest
 
+from edge_runner.nodes.python_function import PythonFunctionNode
 from edge_runner.runtime.engine import DeployError
 from edge_runner.runtime.watchdog import WATCHDOG
 from edge_runner.testing import FlowHarness
@@ -15,9 +17,17 @@ from edge_runner.testing import FlowHarness
 pytestmark = pytest.mark.asyncio
 
 
-def fn(node_id: str, body: str, wires: list[list[str]] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"id": node_id, "type": "python-function", "func": body, "outputs": 1,
-            "wires": wires if wires is not None else [["cap"]], **extra}
+def fn(
+    node_id: str, body: str, wires: list[list[str]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": "python-function",
+        "func": body,
+        "outputs": 1,
+        "wires": wires if wires is not None else [["cap"]],
+        **extra,
+    }
 
 
 CAP = {"id": "cap", "type": "helper"}
@@ -32,9 +42,12 @@ async def test_returned_dict_goes_to_the_first_output_with_the_input_msgid() -> 
 
 async def test_list_result_goes_one_entry_per_output_and_none_sends_nothing() -> None:
     body = "return [None, [{'payload': 1}, {'payload': 2}], {'payload': 3}]"
-    flow = [fn("f", body, [["a"], ["b"], ["c"]], outputs=3),
-            {"id": "a", "type": "helper"}, {"id": "b", "type": "helper"},
-            {"id": "c", "type": "helper"}]
+    flow = [
+        fn("f", body, [["a"], ["b"], ["c"]], outputs=3),
+        {"id": "a", "type": "helper"},
+        {"id": "b", "type": "helper"},
+        {"id": "c", "type": "helper"},
+    ]
     async with FlowHarness(flow) as h:
         h.receive("f", {"payload": 0})
         assert [m["payload"] for m in await h.wait("b", 2)] == [1, 2]
@@ -44,12 +57,21 @@ async def test_list_result_goes_one_entry_per_output_and_none_sends_nothing() ->
 
 
 async def test_node_send_clones_by_default_and_not_with_clone_false() -> None:
-    body = ("shared = {'payload': [1]}\n"
-            "node.send(shared)\n"
-            "node.send(shared, clone=False)\n"
-            "shared['payload'].append(2)\n")
-    flow = [fn("f", body, [["probe"]]),
-            {"id": "probe", "type": "python-function", "func": "context.set('seen', context.get('seen', []) + [msg])", "wires": []}]
+    body = (
+        "shared = {'payload': [1]}\n"
+        "node.send(shared)\n"
+        "node.send(shared, clone=False)\n"
+        "shared['payload'].append(2)\n"
+    )
+    flow = [
+        fn("f", body, [["probe"]]),
+        {
+            "id": "probe",
+            "type": "python-function",
+            "wires": [],
+            "func": "context.set('seen', context.get('seen', []) + [msg])",
+        },
+    ]
     async with FlowHarness(flow) as h:
         h.receive("f", {"payload": None})
         await asyncio.sleep(0)
@@ -59,12 +81,22 @@ async def test_node_send_clones_by_default_and_not_with_clone_false() -> None:
 
 
 async def test_context_flow_global_env_and_setup_body() -> None:
-    body = ("context.set('n', context.get('n', 0) + 1)\n"
-            "return {'payload': [context.get('n'), flow.get('f'), global_.get('g'),"
-            " env.get('WHO'), node.name]}")
-    flow = [{"id": "t1", "type": "tab", "env": [{"name": "WHO", "value": "tab-env", "type": "str"}]},
-            fn("f", body, z="t1", name="counter",
-               initialize="flow.set('f', 'from-setup')\nglobal_.set('g', 7)"), {**CAP, "z": "t1"}]
+    body = (
+        "context.set('n', context.get('n', 0) + 1)\n"
+        "return {'payload': [context.get('n'), flow.get('f'), global_.get('g'),"
+        " env.get('WHO'), node.name]}"
+    )
+    flow = [
+        {"id": "t1", "type": "tab", "env": [{"name": "WHO", "value": "tab-env", "type": "str"}]},
+        fn(
+            "f",
+            body,
+            z="t1",
+            name="counter",
+            initialize="flow.set('f', 'from-setup')\nglobal_.set('g', 7)",
+        ),
+        {**CAP, "z": "t1"},
+    ]
     async with FlowHarness(flow) as h:
         h.receive("f", {})
         h.receive("f", {})
@@ -73,9 +105,12 @@ async def test_context_flow_global_env_and_setup_body() -> None:
 
 
 async def test_an_exception_is_caught_with_its_line_and_the_engine_keeps_running() -> None:
-    flow = [fn("f", "x = 1\nreturn msg['missing']", [["cap"]]),
-            {"id": "c", "type": "catch", "scope": None, "uncaught": False, "wires": [["errs"]]},
-            {"id": "errs", "type": "helper"}, CAP]
+    flow = [
+        fn("f", "x = 1\nreturn msg['missing']", [["cap"]]),
+        {"id": "c", "type": "catch", "scope": None, "uncaught": False, "wires": [["errs"]]},
+        {"id": "errs", "type": "helper"},
+        CAP,
+    ]
     async with FlowHarness(flow) as h:
         h.receive("f", {"payload": "p"})
         (err,) = await h.wait("errs")
@@ -85,9 +120,15 @@ async def test_an_exception_is_caught_with_its_line_and_the_engine_keeps_running
 
 
 async def test_node_error_with_msg_reaches_catch_and_status_dict_is_reported() -> None:
-    body = "node.status({'fill': 'yellow', 'shape': 'ring', 'text': 'busy'})\nnode.error('bad input', msg)"
-    flow = [fn("f", body, [[]]), {"id": "c", "type": "catch", "wires": [["errs"]]},
-            {"id": "errs", "type": "helper"}]
+    body = (
+        "node.status({'fill': 'yellow', 'shape': 'ring', 'text': 'busy'})\n"
+        "node.error('bad input', msg)"
+    )
+    flow = [
+        fn("f", body, [[]]),
+        {"id": "c", "type": "catch", "wires": [["errs"]]},
+        {"id": "errs", "type": "helper"},
+    ]
     async with FlowHarness(flow) as h:
         h.receive("f", {"payload": 1})
         (err,) = await h.wait("errs")
@@ -98,8 +139,9 @@ async def test_node_error_with_msg_reaches_catch_and_status_dict_is_reported() -
 async def test_syntax_error_rejects_the_deploy_with_a_per_node_error() -> None:
     async with FlowHarness([CAP]) as h:
         with pytest.raises(DeployError) as info:
-            await h.engine.deploy([{"id": "t1", "type": "tab"},
-                                   {**fn("bad", "return (", [[]]), "z": "t1"}])
+            await h.engine.deploy(
+                [{"id": "t1", "type": "tab"}, {**fn("bad", "return (", [[]]), "z": "t1"}]
+            )
         assert info.value.errors[0]["id"] == "bad"
         assert "syntax error" in info.value.errors[0]["error"]
 
@@ -112,8 +154,7 @@ async def test_await_in_the_body_runs_as_a_task() -> None:
         assert out["payload"] == "later"
 
 
-async def test_infinite_loop_is_interrupted_within_the_limit_while_another_flow_keeps_producing(
-) -> None:
+async def test_infinite_loop_is_interrupted_while_another_flow_keeps_producing() -> None:
     """Family 27: the hog is killed within its limit (here 1 s) and a timer-driven flow on the
     same loop has no gap longer than the limit plus a tick."""
     flow = [
@@ -141,9 +182,11 @@ async def test_infinite_loop_is_interrupted_within_the_limit_while_another_flow_
         await asyncio.sleep(0.1)
         stop = True
         await task
-        gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
-        print(f"\nwatchdog: killed after {killed_after * 1000:.0f} ms, "
-              f"max producer gap {max(gaps) * 1000:.0f} ms")
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
+        print(
+            f"\nwatchdog: killed after {killed_after * 1000:.0f} ms, "
+            f"max producer gap {max(gaps) * 1000:.0f} ms"
+        )
         assert 1.0 <= killed_after < 1.5
         assert max(gaps) < 2.0
         assert "interrupted by the watchdog" in err["error"]["message"]
@@ -152,8 +195,11 @@ async def test_infinite_loop_is_interrupted_within_the_limit_while_another_flow_
 
 
 async def test_sleeping_body_is_interrupted_too() -> None:
-    flow = [fn("nap", "import time\ntime.sleep(30)", [[]], timeout=0.3),
-            {"id": "c", "type": "catch", "wires": [["errs"]]}, {"id": "errs", "type": "helper"}]
+    flow = [
+        fn("nap", "import time\ntime.sleep(30)", [[]], timeout=0.3),
+        {"id": "c", "type": "catch", "wires": [["errs"]]},
+        {"id": "errs", "type": "helper"},
+    ]
     async with FlowHarness(flow) as h:
         started = time.monotonic()
         h.receive("nap", {})
@@ -163,32 +209,47 @@ async def test_sleeping_body_is_interrupted_too() -> None:
 
 async def test_except_exception_does_not_swallow_the_interrupt() -> None:
     body = "while True:\n    try:\n        sum(range(1000))\n    except Exception:\n        pass"
-    flow = [fn("f", body, [[]], timeout=0.2), {"id": "c", "type": "catch", "wires": [["errs"]]},
-            {"id": "errs", "type": "helper"}]
+    flow = [
+        fn("f", body, [[]], timeout=0.2),
+        {"id": "c", "type": "catch", "wires": [["errs"]]},
+        {"id": "errs", "type": "helper"},
+    ]
     async with FlowHarness(flow) as h:
         h.receive("f", {})
         await h.wait("errs")
 
 
 async def test_five_fast_kills_mark_the_node_crashed() -> None:
-    flow = [fn("f", "while True:\n    pass", [[]], timeout=0.1),
-            {"id": "c", "type": "catch", "wires": [["errs"]]}, {"id": "errs", "type": "helper"}]
+    flow = [
+        fn("f", "while True:\n    pass", [[]], timeout=0.1),
+        {"id": "c", "type": "catch", "wires": [["errs"]]},
+        {"id": "errs", "type": "helper"},
+    ]
     async with FlowHarness(flow) as h:
         for _ in range(6):
             h.receive("f", {})
         errors = await h.wait("errs", 5)
         assert "CRASHED" in errors[4]["error"]["message"]
-        assert h.statuses("f")[-1] == {"fill": "red", "shape": "ring",
-                                       "text": "crashed: interrupted 5 times"}
-        assert h.node("f").dropped == 1  # the sixth message was not run
+        assert h.statuses("f")[-1] == {
+            "fill": "red",
+            "shape": "ring",
+            "text": "crashed: interrupted 5 times",
+        }
+        node = h.node("f")
+        assert isinstance(node, PythonFunctionNode)
+        assert node.dropped == 1  # the sixth message was not run
         await h.quiet(0.05)
         assert len(h.messages["errs"]) == 5
 
 
 async def test_generator_sending_many_messages_is_not_a_hog() -> None:
     """Time spent downstream of node.send does not count against the sender's limit."""
-    gen = fn("gen", "for i in range(int(msg['payload'])):\n    node.send({'payload': i}, clone=False)",
-             [["slow"]], timeout=0.2)
+    gen = fn(
+        "gen",
+        "for i in range(int(msg['payload'])):\n    node.send({'payload': i}, clone=False)",
+        [["slow"]],
+        timeout=0.2,
+    )
     slow = fn("slow", "import time\ntime.sleep(0.002)\nreturn msg", [["cap"]])
     async with FlowHarness([gen, slow, CAP]) as h:
         h.receive("gen", {"payload": 150})  # ~0.3 s downstream, far less in the body itself
@@ -200,6 +261,7 @@ async def test_watchdog_overhead_per_call_is_small() -> None:
     body = "return None"
     async with FlowHarness([fn("f", body, [[]])]) as h:
         node = h.node("f")
+        assert isinstance(node, PythonFunctionNode)
         msg = {"payload": 1, "_msgid": "x"}
         n = 100_000
         started = time.perf_counter()
@@ -212,8 +274,10 @@ async def test_watchdog_overhead_per_call_is_small() -> None:
         for _ in range(n):
             raw(msg, node.api, rt.context, rt.flow, rt.global_, node.env_api)
         bare = (time.perf_counter() - started) / n
-        print(f"\npython-function call: {per_call * 1e9:.0f} ns with watchdog bookkeeping, "
-              f"{bare * 1e9:.0f} ns bare body call (overhead {(per_call - bare) * 1e9:.0f} ns)")
+        print(
+            f"\npython-function call: {per_call * 1e9:.0f} ns with watchdog bookkeeping, "
+            f"{bare * 1e9:.0f} ns bare body call (overhead {(per_call - bare) * 1e9:.0f} ns)"
+        )
         assert per_call - bare < 2e-6
         assert not WATCHDOG.stack
 
@@ -221,10 +285,15 @@ async def test_watchdog_overhead_per_call_is_small() -> None:
 async def test_memory_hog_is_interrupted_at_the_soft_rss_limit() -> None:
     from edge_runner.runtime.watchdog import rss_mib
 
-    body = ("import time\nheap = []\nwhile True:\n"
-            "    heap.append(bytearray(1 << 20))\n    time.sleep(0.001)")
-    flow = [fn("hog", body, [[]], timeout=20), {"id": "c", "type": "catch", "wires": [["errs"]]},
-            {"id": "errs", "type": "helper"}]
+    body = (
+        "import time\nheap = []\nwhile True:\n"
+        "    heap.append(bytearray(1 << 20))\n    time.sleep(0.001)"
+    )
+    flow = [
+        fn("hog", body, [[]], timeout=20),
+        {"id": "c", "type": "catch", "wires": [["errs"]]},
+        {"id": "errs", "type": "helper"},
+    ]
     saved = WATCHDOG.rss_limit_mib
     WATCHDOG.rss_limit_mib = rss_mib() + 150
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from edge_runner.testing import FlowHarness
@@ -9,7 +11,7 @@ from edge_runner.testing import FlowHarness
 pytestmark = pytest.mark.asyncio
 
 
-def setter(node_id: str) -> dict:
+def setter(node_id: str) -> dict[str, Any]:
     return {"id": node_id, "type": "python-function", "z": "t1", "outputs": 1, "name": node_id,
             "func": "node.status({'fill': 'green', 'shape': 'dot', 'text': msg['payload']})",
             "wires": [[]]}
