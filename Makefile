@@ -72,8 +72,10 @@ browser-deps:
 # Browser tests run in their own pytest process: Playwright's event loop and tests that call
 # asyncio.run() cannot share one (see ../shared/STACK.md).
 test: install-dev node browser-deps
-	$(MAKE) --no-print-directory test-main
-	$(MAKE) --no-print-directory test-browser
+	@status=0; \
+	$(MAKE) --no-print-directory test-main || status=1; \
+	$(MAKE) --no-print-directory test-browser || status=1; \
+	exit $$status
 
 test-main:
 	$(PY) -m pytest $(if $(filter 0,$(XDIST)),,-n $(XDIST)) -m "not browser" \
@@ -87,14 +89,20 @@ test-browser:
 	  echo "no browser tests yet (tests/browser/test_*.py)"; \
 	fi
 
+# Every check runs even after one fails, so one run reports all problems; any failure fails.
 check: install-dev
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
-	$(PY) -m mypy .
-	$(VENV)/bin/lint-imports
-	DJANGO_SETTINGS_MODULE=config.settings.test $(MANAGE) makemigrations --check --dry-run
-	$(PY) tools/check_conventions.py
-	@if [ -f edge_runner/catalog.py ]; then $(PY) -m edge_runner.catalog --check; fi
+	@status=0; \
+	for step in "$(PY) -m ruff check ." \
+	            "$(PY) -m ruff format --check ." \
+	            "$(PY) -m mypy ." \
+	            "$(VENV)/bin/lint-imports" \
+	            "env DJANGO_SETTINGS_MODULE=config.settings.test $(MANAGE) makemigrations --check --dry-run" \
+	            "$(PY) tools/check_conventions.py" \
+	            "$(if $(wildcard edge_runner/catalog.py),$(PY) -m edge_runner.catalog --check,true)"; do \
+	  echo "==> $$step"; \
+	  $$step || { echo "FAILED: $$step"; status=1; }; \
+	done; \
+	exit $$status
 
 clean:
 	rm -rf staticfiles .pytest_cache .mypy_cache .ruff_cache
