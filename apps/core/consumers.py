@@ -4,22 +4,30 @@
 slug through ``apps.teams.access.access_team`` with the permission the subclass names, and
 closes BEFORE accepting: 4403 for anonymous users and members without the permission, 4404 for
 missing and foreign teams alike (the two are never told apart). Subclasses cannot override
-``connect``; they add their setup in ``team_connected``.
+``connect`` or ``websocket_disconnect``; they add setup in ``team_connected``.
+
+Access is not only checked once: an open socket re-runs the check when the team's access
+changes (``apps.core.realtime.notify_team_access_changed``, sent by membership services) and,
+because group messages can be lost (Redis restart, full channel), every ``recheck_seconds`` as a
+backstop. A failed re-check closes the socket with 4403.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.core.errors import NotFound, PermissionDenied
-from apps.core.realtime import team_group_name
+from apps.core.realtime import team_access_group_name, team_group_name
 from apps.rbac.permissions import PERMISSIONS
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+_SEALED = ("connect", "websocket_disconnect")
 
 
 def _access_team(user: Any, team_slug: str, permission: str) -> Any:
@@ -29,19 +37,37 @@ def _access_team(user: Any, team_slug: str, permission: str) -> Any:
     return access_team(user, team_slug, permission)
 
 
+def _still_allowed(user: Any, team_slug: str, permission: str) -> bool:
+    # The scope's user was loaded at connect: reload it so deactivation is seen too.
+    user.refresh_from_db()
+    if not user.is_active:
+        return False
+    try:
+        _access_team(user, team_slug, permission)
+    except (NotFound, PermissionDenied):
+        return False
+    return True
+
+
 class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
     """Base of every team websocket: names its permission, checks it before accepting."""
 
     permission: ClassVar[str]
+    # Backstop for lost access-change messages; STACK.md: group sends alone are not reliable.
+    recheck_seconds: ClassVar[float] = 30.0
     team: Any
+    team_slug = ""
+    _access_group = ""
+    _recheck_task: asyncio.Task[None] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "connect" in cls.__dict__:
-            raise TypeError(
-                f"{cls.__name__} overrides connect(); put setup in team_connected() so the "
-                "team and permission check cannot be skipped."
-            )
+        for name in _SEALED:
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}(); put setup in team_connected() and "
+                    "cleanup in disconnect() so the team and permission checks cannot be skipped."
+                )
         permission = getattr(cls, "permission", None)
         if permission not in PERMISSIONS:
             raise TypeError(f"{cls.__name__}.permission must name a key of PERMISSIONS.")
@@ -51,20 +77,52 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        team_slug = self.scope["url_route"]["kwargs"].get("team_slug", "")
+        self.team_slug = self.scope["url_route"]["kwargs"].get("team_slug", "")
         try:
-            self.team = await database_sync_to_async(_access_team)(user, team_slug, self.permission)
+            self.team = await database_sync_to_async(_access_team)(
+                user, self.team_slug, self.permission
+            )
         except NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         except PermissionDenied:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        self._access_group = team_access_group_name(self.team.id)
+        await self.channel_layer.group_add(self._access_group, self.channel_name)
         await self.team_connected()
         await self.accept()
+        self._recheck_task = asyncio.get_running_loop().create_task(self._recheck_forever())
 
     async def team_connected(self) -> None:
         """Hook for subclasses: runs after the access check, before ``accept``."""
+
+    async def team_access_changed(self, message: dict[str, Any]) -> None:
+        """Handler for ``notify_team_access_changed``: re-check now, close if no longer allowed."""
+        await self._recheck()
+
+    async def _recheck(self) -> bool:
+        allowed = await database_sync_to_async(_still_allowed)(
+            self.scope["user"], self.team_slug, self.permission
+        )
+        if not allowed:
+            await self.close(code=CLOSE_FORBIDDEN)
+        return bool(allowed)
+
+    async def _recheck_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_seconds)
+            if not await self._recheck():
+                return
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self._recheck_task is not None:
+            self._recheck_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recheck_task
+        if self._access_group:
+            await self.channel_layer.group_discard(self._access_group, self.channel_name)
+        await super().websocket_disconnect(message)
 
 
 class TeamEventsConsumer(TeamScopedConsumer):

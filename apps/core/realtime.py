@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 # The consumer method that handles these messages: TeamEventsConsumer.team_event.
 TEAM_EVENT_TYPE = "team.event"
+# The consumer method that re-checks access: TeamScopedConsumer.team_access_changed.
+ACCESS_CHANGED_TYPE = "team.access_changed"
 _JSON = DjangoJSONEncoder()
 
 
@@ -32,6 +34,22 @@ def team_group_name(team_id: int) -> str:
     if isinstance(team_id, bool) or not isinstance(team_id, int) or team_id <= 0:
         raise ValueError(f"team_id must be a positive integer, got {team_id!r}.")
     return f"team-{team_id}"
+
+
+def team_access_group_name(team_id: int) -> str:
+    """Group of every team-scoped socket of team ``team_id``, told when access may have changed."""
+    return f"{team_group_name(team_id)}-access"
+
+
+def notify_team_access_changed(team_id: int) -> None:
+    """On commit, make every open socket of the team re-check its user's access.
+
+    Call it from any service that can take access away: member removed or leaving, role or
+    custom role changed, application override changed, user deactivated (once per team), team
+    deleted. Sockets whose user lost the consumer's permission close with 4403.
+    """
+    group = team_access_group_name(team_id)
+    transaction.on_commit(lambda: _group_send(group, {"type": ACCESS_CHANGED_TYPE, "kind": ""}))
 
 
 def _normalise(payload: Mapping[str, Any]) -> Any:

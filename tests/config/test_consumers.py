@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from django.urls import path
 
 from apps.accounts.services import user_create
 from apps.core.consumers import TeamScopedConsumer
-from apps.core.realtime import broadcast_team_event, team_group_name
+from apps.core.realtime import broadcast_team_event, notify_team_access_changed, team_group_name
 from apps.teams.models import Membership
 from apps.teams.services.teams import team_create
 from config.asgi import application
@@ -28,6 +29,20 @@ class AuditFeedConsumer(TeamScopedConsumer):
     """A consumer that needs more than viewers have, to see the 4403 path."""
 
     permission = "audit:read"
+
+
+class QuickRecheckConsumer(TeamScopedConsumer):
+    """The periodic backstop, fast enough to observe in a test."""
+
+    permission = "team:read"
+    recheck_seconds = 0.2
+
+
+async def closed_with(socket: WebsocketCommunicator, seconds: float) -> tuple[int, float]:
+    started = time.monotonic()
+    output = await socket.receive_output(timeout=seconds)
+    assert output["type"] == "websocket.close", output
+    return output["code"], time.monotonic() - started
 
 
 @database_sync_to_async
@@ -205,3 +220,71 @@ def test_broadcast_rejects_bad_input_at_once(
 ) -> None:
     with pytest.raises(error):
         broadcast_team_event(team_id, kind, payload)
+
+
+async def test_removed_member_is_disconnected_when_access_changes() -> None:
+    people = await personas()
+    vera, connected, _ = await connect("/ws/teams/acme/events/", people["vera"])
+    assert connected
+    olivia, connected, _ = await connect("/ws/teams/acme/events/", people["olivia"])
+    assert connected
+
+    @database_sync_to_async
+    def remove_vera() -> None:
+        with transaction.atomic():
+            Membership.objects.filter(team=people["acme"], user=people["vera"]).delete()
+            notify_team_access_changed(people["acme"].id)
+
+    await remove_vera()
+    code, took = await closed_with(vera, 5)
+    assert code == 4403
+    print(f"membership removed -> socket closed in {took * 1000:.0f} ms")
+    assert await olivia.receive_nothing(timeout=0.3), "the owner keeps her socket"
+    await olivia.disconnect()
+
+
+async def test_deactivated_user_is_disconnected() -> None:
+    people = await personas()
+    vera, connected, _ = await connect("/ws/teams/acme/events/", people["vera"])
+    assert connected
+
+    @database_sync_to_async
+    def deactivate() -> None:
+        with transaction.atomic():
+            people["vera"].is_active = False
+            people["vera"].save(update_fields=["is_active"])
+            notify_team_access_changed(people["acme"].id)
+
+    await deactivate()
+    code, _ = await closed_with(vera, 5)
+    assert code == 4403
+
+
+async def test_lost_access_message_is_caught_by_the_periodic_recheck() -> None:
+    people = await personas()
+    from channels.auth import AuthMiddlewareStack
+
+    app = AuthMiddlewareStack(
+        URLRouter([path("ws/teams/<slug:team_slug>/quick/", QuickRecheckConsumer.as_asgi())])
+    )
+    vera, connected, _ = await connect("/ws/teams/acme/quick/", people["vera"], app)
+    assert connected
+
+    @database_sync_to_async
+    def remove_vera_silently() -> None:
+        Membership.objects.filter(team=people["acme"], user=people["vera"]).delete()
+
+    await remove_vera_silently()
+    code, took = await closed_with(vera, 5)
+    assert code == 4403
+    assert took < 2
+
+
+def test_subclass_cannot_override_websocket_disconnect() -> None:
+    with pytest.raises(TypeError, match="websocket_disconnect"):
+
+        class Sneaky(TeamScopedConsumer):
+            permission = "team:read"
+
+            async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+                pass
