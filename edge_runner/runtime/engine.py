@@ -310,7 +310,8 @@ class Engine(Router):
             errors.append({"id": None, "type": None,
                            "error": "credentials given but no credential secret is configured"})
         old_defs = {i: rt.defn for i, rt in self.nodes.items() if rt.defn is not None}
-        plan = plan_deploy(kind, old_defs, model, self.credentials.creds, new_creds)
+        plan = plan_deploy(kind, old_defs, model, self.credentials.creds, new_creds,
+                           self._is_config_type)
         built: dict[str, NodeRuntime] = {}
         for node_id in sorted(plan.restart):
             rt = self._build_node(model.nodes[node_id], errors, new_creds)
@@ -348,6 +349,10 @@ class Engine(Router):
         await self.start_nodes([built[i] for i in sorted(built)])
         self.emit("notification/runtime-deploy", {"revision": self.revision})
         return self.revision
+
+    def _is_config_type(self, node_type: str) -> bool:
+        cls = self.registry.get(node_type)
+        return cls is None or cls.SPEC.is_config
 
     @staticmethod
     def _strip_credentials(node: Any) -> Any:

@@ -133,6 +133,19 @@ def substitute_config(value: Any, env: EnvScope, key: str = "") -> Any:
     return value
 
 
+def _has_reference(value: Any) -> bool:
+    if isinstance(value, str):
+        return "$" in value
+    if isinstance(value, list):
+        return any(_has_reference(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_reference(v) for v in value.values())
+    return False
+
+
+_NOT_CONFIG = frozenset({"wires", "x", "y", "w", "h", "credentials"})
+
+
 @dataclass
 class NodeDef:
     """One node the engine will run, after expansion and substitution."""
@@ -152,12 +165,24 @@ class NodeDef:
         return str(self.raw["type"])
 
     def signature(self) -> str:
-        """Everything that makes the node restart when it changes: config and env, not wires or
-        editor position."""
+        """Everything that makes the node restart when it changes: config and env, not wires,
+        editor position or credentials (compared separately)."""
         if self._signature is None:
-            own = {k: v for k, v in self.raw.items() if k not in {"wires", "x", "y", "w", "h"}}
+            own = {k: v for k, v in self.raw.items() if k not in _NOT_CONFIG}
             self._signature = json.dumps(own, sort_keys=True, default=repr) + self.env.fingerprint()
         return self._signature
+
+    def same_config(self, other: NodeDef) -> bool:
+        """``signature() == other.signature()``, without serialising: dict equality in C."""
+        if self._signature is not None and other._signature is not None:
+            return self._signature == other._signature
+        mine, theirs = self.raw, other.raw
+        for key, value in mine.items():
+            if key not in _NOT_CONFIG and (key not in theirs or theirs[key] != value):
+                return False
+        if any(key not in _NOT_CONFIG and key not in mine for key in theirs):
+            return False
+        return self.env is other.env or self.env.fingerprint() == other.env.fingerprint()
 
     def wires(self) -> list[list[str]]:
         wires = self.raw.get("wires") or []
@@ -258,8 +283,11 @@ def _add_node(model: FlowModel, raw: dict[str, Any], z: str, tab: str, scope: En
               path: str, instance: str, by_subflow: dict[str, list[dict[str, Any]]],
               depth: int, alias: str = "") -> None:
     kind = raw["type"]
-    node_raw = {k: (v if k in COMMON_KEYS else substitute_config(v, scope, k))
-                for k, v in raw.items()}
+    # most nodes reference no variable at all: keep their object as it is (no copy)
+    node_raw = raw
+    if any(_has_reference(v) for k, v in raw.items() if k not in COMMON_KEYS):
+        node_raw = {k: (v if k in COMMON_KEYS else substitute_config(v, scope, k))
+                    for k, v in raw.items()}
     model.nodes[raw["id"]] = NodeDef(raw["id"], node_raw, z, tab, scope, path, alias, instance)
     if kind.startswith(SUBFLOW_PREFIX):
         _expand_instance(model, model.nodes[raw["id"]], by_subflow, depth)

@@ -17,6 +17,8 @@ from edge_runner.contract import Msg, NodeFailed, get_property
 if TYPE_CHECKING:
     from edge_runner.runtime.node_api import NodeRuntime
 
+_INT = re.compile(r"[+-]?\d+")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
 _ENV_REF = re.compile(r"\$\{(\w+)\}|\$\((\w+)\)")
 
 
@@ -31,10 +33,12 @@ def to_number(value: Any) -> float | int:
     text = str(value).strip()
     if text == "":
         return 0
+    if text.isascii() and text.isdigit():  # the common case, without a regex
+        return int(text)
     try:
-        if re.fullmatch(r"[+-]?\d+", text):
+        if _INT.fullmatch(text):
             return int(text)
-        if re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
+        if _HEX.fullmatch(text):
             return int(text, 16)
         number = float(text)
         if number.is_integer() and "e" not in text.lower() and "." not in text:
