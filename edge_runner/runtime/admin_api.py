@@ -2,10 +2,10 @@
 ``POST /inject/:id``.
 
 A deploy is two-phase so that a full disk or a rejected configuration never leaves the
-flows file and the running flows disagreeing: the new flows are first written and fsynced to a
-temp file, then the engine validates and starts them, and only then is the temp file renamed
-over ``flows.json``. If the engine rejects the flows (HTTP 400 with per-node errors) or the
-write fails (HTTP 500), the old flows keep running and stay stored.
+flows file and the running flows disagreeing: the new flows are written and fsynced to a temp
+file while the engine validates and starts them, and only when both succeeded is the temp file
+renamed over ``flows.json``. If the engine rejects the flows (HTTP 400 with per-node errors)
+nothing changed; if the write fails (HTTP 500) the engine is rolled back to the stored flows.
 """
 
 from __future__ import annotations
@@ -145,23 +145,27 @@ class AdminApi:
                 self._error(400, "unexpected_error", f"flows cannot be stored: {exc}")
             ) from exc
         new_rev = revision(data)
-        try:
-            pending = await asyncio.to_thread(self.storage.prepare, data)
-        except OSError as exc:
-            log.error("deploy refused, flows could not be written: %s", exc)
-            raise _RejectedError(
-                self._error(500, "storage_error", f"flows could not be written: {exc}")
-            ) from exc
+        # The write + fsync (I/O, off the GIL) overlaps the engine's deploy (CPU); a failed
+        # write rolls the engine back to the stored flows, so the two never disagree.
+        writing = asyncio.ensure_future(asyncio.to_thread(self.storage.prepare, data))
         try:
             await self.engine.deploy(flows, kind, new_rev)
         except DeployError as exc:
-            pending.abort()
+            await self._discard(writing)
             raise _RejectedError(
                 self._error(400, "invalid_flows", f"deploy rejected: {exc}", errors=exc.errors)
             ) from exc
         except BaseException:
-            pending.abort()
+            await self._discard(writing)
             raise
+        try:
+            pending = await writing
+        except OSError as exc:
+            log.error("deploy undone, flows could not be written: %s", exc)
+            await self.engine.deploy(self.storage.flows, kind, self.storage.rev)
+            raise _RejectedError(
+                self._error(500, "storage_error", f"flows could not be written: {exc}")
+            ) from exc
         try:
             await asyncio.to_thread(self._commit, pending, stored, data)
         except OSError as exc:
@@ -171,6 +175,14 @@ class AdminApi:
                 self._error(500, "storage_error", f"flows deployed but not stored: {exc}")
             ) from exc
         return new_rev
+
+    @staticmethod
+    async def _discard(writing: asyncio.Future[PendingWrite]) -> None:
+        try:
+            pending = await writing
+        except OSError:
+            return
+        pending.abort()
 
     def _commit(self, pending: PendingWrite, flows: list[Any], data: bytes) -> None:
         pending.commit()
