@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -117,26 +119,113 @@ class Plc:
 
 
 class Mosquitto:
-    """A private broker process on a free port: killed and restarted by outage tests (the
-    machine's shared broker on 1883 is never touched)."""
+    """A private broker process on a free port, killed and restarted by outage tests (the
+    machine's shared broker on 1883 is never touched). With ``persist_dir`` it keeps sessions
+    and queued QoS 1 messages across a graceful restart (SIGTERM saves them)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, persist_dir: Path | None = None) -> None:
         self.port = port or free_port()
+        self.persist_dir = persist_dir
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen(
-            [binary, "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        args = [binary, "-p", str(self.port)]
+        if self.persist_dir is not None:
+            self.persist_dir.mkdir(parents=True, exist_ok=True)
+            conf = self.persist_dir / "mosquitto.conf"
+            conf.write_text(
+                f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                f"persistence_location {self.persist_dir}/\n"
+                # as root mosquitto would switch to a user that cannot write the folder
+                f"user {getpass.getuser()}\n"
+            )
+            args = [binary, "-c", str(conf)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5
         while not port_open(self.port):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto did not listen on {self.port}")
             time.sleep(0.02)
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = False) -> None:
         if self.proc is not None:
-            self.proc.kill()
+            if graceful:
+                self.proc.terminate()
+            else:
+                self.proc.kill()
             self.proc.wait(5)
             self.proc = None
+
+
+class Subscriber:
+    """An independent MQTT client (the peer a test checks against) collecting messages.
+
+    With ``client_id`` it keeps a persistent session (clean_session False, QoS 1), so messages
+    published while it was away reach it when it comes back."""
+
+    def __init__(
+        self, port: int, topic: str, client_id: str | None = None, qos: int = 1, protocol: int = 4
+    ) -> None:
+        self.port, self.topic, self.client_id, self.qos = port, topic, client_id, qos
+        self.protocol = protocol
+        self.messages: list[Any] = []
+        self.task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def _run(self) -> None:
+        import aiomqtt
+
+        version = aiomqtt.ProtocolVersion.V5 if self.protocol == 5 else aiomqtt.ProtocolVersion.V311
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    self.port,
+                    identifier=self.client_id,
+                    clean_session=False if self.client_id and self.protocol != 5 else None,
+                    protocol=version,
+                ) as client:
+                    await client.subscribe(self.topic, self.qos)
+                    self.ready.set()
+                    async for message in client.messages:
+                        self.messages.append(message)
+            except aiomqtt.MqttError:
+                self.ready.clear()
+                await asyncio.sleep(0.05)
+
+    async def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        async with asyncio.timeout(5):
+            await self.ready.wait()
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+
+    def payloads(self) -> list[bytes]:
+        return [bytes(m.payload) for m in self.messages]
+
+    def distinct(self) -> list[bytes]:
+        """Payloads in first-arrival order without the broker's QoS 1 redeliveries (a
+        persistent session re-sends what it had not recorded as acknowledged)."""
+        return list(dict.fromkeys(self.payloads()))
+
+    async def wait_distinct(self, count: int, within: float = 5.0) -> list[bytes]:
+        deadline = time.monotonic() + within
+        while len(self.distinct()) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"got {len(self.distinct())} of {count}: {self.payloads()}")
+            await asyncio.sleep(0.02)
+        return self.distinct()
+
+    async def wait(self, count: int, within: float = 5.0) -> list[bytes]:
+        deadline = time.monotonic() + within
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"got {len(self.messages)} of {count}: {self.payloads()}")
+            await asyncio.sleep(0.02)
+        return self.payloads()

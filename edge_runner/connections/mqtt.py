@@ -1,0 +1,423 @@
+"""MQTT: one aiomqtt client per broker endpoint, shared subscriptions, and the on-disk queue
+``mqtt out`` uses to store and forward while the broker is unreachable.
+
+``MqttConnection`` re-subscribes every filter its users hold after each (re)connect, dispatches
+each incoming message to the users whose filter matches, publishes the birth message on connect
+and the close message on a graceful shutdown (the broker sends the will otherwise).
+
+``DiskQueue`` is a SQLite file in WAL mode (``synchronous=NORMAL``: a committed message
+survives the runner being killed; an OS crash may lose the last few). It is bounded: past
+``limit`` rows the oldest are dropped and counted (the count is kept in the file too).
+
+aiomqtt/paho are imported inside functions: the engine imports every node module at startup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import sqlite3
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_runner.connections.base import ConnectionPool, SharedConnection
+from edge_runner.contract import NeedsUserFix, NodeError, NodeFailed, RetryLater
+
+log = logging.getLogger("edge_runner.connections.mqtt")
+
+PUBLISH_TIMEOUT = 10.0  # seconds for a QoS 1/2 acknowledgement before the link counts as lost
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to publish; ``properties`` holds MQTT 5 publish properties by Node-RED name
+    (``contentType``, ``userProperties``, ``messageExpiryInterval``, ``responseTopic``,
+    ``correlationData``)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    host: str
+    port: int = 1883
+    transport: str = "tcp"  # or "websockets"
+    ws_path: str = "/"
+    client_id: str = ""
+    username: str | None = None
+    password: str | None = None
+    keepalive: int = 60
+    clean_session: bool = True
+    protocol: int = 4  # 3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0
+    tls: ssl.SSLContext | None = field(default=None, compare=False, hash=False)
+    tls_key: str = ""  # identifies the TLS settings in the endpoint key
+    will: Outgoing | None = None
+    birth: Outgoing | None = None
+    close: Outgoing | None = None
+    session_expiry: int | None = None
+    reconnect_min: float = 1.0
+    reconnect_max: float = 30.0
+
+    @property
+    def key(self) -> str:
+        scheme = (
+            ("wss" if self.tls else "ws")
+            if self.transport == "websockets"
+            else ("mqtts" if self.tls else "mqtt")
+        )
+        user = f"{self.username}@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}/{self.client_id}#{self.tls_key}"
+
+
+MessageCallback = Callable[[Any], None]
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """MQTT filter matching (``+`` one level, ``#`` the rest; ``$share/g/`` prefix ignored)."""
+    if pattern.startswith("$share/"):
+        pattern = pattern.split("/", 2)[2] if pattern.count("/") >= 2 else pattern
+    pat, top = pattern.split("/"), topic.split("/")
+    if topic.startswith("$") and pat[0] in ("+", "#"):
+        return False
+    for i, part in enumerate(pat):
+        if part == "#":
+            return True
+        if i >= len(top) or (part != "+" and part != top[i]):
+            return False
+    return len(pat) == len(top)
+
+
+def validate_filter(topic: str) -> str:
+    """A subscription filter, or ``ValueError`` saying what is wrong with it."""
+    if not topic:
+        raise ValueError("topic is empty")
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            raise ValueError(f"invalid topic {topic!r}: '#' must be a whole, last level")
+        if "+" in level and level != "+":
+            raise ValueError(f"invalid topic {topic!r}: '+' must be a whole level")
+    return topic
+
+
+def mqtt5_properties(props: dict[str, Any]) -> Any:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    out = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho is untyped
+    if props.get("contentType"):
+        out.ContentType = str(props["contentType"])
+    if props.get("responseTopic"):
+        out.ResponseTopic = str(props["responseTopic"])
+    if props.get("correlationData") not in (None, ""):
+        data = props["correlationData"]
+        out.CorrelationData = data if isinstance(data, bytes) else str(data).encode()
+    if props.get("messageExpiryInterval") not in (None, ""):
+        out.MessageExpiryInterval = int(props["messageExpiryInterval"])
+    user = props.get("userProperties")
+    if isinstance(user, dict) and user:
+        out.UserProperty = [(str(k), str(v)) for k, v in user.items()]
+    return out
+
+
+class MqttConnection(SharedConnection):
+    """The shared aiomqtt client of one broker endpoint."""
+
+    kind = "mqtt"
+
+    def __init__(self, endpoint: MqttEndpoint) -> None:
+        label = f"{endpoint.host}:{endpoint.port}"
+        super().__init__(endpoint.key, label, endpoint.reconnect_min, endpoint.reconnect_max)
+        self.endpoint = endpoint
+        self.client: Any = None
+        self.subscriptions: dict[object, dict[str, tuple[int, MessageCallback]]] = {}
+
+    # ------------------------------------------------------------------ link
+    async def _connect(self) -> None:
+        import aiomqtt
+
+        ep = self.endpoint
+        will = None
+        if ep.will is not None:
+            will = aiomqtt.Will(
+                ep.will.topic,
+                ep.will.payload,
+                ep.will.qos,
+                ep.will.retain,
+                mqtt5_properties(ep.will.properties) if ep.protocol == 5 else None,
+            )
+        protocol = {
+            3: aiomqtt.ProtocolVersion.V31,
+            4: aiomqtt.ProtocolVersion.V311,
+            5: aiomqtt.ProtocolVersion.V5,
+        }[ep.protocol]
+        properties = None
+        if ep.protocol == 5 and ep.session_expiry is not None:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
+            properties.SessionExpiryInterval = ep.session_expiry
+        self.client = aiomqtt.Client(
+            ep.host,
+            ep.port,
+            username=ep.username,
+            password=ep.password,
+            identifier=ep.client_id or None,
+            protocol=protocol,
+            will=will,
+            clean_session=ep.clean_session if ep.protocol != 5 else None,
+            transport="websockets" if ep.transport == "websockets" else "tcp",
+            websocket_path=ep.ws_path if ep.transport == "websockets" else None,
+            keepalive=ep.keepalive,
+            timeout=PUBLISH_TIMEOUT,
+            tls_context=ep.tls,
+            properties=properties,
+            logger=log,
+        )
+        await self.client.__aenter__()
+        for topic, qos in self._filters().items():
+            await self.client.subscribe(topic, qos)
+        if ep.birth is not None:
+            await self._publish_on(self.client, ep.birth)
+
+    async def _serve(self) -> None:
+        async for message in self.client.messages:
+            self._dispatch(message)
+        self.detail = "broker closed the connection"
+
+    async def _disconnect(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await client.__aexit__(None, None, None)
+
+    async def close(self) -> None:
+        if self.endpoint.close is not None and self.client is not None and self.connected:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await self._publish_on(self.client, self.endpoint.close)
+        await super().close()
+
+    def classify(self, exc: BaseException) -> NodeError:
+        from aiomqtt.exceptions import MqttCodeError, MqttConnectError
+
+        if isinstance(exc, NodeError):
+            return exc
+        if isinstance(exc, MqttConnectError):
+            code = getattr(exc.rc, "value", exc.rc)
+            # CONNACK 4/5 (3.1.1) and 0x86/0x87/0x85 (5.0): credentials, authorisation, id
+            if code in (2, 4, 5, 0x85, 0x86, 0x87, 0x8C):
+                return NeedsUserFix(f"broker refused the connection: {exc}")
+        if isinstance(exc, ssl.SSLError):
+            return NeedsUserFix(f"TLS failed: {exc}")
+        if isinstance(exc, MqttCodeError):
+            return RetryLater(str(exc))
+        return super().classify(exc)
+
+    # ------------------------------------------------------------------ subscriptions
+    def _filters(self) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for subs in self.subscriptions.values():
+            for topic, (qos, _) in subs.items():
+                merged[topic] = max(qos, merged.get(topic, 0))
+        return merged
+
+    def _dispatch(self, message: Any) -> None:
+        topic = message.topic.value
+        for subs in list(self.subscriptions.values()):
+            for pattern, (_, callback) in list(subs.items()):
+                if topic_matches(pattern, topic):
+                    try:
+                        callback(message)
+                    except Exception:  # one subscriber's bug must not stop the others
+                        log.exception("mqtt message callback failed")
+                    break  # one delivery per subscriber even when several filters match
+
+    async def subscribe(
+        self, owner: object, topic: str, qos: int, callback: MessageCallback
+    ) -> None:
+        """Deliver messages matching ``topic`` to ``callback`` (now and after reconnects)."""
+        validate_filter(topic)
+        before = self._filters().get(topic, -1)
+        self.subscriptions.setdefault(owner, {})[topic] = (qos, callback)
+        if self.client is not None and self.connected and qos > before:
+            try:
+                await self.client.subscribe(topic, qos)
+            except Exception as exc:
+                failure = self.classify(exc)
+                self.mark_lost(str(failure))
+                raise failure from exc
+
+    async def unsubscribe(self, owner: object, topic: str | None = None) -> None:
+        """Drop ``owner``'s filter ``topic`` (every filter when None)."""
+        subs = self.subscriptions.get(owner, {})
+        topics = list(subs) if topic is None else [topic] if topic in subs else []
+        for name in topics:
+            del subs[name]
+        if not subs:
+            self.subscriptions.pop(owner, None)
+        still = self._filters()
+        gone = [t for t in topics if t not in still]
+        if gone and self.client is not None and self.connected:
+            with contextlib.suppress(Exception):
+                await self.client.unsubscribe(gone)
+
+    # ------------------------------------------------------------------ publishing
+    async def publish(self, item: Outgoing) -> None:
+        """Publish and, for QoS 1/2, wait for the broker's acknowledgement."""
+        if self.client is None or not self.connected:
+            raise RetryLater(f"broker {self.label} unavailable")
+        await self._publish_on(self.client, item)
+
+    async def _publish_on(self, client: Any, item: Outgoing) -> None:
+        props = (
+            mqtt5_properties(item.properties)
+            if (self.endpoint.protocol == 5 and item.properties)
+            else None
+        )
+        try:
+            await client.publish(
+                item.topic, item.payload, item.qos, item.retain, props, timeout=PUBLISH_TIMEOUT
+            )
+        except Exception as exc:
+            failure = self.classify(exc)
+            if isinstance(failure, RetryLater):
+                self.mark_lost(str(failure))
+            raise failure from exc
+
+
+POOL: ConnectionPool[MqttConnection] = ConnectionPool()
+
+
+def acquire(endpoint: MqttEndpoint) -> MqttConnection:
+    return POOL.acquire(endpoint.key, lambda: MqttConnection(endpoint))
+
+
+async def release(conn: MqttConnection) -> None:
+    await POOL.release(conn)
+
+
+# ------------------------------------------------------------------------------ disk queue
+
+
+class DiskQueue:
+    """Bounded FIFO of ``Outgoing`` messages in a SQLite file; drops (and counts) the oldest."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        if limit < 1:
+            raise NeedsUserFix("the queue limit must be at least 1")
+        self.path = path
+        self.limit = limit
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY "
+                "AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL, qos "
+                "INTEGER NOT NULL, retain INTEGER NOT NULL, props TEXT NOT NULL)"
+            )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+            )
+            self.count: int = self.db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+            row = self.db.execute("SELECT value FROM meta WHERE key='dropped'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise NeedsUserFix(f"queue file {path} is unusable: {exc}") from exc
+        self.dropped: int = row[0] if row else 0
+
+    def push(self, item: Outgoing) -> None:
+        props = json.dumps(item.properties, default=_bytes_json)
+        with self.db:  # one transaction: the insert and any overflow drop land together
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT INTO queue (topic, payload, qos, retain, props) VALUES (?, ?, ?, ?, ?)",
+                (item.topic, item.payload, item.qos, int(item.retain), props),
+            )
+            self.count += 1
+            excess = self.count - self.limit
+            if excess > 0:
+                self.db.execute(
+                    "DELETE FROM queue WHERE id IN (SELECT id FROM queue ORDER BY id LIMIT ?)",
+                    (excess,),
+                )
+                self.count -= excess
+                self.dropped += excess
+                self.db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('dropped', ?) ON "
+                    "CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (self.dropped,),
+                )
+
+    def peek(self, n: int = 100) -> list[tuple[int, Outgoing]]:
+        rows = self.db.execute(
+            "SELECT id, topic, payload, qos, retain, props FROM queue ORDER BY id LIMIT ?", (n,)
+        ).fetchall()
+        return [
+            (
+                row[0],
+                Outgoing(
+                    row[1],
+                    bytes(row[2]),
+                    row[3],
+                    bool(row[4]),
+                    json.loads(row[5], object_hook=_json_bytes),
+                ),
+            )
+            for row in rows
+        ]
+
+    def remove(self, item_id: int) -> None:
+        if self.db.execute("DELETE FROM queue WHERE id=?", (item_id,)).rowcount:
+            self.count -= 1
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+
+def _bytes_json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"__bytes__": base64.b64encode(value).decode()}
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _json_bytes(obj: dict[str, Any]) -> Any:
+    if set(obj) == {"__bytes__"}:
+        return base64.b64decode(obj["__bytes__"])
+    return obj
+
+
+def encode_payload(value: Any) -> bytes:
+    """Node-RED's conversion of ``msg.payload`` for publishing."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)).encode()  # JavaScript prints 1.0 as "1"
+    if isinstance(value, (int, float)):
+        return str(value).encode()
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise NodeFailed(f"payload cannot be sent: {exc}") from exc

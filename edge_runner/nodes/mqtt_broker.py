@@ -1,0 +1,304 @@
+"""``mqtt-broker``: the config node naming one MQTT broker connection, with Node-RED's field
+names (birth/close/will messages, MQTT 3.1.1 and 5, TLS, credentials)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import field_validator
+
+from edge_runner.connections import mqtt
+from edge_runner.connections.base import State
+from edge_runner.contract import Category, NeedsUserFix, Node, NodeConfig, NodeSpec, register
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def _qos(value: Any) -> int:
+    if value in ("", None):
+        return 0
+    try:
+        qos = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"QoS must be 0, 1 or 2, got {value!r}") from None
+    if qos not in (0, 1, 2):
+        raise ValueError(f"QoS must be 0, 1 or 2, got {value!r}")
+    return qos
+
+
+class Config(NodeConfig):
+    broker: str = ""
+    port: int = 1883
+    tls: str = ""
+    clientid: str = ""
+    autoConnect: bool = True  # noqa: N815  # Node-RED's field names
+    usetls: bool = False
+    verifyservercert: bool = True  # legacy (before tls-config nodes)
+    compatmode: bool = False  # legacy: MQTT 3.1
+    protocolVersion: int = 4  # noqa: N815
+    keepalive: int = 60
+    cleansession: bool = True
+    autoUnsubscribe: bool = True  # noqa: N815
+    sessionExpiry: int | None = None  # noqa: N815
+    userProps: Any = ""  # noqa: N815
+    birthTopic: str = ""  # noqa: N815
+    birthQos: int = 0  # noqa: N815
+    birthRetain: bool = False  # noqa: N815
+    birthPayload: str = ""  # noqa: N815
+    birthMsg: dict[str, Any] = {}  # noqa: N815
+    closeTopic: str = ""  # noqa: N815
+    closeQos: int = 0  # noqa: N815
+    closeRetain: bool = False  # noqa: N815
+    closePayload: str = ""  # noqa: N815
+    closeMsg: dict[str, Any] = {}  # noqa: N815
+    willTopic: str = ""  # noqa: N815
+    willQos: int = 0  # noqa: N815
+    willRetain: bool = False  # noqa: N815
+    willPayload: str = ""  # noqa: N815
+    willMsg: dict[str, Any] = {}  # noqa: N815
+    # credentials (accepted here until the flow gives them through the credential store)
+    user: str = ""
+    password: str = ""
+    # ours: reconnect backoff in ms
+    reconnectPeriod: int = 1000  # noqa: N815
+    reconnectMaxPeriod: int = 30000  # noqa: N815
+
+    @field_validator(
+        "autoConnect",
+        "usetls",
+        "verifyservercert",
+        "compatmode",
+        "cleansession",
+        "autoUnsubscribe",
+        "birthRetain",
+        "closeRetain",
+        "willRetain",
+        mode="before",
+    )
+    @classmethod
+    def _flags(cls, value: Any) -> bool:
+        return _flag(value)
+
+    @field_validator("birthQos", "closeQos", "willQos", mode="before")
+    @classmethod
+    def _qos(cls, value: Any) -> int:
+        return _qos(value)
+
+    @field_validator(
+        "port",
+        "keepalive",
+        "protocolVersion",
+        "reconnectPeriod",
+        "reconnectMaxPeriod",
+        mode="before",
+    )
+    @classmethod
+    def _ints(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return cls.model_fields[info.field_name].default
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"{info.field_name} must be a number, got {value!r}") from None
+        return value
+
+    @field_validator("sessionExpiry", mode="before")
+    @classmethod
+    def _expiry(cls, value: Any) -> Any:
+        return None if value in ("", None) else int(value)
+
+    @field_validator("birthMsg", "closeMsg", "willMsg", mode="before")
+    @classmethod
+    def _msg(cls, value: Any) -> Any:
+        return {} if value in (None, "") else value
+
+    @field_validator("protocolVersion")
+    @classmethod
+    def _protocol(cls, value: int) -> int:
+        if value not in (3, 4, 5):
+            raise ValueError(f"protocolVersion must be 3, 4 or 5, got {value}")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError(f"port must be 1..65535, got {value}")
+        return value
+
+
+SPEC = NodeSpec(
+    type="mqtt-broker",
+    version=1,
+    category=Category.CONFIG,
+    inputs=0,
+    outputs=0,
+    is_config=True,
+    label="mqtt broker",
+    color="#d8bfd8",
+    credentials=("user", "password"),
+    help="""A connection to an MQTT broker, shared by the `mqtt in` and `mqtt out` nodes.
+
+### Connection
+- **broker**: host name or address, or a URL `mqtt://`, `mqtts://`, `ws://`, `wss://`
+  (the URL's port and path win over **port**).
+- **usetls** with **tls** (a `tls-config` node: `ca`, `cert`, `key` file paths,
+  `verifyservercert`, `servername`): connect with TLS.
+- **clientid**: empty picks a random id. **keepalive** seconds, **cleansession**.
+- **protocolVersion** `4` (MQTT 3.1.1, default), `5` (MQTT 5, with **sessionExpiry**
+  seconds) or `3` (3.1).
+- **user** / **password** are credentials (stored encrypted, apart from the flow).
+
+### Messages
+- **birthTopic** / **birthPayload** / **birthQos** / **birthRetain**: published after
+  every (re)connect.
+- **closeTopic** / ...: published before a graceful disconnect (redeploy, shutdown).
+- **willTopic** / ...: the last will the broker publishes if the runner vanishes.
+
+### Details
+Nodes using the same broker, port, user and client id share **one** connection. When the broker
+goes away every node using it turns red ("unavailable") once and one warning is logged; the
+runner reconnects with a doubling backoff from **reconnectPeriod** to **reconnectMaxPeriod**
+milliseconds and turns green once when back. Subscriptions are renewed after each reconnect.
+A refused login (bad credentials, not authorised) is retried at the slow end of the backoff.
+*autoConnect*, *autoUnsubscribe* and *userProps* are accepted for compatibility; the runner
+always connects at deploy.
+""",
+)
+
+
+@register
+class MqttBrokerNode(Node):
+    """Holds the shared connection to one MQTT broker."""
+
+    SPEC: ClassVar[NodeSpec] = SPEC
+    Config: ClassVar[type[NodeConfig]] = Config
+
+    def __init__(self, runtime: Any, config: NodeConfig) -> None:
+        super().__init__(runtime, config)
+        self.cfg: Config = config  # type: ignore[assignment]  # the engine parsed our Config
+        self.connection: mqtt.MqttConnection | None = None
+        self.protocol = 3 if self.cfg.compatmode else self.cfg.protocolVersion
+
+    def _message(self, prefix: str) -> mqtt.Outgoing | None:
+        topic = getattr(self.cfg, f"{prefix}Topic").strip()
+        if not topic:
+            return None
+        extra = getattr(self.cfg, f"{prefix}Msg") or {}
+        props = {
+            k: extra[k]
+            for k in (
+                "contentType",
+                "userProperties",
+                "responseTopic",
+                "correlationData",
+                "messageExpiryInterval",
+            )
+            if k in extra
+        }
+        return mqtt.Outgoing(
+            topic,
+            mqtt.encode_payload(getattr(self.cfg, f"{prefix}Payload")),
+            getattr(self.cfg, f"{prefix}Qos"),
+            getattr(self.cfg, f"{prefix}Retain"),
+            props,
+        )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        tls_node = self.rt.config_node(self.cfg.tls) if self.cfg.tls else None
+        tls_cfg: Any = getattr(tls_node, "config", None)
+        # a tls-config node's fields (file paths), read by name: that node type is not ours
+        fields: dict[str, Any] = dict(getattr(tls_cfg, "__dict__", {}) or {})
+        verify = fields.get("verifyservercert", self.cfg.verifyservercert)
+        try:
+            if fields.get("ca"):
+                context.load_verify_locations(cafile=str(fields["ca"]))
+            if fields.get("cert"):
+                context.load_cert_chain(str(fields["cert"]), str(fields.get("key") or "") or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise NeedsUserFix(f"TLS files of {self.cfg.tls!r} cannot be loaded: {exc}") from exc
+        if not _flag(verify):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def endpoint(self) -> mqtt.MqttEndpoint:
+        cfg = self.cfg
+        text = cfg.broker.strip()
+        if not text:
+            raise NeedsUserFix("broker is empty")
+        host, port, transport, path, secure = text, cfg.port, "tcp", "/", cfg.usetls
+        if "://" in text:
+            parts = urlsplit(text)
+            if parts.scheme not in ("mqtt", "mqtts", "tcp", "tls", "ssl", "ws", "wss"):
+                raise NeedsUserFix(f"unsupported broker URL scheme {parts.scheme!r}")
+            host = parts.hostname or ""
+            secure = secure or parts.scheme in ("mqtts", "tls", "ssl", "wss")
+            transport = "websockets" if parts.scheme in ("ws", "wss") else "tcp"
+            port = parts.port or {
+                "ws": 80,
+                "wss": 443,
+                "mqtts": 8883,
+                "tls": 8883,
+                "ssl": 8883,
+            }.get(parts.scheme, 1883)
+            path = parts.path or "/"
+        creds = self.rt.credentials
+        user = str(creds.get("user") or cfg.user or "") or None
+        password = str(creds.get("password") or cfg.password or "") or None
+        return mqtt.MqttEndpoint(
+            host=host,
+            port=port,
+            transport=transport,
+            ws_path=path,
+            client_id=cfg.clientid.strip(),  # empty: a random id per connection
+            username=user,
+            password=password,
+            keepalive=cfg.keepalive,
+            clean_session=cfg.cleansession,
+            protocol=self.protocol,
+            tls=self._tls_context() if secure else None,
+            tls_key=f"{self.cfg.tls}:{int(secure)}",
+            will=self._message("will"),
+            birth=self._message("birth"),
+            close=self._message("close"),
+            session_expiry=cfg.sessionExpiry if self.protocol == 5 else None,
+            reconnect_min=cfg.reconnectPeriod / 1000,
+            reconnect_max=max(cfg.reconnectPeriod, cfg.reconnectMaxPeriod) / 1000,
+        )
+
+    async def start(self) -> None:
+        self.connection = mqtt.acquire(self.endpoint())
+        self.connection.add_listener(self, self._on_state)
+
+    def _on_state(self, state: State, detail: str) -> None:
+        if state == "connected":
+            self.status("green", "dot", "connected")
+        elif state == "unavailable":
+            self.status("red", "ring", "unavailable")
+
+    async def stop(self) -> None:
+        conn, self.connection = self.connection, None
+        if conn is not None:
+            conn.remove_listener(self)
+            await mqtt.release(conn)
+
+
+def broker_of(node: Node, broker_id: str) -> MqttBrokerNode:
+    """The running ``mqtt-broker`` a node names, or ``NeedsUserFix``."""
+    found = node.rt.config_node(broker_id)
+    if not isinstance(found, MqttBrokerNode):
+        raise NeedsUserFix(
+            f"no mqtt-broker node {broker_id!r}" if broker_id else "no mqtt-broker configured"
+        )
+    if found.connection is None:
+        raise NeedsUserFix(f"mqtt-broker {broker_id!r} is not running")
+    return found

@@ -1,0 +1,278 @@
+"""``mqtt out``: publish ``msg.payload``, storing messages on disk while the broker is
+unreachable and forwarding them in order when it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import field_validator
+
+from edge_runner.connections import mqtt
+from edge_runner.connections.base import State
+from edge_runner.contract import (
+    Category,
+    Msg,
+    NeedsUserFix,
+    Node,
+    NodeConfig,
+    NodeError,
+    NodeFailed,
+    NodeSpec,
+    RetryLater,
+    register,
+)
+from edge_runner.nodes.mqtt_broker import _qos, broker_of
+
+DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
+FLUSH_BATCH = 100
+
+
+def data_dir(node: Node) -> Path:
+    """Where the runner keeps node data: ``$MANIFOLD_RUNNER_DATA_DIR``, else the engine's
+    userdir (or the folder of its credentials file), else a folder in the temp dir."""
+    given = os.environ.get(DATA_DIR_ENV)
+    if given:
+        return Path(given)
+    engine = node.rt.engine
+    userdir = getattr(engine, "userdir", None)
+    if userdir:
+        return Path(userdir)
+    cred_path = getattr(getattr(engine, "credentials", None), "path", None)
+    if cred_path:
+        return Path(cred_path).parent
+    return Path(tempfile.gettempdir()) / f"manifold-runner-{os.getuid()}"
+
+
+class Config(NodeConfig):
+    topic: str = ""
+    qos: int | None = None  # "" in the editor: msg.qos, else 0
+    retain: bool | None = None  # "" in the editor: msg.retain, else false
+    respTopic: str = ""  # noqa: N815  # Node-RED's field names
+    contentType: str = ""  # noqa: N815
+    userProps: Any = ""  # noqa: N815
+    correlationData: str = ""  # noqa: N815
+    expiry: int | None = None
+    broker: str = ""
+    # ours: store and forward
+    queueLimit: int = 10000  # noqa: N815
+
+    @field_validator("qos", mode="before")
+    @classmethod
+    def _qos(cls, value: Any) -> Any:
+        return None if value in ("", None) else _qos(value)
+
+    @field_validator("retain", mode="before")
+    @classmethod
+    def _retain(cls, value: Any) -> Any:
+        if value in ("", None):
+            return None
+        return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+
+    @field_validator("expiry", mode="before")
+    @classmethod
+    def _expiry(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @field_validator("userProps", mode="before")
+    @classmethod
+    def _props(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                raise ValueError("userProps must be a JSON object") from None
+            if not isinstance(parsed, dict):
+                raise ValueError("userProps must be a JSON object")
+            return parsed
+        return value
+
+    @field_validator("queueLimit")
+    @classmethod
+    def _limit(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("queueLimit must be at least 1")
+        return value
+
+
+SPEC = NodeSpec(
+    type="mqtt out",
+    version=1,
+    category=Category.NETWORK,
+    inputs=1,
+    outputs=0,
+    label="mqtt out",
+    color="#d8bfd8",
+    icon="bridge.svg",
+    help="""Publishes `msg.payload` to an MQTT broker.
+
+### Inputs
+- **payload**: bytes as they are, strings as UTF-8, numbers and booleans as text, objects
+  and arrays as JSON; nothing (null) as an empty message.
+- **topic** *string*: used when the node has no topic.
+- **qos** (0, 1, 2) and **retain**: used when the node leaves them empty.
+- MQTT 5 only: **responseTopic**, **correlationData**, **contentType**,
+  **userProperties** (object), **messageExpiryInterval** (seconds), used when the node's
+  *respTopic*, *correlationData*, *contentType*, *userProps*, *expiry* are empty.
+
+### Details
+**Store and forward.** While the broker is unreachable, messages are kept in a queue on disk
+(`mqtt-queue/<node id>.sqlite3` in the runner's data directory: `$MANIFOLD_RUNNER_DATA_DIR`,
+else the userdir) that survives a runner restart, and are published in their original order
+as soon as the broker is back, before any newer message. A message leaves the queue only once
+the broker accepted it (acknowledged for QoS 1 and 2), so a message may be delivered twice
+after a cut but none is lost within the bound. The queue holds at most **queueLimit**
+messages (10000 by default); past that the **oldest** are dropped and counted. The status
+shows it: "queued 12 (dropped 0)" while messages wait, green "connected" once they are sent.
+A message without a topic, or with a topic containing `+`/`#`, is a catchable error.
+""",
+)
+
+
+@register
+class MqttOutNode(Node):
+    """Publishes messages to MQTT, with a bounded on-disk store-and-forward queue."""
+
+    SPEC: ClassVar[NodeSpec] = SPEC
+    Config: ClassVar[type[NodeConfig]] = Config
+
+    def __init__(self, runtime: Any, config: NodeConfig) -> None:
+        super().__init__(runtime, config)
+        self.cfg: Config = config  # type: ignore[assignment]  # the engine parsed our Config
+        self.connection: mqtt.MqttConnection | None = None
+        self.queue: mqtt.DiskQueue | None = None
+        self.sent = 0
+        self._flusher: asyncio.Task[None] | None = None
+        self._state: State = "connecting"
+
+    async def start(self) -> None:
+        self.connection = broker_of(self, self.cfg.broker).connection
+        safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", self.id)
+        self.queue = mqtt.DiskQueue(
+            data_dir(self) / "mqtt-queue" / f"{safe_id}.sqlite3", self.cfg.queueLimit
+        )
+        assert self.connection is not None  # noqa: S101  # broker_of checked it
+        self.connection.add_listener(self, self._on_state)
+
+    # ------------------------------------------------------------------ status
+    def _on_state(self, state: State, detail: str) -> None:
+        self._state = state
+        self._show()
+        if state == "connected":
+            self._kick()
+
+    def _show(self) -> None:
+        queued = self.queue.count if self.queue is not None else 0
+        dropped = self.queue.dropped if self.queue is not None else 0
+        if self._state == "connected" and not queued:
+            self.status("green", "dot", "connected")
+        elif self._state == "connected":
+            self.status("yellow", "dot", f"queued {queued} (dropped {dropped})")
+        elif self._state in ("unavailable", "connecting") and (queued or dropped):
+            self.status("red", "ring", f"unavailable, queued {queued} (dropped {dropped})")
+        elif self._state == "unavailable":
+            self.status("red", "ring", "unavailable")
+        elif self._state == "connecting":
+            self.status("yellow", "ring", "connecting")
+
+    # ------------------------------------------------------------------ messages
+    def outgoing(self, msg: Msg) -> mqtt.Outgoing:
+        """The publish ``msg`` asks for, or ``NodeFailed`` saying why it cannot be sent."""
+        cfg = self.cfg
+        topic = cfg.topic.strip() or msg.get("topic")
+        if not isinstance(topic, str) or not topic:
+            raise NodeFailed("no topic: set the node's topic or msg.topic")
+        if "+" in topic or "#" in topic:
+            raise NodeFailed(f"invalid topic {topic!r}: '+' and '#' are not allowed to publish")
+        try:
+            qos = cfg.qos if cfg.qos is not None else _qos(msg.get("qos", 0))
+        except ValueError as exc:
+            raise NodeFailed(str(exc)) from None
+        retain = cfg.retain if cfg.retain is not None else msg.get("retain") in (True, "true")
+        props: dict[str, Any] = {}
+        pairs = (
+            ("responseTopic", cfg.respTopic),
+            ("correlationData", cfg.correlationData),
+            ("contentType", cfg.contentType),
+            ("userProperties", cfg.userProps or None),
+            ("messageExpiryInterval", cfg.expiry),
+        )
+        for name, configured in pairs:
+            value = configured if configured not in ("", None) else msg.get(name)
+            if value not in ("", None):
+                props[name] = value
+        if "messageExpiryInterval" in props:
+            try:
+                props["messageExpiryInterval"] = int(props["messageExpiryInterval"])
+            except (TypeError, ValueError):
+                raise NodeFailed("messageExpiryInterval must be a number of seconds") from None
+        if "userProperties" in props and not isinstance(props["userProperties"], dict):
+            raise NodeFailed("userProperties must be an object")
+        return mqtt.Outgoing(topic, mqtt.encode_payload(msg.get("payload")), qos, retain, props)
+
+    async def on_message(self, msg: Msg) -> None:
+        if self.connection is None or self.queue is None:
+            raise NeedsUserFix("mqtt out is not connected to an mqtt-broker")
+        item = self.outgoing(msg)
+        if not self.queue.count and self.connection.connected:
+            try:
+                await self.connection.publish(item)
+            except RetryLater:
+                pass  # the link broke under us: keep the message
+            else:
+                self.sent += 1
+                return
+        self.queue.push(item)
+        self._show()
+        self._kick()
+
+    def _kick(self) -> None:
+        if (
+            self.queue is None
+            or not self.queue.count
+            or self.connection is None
+            or not self.connection.connected
+        ):
+            return
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Publish queued messages oldest first; stop at the first failure (the next
+        reconnect starts again from the same message)."""
+        queue, conn = self.queue, self.connection
+        while queue is not None and conn is not None and queue.count and conn.connected:
+            for item_id, item in queue.peek(FLUSH_BATCH):
+                try:
+                    await conn.publish(item)
+                except NodeError as exc:
+                    if not isinstance(exc, RetryLater):
+                        queue.remove(item_id)  # the broker will never take it: do not block
+                        self.error(f"queued message dropped: {exc}")
+                        continue
+                    self._show()
+                    return
+                queue.remove(item_id)
+                self.sent += 1
+                if queue.count % 100 == 0:
+                    self._show()
+        self._show()
+
+    async def stop(self) -> None:
+        task, self._flusher = self._flusher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        conn, self.connection = self.connection, None
+        if conn is not None:
+            conn.remove_listener(self)
+        if self.queue is not None:
+            self.queue.close()
+            self.queue = None
