@@ -20,314 +20,34 @@ asyncua is imported inside functions: the engine imports every node module at st
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import datetime as dt
-import enum
 import logging
-import os
-import re
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from edge_runner.connections.base import SharedConnection
-from edge_runner.contract import Msg, NeedsUserFix, NodeError, NodeFailed, RetryLater
+from edge_runner.connections.opcua.certificates import (
+    APPLICATION_NAME,
+    application_uri,
+    client_certificate,
+    data_dir,
+)
+from edge_runner.connections.opcua.values import (
+    AuthType,
+    DeadbandType,
+    SecurityMode,
+    SecurityPolicy,
+    classify,
+    classify_status,
+    data_value_fields,
+    parse_node_id,
+    status_name,
+    ua_module,
+)
+from edge_runner.contract import Msg, NodeError, RetryLater
 
 log = logging.getLogger("edge_runner.connections.opcua")
-
-DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
-APPLICATION_NAME = "Manifold edge runner"
-CERT_DAYS = 5 * 365
-
-SecurityPolicy = Literal["None", "Basic256Sha256"]
-SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
-AuthType = Literal["anonymous", "username", "certificate"]
-DeadbandType = Literal["none", "absolute", "percent"]
-
-# "ns=2;s=Plant.Temperature", "i=85", "nsu=urn:x;s=a", "g=<uuid>", "b=<base64>"
-NODE_ID = re.compile(
-    r"^(?:(?:ns=\d+|nsu=[^;]+);)?(?:i=\d+|s=.+|g=[0-9a-fA-F-]{36}|b=[A-Za-z0-9+/=]+)$", re.DOTALL
-)
-
-# Status codes by what they mean for the caller (OPC 10000-4 7.39 / 10000-6 A.2).
-RETRY_CODES = frozenset(
-    {
-        "BadTimeout",
-        "BadCommunicationError",
-        "BadConnectionClosed",
-        "BadServerNotConnected",
-        "BadSessionClosed",
-        "BadSessionIdInvalid",
-        "BadSessionNotActivated",
-        "BadSecureChannelClosed",
-        "BadSecureChannelIdInvalid",
-        "BadServerHalted",
-        "BadShutdown",
-        "BadTooManySessions",
-        "BadTooManyOperations",
-        "BadResourceUnavailable",
-        "BadNoCommunication",
-        "BadWaitingForInitialData",
-        "BadTcpServerTooBusy",
-        "BadMaxConnectionsReached",
-        "BadRequestTimeout",
-        "BadNotConnected",
-        "BadDisconnect",
-        "BadOutOfService",
-        "BadServerTooBusy",
-        "BadTooManyPublishRequests",
-        "BadNoSubscription",
-    }
-)
-USER_FIX_CODES = frozenset(
-    {
-        "BadUserAccessDenied",
-        "BadIdentityTokenInvalid",
-        "BadIdentityTokenRejected",
-        "BadSecurityPolicyRejected",
-        "BadSecurityChecksFailed",
-        "BadSecurityModeRejected",
-        "BadNodeIdUnknown",
-        "BadNodeIdInvalid",
-        "BadNotWritable",
-        "BadNotReadable",
-        "BadAttributeIdInvalid",
-        "BadTcpEndpointUrlInvalid",
-        "BadApplicationSignatureInvalid",
-        "BadUserSignatureInvalid",
-        "BadNotSupported",
-        "BadMonitoredItemFilterUnsupported",
-        "BadDeadbandFilterInvalid",
-        "BadFilterNotAllowed",
-        "BadNoDeleteRights",
-    }
-)
-
-
-def _ua() -> Any:
-    """asyncua's ``ua`` namespace, imported on first use (its stubs are partial: typed Any)."""
-    from asyncua import ua
-
-    return ua
-
-
-def status_name(code: Any) -> str:
-    """``"Good"`` / ``"BadNodeIdUnknown"`` for a StatusCode, its int value or an asyncua error."""
-    ua = _ua()
-
-    value = getattr(code, "value", code)
-    if not isinstance(value, int):
-        value = getattr(code, "code", 0)
-    try:
-        name: str = ua.StatusCode(value).name
-    except Exception:  # unknown code: keep the number visible
-        name = f"0x{value:08X}"
-    return name
-
-
-def classify_status(name: str, action: str = "") -> NodeError:
-    """The failure class of a bad status code, by its name (``"BadNodeIdUnknown"``)."""
-    text = f"{action}: {name}" if action else name
-    if name in RETRY_CODES:
-        return RetryLater(text)
-    if name in USER_FIX_CODES or name.startswith(("BadCertificate", "BadUser", "BadIdentity")):
-        return NeedsUserFix(text)
-    return NodeFailed(text)
-
-
-def classify(exc: BaseException, action: str = "") -> NodeError:
-    """Map anything asyncua (or the network) raises to one of the contract's failure classes."""
-    ua = _ua()
-
-    if isinstance(exc, NodeError):
-        return exc
-    prefix = f"{action}: " if action else ""
-    if isinstance(exc, ua.UaStatusCodeError):
-        return classify_status(status_name(exc.code), action)
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError, EOFError)):
-        detail = str(exc) or type(exc).__name__
-        if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in detail:
-            detail = "connection refused"
-        return RetryLater(f"{prefix}{detail}")
-    if isinstance(exc, ua.UaError) and "No matching endpoints" in str(exc):
-        return NeedsUserFix(
-            f"{prefix}the server offers no endpoint with this security policy and mode"
-        )
-    if isinstance(exc, (ValueError, TypeError, ua.UaError)):
-        return NeedsUserFix(f"{prefix}{exc}")
-    return RetryLater(f"{prefix}{type(exc).__name__}: {exc}")
-
-
-# --------------------------------------------------------------------------- certificates
-
-
-def data_dir(engine: Any = None) -> Path:
-    """Where the runner keeps its files: ``$MANIFOLD_RUNNER_DATA_DIR``, else the engine's
-    data/user directory when it exposes one, else ``~/.manifold-runner``."""
-    configured = (
-        os.environ.get(DATA_DIR_ENV)
-        or getattr(engine, "data_dir", None)
-        or getattr(engine, "userdir", None)
-    )
-    return Path(configured) if configured else Path.home() / ".manifold-runner"
-
-
-def application_uri() -> str:
-    """The client's ApplicationUri; its certificate carries it as a URI SAN (asyncua checks)."""
-    return f"urn:manifold:edge-runner:{socket.gethostname()}"
-
-
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def client_certificate(pki: Path, uri: str | None = None) -> tuple[Path, Path]:
-    """The runner's self-signed client certificate (DER) and key (PEM), made once and reused
-    while valid for ``uri``; regenerated when missing, expired or for another URI."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    uri = uri or application_uri()
-    cert_path, key_path = pki / "client-cert.der", pki / "client-key.pem"
-    if cert_path.exists() and key_path.exists():
-        try:
-            cert = x509.load_der_x509_certificate(cert_path.read_bytes())
-            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            if uri in sans.get_values_for_type(
-                x509.UniformResourceIdentifier
-            ) and cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
-                return cert_path, key_path
-        except (ValueError, x509.ExtensionNotFound):
-            log.warning("OPC-UA client certificate %s is unreadable; making a new one", cert_path)
-    pki.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, APPLICATION_NAME),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Manifold"),
-        ]
-    )
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier(uri), x509.DNSName(socket.gethostname())]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=True,
-                data_encipherment=True,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    _write_private(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        0o600,
-    )
-    _write_private(cert_path, cert.public_bytes(serialization.Encoding.DER), 0o644)
-    log.info("made OPC-UA client certificate %s for %s", cert_path, uri)
-    return cert_path, key_path
-
-
-# --------------------------------------------------------------------------- values
-
-
-def json_safe(value: Any) -> Any:
-    """An asyncua value as message data: datetimes as ISO 8601 text, node ids as their string
-    form, localized text as its text, structures as dicts; bytes stay bytes."""
-    ua = _ua()
-
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return value
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, ua.Variant):
-        return json_safe(value.Value)
-    if isinstance(value, (ua.NodeId, ua.ExpandedNodeId)):
-        return value.to_string()
-    if isinstance(value, ua.QualifiedName):
-        return value.to_string()
-    if isinstance(value, ua.LocalizedText):
-        return value.Text
-    if isinstance(value, ua.StatusCode):
-        return status_name(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    return str(value)
-
-
-def data_value_fields(dv: Any) -> Msg:
-    """``value``, ``statusCode``, ``sourceTimestamp``, ``serverTimestamp`` of a DataValue."""
-    return {
-        "value": json_safe(dv.Value.Value) if dv.Value is not None else None,
-        "statusCode": status_name(dv.StatusCode) if dv.StatusCode is not None else "Good",
-        "sourceTimestamp": json_safe(dv.SourceTimestamp),
-        "serverTimestamp": json_safe(dv.ServerTimestamp),
-        "dataType": dv.Value.VariantType.name if dv.Value is not None else None,
-    }
-
-
-def parse_node_id(text: Any, source: str = "node id") -> Any:
-    """A ``ua.NodeId`` from its string form; NodeFailed naming ``source`` when it is not one."""
-    ua = _ua()
-
-    if not isinstance(text, str) or not NODE_ID.match(text.strip()):
-        raise NodeFailed(f"invalid {source} {text!r} (expected e.g. 'ns=2;s=Tag' or 'i=2258')")
-    try:
-        return ua.NodeId.from_string(text.strip())
-    except Exception as exc:
-        raise NodeFailed(f"invalid {source} {text!r}: {exc}") from None
-
-
-# --------------------------------------------------------------------------- endpoint
 
 
 @dataclass(frozen=True)
@@ -413,7 +133,7 @@ class OpcUaConnection(SharedConnection):
         from asyncua.client.client import Client
         from asyncua.crypto import security_policies
 
-        ua = _ua()
+        ua = ua_module()
 
         s = self.settings
         client = Client(s.url, timeout=s.timeout, watchdog_intervall=s.watchdog_interval)
@@ -500,7 +220,7 @@ class OpcUaConnection(SharedConnection):
     async def read(self, node_ids: list[str]) -> list[Msg]:
         """Values of ``node_ids`` in one Read request: one dict per node (see
         ``data_value_fields``), bad statuses included."""
-        ua = _ua()
+        ua = ua_module()
 
         ids = [parse_node_id(n) for n in node_ids]
 
@@ -527,7 +247,7 @@ class OpcUaConnection(SharedConnection):
 
     async def write(self, node_id: str, variant: Any) -> None:
         """Write one value (a ``ua.Variant``); raises the classified failure when refused."""
-        ua = _ua()
+        ua = ua_module()
 
         nid = parse_node_id(node_id)
 
@@ -539,7 +259,7 @@ class OpcUaConnection(SharedConnection):
     async def browse(self, node_id: str) -> list[Msg]:
         """Children of a node: node id, browse name, display name, node class and, for
         variables, the data type name."""
-        ua = _ua()
+        ua = ua_module()
 
         nid = parse_node_id(node_id)
 
@@ -605,10 +325,8 @@ class OpcUaConnection(SharedConnection):
                 del group.items[handle]
                 sub = group.subscription
                 try:
-                    if sub is not None and not group.items:
-                        await sub.delete()
-                    elif sub is not None and item.server_handle is not None:
-                        await sub.unsubscribe(item.server_handle)
+                    async with asyncio.timeout(self.settings.timeout):
+                        await _unmonitor(sub, item, last=not group.items)
                 except Exception as exc:  # the session may be gone; nothing to undo then
                     log.debug("OPC-UA unsubscribe failed: %s", exc)
                 if not group.items:
@@ -626,7 +344,7 @@ class OpcUaConnection(SharedConnection):
         await self._create_items(group, list(group.items.items()))
 
     async def _create_items(self, group: _Group, items: list[tuple[int, MonitoredItem]]) -> None:
-        ua = _ua()
+        ua = ua_module()
 
         requests = []
         made: list[tuple[int, MonitoredItem]] = []
@@ -661,6 +379,16 @@ class OpcUaConnection(SharedConnection):
         self._groups.clear()
 
 
+async def _unmonitor(sub: Any, item: MonitoredItem, last: bool) -> None:
+    """Delete the subscription with its last item, else just the item."""
+    if sub is None:
+        return
+    if last:
+        await sub.delete()
+    elif item.server_handle is not None:
+        await sub.unsubscribe(item.server_handle)
+
+
 def _item_request(ua: Any, nid: Any, handle: int, item: MonitoredItem, interval: float) -> Any:
     params = ua.MonitoringParameters()
     params.ClientHandle = handle
@@ -690,7 +418,7 @@ def _item_request(ua: Any, nid: Any, handle: int, item: MonitoredItem, interval:
 
 def _type_name(type_id: Any) -> str | None:
     """``"Double"`` for a standard DataType node id, else the id's string form."""
-    ua = _ua()
+    ua = ua_module()
 
     if type_id is None:
         return None
