@@ -174,8 +174,9 @@ async def test_bad_messages_go_to_catch_and_the_node_keeps_running(store: ModelS
         h.receive("m", {"payload": ["a", "b"]})
         h.receive("m", {"payload": [[[1] * 8]]})  # one dimension too many
         h.receive("m", {"topic": "no payload"})
+        h.receive("m", {"payload": [5]})  # must not be broadcast to 8 features
         h.receive("m", {"payload": [0] * 8})
-        errs = await h.wait("errs", 4)
+        errs = await h.wait("errs", 5)
         texts = [e["error"]["message"] for e in errs]
         assert texts[0].startswith("inference failed:")
         assert "8" in texts[0]
@@ -184,6 +185,7 @@ async def test_bad_messages_go_to_catch_and_the_node_keeps_running(store: ModelS
             "input 'x' expects 1 or 2 dimensions (model shape [?,8]), got shape [1, 1, 8]"
         )
         assert texts[3] == "msg.payload is missing (input 'x')"
+        assert texts[4].startswith("inference failed:")
         (ok,) = await h.wait("out")
         assert ok["payload"] == [0.0]
 
@@ -292,3 +294,29 @@ def test_store_cli_adds_by_hash_and_lists(
 def test_header_reader_matches_onnx() -> None:
     ir_version, opsets, producer = read_header(linear_model())
     assert (ir_version, opsets, producer) == (8, {"": 17}, "manifold-tests")
+
+
+async def test_fast_and_general_paths_agree(store: ModelStore) -> None:
+    """One row of the model's width takes the pre-bound lane; the same row inside a batch, as a
+    numpy array, or with scaling takes either path and must give the same numbers."""
+    sha = store.add_bytes(linear_model())
+    row = [0.5, 1.5, -2.0, 3.0, 0.0, 1.0, 2.0, -1.0]
+    expected = float(np.dot(row, WEIGHTS))
+    async with FlowHarness(flow(sha, modelProperty="")) as h:
+        assert h.node("m")._lane is not None  # type: ignore[attr-defined]  # white-box check
+        h.receive("m", {"payload": row})
+        h.receive("m", {"payload": [row, row]})
+        h.receive("m", {"payload": np.asarray(row, np.float32)})
+        h.receive("m", {"payload": [str(v) for v in row]})
+        single, batch, array, texts = await h.wait("out", 4)
+        assert single["payload"] == [pytest.approx(expected)]
+        assert batch["payload"] == [[pytest.approx(expected)]] * 2
+        assert array["payload"] == [pytest.approx(expected)]
+        assert texts["payload"] == [pytest.approx(expected)]
+    async with FlowHarness(flow(sha, scale=[2], offset=[1], modelProperty="")) as h:
+        h.receive("m", {"payload": row})
+        h.receive("m", {"payload": [row]})
+        one, many = await h.wait("out", 2)
+        scaled = float(np.dot([v * 2 + 1 for v in row], WEIGHTS))
+        assert one["payload"] == [pytest.approx(scaled)]
+        assert many["payload"] == [[pytest.approx(scaled)]]
