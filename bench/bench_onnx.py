@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,13 +25,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edge_runner.runtime.engine import Engine  # noqa: E402
-from edge_runner.runtime.model_store import ModelStore  # noqa: E402
-from edge_runner.testing import HelperNode  # noqa: E402  # registers the "helper" sink
-
-assert HelperNode  # the sink type must be registered before deploy
+import edge_runner.testing  # noqa: F401  # registers the "helper" sink type
+from edge_runner.runtime.engine import Engine
+from edge_runner.runtime.model_store import ModelStore
 
 
 def linear_model() -> bytes:
@@ -127,7 +122,7 @@ async def overhead(store: ModelStore, messages: int, repeats: int) -> None:
         for name, fn in (("node", node), ("raw_array", raw_array), ("raw_list", raw_list)):
             best[name] = min(best[name], per_call(fn, messages))
     await engine.stop()
-    print("1x8 MatMul model, per message (best of %d x %d):" % (repeats, messages))
+    print(f"1x8 MatMul model, per message (best of {repeats} x {messages}):")
     print(f"  raw session.run, prebuilt array : {best['raw_array'] * 1e6:7.2f} µs")
     print(f"  raw session.run, from the list  : {best['raw_list'] * 1e6:7.2f} µs")
     print(f"  inject -> onnx-infer -> sink    : {best['node'] * 1e6:7.2f} µs")
