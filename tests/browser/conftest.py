@@ -39,17 +39,15 @@ CHROMIUM_ARGS = [
 SHOTS = Path(os.environ.get("MANIFOLD_SHOTS_DIR", "/tmp/shots"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/browser/" in str(item.fspath):
-            item.add_marker(pytest.mark.browser)
-
-
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     from django.conf import settings
 
     database = settings.DATABASES["default"]
+    # The server's worker threads must not keep connections open after each request: the test
+    # database is flushed (and finally dropped) while they idle, and PostgreSQL refuses to drop a
+    # database with open sessions.
+    database["CONN_MAX_AGE"] = 0
     if database["ENGINE"] == "django.db.backends.sqlite3":
         path = Path(settings.VAR_DIR) / "test" / f"browser-{os.getpid()}.sqlite3"
         path.parent.mkdir(parents=True, exist_ok=True)

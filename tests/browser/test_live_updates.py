@@ -6,7 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+import pytest
+from django.db import connections, transaction
 from playwright.sync_api import expect
 
 from apps.core.realtime import broadcast_team_event
@@ -14,16 +15,24 @@ from apps.teams.services import application_create
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, Acme
 
+pytestmark = pytest.mark.browser
+
 
 def _write_and_announce(acme: Acme, name: str, slug: str) -> None:
     # What a service does: write, audit, and announce on commit. Run in its own thread, as a
     # request or a worker would, not in the thread that drives the browser.
     def work() -> None:
-        with transaction.atomic():
-            application = application_create(
-                actor=acme.olivia, team=acme.team, name=name, slug=slug
-            )
-            broadcast_team_event(acme.team.pk, "team.application.created", {"id": application.pk})
+        try:
+            with transaction.atomic():
+                application = application_create(
+                    actor=acme.olivia, team=acme.team, name=name, slug=slug
+                )
+                broadcast_team_event(
+                    acme.team.pk, "team.application.created", {"id": application.pk}
+                )
+        finally:
+            # This thread's own connection; left open it would block dropping the test database.
+            connections.close_all()
 
     thread = threading.Thread(target=work)
     thread.start()

@@ -15,6 +15,8 @@ from apps.teams.services import invitation_create
 from tests.browser.conftest import log_in, shot
 from tests.conftest import PASSWORD, Acme
 
+pytestmark = pytest.mark.browser
+
 TEAM_PAGES = {
     "teams": "/",
     "team-create": "/create-team/",

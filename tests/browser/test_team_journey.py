@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
@@ -14,6 +15,8 @@ from apps.audit.models import AuditEvent
 from apps.teams.models import Membership, Team
 from tests.browser.conftest import log_in, shot
 from tests.conftest import PASSWORD, make_user
+
+pytestmark = pytest.mark.browser
 
 
 def test_owner_builds_a_team_and_a_member_joins(server: str, new_page: Callable[..., Any]) -> None:
