@@ -34,7 +34,7 @@ def audit_target(event: Any) -> str:
 
 @register.filter
 def ago(moment: datetime) -> str:
-    """ "just now" for the last minute, else Django's "3 minutes ago"."""
+    """Say "just now" for the last minute, else Django's "3 minutes ago"."""
     if timezone.now() - moment < timedelta(minutes=1):
         return "just now"
     return f"{timesince(moment)} ago"
