@@ -42,7 +42,11 @@ async def closed_with(socket: WebsocketCommunicator, seconds: float) -> tuple[in
     started = time.monotonic()
     output = await socket.receive_output(timeout=seconds)
     assert output["type"] == "websocket.close", output
-    return output["code"], time.monotonic() - started
+    took = time.monotonic() - started
+    # What a real server does after a server-side close; lets the consumer finish cleanly.
+    await socket.send_input({"type": "websocket.disconnect", "code": output["code"]})
+    await socket.wait(timeout=5)
+    return output["code"], took
 
 
 @database_sync_to_async
