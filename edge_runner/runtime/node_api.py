@@ -25,9 +25,15 @@ class NodeRuntime:
     Built by the engine; nodes reach it as ``self.rt``.
     """
 
-    def __init__(self, engine: Engine, raw: dict[str, Any], config: NodeConfig,
-                 node_cls: type[Node], env: dict[str, Any] | None = None,
-                 defn: NodeDef | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        raw: dict[str, Any],
+        config: NodeConfig,
+        node_cls: type[Node],
+        env: dict[str, Any] | None = None,
+        defn: NodeDef | None = None,
+    ) -> None:
         self.engine = engine
         self.raw = raw
         self.defn = defn
@@ -40,9 +46,11 @@ class NodeRuntime:
         self.node_cls = node_cls
         self.wires: list[list[NodeRuntime]] = []
         self.env_vars: dict[str, Any] = {
-            "NR_NODE_ID": self.id, "NR_NODE_NAME": self.name,
+            "NR_NODE_ID": self.id,
+            "NR_NODE_NAME": self.name,
             "NR_NODE_PATH": f"{defn.path}/{self.id}" if defn and defn.path else self.id,
-            **(env or {})}
+            **(env or {}),
+        }
         self.path: str = defn.path if defn is not None else self.z
         self.defn_instance: str = defn.instance if defn is not None else ""
         # credentials of this node (SPEC.credentials names); never logged or sent anywhere
@@ -64,8 +72,9 @@ class NodeRuntime:
     @property
     def context(self) -> Context:
         if self._context is None:
-            self._context = Context(self.engine.context, f"node:{self.id}",
-                                    self.engine.context_stores)
+            self._context = Context(
+                self.engine.context, f"node:{self.id}", self.engine.context_stores
+            )
         return self._context
 
     @property
@@ -96,46 +105,57 @@ class NodeRuntime:
     # ---------------------------------------------------------------- messaging
     def send(self, msg: Msg | list[Any] | None, clone: bool = False) -> None:
         """Send like Node-RED's ``node.send``: a dict goes to port 0, a list has one entry per
-        port (a dict, a list of dicts, or None). Every target after the first gets a copy."""
+        port (a dict, a list of dicts, or None).
+
+        The first message delivered by the whole call is the object given (unless ``clone``);
+        every later delivery, on any port or wire, gets its own deep copy. All copies are made
+        before the first target runs: targets run synchronously here, and one that changes its
+        message in place must not change what the others receive. Messages without ``_msgid``
+        get the first message's id (or one new id), as in Node-RED."""
         if msg is None:
             return
-        engine = self.engine
         all_wires = self.wires
+        if not all_wires:
+            return
         if type(msg) is dict:
-            if not all_wires:
-                return
             wires = all_wires[0]
             if not wires:
                 return
             if "_msgid" not in msg:
                 msg["_msgid"] = new_msgid()
             if len(wires) == 1:  # the common case: one wire, no copy
-                engine.deliver(wires[0], clone_msg(msg) if clone else msg)
+                self.engine.deliver(wires[0], clone_msg(msg) if clone else msg)
                 return
-            first = True
-            for target in wires:
-                engine.deliver(target, clone_msg(msg) if (clone or not first) else msg)
-                first = False
-            return
-        if isinstance(msg, dict):  # a dict subclass
-            self.send([msg], clone)
-            return
-        for port in range(min(len(msg), len(all_wires))):
-            item = msg[port]
-            if item is None:
-                continue
-            wires = all_wires[port]
-            if not wires:
-                continue
-            for one in item if isinstance(item, list) else (item,):
-                if not isinstance(one, dict):
+            events = [(target, msg) for target in wires]
+        else:
+            if isinstance(msg, dict):  # a dict subclass: one message on port 0
+                msg = [msg]
+            events = []
+            for port in range(min(len(msg), len(all_wires))):
+                item = msg[port]
+                wires = all_wires[port]
+                if item is None or not wires:
                     continue
-                if "_msgid" not in one:
-                    one["_msgid"] = new_msgid()
-                first = True
-                for target in wires:
-                    engine.deliver(target, clone_msg(one) if (clone or not first) else one)
-                    first = False
+                items = item if isinstance(item, list) else (item,)
+                for target in wires:  # Node-RED's order: each wire, then each message
+                    for one in items:
+                        if isinstance(one, dict):
+                            events.append((target, one))
+            if not events:
+                return
+            msgid = next((m["_msgid"] for _, m in events if m.get("_msgid")), None) or new_msgid()
+            for _, one in events:
+                if not one.get("_msgid"):
+                    one["_msgid"] = msgid
+        deliver = self.engine.deliver
+        if len(events) == 1:
+            target, one = events[0]
+            deliver(target, clone_msg(one) if clone else one)
+            return
+        keep = 0 if clone else 1
+        ready = events[:keep] + [(target, clone_msg(one)) for target, one in events[keep:]]
+        for target, one in ready:
+            deliver(target, one)
 
     def receive(self, msg: Msg) -> None:
         """Deliver a message into this node as if a wire brought it."""
