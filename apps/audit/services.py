@@ -25,6 +25,7 @@ from apps.audit.models import (
 from apps.audit.redaction import redact, redact_text
 from apps.audit.syslog import forward_event, syslog_target
 from apps.core.errors import ValidationError
+from apps.core.realtime import broadcast_team_event
 
 logger = logging.getLogger(__name__)
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){2,}$")
@@ -206,6 +207,9 @@ def audit_record(
     head.save(update_fields=["last_seq", "last_hash", "team_slug"])
     if _syslog_enabled():
         transaction.on_commit(partial(forward_event, row))
+    if team is not None:
+        # Open audit pages and dashboards refresh in place; the row itself stays the truth.
+        broadcast_team_event(chain_key, event, {"seq": row.seq, "id": row.pk})
     return row
 
 

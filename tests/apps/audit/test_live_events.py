@@ -1,0 +1,40 @@
+"""Open audit pages learn about new events through the team's channel group, after commit only."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from apps.accounts.models import User
+from apps.audit.services import audit_record
+from apps.core.realtime import team_group_name
+from apps.teams.models import Team
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_committed_event_reaches_the_team_group(
+    auditor: User, acme_team: Team, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(team_group_name(acme_team.pk), channel)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        row = audit_record(event="team.application.created", actor=auditor, team=acme_team)
+    message = async_to_sync(layer.receive)(channel)
+    assert message["kind"] == "team.application.created"
+    assert message["payload"] == {"seq": row.seq, "id": row.pk}
+
+
+def test_a_rolled_back_event_is_never_announced(
+    auditor: User, acme_team: Team, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            audit_record(event="team.application.created", actor=auditor, team=acme_team)
+            raise RuntimeError("the change failed")
+    assert callbacks == []
