@@ -33,8 +33,11 @@ def test_a_committed_event_reaches_the_team_group(
 def test_a_rolled_back_event_is_never_announced(
     auditor: User, acme_team: Team, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
+    def change_that_fails() -> None:
+        with transaction.atomic():
             audit_record(event="team.application.created", actor=auditor, team=acme_team)
             raise RuntimeError("the change failed")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
+        change_that_fails()
     assert callbacks == []
