@@ -1,0 +1,178 @@
+"""Local SQLite historian (WAL) and the store-and-forward spool, both on stdlib sqlite3.
+
+sqlite3 calls run in a worker thread (``asyncio.to_thread``) so a slow disk never stalls the
+event loop; one connection per object, guarded by a lock."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edge_runner.historian.base import MAX_ROWS, HistorianError, Point, QueryWindow, check_table
+
+T = TypeVar("T")
+COLUMNS = ("tag", "ts", "value", "text", "quality", "unit", "source", "site", "line", "machine")
+
+
+class _Database:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=10, check_same_thread=False, isolation_level=None
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        return self._conn
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            with self._lock:
+                try:
+                    return fn(self._open())
+                except sqlite3.Error as exc:
+                    raise HistorianError(f"{self.path.name}: {exc}") from None
+
+        return await asyncio.to_thread(run)
+
+    async def close(self) -> None:
+        def run() -> None:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await asyncio.to_thread(run)
+
+
+class SQLiteHistorian(_Database):
+    """``points`` in one SQLite file; (tag, ts) is the key, a repeated point is ignored."""
+
+    def __init__(self, path: Path, table: str = "historian") -> None:
+        super().__init__(path)
+        self.table = check_table(table)
+
+    async def connect(self) -> None:
+        table = self.table
+
+        def create(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (tag TEXT NOT NULL, ts INTEGER NOT NULL, "
+                "value REAL, text TEXT, quality TEXT NOT NULL, unit TEXT NOT NULL, "
+                "source TEXT NOT NULL, site TEXT NOT NULL, line TEXT NOT NULL, "
+                "machine TEXT NOT NULL, PRIMARY KEY (tag, ts)) WITHOUT ROWID"
+            )
+
+        await self.call(create)
+
+    async def write(self, points: list[Point]) -> None:
+        rows = [tuple(getattr(p, c) for c in COLUMNS) for p in points]
+        sql = (
+            f"INSERT OR IGNORE INTO {self.table} ({', '.join(COLUMNS)}) "  # noqa: S608  # validated identifier
+            f"VALUES ({', '.join('?' * len(COLUMNS))})"
+        )
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(sql, rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        await self.call(insert)
+
+    async def rows(self, window: QueryWindow) -> list[Point]:
+        sql = (
+            f"SELECT {', '.join(COLUMNS)} FROM {self.table} "  # noqa: S608  # validated identifier
+            "WHERE tag = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?"
+        )
+        args = (window.tag, window.start, window.end, min(window.limit, MAX_ROWS))
+
+        def select(conn: sqlite3.Connection) -> list[Point]:
+            return [Point(*row) for row in conn.execute(sql, args)]
+
+        return await self.call(select)
+
+
+class Spool(_Database):
+    """Points waiting for an unreachable database, in arrival order, bounded to ``limit``
+    rows: past it the oldest are dropped (counted in ``dropped``) so the newest data and the
+    device's disk survive a long outage."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__(path)
+        self.limit = limit
+        self.dropped = 0
+        self.size = 0
+
+    async def open(self) -> int:
+        def create(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY "
+                "AUTOINCREMENT, point TEXT NOT NULL)"
+            )
+            return int(conn.execute("SELECT count(*) FROM spool").fetchone()[0])
+
+        self.size = await self.call(create)
+        return self.size
+
+    async def append(self, points: list[Point]) -> None:
+        rows = [(p.to_json(),) for p in points]
+        limit = self.limit
+
+        def insert(conn: sqlite3.Connection) -> tuple[int, int]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT INTO spool (point) VALUES (?)", rows)
+                size = int(conn.execute("SELECT count(*) FROM spool").fetchone()[0])
+                over = max(0, size - limit)
+                if over:
+                    conn.execute(
+                        "DELETE FROM spool WHERE seq IN "
+                        "(SELECT seq FROM spool ORDER BY seq LIMIT ?)",
+                        (over,),
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return size - over, over
+
+        self.size, over = await self.call(insert)
+        self.dropped += over
+
+    async def peek(self, count: int) -> list[tuple[int, Point]]:
+        def select(conn: sqlite3.Connection) -> list[tuple[int, Point]]:
+            rows = conn.execute("SELECT seq, point FROM spool ORDER BY seq LIMIT ?", (count,))
+            return [(int(seq), Point.from_json(text)) for seq, text in rows]
+
+        return await self.call(select)
+
+    async def remove_through(self, seq: int) -> None:
+        def delete(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
+            return int(conn.execute("SELECT count(*) FROM spool").fetchone()[0])
+
+        self.size = await self.call(delete)
+
+
+def sqlite_path(root: Path, name: Any) -> Path:
+    """``name`` inside ``root`` (the runner's data directory); nothing outside it."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("the SQLite file name is empty")
+    candidate = (root / name).resolve()
+    if candidate != root and root.resolve() not in candidate.parents:
+        raise ValueError(f"SQLite file {name!r} is outside the data directory")
+    return candidate
