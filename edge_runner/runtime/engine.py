@@ -22,11 +22,15 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 import pkgutil
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -63,6 +67,7 @@ SHALLOW_DEPTH = 12
 BURST_LIMIT = 50_000
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 
 EventListener = Callable[[str, Any], None]
 
@@ -114,7 +119,12 @@ class Engine(Router):
     def __init__(self, registry: Registry | None = None,
                  context: ContextStore | ContextStores | None = None,
                  env: dict[str, Any] | None = None,
-                 credentials: CredentialStore | None = None) -> None:
+                 credentials: CredentialStore | None = None,
+                 userdir: str | os.PathLike[str] | None = None,
+                 data_dir: str | os.PathLike[str] | None = None) -> None:
+        self._userdir = Path(userdir) if userdir is not None else None
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._temp_data_dir: Path | None = None
         if registry is None:
             load_node_modules()
             registry = REGISTRY
@@ -146,6 +156,30 @@ class Engine(Router):
         self._flow_contexts: dict[str, Context] = {}
         self.started_at = time.time()
         Router.__init__(self)
+
+    # ------------------------------------------------------------------ directories
+    @property
+    def userdir(self) -> Path | None:
+        """The runner's user directory (flows, credentials, context), if it has one."""
+        return self._userdir
+
+    @property
+    def data_dir(self) -> Path:
+        """Where nodes keep their files (file nodes, queues, certificates), created on demand:
+        the ``data_dir`` given, else ``<userdir>/data``, else ``$MANIFOLD_RUNNER_DATA_DIR``,
+        else a private temporary directory removed when the engine stops."""
+        path = self._data_dir
+        if path is None:
+            if self._userdir is not None:
+                path = self._userdir / "data"
+            elif os.environ.get(DATA_DIR_ENV):
+                path = Path(os.environ[DATA_DIR_ENV])
+            else:
+                if self._temp_data_dir is None:
+                    self._temp_data_dir = Path(tempfile.mkdtemp(prefix="manifold-runner-data-"))
+                return self._temp_data_dir
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     # ------------------------------------------------------------------ events
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
@@ -445,6 +479,9 @@ class Engine(Router):
         self.state = "stop"
         self.reindex()
         await self.context_stores.close()
+        if self._temp_data_dir is not None:
+            shutil.rmtree(self._temp_data_dir, ignore_errors=True)
+            self._temp_data_dir = None
 
     def node(self, node_id: str) -> Node | None:
         rt = self.nodes.get(node_id)

@@ -79,7 +79,7 @@ def build_engine(userdir: Path, secret: str | None) -> Engine:
         }
     )
     credentials = CredentialStore.in_userdir(userdir, credential_secret(userdir, secret))
-    return Engine(context=stores, credentials=credentials)
+    return Engine(context=stores, credentials=credentials, userdir=userdir)
 
 
 class Server:
