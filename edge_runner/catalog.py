@@ -58,8 +58,7 @@ def build_catalog() -> dict[str, Any]:
     """The catalog of every node type shipped in ``edge_runner.nodes`` (test doubles and
     types registered elsewhere are left out)."""
     _load_nodes()
-    nodes = [describe(cls) for cls in REGISTRY
-             if cls.__module__.startswith(NODES_PACKAGE + ".")]
+    nodes = [describe(cls) for cls in REGISTRY if cls.__module__.startswith(NODES_PACKAGE + ".")]
     return {"catalog_version": CATALOG_VERSION, "nodes": nodes}
 
 
@@ -88,10 +87,12 @@ def diff_summary(old_text: str, new: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge_runner.catalog",
-                                     description="Write or check catalog.json.")
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the file is missing or stale")
+    parser = argparse.ArgumentParser(
+        prog="python -m edge_runner.catalog", description="Write or check catalog.json."
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 if the file is missing or stale"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_PATH)
     args = parser.parse_args(argv)
     text = render(build_catalog())

@@ -34,8 +34,28 @@ Msg = dict[str, Any]
 # Keys every flows.json node object may carry that belong to the editor/engine, not to the
 # node type's own Config.
 COMMON_KEYS = frozenset(
-    {"id", "type", "z", "g", "x", "y", "w", "h", "wires", "d", "info", "l", "icon",
-     "inputLabels", "outputLabels", "_users", "env", "color", "credentials", "_alias"}
+    {
+        "id",
+        "type",
+        "z",
+        "g",
+        "x",
+        "y",
+        "w",
+        "h",
+        "wires",
+        "d",
+        "info",
+        "l",
+        "icon",
+        "inputLabels",
+        "outputLabels",
+        "_users",
+        "env",
+        "color",
+        "credentials",
+        "_alias",
+    }
 )
 
 
@@ -256,7 +276,8 @@ def clone_msg(msg: Msg) -> Msg:
 
 
 _PATH_TOKEN = re.compile(
-    r"""\s*(?:\.?\s*([A-Za-z_$][\w$]*)|\[\s*(-?\d+)\s*\]|\[\s*(['"])(.*?)\3\s*\])""")
+    r"""\s*(?:\.?\s*([A-Za-z_$][\w$]*)|\[\s*(-?\d+)\s*\]|\[\s*(['"])(.*?)\3\s*\])"""
+)
 
 
 def parse_path(path: str) -> list[str | int]:

@@ -34,8 +34,14 @@ class HelperConfig(NodeConfig):
 class HelperNode(Node):
     """Test recorder: keeps every message it receives (with the arrival time)."""
 
-    SPEC: ClassVar[NodeSpec] = NodeSpec(type="helper", version=1, category=Category.COMMON,
-                                        inputs=1, outputs=1, help="Test recorder.")
+    SPEC: ClassVar[NodeSpec] = NodeSpec(
+        type="helper",
+        version=1,
+        category=Category.COMMON,
+        inputs=1,
+        outputs=1,
+        help="Test recorder.",
+    )
     Config: ClassVar[type[NodeConfig]] = HelperConfig
 
     def on_message(self, msg: Msg) -> None:
@@ -50,8 +56,9 @@ if REGISTRY.get("helper") is None:
 
 
 class FlowHarness:
-    def __init__(self, flow: list[Any], env: dict[str, str] | None = None,
-                 engine: Engine | None = None) -> None:
+    def __init__(
+        self, flow: list[Any], env: dict[str, str] | None = None, engine: Engine | None = None
+    ) -> None:
         self.flow = [dict(n) for n in flow]
         for node in self.flow:
             if node.get("type") not in {"tab", "subflow", "group"} and "wires" not in node:
@@ -94,18 +101,27 @@ class FlowHarness:
         return [data for topic, data in self.events if topic == f"status/{node_id}"]
 
     def logs(self, level: int | None = None) -> list[dict[str, Any]]:
-        return [d for t, d in self.events
-                if t == "debug" and "level" in d and (level is None or d["level"] == level)]
+        return [
+            d
+            for t, d in self.events
+            if t == "debug" and "level" in d and (level is None or d["level"] == level)
+        ]
 
-    async def wait(self, node_id: str, count: int = 1,
-                   timeout: float = 2.0) -> list[Msg]:  # noqa: ASYNC109  # harness API
+    async def wait(self, node_id: str, count: int = 1, timeout: float = 2.0) -> list[Msg]:  # noqa: ASYNC109  # harness API
         """Wait until ``node_id`` has recorded ``count`` messages; fail with what arrived."""
-        await self.until(lambda: len(self.messages.get(node_id, [])) >= count, timeout,
-                         f"{count} message(s) at {node_id!r}")
+        await self.until(
+            lambda: len(self.messages.get(node_id, [])) >= count,
+            timeout,
+            f"{count} message(s) at {node_id!r}",
+        )
         return self.messages[node_id]
 
-    async def until(self, predicate: Any, timeout: float = 2.0,  # noqa: ASYNC109  # harness API
-                    what: str = "condition") -> None:
+    async def until(
+        self,
+        predicate: Any,
+        timeout: float = 2.0,  # noqa: ASYNC109  # harness API
+        what: str = "condition",
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             left = deadline - time.monotonic()

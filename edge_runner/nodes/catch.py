@@ -13,8 +13,14 @@ class Config(NodeConfig):
 
 
 SPEC = NodeSpec(
-    type="catch", version=1, category=Category.COMMON, inputs=0, outputs=1,
-    label="catch", color="#e49191", icon="alert.svg",
+    type="catch",
+    version=1,
+    category=Category.COMMON,
+    inputs=0,
+    outputs=1,
+    label="catch",
+    color="#e49191",
+    icon="alert.svg",
     help="""Catch errors thrown by nodes on the same flow.
 
 ### Outputs

@@ -12,8 +12,14 @@ class Config(NodeConfig):
 
 
 SPEC = NodeSpec(
-    type="comment", version=1, category=Category.COMMON, inputs=0, outputs=0,
-    label="comment", color="#ffffff", icon="comment.svg",
+    type="comment",
+    version=1,
+    category=Category.COMMON,
+    inputs=0,
+    outputs=0,
+    label="comment",
+    color="#ffffff",
+    icon="comment.svg",
     help="""A node you can use to add comments to your flows.
 
 ### Details

@@ -13,8 +13,14 @@ class Config(NodeConfig):
 
 
 SPEC = NodeSpec(
-    type="complete", version=1, category=Category.COMMON, inputs=0, outputs=1,
-    label="complete", color="#c0edc0", icon="alert.svg",
+    type="complete",
+    version=1,
+    category=Category.COMMON,
+    inputs=0,
+    outputs=1,
+    label="complete",
+    color="#c0edc0",
+    icon="alert.svg",
     help="""Trigger a flow when another node completes its handling of a message.
 
 ### Outputs

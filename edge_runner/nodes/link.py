@@ -53,8 +53,14 @@ class LinkCallConfig(NodeConfig):
 
 
 LINK_IN_SPEC = NodeSpec(
-    type="link in", version=1, category=Category.COMMON, inputs=0, outputs=1,
-    label="link in", color="#dddddd", icon="link-out.svg",
+    type="link in",
+    version=1,
+    category=Category.COMMON,
+    inputs=0,
+    outputs=1,
+    label="link in",
+    color="#dddddd",
+    icon="link-out.svg",
     help="""Create virtual wires between flows.
 
 ### Outputs
@@ -67,8 +73,14 @@ A `link in` can be connected to `link out` nodes on any flow. Its name is how a 
 )
 
 LINK_OUT_SPEC = NodeSpec(
-    type="link out", version=1, category=Category.COMMON, inputs=1, outputs=0,
-    label="link out", color="#dddddd", icon="link-out.svg",
+    type="link out",
+    version=1,
+    category=Category.COMMON,
+    inputs=1,
+    outputs=0,
+    label="link out",
+    color="#dddddd",
+    icon="link-out.svg",
     help="""Create virtual wires between flows.
 
 ### Inputs
@@ -82,8 +94,14 @@ flow this node ends.
 )
 
 LINK_CALL_SPEC = NodeSpec(
-    type="link call", version=1, category=Category.COMMON, inputs=1, outputs=1,
-    label="link call", color="#dddddd", icon="link-call.svg",
+    type="link call",
+    version=1,
+    category=Category.COMMON,
+    inputs=1,
+    outputs=1,
+    label="link call",
+    color="#dddddd",
+    icon="link-call.svg",
     help="""Call a flow that starts with a `link in` node and pass on the response.
 
 ### Inputs
@@ -189,8 +207,10 @@ class LinkCallNode(Node):
             handle = asyncio.get_running_loop().call_later(self.timeout, self._expired, event_id)
         self.pending[event_id] = (msg, handle)
         stack = msg.get("_linkSource")
-        msg["_linkSource"] = [*(stack if isinstance(stack, list) else []),
-                              {"id": event_id, "node": self.id}]
+        msg["_linkSource"] = [
+            *(stack if isinstance(stack, list) else []),
+            {"id": event_id, "node": self.id},
+        ]
         self.rt.engine.deliver(target, msg)
 
     def returned(self, event_id: Any, msg: Msg) -> None:

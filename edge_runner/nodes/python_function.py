@@ -67,8 +67,15 @@ class Config(NodeConfig):
 _Config = Config  # the class attribute below shadows the name inside the node class
 
 SPEC = NodeSpec(
-    type="python-function", version=1, category=Category.FUNCTION, inputs=1, outputs=1,
-    dynamic_outputs="outputs", label="python function", color="#fdd0a2", icon="function.svg",
+    type="python-function",
+    version=1,
+    category=Category.FUNCTION,
+    inputs=1,
+    outputs=1,
+    dynamic_outputs="outputs",
+    label="python function",
+    color="#fdd0a2",
+    icon="function.svg",
     help="""A Python function to run against the messages the node receives.
 
 ### Inputs
@@ -115,13 +122,13 @@ def _indent_body(body: str) -> str:
                 keep.update(range(token.start[0] + 1, token.end[0] + 1))
     except (tokenize.TokenError, IndentationError, SyntaxError):
         pass  # compile() reports the real problem
-    out = [line if number in keep else "    " + line
-           for number, line in enumerate(lines, start=1)]
+    out = [line if number in keep else "    " + line for number, line in enumerate(lines, start=1)]
     return "\n".join(out) + "\n    pass\n"
 
 
-def compile_body(body: str, args: str, filename: str, env: dict[str, Any]) -> \
-        tuple[Callable[..., Any], bool]:
+def compile_body(
+    body: str, args: str, filename: str, env: dict[str, Any]
+) -> tuple[Callable[..., Any], bool]:
     """Compile ``body`` as a function of ``args``; returns (function, is_coroutine)."""
     for prefix in ("def", "async def"):
         source = f"{prefix} __manifold_body({args}):\n{_indent_body(body)}"
@@ -212,8 +219,9 @@ class FunctionApi:
     def status(self, *args: Any, **kwargs: Any) -> None:
         if len(args) == 1 and isinstance(args[0], dict):
             data = args[0]
-            self._rt.status(NodeStatus(data.get("fill"), data.get("shape"),
-                                       str(data.get("text", ""))))
+            self._rt.status(
+                NodeStatus(data.get("fill"), data.get("shape"), str(data.get("text", "")))
+            )
         elif len(args) == 1 and isinstance(args[0], str) and not kwargs:
             self._rt.status(NodeStatus(None, None, args[0]))
         else:
@@ -243,16 +251,32 @@ class PythonFunctionNode(Node):
         cfg = self.config
         self.filename = f"<python-function {runtime.id}>"
         self.limit = float(cfg.timeout) if cfg.timeout and cfg.timeout > 0 else DEFAULT_LIMIT_S
-        self.globals: dict[str, Any] = {"__builtins__": builtins,
-                                        "__name__": f"python_function_{runtime.id}"}
+        self.globals: dict[str, Any] = {
+            "__builtins__": builtins,
+            "__name__": f"python_function_{runtime.id}",
+        }
         # compiled here so a syntax error rejects the deploy with a per-node error
         self.fn, self.is_coroutine = compile_body(cfg.func, _ARGS, self.filename, self.globals)
-        self.setup = compile_body(cfg.initialize, "node, context, flow, global_, env",
-                                  self.filename + " initialize", self.globals) \
-            if cfg.initialize.strip() else None
-        self.close = compile_body(cfg.finalize, "node, context, flow, global_, env",
-                                  self.filename + " finalize", self.globals) \
-            if cfg.finalize.strip() else None
+        self.setup = (
+            compile_body(
+                cfg.initialize,
+                "node, context, flow, global_, env",
+                self.filename + " initialize",
+                self.globals,
+            )
+            if cfg.initialize.strip()
+            else None
+        )
+        self.close = (
+            compile_body(
+                cfg.finalize,
+                "node, context, flow, global_, env",
+                self.filename + " finalize",
+                self.globals,
+            )
+            if cfg.finalize.strip()
+            else None
+        )
         runtime.manual_done = "node.done" in cfg.func
         self.api = FunctionApi(self)
         self.env_api = EnvApi(runtime)
@@ -294,8 +318,7 @@ class PythonFunctionNode(Node):
         except WatchdogInterrupt as exc:
             raise NodeFailed(f"{what} interrupted: {exc.reason}") from None
         except Exception as exc:
-            raise NodeFailed(f"{what} failed: {describe(exc, self.filename + ' ' + what)}") \
-                from exc
+            raise NodeFailed(f"{what} failed: {describe(exc, self.filename + ' ' + what)}") from exc
 
     async def stop(self) -> None:
         for task in list(self.tasks):
@@ -363,8 +386,10 @@ class PythonFunctionNode(Node):
                 _stamp(result, msgid)
             self.rt.send(result[: max(self.config.outputs, 1)])
         else:
-            raise NodeFailed(f"the function returned a {type(result).__name__}; "
-                             "return a dict, a list per output, or None")
+            raise NodeFailed(
+                f"the function returned a {type(result).__name__}; "
+                "return a dict, a list per output, or None"
+            )
 
     def _spawn(self, coro: Any, msg: Msg) -> None:
         if len(self.tasks) >= MAX_ASYNC_PENDING:
@@ -397,9 +422,12 @@ class PythonFunctionNode(Node):
         if len(self.kills) >= CRASH_KILLS and now - self.kills[0] <= CRASH_WINDOW_S:
             self.crashed = True
             self.rt.status(NodeStatus("red", "ring", f"crashed: interrupted {CRASH_KILLS} times"))
-            self.rt.error(f"CRASHED: interrupted {CRASH_KILLS} times within "
-                          f"{CRASH_WINDOW_S:g} s ({exc.reason}); dropping messages until the "
-                          "next deploy", msg)
+            self.rt.error(
+                f"CRASHED: interrupted {CRASH_KILLS} times within "
+                f"{CRASH_WINDOW_S:g} s ({exc.reason}); dropping messages until the "
+                "next deploy",
+                msg,
+            )
             return
         self.rt.status(NodeStatus("red", "dot", f"interrupted: {exc.reason}"[:60]))
         self.rt.error(f"interrupted by the watchdog: {exc.reason}", msg)

@@ -12,8 +12,14 @@ class Config(NodeConfig):
 
 
 SPEC = NodeSpec(
-    type="status", version=1, category=Category.COMMON, inputs=0, outputs=1,
-    label="status", color="#94c1d0", icon="status.svg",
+    type="status",
+    version=1,
+    category=Category.COMMON,
+    inputs=0,
+    outputs=1,
+    label="status",
+    color="#94c1d0",
+    icon="status.svg",
     help="""Report status messages from other nodes on the same flow.
 
 ### Outputs

@@ -17,8 +17,14 @@ class Config(NodeConfig):
 
 
 SPEC = NodeSpec(
-    type="subflow", version=1, category=Category.COMMON, inputs=1, outputs=1,
-    label="subflow", color="#dddddd", icon="subflow.svg",
+    type="subflow",
+    version=1,
+    category=Category.COMMON,
+    inputs=1,
+    outputs=1,
+    label="subflow",
+    color="#dddddd",
+    icon="subflow.svg",
     help="""An instance of a subflow.
 
 ### Inputs

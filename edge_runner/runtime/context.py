@@ -51,8 +51,9 @@ class ContextStore:
 class ContextStores:
     """The named stores of one engine; ``default`` names the store used when none is given."""
 
-    def __init__(self, stores: dict[str, ContextStore] | None = None,
-                 default: str = "default") -> None:
+    def __init__(
+        self, stores: dict[str, ContextStore] | None = None, default: str = "default"
+    ) -> None:
         self.stores = stores or {"default": ContextStore()}
         if default not in self.stores:
             raise ValueError(f"default context store {default!r} is not configured")

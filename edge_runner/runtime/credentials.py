@@ -37,8 +37,9 @@ class CredentialError(Exception):
 
 
 def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, dklen=32,
-                          maxmem=128 * 1024 * 1024)
+    return hashlib.scrypt(
+        secret.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=128 * 1024 * 1024
+    )
 
 
 def encrypt(secret: str, creds: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -47,9 +48,14 @@ def encrypt(secret: str, creds: dict[str, dict[str, Any]]) -> dict[str, Any]:
     salt, nonce = os.urandom(16), os.urandom(12)
     key = _scrypt(secret, salt, **_SCRYPT)
     data = AESGCM(key).encrypt(nonce, json.dumps(creds).encode(), _AAD)
-    return {"$manifold": 1, "kdf": "scrypt", **_SCRYPT,
-            "salt": base64.b64encode(salt).decode(), "nonce": base64.b64encode(nonce).decode(),
-            "data": base64.b64encode(data).decode()}
+    return {
+        "$manifold": 1,
+        "kdf": "scrypt",
+        **_SCRYPT,
+        "salt": base64.b64encode(salt).decode(),
+        "nonce": base64.b64encode(nonce).decode(),
+        "data": base64.b64encode(data).decode(),
+    }
 
 
 def decrypt(secret: str | None, stored: Any) -> dict[str, dict[str, Any]]:
@@ -117,8 +123,9 @@ def encrypt_node_red(secret: str, creds: dict[str, dict[str, Any]]) -> dict[str,
     return {"$": iv.hex() + base64.b64encode(data).decode()}
 
 
-def _as_creds(plain: bytes, failure: str = "credential payload is not valid") -> \
-        dict[str, dict[str, Any]]:
+def _as_creds(
+    plain: bytes, failure: str = "credential payload is not valid"
+) -> dict[str, dict[str, Any]]:
     try:
         value = json.loads(plain.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -131,8 +138,9 @@ def _as_creds(plain: bytes, failure: str = "credential payload is not valid") ->
 class CredentialStore:
     """The credentials of every node, keyed by node id. ``path=None`` keeps them in memory."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None,
-                 secret: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, secret: str | None = None
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self.secret = secret
         self.creds: dict[str, dict[str, Any]] = {}
@@ -179,8 +187,9 @@ class CredentialStore:
 
     def secrets(self) -> set[str]:
         """Every stored string value (for redaction)."""
-        return {v for c in self.creds.values() for v in c.values()
-                if isinstance(v, str) and len(v) >= 3}
+        return {
+            v for c in self.creds.values() for v in c.values() if isinstance(v, str) and len(v) >= 3
+        }
 
     def save(self) -> None:
         if self.path is None:

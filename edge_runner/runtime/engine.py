@@ -98,8 +98,9 @@ def load_node_modules() -> None:
             importlib.import_module(info.name)
         except Exception as exc:  # one broken node module must not take the runner down
             FAILED_NODE_MODULES[info.name] = f"{type(exc).__name__}: {exc}"
-            log.exception("node module %s failed to import; its node types are unavailable",
-                          info.name)
+            log.exception(
+                "node module %s failed to import; its node types are unavailable", info.name
+            )
     _loaded_node_modules = True
 
 
@@ -116,12 +117,15 @@ def flows_revision(flows: Any) -> str:
 class Engine(Router):
     """Runs one flows.json configuration. Create inside or outside a loop; deploy inside one."""
 
-    def __init__(self, registry: Registry | None = None,
-                 context: ContextStore | ContextStores | None = None,
-                 env: dict[str, Any] | None = None,
-                 credentials: CredentialStore | None = None,
-                 userdir: str | os.PathLike[str] | None = None,
-                 data_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        context: ContextStore | ContextStores | None = None,
+        env: dict[str, Any] | None = None,
+        credentials: CredentialStore | None = None,
+        userdir: str | os.PathLike[str] | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         self._userdir = Path(userdir) if userdir is not None else None
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_data_dir: Path | None = None
@@ -227,8 +231,10 @@ class Engine(Router):
             if len(self._ready) >= READY_LIMIT:
                 self.ready_dropped += 1
                 if self.ready_dropped % 1000 == 1:
-                    target.warn(f"engine ready queue full ({READY_LIMIT}); dropped "
-                                f"{self.ready_dropped} message(s) (wire loop?)")
+                    target.warn(
+                        f"engine ready queue full ({READY_LIMIT}); dropped "
+                        f"{self.ready_dropped} message(s) (wire loop?)"
+                    )
                 return
             self._ready.append((target, msg))
             self._schedule_drain()
@@ -268,15 +274,21 @@ class Engine(Router):
             self._schedule_drain()
 
     # ------------------------------------------------------------------ build
-    def _build_node(self, definition: NodeDef, errors: list[dict[str, Any]],
-                    creds: dict[str, dict[str, Any]]) -> NodeRuntime | None:
+    def _build_node(
+        self, definition: NodeDef, errors: list[dict[str, Any]], creds: dict[str, dict[str, Any]]
+    ) -> NodeRuntime | None:
         raw = definition.raw
         cls = self.registry.get(raw["type"])
         if cls is None and raw["type"].startswith(SUBFLOW_PREFIX):
             cls = self.registry.get("subflow")
         if cls is None:
-            errors.append({"id": raw["id"], "type": raw["type"],
-                           "error": f"unknown node type {raw['type']!r}"})
+            errors.append(
+                {
+                    "id": raw["id"],
+                    "type": raw["type"],
+                    "error": f"unknown node type {raw['type']!r}",
+                }
+            )
             return None
         fields = node_config_fields(raw)
         if raw["type"].startswith(SUBFLOW_PREFIX):
@@ -289,7 +301,8 @@ class Engine(Router):
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
-                for e in exc.errors())
+                for e in exc.errors()
+            )
             errors.append({"id": raw["id"], "type": raw["type"], "error": problems})
             return None
         except (ValueError, TypeError) as exc:
@@ -318,8 +331,9 @@ class Engine(Router):
         return scratch.creds, changed
 
     # ------------------------------------------------------------------ lifecycle
-    async def deploy(self, flows: list[Any], kind: str = "full",
-                     revision: str | None = None) -> str:
+    async def deploy(
+        self, flows: list[Any], kind: str = "full", revision: str | None = None
+    ) -> str:
         """Validate ``flows`` and run them; returns the new revision.
 
         Raises ``DeployError`` (per-node errors) without touching the running flows when the
@@ -329,23 +343,29 @@ class Engine(Router):
         async with self._deploy_lock:
             return await self._deploy(flows, kind, revision)
 
-    async def _deploy(self, flows: list[Any], kind: str,
-                      revision: str | None) -> str:
+    async def _deploy(self, flows: list[Any], kind: str, revision: str | None) -> str:
         self._loop = asyncio.get_running_loop()
         if kind not in DEPLOY_KINDS:
-            raise DeployError([{"id": None, "type": None,
-                                "error": f"unknown deployment type {kind!r}"}])
+            raise DeployError(
+                [{"id": None, "type": None, "error": f"unknown deployment type {kind!r}"}]
+            )
         model = parse_flows(flows, self.global_env)
         errors = list(model.errors)
         if errors and not isinstance(flows, list):
             raise DeployError(errors)
         new_creds, creds_changed = self._merge_credentials(model)
         if creds_changed and self.credentials.path is not None and not self.credentials.secret:
-            errors.append({"id": None, "type": None,
-                           "error": "credentials given but no credential secret is configured"})
+            errors.append(
+                {
+                    "id": None,
+                    "type": None,
+                    "error": "credentials given but no credential secret is configured",
+                }
+            )
         old_defs = {i: rt.defn for i, rt in self.nodes.items() if rt.defn is not None}
-        plan = plan_deploy(kind, old_defs, model, self.credentials.creds, new_creds,
-                           self._is_config_type)
+        plan = plan_deploy(
+            kind, old_defs, model, self.credentials.creds, new_creds, self._is_config_type
+        )
         built: dict[str, NodeRuntime] = {}
         for node_id in sorted(plan.restart):
             rt = self._build_node(model.nodes[node_id], errors, new_creds)
@@ -402,8 +422,9 @@ class Engine(Router):
         keys.update(f"flow:{t}" for t in self.model.tabs)
         return keys
 
-    def _resolve_wires(self, model: FlowModel, nodes: dict[str, NodeRuntime | None],
-                       errors: list[dict[str, Any]]) -> dict[str, list[list[NodeRuntime]]]:
+    def _resolve_wires(
+        self, model: FlowModel, nodes: dict[str, NodeRuntime | None], errors: list[dict[str, Any]]
+    ) -> dict[str, list[list[NodeRuntime]]]:
         wiring: dict[str, list[list[NodeRuntime]]] = {}
         for node_id, definition in model.nodes.items():
             rt = nodes.get(node_id)
@@ -411,23 +432,38 @@ class Engine(Router):
                 continue
             wires = definition.raw.get("wires") or []
             if not isinstance(wires, list):
-                errors.append({"id": node_id, "type": definition.type,
-                               "error": "wires must be a list of lists of node ids"})
+                errors.append(
+                    {
+                        "id": node_id,
+                        "type": definition.type,
+                        "error": "wires must be a list of lists of node ids",
+                    }
+                )
                 continue
             resolved: list[list[NodeRuntime]] = []
             for port in wires:
                 targets: list[NodeRuntime] = []
                 if not isinstance(port, list):
-                    errors.append({"id": node_id, "type": definition.type,
-                                   "error": "each wires entry must be a list of node ids"})
+                    errors.append(
+                        {
+                            "id": node_id,
+                            "type": definition.type,
+                            "error": "each wires entry must be a list of node ids",
+                        }
+                    )
                     port = []
                 for target_id in port:
                     target = nodes.get(target_id) if isinstance(target_id, str) else None
                     if target is not None:
                         targets.append(target)
                     elif not isinstance(target_id, str) or target_id not in model.known:
-                        errors.append({"id": node_id, "type": definition.type,
-                                       "error": f"wired to missing node {target_id!r}"})
+                        errors.append(
+                            {
+                                "id": node_id,
+                                "type": definition.type,
+                                "error": f"wired to missing node {target_id!r}",
+                            }
+                        )
                 resolved.append(targets)
             wiring[node_id] = resolved
         return wiring
@@ -446,8 +482,11 @@ class Engine(Router):
                 async with asyncio.timeout(START_TIMEOUT):
                     await rt.node.start()
             except Exception as exc:
-                text = str(exc) or (f"no answer within {START_TIMEOUT:g} s"
-                                    if isinstance(exc, TimeoutError) else type(exc).__name__)
+                text = str(exc) or (
+                    f"no answer within {START_TIMEOUT:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else type(exc).__name__
+                )
                 rt.started = rt.node_cls.SPEC.is_config
                 rt.error(f"failed to start: {text}")
                 rt.status(NodeStatus("red", "ring", text[:60]))

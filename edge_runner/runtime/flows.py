@@ -73,8 +73,9 @@ class GlobalEnv(EnvScope):
         return json.dumps(self.vars, sort_keys=True, default=repr)
 
 
-def evaluate_env_list(entries: Any, parent: EnvScope, where: str,
-                      errors: list[dict[str, Any]], owner: dict[str, Any]) -> dict[str, Any]:
+def evaluate_env_list(
+    entries: Any, parent: EnvScope, where: str, errors: list[dict[str, Any]], owner: dict[str, Any]
+) -> dict[str, Any]:
     """Evaluate a Node-RED ``env`` list (``[{name, value, type}]``) against its parent scope."""
     out: dict[str, Any] = {}
     if entries in (None, ""):
@@ -214,11 +215,21 @@ def parse_flows(flows: Any, global_env: EnvScope) -> FlowModel:
         return model
     plain: list[dict[str, Any]] = []
     for index, raw in enumerate(flows):
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"] \
-                or not isinstance(raw.get("type"), str) or not raw["type"]:
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("id"), str)
+            or not raw["id"]
+            or not isinstance(raw.get("type"), str)
+            or not raw["type"]
+        ):
             ident = raw.get("id") if isinstance(raw, dict) else None
-            model.errors.append({"id": ident if isinstance(ident, str) else None, "type": None,
-                                 "error": f"item {index}: every node needs a string id and type"})
+            model.errors.append(
+                {
+                    "id": ident if isinstance(ident, str) else None,
+                    "type": None,
+                    "error": f"item {index}: every node needs a string id and type",
+                }
+            )
             continue
         if raw["id"] in model.known:
             model.errors.append(_err(raw, "duplicate node id"))
@@ -262,9 +273,14 @@ def parse_flows(flows: Any, global_env: EnvScope) -> FlowModel:
     return model
 
 
-def _group_scope(model: FlowModel, group_id: Any, parent: EnvScope,
-                 cache: dict[str, EnvScope], errors: list[dict[str, Any]],
-                 depth: int = 0) -> EnvScope:
+def _group_scope(
+    model: FlowModel,
+    group_id: Any,
+    parent: EnvScope,
+    cache: dict[str, EnvScope],
+    errors: list[dict[str, Any]],
+    depth: int = 0,
+) -> EnvScope:
     if not isinstance(group_id, str) or group_id not in model.groups or depth > 32:
         return parent
     key = f"{group_id}@{id(parent)}"
@@ -279,23 +295,34 @@ def _group_scope(model: FlowModel, group_id: Any, parent: EnvScope,
     return scope
 
 
-def _add_node(model: FlowModel, raw: dict[str, Any], z: str, tab: str, scope: EnvScope,
-              path: str, instance: str, by_subflow: dict[str, list[dict[str, Any]]],
-              depth: int, alias: str = "") -> None:
+def _add_node(
+    model: FlowModel,
+    raw: dict[str, Any],
+    z: str,
+    tab: str,
+    scope: EnvScope,
+    path: str,
+    instance: str,
+    by_subflow: dict[str, list[dict[str, Any]]],
+    depth: int,
+    alias: str = "",
+) -> None:
     kind = raw["type"]
     # most nodes reference no variable at all: keep their object as it is (no copy)
     node_raw = raw
     if any(_has_reference(v) for k, v in raw.items() if k not in COMMON_KEYS):
-        node_raw = {k: (v if k in COMMON_KEYS else substitute_config(v, scope, k))
-                    for k, v in raw.items()}
+        node_raw = {
+            k: (v if k in COMMON_KEYS else substitute_config(v, scope, k)) for k, v in raw.items()
+        }
     model.nodes[raw["id"]] = NodeDef(raw["id"], node_raw, z, tab, scope, path, alias, instance)
     if kind.startswith(SUBFLOW_PREFIX):
         _expand_instance(model, model.nodes[raw["id"]], by_subflow, depth)
 
 
-def _expand_instance(model: FlowModel, inst: NodeDef, by_subflow: dict[str, list[dict[str, Any]]],
-                     depth: int) -> None:
-    sf_id = inst.type[len(SUBFLOW_PREFIX):]
+def _expand_instance(
+    model: FlowModel, inst: NodeDef, by_subflow: dict[str, list[dict[str, Any]]], depth: int
+) -> None:
+    sf_id = inst.type[len(SUBFLOW_PREFIX) :]
     sf = model.subflows.get(sf_id)
     if sf is None:
         model.errors.append(_err(inst.raw, f"unknown subflow {sf_id!r}"))
@@ -305,8 +332,7 @@ def _expand_instance(model: FlowModel, inst: NodeDef, by_subflow: dict[str, list
         return
     model.instances.add(inst.id)
     defaults = evaluate_env_list(sf.get("env"), inst.env, "subflow", model.errors, sf)
-    overrides = evaluate_env_list(inst.raw.get("env"), inst.env, "instance", model.errors,
-                                  inst.raw)
+    overrides = evaluate_env_list(inst.raw.get("env"), inst.env, "instance", model.errors, inst.raw)
     variables = {**defaults, **overrides}
     variables.setdefault("NR_SUBFLOW_ID", inst.id)
     variables.setdefault("NR_SUBFLOW_NAME", str(inst.raw.get("name") or sf.get("name") or ""))
@@ -333,8 +359,9 @@ def _expand_instance(model: FlowModel, inst: NodeDef, by_subflow: dict[str, list
             if source.get("id") == sf_id:  # input wired straight to this output
                 passthrough.extend(targets)
             else:
-                extra.setdefault((str(source.get("id")), int(source.get("port") or 0)), []) \
-                    .extend(targets)
+                extra.setdefault((str(source.get("id")), int(source.get("port") or 0)), []).extend(
+                    targets
+                )
     entries: list[str] = []
     for port in sf.get("in") or []:
         for target in (port.get("wires") if isinstance(port, dict) else None) or []:
@@ -345,8 +372,10 @@ def _expand_instance(model: FlowModel, inst: NodeDef, by_subflow: dict[str, list
     inst._signature = None
     group_cache: dict[str, EnvScope] = {}
     for member in members:
-        copy = {k: _remap(v, id_map) if k not in {"id", "wires", "z", "g"} else v
-                for k, v in member.items()}
+        copy = {
+            k: _remap(v, id_map) if k not in {"id", "wires", "z", "g"} else v
+            for k, v in member.items()
+        }
         copy["id"] = id_map[member["id"]]
         copy["z"] = inst.id
         copy["_alias"] = member["id"]
@@ -359,8 +388,18 @@ def _expand_instance(model: FlowModel, inst: NodeDef, by_subflow: dict[str, list
                 mapped[port_no].extend(targets)
         copy["wires"] = mapped
         member_scope = _group_scope(model, member.get("g"), scope, group_cache, model.errors)
-        _add_node(model, copy, inst.id, inst.tab, member_scope, path, inst.id, by_subflow,
-                  depth + 1, alias=member["id"])
+        _add_node(
+            model,
+            copy,
+            inst.id,
+            inst.tab,
+            member_scope,
+            path,
+            inst.id,
+            by_subflow,
+            depth + 1,
+            alias=member["id"],
+        )
     model.known.update(id_map.values())
 
 

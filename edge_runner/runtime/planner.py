@@ -40,10 +40,14 @@ def _references(raw: dict[str, Any], ids: set[str]) -> bool:
     return False
 
 
-def plan_deploy(kind: str, old: dict[str, NodeDef], new: FlowModel,
-                old_creds: dict[str, dict[str, Any]],
-                new_creds: dict[str, dict[str, Any]],
-                is_config: Callable[[str], bool] = lambda _type: True) -> Plan:
+def plan_deploy(
+    kind: str,
+    old: dict[str, NodeDef],
+    new: FlowModel,
+    old_creds: dict[str, dict[str, Any]],
+    new_creds: dict[str, dict[str, Any]],
+    is_config: Callable[[str], bool] = lambda _type: True,
+) -> Plan:
     """``is_config(type)`` tells config node types apart: only their users restart with them."""
     plan = Plan()
     if kind == "full" or not old:
@@ -54,15 +58,19 @@ def plan_deploy(kind: str, old: dict[str, NodeDef], new: FlowModel,
     rewired: set[str] = set()
     for node_id, definition in new.nodes.items():
         before = old.get(node_id)
-        if before is None or not before.same_config(definition) \
-                or old_creds.get(node_id) != new_creds.get(node_id):
+        if (
+            before is None
+            or not before.same_config(definition)
+            or old_creds.get(node_id) != new_creds.get(node_id)
+        ):
             changed.add(node_id)
         elif before.wires() != definition.wires():
             rewired.add(node_id)
     removed = set(old) - set(new.nodes)
     # users of a changed or removed config node restart with it
-    touched = {i for i in changed if is_config(new.nodes[i].type)} | \
-        {i for i in removed if is_config(old[i].type)}
+    touched = {i for i in changed if is_config(new.nodes[i].type)} | {
+        i for i in removed if is_config(old[i].type)
+    }
     if touched:
         for node_id, definition in new.nodes.items():
             if node_id not in changed and _references(definition.raw, touched):

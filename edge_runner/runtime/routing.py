@@ -115,17 +115,25 @@ class Router:
         for watcher in self.status_watchers.get(rt.z, ()):
             if watcher is rt or not self._in_scope(watcher, rt):
                 continue
-            self.deliver(watcher, {"_msgid": new_msgid(),
-                                   "status": {**data, "source": self._source(rt)}})
+            self.deliver(
+                watcher, {"_msgid": new_msgid(), "status": {**data, "source": self._source(rt)}}
+            )
 
     # ------------------------------------------------------------------ logs and errors
     def node_log(self, rt: NodeRuntime, level: int, text: Any, msg: Msg | None) -> None:
         message = self.redact(text if isinstance(text, str) else repr(text))
         logger = log.warning if level == 30 else log.error
         logger("[%s:%s] %s", rt.type, rt.name or rt.id, message)
-        item: dict[str, Any] = {"level": level, "id": rt.id, "type": rt.type, "msg": message,
-                                "z": rt.z, "path": rt.path, "timestamp": int(time.time() * 1000),
-                                "format": f"string[{len(message)}]"}
+        item: dict[str, Any] = {
+            "level": level,
+            "id": rt.id,
+            "type": rt.type,
+            "msg": message,
+            "z": rt.z,
+            "path": rt.path,
+            "timestamp": int(time.time() * 1000),
+            "format": f"string[{len(message)}]",
+        }
         if rt.name:
             item["name"] = rt.name
         if msg is not None and "_msgid" in msg:
@@ -141,13 +149,15 @@ class Router:
         if msg is not None:
             self.route_error(rt, rt, text, msg)
 
-    def route_error(self, reporter: NodeRuntime, source: NodeRuntime, text: str,
-                    msg: Msg) -> bool:
+    def route_error(self, reporter: NodeRuntime, source: NodeRuntime, text: str, msg: Msg) -> bool:
         """Deliver an error to the catch nodes of ``reporter``'s flow; True if handled."""
         count = 1
         previous = msg.get("error")
-        if isinstance(previous, dict) and isinstance(previous.get("source"), dict) \
-                and previous["source"].get("id") == source.id:
+        if (
+            isinstance(previous, dict)
+            and isinstance(previous.get("source"), dict)
+            and previous["source"].get("id") == source.id
+        ):
             count = int(previous["source"].get("count") or 1) + 1
             if count >= MAX_CATCH_LOOPS:
                 log.warning("[%s] message exceeded the maximum number of catches", source.id)

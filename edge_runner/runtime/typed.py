@@ -1,5 +1,4 @@
-"""Node-RED "typed input" evaluation: a config value plus its type (``str``, ``num``, ``msg``).
-"""
+"""Node-RED "typed input" evaluation: a config value plus its type (``str``, ``num``, ``msg``)."""
 
 from __future__ import annotations
 
@@ -63,8 +62,9 @@ def compile_jsonata(expression: str) -> Any:
         raise NodeFailed(f"invalid JSONata expression {expression!r}: {exc}") from exc
 
 
-def evaluate_jsonata(rt: NodeRuntime | None, expression: str, msg: Msg | None,
-                     bindings: dict[str, Any] | None = None) -> Any:
+def evaluate_jsonata(
+    rt: NodeRuntime | None, expression: str, msg: Msg | None, bindings: dict[str, Any] | None = None
+) -> Any:
     expr = compile_jsonata(expression)
     frame = expr.create_frame()
     if rt is not None:
@@ -125,8 +125,10 @@ def evaluate(rt: NodeRuntime | None, value: Any, vtype: str | None, msg: Msg | N
             return int(time.time() * 1000)
         if value == "iso":
             now = time.time()
-            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + \
-                f".{int(now * 1000) % 1000:03d}Z"
+            return (
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+                + f".{int(now * 1000) % 1000:03d}Z"
+            )
         return int(time.time() * 1000)
     if vtype == "env":
         name = str(value or "")

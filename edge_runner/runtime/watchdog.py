@@ -109,8 +109,7 @@ class Watchdog:
             if self._use_signal:
                 signal.signal(signal.SIGUSR2, self._on_signal)
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="manifold-watchdog",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._run, name="manifold-watchdog", daemon=True)
             self._thread.start()
 
     def release(self) -> None:
@@ -139,8 +138,10 @@ class Watchdog:
             elif self.rss_limit_mib:
                 rss = rss_mib()
                 if rss > self.rss_limit_mib:
-                    frame.reason = (f"memory limit exceeded (process RSS {rss:.0f} MiB > "
-                                    f"{self.rss_limit_mib:.0f} MiB)")
+                    frame.reason = (
+                        f"memory limit exceeded (process RSS {rss:.0f} MiB > "
+                        f"{self.rss_limit_mib:.0f} MiB)"
+                    )
                     self._interrupt(frame)
 
     def _interrupt(self, frame: Frame) -> None:
@@ -154,7 +155,8 @@ class Watchdog:
 
         if self.stack and self.stack[-1] is frame and frame.in_own:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self._target_ident), ctypes.py_object(WatchdogInterrupt))
+                ctypes.c_ulong(self._target_ident), ctypes.py_object(WatchdogInterrupt)
+            )
 
     def _on_signal(self, _signum: int, _frame: Any) -> None:
         frame, self._pending = self._pending, None

@@ -14,8 +14,17 @@ def test_every_node_type_has_a_schema_help_and_ports() -> None:
     built = catalog.build_catalog()
     types = [n["type"] for n in built["nodes"]]
     assert len(types) == len(set(types))
-    for required in ("python-function", "link in", "link out", "link call", "catch", "status",
-                     "complete", "comment", "subflow"):
+    for required in (
+        "python-function",
+        "link in",
+        "link out",
+        "link call",
+        "catch",
+        "status",
+        "complete",
+        "comment",
+        "subflow",
+    ):
         assert required in types
     for entry in built["nodes"]:
         assert entry["help"].strip(), entry["type"]
@@ -26,12 +35,14 @@ def test_every_node_type_has_a_schema_help_and_ports() -> None:
     function = next(n for n in built["nodes"] if n["type"] == "python-function")
     assert function["dynamic_outputs"] == "outputs"
     assert {"func", "outputs", "timeout", "initialize", "finalize", "libs", "noerr"} <= set(
-        function["schema"]["properties"])
+        function["schema"]["properties"]
+    )
     assert "helper" not in types  # test-only types stay out
 
 
 def test_check_passes_when_fresh_and_reports_what_is_stale(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "catalog.json"
     assert catalog.main(["--check", "--output", str(path)]) == 1
     assert "missing" in capsys.readouterr().err

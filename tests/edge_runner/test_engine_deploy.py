@@ -26,8 +26,9 @@ class LifeConfig(NodeConfig):
 class LifeNode(Node):
     """Test node: records starts/stops and forwards messages tagged with its config."""
 
-    SPEC: ClassVar[NodeSpec] = NodeSpec(type="test-life", version=1, category=Category.COMMON,
-                                        inputs=1, outputs=1, help="test")
+    SPEC: ClassVar[NodeSpec] = NodeSpec(
+        type="test-life", version=1, category=Category.COMMON, inputs=1, outputs=1, help="test"
+    )
     Config: ClassVar[type[NodeConfig]] = LifeConfig
     config: LifeConfig
 
@@ -51,16 +52,26 @@ if REGISTRY.get("test-life") is None:
 
 
 def life(node_id: str, z: str, wires: list[str], tag: str = "") -> dict[str, Any]:
-    return {"id": node_id, "type": "test-life", "z": z, "tag": tag, "x": 1, "y": 1,
-            "wires": [wires]}
+    return {
+        "id": node_id,
+        "type": "test-life",
+        "z": z,
+        "tag": tag,
+        "x": 1,
+        "y": 1,
+        "wires": [wires],
+    }
 
 
 def two_tabs() -> list[dict[str, Any]]:
     return [
-        {"id": "ta", "type": "tab"}, {"id": "tb", "type": "tab"},
-        life("a1", "ta", ["a2"]), life("a2", "ta", ["capa"]),
+        {"id": "ta", "type": "tab"},
+        {"id": "tb", "type": "tab"},
+        life("a1", "ta", ["a2"]),
+        life("a2", "ta", ["capa"]),
         {"id": "capa", "type": "helper", "z": "ta", "wires": []},
-        life("b1", "tb", ["capb"]), {"id": "capb", "type": "helper", "z": "tb", "wires": []},
+        life("b1", "tb", ["capb"]),
+        {"id": "capb", "type": "helper", "z": "tb", "wires": []},
     ]
 
 
@@ -104,8 +115,9 @@ async def test_full_deploy_restarts_everything_and_added_removed_nodes_follow() 
     async with FlowHarness(flows) as h:
         LIFE.clear()
         await h.engine.deploy(flows, "full")
-        assert sorted(LIFE) == sorted(["stop:a1", "stop:a2", "stop:b1",
-                                       "start:a1", "start:a2", "start:b1"])
+        assert sorted(LIFE) == sorted(
+            ["stop:a1", "stop:a2", "stop:b1", "start:a1", "start:a2", "start:b1"]
+        )
         LIFE.clear()
         smaller = [n for n in flows if n["id"] != "b1"] + [life("a3", "ta", [])]
         await h.engine.deploy(smaller, "nodes")
@@ -116,14 +128,21 @@ async def test_rejected_deploy_lists_every_bad_node_and_keeps_the_old_flows() ->
     flows = two_tabs()
     async with FlowHarness(flows) as h:
         LIFE.clear()
-        bad = [*flows,
-               {"id": "u1", "type": "nope", "z": "ta", "wires": []},
-               {"id": "s1", "type": "test-life", "z": "ta", "tag": ["not", "a", "string"],
-                "wires": []},
-               {"id": "w1", "type": "test-life", "z": "ta", "wires": [["ghost"]]},
-               {"id": "o1", "type": "test-life", "z": "no-such-tab", "wires": []},
-               {"id": "a1", "type": "test-life", "z": "ta", "wires": []},
-               "not even an object"]
+        bad = [
+            *flows,
+            {"id": "u1", "type": "nope", "z": "ta", "wires": []},
+            {
+                "id": "s1",
+                "type": "test-life",
+                "z": "ta",
+                "tag": ["not", "a", "string"],
+                "wires": [],
+            },
+            {"id": "w1", "type": "test-life", "z": "ta", "wires": [["ghost"]]},
+            {"id": "o1", "type": "test-life", "z": "no-such-tab", "wires": []},
+            {"id": "a1", "type": "test-life", "z": "ta", "wires": []},
+            "not even an object",
+        ]
         for kind in ("full", "flows", "nodes"):
             with pytest.raises(DeployError) as info:
                 await h.engine.deploy(bad, kind)
@@ -143,10 +162,13 @@ async def test_rejected_deploy_lists_every_bad_node_and_keeps_the_old_flows() ->
 
 async def test_a_node_failing_to_start_goes_red_and_the_rest_run(monkeypatch: Any) -> None:
     monkeypatch.setattr(engine_module, "START_TIMEOUT", 0.2)
-    flows = [{"id": "t1", "type": "tab"},
-             {**life("bad", "t1", []), "start_fails": True},
-             {**life("slow", "t1", []), "start_hangs": True},
-             life("good", "t1", ["cap"]), {"id": "cap", "type": "helper", "z": "t1"}]
+    flows = [
+        {"id": "t1", "type": "tab"},
+        {**life("bad", "t1", []), "start_fails": True},
+        {**life("slow", "t1", []), "start_hangs": True},
+        life("good", "t1", ["cap"]),
+        {"id": "cap", "type": "helper", "z": "t1"},
+    ]
     async with FlowHarness(flows) as h:
         assert h.statuses("bad")[-1] == {"fill": "red", "shape": "ring", "text": "cannot open port"}
         assert "0.2 s" in h.statuses("slow")[-1]["text"]
@@ -161,8 +183,9 @@ async def test_runtime_events_and_revision_like_node_red() -> None:
     flows = two_tabs()
     async with FlowHarness(flows) as h:
         h.events.clear()
-        h.engine.nodes["a1"].status(__import__("edge_runner.contract").contract.NodeStatus(
-            "green", "dot", "ok"))
+        h.engine.nodes["a1"].status(
+            __import__("edge_runner.contract").contract.NodeStatus("green", "dot", "ok")
+        )
         rev = await h.engine.deploy(flows, "full")
         topics = [t for t, _ in h.events]
         assert topics[1] == "notification/runtime-state"
@@ -174,10 +197,19 @@ async def test_runtime_events_and_revision_like_node_red() -> None:
 
 
 async def test_a_raising_node_never_stops_the_engine() -> None:
-    flows = [{"id": "t1", "type": "tab"},
-             {"id": "f", "type": "python-function", "z": "t1", "func": "1/0", "outputs": 1,
-              "wires": [[]]},
-             life("ok", "t1", ["cap"]), {"id": "cap", "type": "helper", "z": "t1"}]
+    flows = [
+        {"id": "t1", "type": "tab"},
+        {
+            "id": "f",
+            "type": "python-function",
+            "z": "t1",
+            "func": "1/0",
+            "outputs": 1,
+            "wires": [[]],
+        },
+        life("ok", "t1", ["cap"]),
+        {"id": "cap", "type": "helper", "z": "t1"},
+    ]
     async with FlowHarness(flows) as h:
         for _ in range(3):
             h.receive("f", {})

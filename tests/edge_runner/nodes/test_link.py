@@ -12,6 +12,7 @@ from edge_runner.testing import FlowHarness
 
 pytestmark = pytest.mark.asyncio
 
+
 def call_node(h: FlowHarness) -> LinkCallNode:
     node = h.node("call")
     assert isinstance(node, LinkCallNode)

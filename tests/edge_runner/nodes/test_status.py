@@ -12,30 +12,47 @@ pytestmark = pytest.mark.asyncio
 
 
 def setter(node_id: str) -> dict[str, Any]:
-    return {"id": node_id, "type": "python-function", "z": "t1", "outputs": 1, "name": node_id,
-            "func": "node.status({'fill': 'green', 'shape': 'dot', 'text': msg['payload']})",
-            "wires": [[]]}
+    return {
+        "id": node_id,
+        "type": "python-function",
+        "z": "t1",
+        "outputs": 1,
+        "name": node_id,
+        "func": "node.status({'fill': 'green', 'shape': 'dot', 'text': msg['payload']})",
+        "wires": [[]],
+    }
 
 
 async def test_status_changes_arrive_with_their_source_and_scope_filters() -> None:
-    flow = [{"id": "t1", "type": "tab"}, setter("a"), setter("b"),
-            {"id": "all", "type": "status", "z": "t1", "scope": None, "wires": [["cap_all"]]},
-            {"id": "only_b", "type": "status", "z": "t1", "scope": ["b"], "wires": [["cap_b"]]},
-            {"id": "cap_all", "type": "helper", "z": "t1"},
-            {"id": "cap_b", "type": "helper", "z": "t1"}]
+    flow = [
+        {"id": "t1", "type": "tab"},
+        setter("a"),
+        setter("b"),
+        {"id": "all", "type": "status", "z": "t1", "scope": None, "wires": [["cap_all"]]},
+        {"id": "only_b", "type": "status", "z": "t1", "scope": ["b"], "wires": [["cap_b"]]},
+        {"id": "cap_all", "type": "helper", "z": "t1"},
+        {"id": "cap_b", "type": "helper", "z": "t1"},
+    ]
     async with FlowHarness(flow) as h:
         h.receive("a", {"payload": "one"})
         h.receive("b", {"payload": "two"})
         got = await h.wait("cap_all", 2)
-        assert got[0]["status"] == {"fill": "green", "shape": "dot", "text": "one",
-                                    "source": {"id": "a", "type": "python-function", "name": "a"}}
+        assert got[0]["status"] == {
+            "fill": "green",
+            "shape": "dot",
+            "text": "one",
+            "source": {"id": "a", "type": "python-function", "name": "a"},
+        }
         assert [m["status"]["text"] for m in await h.wait("cap_b")] == ["two"]
 
 
 async def test_repeated_identical_status_is_reported_once() -> None:
-    flow = [{"id": "t1", "type": "tab"}, setter("a"),
-            {"id": "st", "type": "status", "z": "t1", "wires": [["cap"]]},
-            {"id": "cap", "type": "helper", "z": "t1"}]
+    flow = [
+        {"id": "t1", "type": "tab"},
+        setter("a"),
+        {"id": "st", "type": "status", "z": "t1", "wires": [["cap"]]},
+        {"id": "cap", "type": "helper", "z": "t1"},
+    ]
     async with FlowHarness(flow) as h:
         for text in ("same", "same", "other"):
             h.receive("a", {"payload": text})
