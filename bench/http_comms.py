@@ -6,7 +6,7 @@
 
 * http: N sequential keep-alive GETs to `http in -> change -> http response`; requests/s and
   median/p99 round trip (client side, includes the HTTP stack of both ends).
-* comms (ours only, python flavour): one inject -> python-function sending N messages ->
+* comms (ours only, python flavour): one inject -> python-function sending --comms-n messages ->
   debug (sidebar, payload); time until the N-th item arrives on /comms, items/s. Node-RED
   queues /comms items and sends at most 50 per 50 ms timer tick, so the figure is not compared.
 
@@ -16,9 +16,10 @@ Reuses the engine/HTTP/websocket helpers of ../shared/bench/bench.py (standard l
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 SHARED_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
 sys.path.insert(0, str(SHARED_BENCH))
 
-import bench  # noqa: E402  (the shared harness, found next to the repository)
+harness: Any = importlib.import_module("bench")  # the shared harness next to the repository
 
 TAB = "tab_hc"
 
@@ -34,7 +35,7 @@ TAB = "tab_hc"
 def http_flow(tag: str) -> list[dict[str, Any]]:
     return [
         {"id": TAB, "type": "tab", "label": "hc", "disabled": False, "info": ""},
-        *bench.probe_nodes(TAB, tag, 100, 100),
+        *harness.probe_nodes(TAB, tag, 100, 100),
     ]
 
 
@@ -46,7 +47,7 @@ def comms_flow(n: int) -> list[dict[str, Any]]:
     )
     return [
         *http_flow("comms"),
-        bench.inject_node("c_go", TAB, "go", n, "num", 100, 200, [["c_gen"]]),
+        harness.inject_node("c_go", TAB, "go", n, "num", 100, 200, [["c_gen"]]),
         {
             "id": "c_gen",
             "type": "python-function",
@@ -58,13 +59,13 @@ def comms_flow(n: int) -> list[dict[str, Any]]:
             "y": 200,
             "wires": [["c_dbg"]],
         },
-        bench.debug_node("c_dbg", TAB, "c_dbg", 500, 200),
+        harness.debug_node("c_dbg", TAB, "c_dbg", 500, 200),
     ]
 
 
-def measure_http(eng: bench.Engine, n: int) -> dict[str, float]:
+def measure_http(eng: harness.Engine, n: int) -> dict[str, float]:
     eng.deploy(http_flow("hc"), "hc", "full")
-    client = bench.Http(eng.port)
+    client = harness.Http(eng.port)
     for _ in range(200):  # warm-up
         client.req("GET", "/bench/probe/hc")
     times = []
@@ -85,9 +86,9 @@ def measure_http(eng: bench.Engine, n: int) -> dict[str, float]:
     }
 
 
-def measure_comms(eng: bench.Engine, n: int) -> dict[str, float]:
+def measure_comms(eng: harness.Engine, n: int) -> dict[str, float]:
     eng.deploy(comms_flow(n), "comms", "full")
-    comms = bench.Comms(eng.port)
+    comms = harness.Comms(eng.port)
     comms.send({"subscribe": "debug"})
     time.sleep(0.3)
     t0 = time.perf_counter()
@@ -106,13 +107,13 @@ def measure_comms(eng: bench.Engine, n: int) -> dict[str, float]:
     return {"comms_items": float(seen), "comms_items_per_s": seen / elapsed}
 
 
-def run(cmd: str, label: str, flavor: str, n: int, workdir: str) -> dict[str, float]:
-    eng = bench.Engine(cmd, flavor, label, workdir)
+def run(cmd: str, label: str, flavor: str, n: int, comms_n: int, workdir: str) -> dict[str, float]:
+    eng = harness.Engine(cmd, flavor, label, workdir)
     eng.start()
     try:
         result = measure_http(eng, n)
         if flavor == "python":
-            result.update(measure_comms(eng, n * 10))
+            result.update(measure_comms(eng, comms_n))
         return result
     finally:
         eng.stop()
@@ -124,14 +125,20 @@ def main() -> None:
     parser.add_argument("--vs", default="")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--comms-n",
+        type=int,
+        default=10000,
+        help="debug items in one burst (the runner queues at most 10000 per "
+        "client; more are dropped with an explicit marker)",
+    )
     args = parser.parse_args()
-    workdir = f"/tmp/manifold-bench-hc/{os.getpid()}"
-    os.makedirs(workdir, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="manifold-bench-hc-")
     engines = [("ours", args.cmd, "python")] + ([("node-red", args.vs, "js")] if args.vs else [])
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in engines}
     for rep in range(args.repeats):
         for label, cmd, flavor in engines:
-            results[label].append(run(cmd, label, flavor, args.n, workdir))
+            results[label].append(run(cmd, label, flavor, args.n, args.comms_n, workdir))
             print(f"repeat {rep + 1} {label}: {results[label][-1]}", flush=True)
     for label, reps in results.items():
         keys = reps[0].keys()

@@ -1,6 +1,7 @@
 """The http in node, served by the real aiohttp server on 127.0.0.1: routes, params, bodies,
 msg.req/msg.res, answering the right request, errors."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -121,14 +122,12 @@ async def test_unknown_route_wrong_method_and_removed_route_are_404(tmp_path: Pa
 
 
 async def test_each_response_answers_its_own_request(tmp_path: Path) -> None:
-    flow = [
+    flow: list[dict[str, Any]] = [
         {"id": "in", "type": "http in", "url": "/slow/:n", "method": "get", "wires": [["got"]]},
         {"id": "got", "type": "helper", "wires": []},
         {"id": "resp", "type": "http response", "statusCode": "", "headers": {}},
     ]
     async with serving(flow, tmp_path) as (h, client, base):
-        import asyncio
-
         first = asyncio.ensure_future(client.get(f"{base}/slow/1"))
         second = asyncio.ensure_future(client.get(f"{base}/slow/2"))
         msgs = await h.wait("got", 2)

@@ -1,5 +1,6 @@
 """The http response node: status codes, headers, cookies, body types, misuse warnings."""
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,6 @@ async def answer(
 ) -> tuple[int, dict[str, str], bytes, list[str]]:
     """GET /r; the recorded message gets ``props`` and goes into the http response node."""
     async with serving(flow(node_status, node_headers), tmp_path) as (h, client, base):
-        import asyncio
-
         pending = asyncio.ensure_future(client.get(f"{base}/r"))
         (msg,) = await h.wait("set")
         for key, value in props.items():
@@ -105,8 +104,6 @@ async def test_cookies_set_and_clear(tmp_path: Path) -> None:
 
 async def test_bad_msg_status_code_is_an_error_and_the_flow_can_retry(tmp_path: Path) -> None:
     async with serving(flow(), tmp_path) as (h, client, base):
-        import asyncio
-
         pending = asyncio.ensure_future(client.get(f"{base}/r"))
         (msg,) = await h.wait("set")
         h.receive("resp", {**msg, "statusCode": "teapot", "payload": "x"})
@@ -126,8 +123,6 @@ async def test_message_without_res_or_answered_twice_warns() -> None:
 
 async def test_second_answer_is_dropped_with_a_warning(tmp_path: Path) -> None:
     async with serving(flow(), tmp_path) as (h, client, base):
-        import asyncio
-
         pending = asyncio.ensure_future(client.get(f"{base}/r"))
         (msg,) = await h.wait("set")
         h.receive("resp", {**msg, "payload": "first"})
