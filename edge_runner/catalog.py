@@ -1,13 +1,16 @@
 """catalog.json: every node type the runner knows, exported from the node registry.
 
-    python -m edge_runner.catalog            # (re)write catalog.json at the repository root
-    python -m edge_runner.catalog --check    # exit 1 with a summary when catalog.json is stale
-    python -m edge_runner.catalog --output PATH
+    python -m edge_runner.catalog            # (re)write catalog.json and the node index
+    python -m edge_runner.catalog --check    # exit 1 with a summary when either is stale
+    python -m edge_runner.catalog --output PATH --index PATH
 
 Per node type: type key, version, category, label, color, icon, inputs/outputs (and the config
 field giving a dynamic output count), whether it is a config node, credential field names,
 output labels, the help text (markdown) and the JSON schema of its ``Config``. The platform
 validates flows and the editor renders forms from this file; it is generated, never edited.
+
+The same run writes ``edge_runner/nodes/_index.json`` (node type -> module), which lets the
+runner import only the node modules a deployed flow uses (``edge_runner.runtime.loader``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runner.contract import REGISTRY, Node
+from edge_runner.runtime.loader import INDEX_PATH, build_index
 
 CATALOG_VERSION = 1
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "catalog.json"
@@ -94,23 +98,39 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="do not write; exit 1 if the file is missing or stale"
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_PATH)
+    parser.add_argument(
+        "--index",
+        type=Path,
+        default=INDEX_PATH,
+        help="the type -> module index the runner loads node modules by",
+    )
     args = parser.parse_args(argv)
     text = render(build_catalog())
+    index_text = render(build_index())
     path: Path = args.output
+    index_path: Path = args.index
     if args.check:
-        if not path.is_file():
-            sys.stderr.write(f"{path} is missing: run python -m edge_runner.catalog\n")
-            return 1
-        current = path.read_text("utf-8")
-        if current != text:
-            sys.stderr.write(f"{path} is stale: run python -m edge_runner.catalog\n")
-            for line in diff_summary(current, json.loads(text)):
-                sys.stderr.write(f"  {line}\n")
-            return 1
-        sys.stdout.write(f"{path} is up to date\n")
-        return 0
+        status = 0
+        for target, expected in ((path, text), (index_path, index_text)):
+            if not target.is_file():
+                sys.stderr.write(f"{target} is missing: run python -m edge_runner.catalog\n")
+                status = 1
+                continue
+            current = target.read_text("utf-8")
+            if current != expected:
+                sys.stderr.write(f"{target} is stale: run python -m edge_runner.catalog\n")
+                if target is path:
+                    for line in diff_summary(current, json.loads(text)):
+                        sys.stderr.write(f"  {line}\n")
+                status = 1
+        if status == 0:
+            sys.stdout.write(f"{path} and {index_path} are up to date\n")
+        return status
     path.write_text(text, "utf-8")
-    sys.stdout.write(f"wrote {path} ({len(json.loads(text)['nodes'])} node types)\n")
+    index_path.write_text(index_text, "utf-8")
+    sys.stdout.write(
+        f"wrote {path} ({len(json.loads(text)['nodes'])} node types) and {index_path}\n"
+    )
     return 0
 
 

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 import json
 import logging
 import os
-import pkgutil
 import shutil
 import tempfile
 import time
@@ -47,6 +45,12 @@ from edge_runner.contract import (
 from edge_runner.runtime.context import Context, ContextStore, ContextStores
 from edge_runner.runtime.credentials import CredentialStore
 from edge_runner.runtime.flows import SUBFLOW_PREFIX, FlowModel, GlobalEnv, NodeDef, parse_flows
+from edge_runner.runtime.loader import (  # noqa: F401  # re-exported for callers
+    FAILED_NODE_MODULES,
+    load_node_modules,
+    node_class,
+    unavailable_reason,
+)
 from edge_runner.runtime.node_api import NodeRuntime
 from edge_runner.runtime.planner import DEPLOY_KINDS, plan_deploy
 from edge_runner.runtime.routing import Router
@@ -82,28 +86,6 @@ class DeployError(Exception):
         return "; ".join(f"{e.get('id')}: {e.get('error')}" for e in self.errors[:10])
 
 
-_loaded_node_modules = False
-FAILED_NODE_MODULES: dict[str, str] = {}  # module -> error, for diagnostics
-
-
-def load_node_modules() -> None:
-    """Import every module of ``edge_runner.nodes`` so their ``@register`` calls run."""
-    global _loaded_node_modules
-    if _loaded_node_modules:
-        return
-    import edge_runner.nodes as package
-
-    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        try:
-            importlib.import_module(info.name)
-        except Exception as exc:  # one broken node module must not take the runner down
-            FAILED_NODE_MODULES[info.name] = f"{type(exc).__name__}: {exc}"
-            log.exception(
-                "node module %s failed to import; its node types are unavailable", info.name
-            )
-    _loaded_node_modules = True
-
-
 def node_config_fields(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if k not in COMMON_KEYS}
 
@@ -129,10 +111,8 @@ class Engine(Router):
         self._userdir = Path(userdir) if userdir is not None else None
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_data_dir: Path | None = None
-        if registry is None:
-            load_node_modules()
-            registry = REGISTRY
-        self.registry = registry
+        # Node modules load lazily, per type, at the first deploy that uses them (loader.py).
+        self.registry = registry if registry is not None else REGISTRY
         if isinstance(context, ContextStores):
             self.context_stores = context
         else:
@@ -278,16 +258,10 @@ class Engine(Router):
         self, definition: NodeDef, errors: list[dict[str, Any]], creds: dict[str, dict[str, Any]]
     ) -> NodeRuntime | None:
         raw = definition.raw
-        cls = self.registry.get(raw["type"])
-        if cls is None and raw["type"].startswith(SUBFLOW_PREFIX):
-            cls = self.registry.get("subflow")
+        cls = self.node_class(raw["type"])
         if cls is None:
             errors.append(
-                {
-                    "id": raw["id"],
-                    "type": raw["type"],
-                    "error": f"unknown node type {raw['type']!r}",
-                }
+                {"id": raw["id"], "type": raw["type"], "error": unavailable_reason(raw["type"])}
             )
             return None
         fields = node_config_fields(raw)
@@ -324,7 +298,7 @@ class Engine(Router):
         for node_id, definition in model.nodes.items():
             incoming = definition.raw.get("credentials")
             if isinstance(incoming, dict) and incoming:
-                cls = self.registry.get(definition.type)
+                cls = self.node_class(definition.type)
                 names = cls.SPEC.credentials if cls is not None else ()
                 changed |= scratch.merge(node_id, incoming, names)
         changed |= scratch.prune(model.known)
@@ -404,8 +378,14 @@ class Engine(Router):
         self.emit("notification/runtime-deploy", {"revision": self.revision})
         return self.revision
 
+    def node_class(self, node_type: str) -> type[Node] | None:
+        """The class running ``node_type`` (its module is imported on first use)."""
+        if node_type.startswith(SUBFLOW_PREFIX):
+            node_type = "subflow"
+        return node_class(self.registry, node_type)
+
     def _is_config_type(self, node_type: str) -> bool:
-        cls = self.registry.get(node_type)
+        cls = self.node_class(node_type)
         return cls is None or cls.SPEC.is_config
 
     @staticmethod

@@ -44,21 +44,37 @@ def test_check_passes_when_fresh_and_reports_what_is_stale(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "catalog.json"
-    assert catalog.main(["--check", "--output", str(path)]) == 1
+    files = ["--output", str(path), "--index", str(tmp_path / "_index.json")]
+    assert catalog.main(["--check", *files]) == 1
     assert "missing" in capsys.readouterr().err
-    assert catalog.main(["--output", str(path)]) == 0
-    assert catalog.main(["--check", "--output", str(path)]) == 0
+    assert catalog.main(files) == 0
+    assert catalog.main(["--check", *files]) == 0
     data = json.loads(path.read_text())
     data["nodes"] = [n for n in data["nodes"] if n["type"] != "comment"]
     next(n for n in data["nodes"] if n["type"] == "catch")["help"] = "old help\n"
     data["nodes"].append({"type": "retired-node"})
     path.write_text(catalog.render(data))
     capsys.readouterr()
-    assert catalog.main(["--check", "--output", str(path)]) == 1
+    assert catalog.main(["--check", *files]) == 1
     err = capsys.readouterr().err
     assert "added: comment" in err
     assert "removed: retired-node" in err
     assert "changed: catch (help)" in err
+
+
+def test_the_node_index_maps_every_catalog_type_to_its_module(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = ["--output", str(tmp_path / "catalog.json"), "--index", str(tmp_path / "i.json")]
+    assert catalog.main(files) == 0
+    built = json.loads((tmp_path / "catalog.json").read_text())
+    index = json.loads((tmp_path / "i.json").read_text())["types"]
+    assert index == {n["type"]: n["module"] for n in built["nodes"]}
+    assert index["link out"] == "edge_runner.nodes.link"
+    (tmp_path / "i.json").write_text(catalog.render({"index_version": 1, "types": {}}))
+    capsys.readouterr()
+    assert catalog.main(["--check", *files]) == 1
+    assert "i.json is stale" in capsys.readouterr().err
 
 
 def test_the_committed_catalog_is_up_to_date() -> None:
