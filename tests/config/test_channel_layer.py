@@ -154,3 +154,21 @@ def test_competing_receivers_in_two_processes_get_each_message_once(tmp_path: Pa
         assert receiver.returncode == 0
         seen.extend(json.loads(line)["n"] for line in out.splitlines())
     assert sorted(seen) == list(range(200)), "every message exactly once across two processes"
+
+
+async def test_group_send_fans_out_to_many_sockets_in_one_poll(layer: SQLiteChannelLayer) -> None:
+    channels = [await layer.new_channel() for _ in range(300)]
+    for channel in channels:
+        await layer.group_add("crowd", channel)
+    started = time.monotonic()
+    await layer.group_send("crowd", {"type": "team.event", "kind": "fan-out"})
+    sent = time.monotonic() - started
+    received = await asyncio.wait_for(
+        asyncio.gather(*(layer.receive(channel) for channel in channels)), 10
+    )
+    took = time.monotonic() - started
+    assert [message["kind"] for message in received] == ["fan-out"] * 300
+    print(
+        f"group_send to 300 members: stored in {sent * 1000:.0f} ms,"
+        f" all received in {took * 1000:.0f} ms"
+    )
