@@ -203,10 +203,12 @@ class Supervisor:
             # Only the child itself: Celery's main process stops its pool in order, which a
             # group-wide SIGTERM would cut short.
             self.process_of(child).terminate()
-        deadline = time.monotonic() + GRACE_SECONDS
+        started = time.monotonic()
+        deadline = started + GRACE_SECONDS
         for child in running:
             try:
                 self.process_of(child).wait(max(0.1, deadline - time.monotonic()))
+                self.say("run", f"{child.name} stopped after {time.monotonic() - started:.1f} s")
             except subprocess.TimeoutExpired:
                 self.say("run", f"{child.name} ignored SIGTERM for {GRACE_SECONDS:.0f} s; killing")
                 self._signal_group(child, signal.SIGKILL)
