@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from asgiref.sync import async_to_sync
 from celery import shared_task
-from channels.layers import get_channel_layer
+
+from apps.core.realtime import broadcast_team_event
 
 
 @shared_task(name="tests.probe_touch_task")
@@ -20,7 +20,6 @@ def probe_touch_task(path: str, sent_at: float) -> None:
 
 
 @shared_task(name="tests.probe_broadcast_task")
-def probe_broadcast_task(group: str, sent_at: float) -> None:
-    """Group-send from the worker process through the configured channel layer."""
-    layer = get_channel_layer()
-    async_to_sync(layer.group_send)(group, {"type": "probe", "sent_at": sent_at})
+def probe_broadcast_task(team_id: int, sent_at: float) -> None:
+    """What a real task does: announce through broadcast_team_event (sent on commit)."""
+    broadcast_team_event(team_id, "probe.ping", {"sent_at": sent_at})

@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.test import override_settings
 
+from apps.core.realtime import team_group_name
 from config.celery import app as celery_app
 from tests.config.celery_probe_tasks import probe_broadcast_task, probe_touch_task
 
@@ -124,7 +125,7 @@ def test_task_published_here_runs_in_the_worker_process(
     assert max(delays) < 5
 
 
-def test_group_send_from_the_worker_reaches_this_process(
+def test_broadcast_from_the_worker_reaches_this_process(
     worker: tuple[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     queue, options = worker
@@ -139,7 +140,8 @@ def test_group_send_from_the_worker_reaches_this_process(
                 "CONFIG": {**default["CONFIG"], "path": str(tmp_path / "test" / file_name)},
             }
         }
-    group = f"probe-{uuid.uuid4().hex[:12]}"
+    team_id = 900_000_000 + uuid.uuid4().int % 1_000_000
+    group = team_group_name(team_id)
 
     async def listen() -> float:
         layer = get_channel_layer()
@@ -147,12 +149,17 @@ def test_group_send_from_the_worker_reaches_this_process(
         await layer.group_add(group, channel)
         with celery_app.connection_for_write(transport_options=options) as connection:
             probe_broadcast_task.apply_async(
-                (group, time.time()), queue=queue, connection=connection
+                (team_id, time.time()), queue=queue, connection=connection
             )
         message = await asyncio.wait_for(layer.receive(channel), 60)
         await layer.group_discard(group, channel)
-        return time.time() - float(message["sent_at"])
+        assert message["type"] == "team.event"
+        assert message["kind"] == "probe.ping"
+        return time.time() - float(message["payload"]["sent_at"])
 
     with override_settings(CHANNEL_LAYERS=layers):
         elapsed = asyncio.run(listen())
-    print(f"task -> worker -> group_send -> this process: {elapsed * 1000:.0f} ms (incl. start-up)")
+    print(
+        f"task -> worker -> broadcast_team_event -> this process: {elapsed * 1000:.0f} ms"
+        " (incl. worker start-up)"
+    )
