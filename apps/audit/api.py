@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -100,6 +102,15 @@ class AuditFilterSerializer(serializers.Serializer[dict[str, Any]]):
         return attrs
 
 
+class AuditEventPageSerializer(serializers.Serializer[dict[str, Any]]):
+    """One page of the list (LimitOffsetPagination), for the schema."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = AuditEventSerializer(many=True)
+
+
 class AuditSettingsSerializer(serializers.Serializer[dict[str, Any]]):
     audit_retention_days = serializers.IntegerField(min_value=1, max_value=MAX_RETENTION_DAYS)
 
@@ -141,6 +152,11 @@ class AuditEventListView(TeamAuditView):
 
     serializer_class = AuditEventSerializer
 
+    @extend_schema(
+        operation_id="teams_audit_events_list",
+        parameters=[AuditFilterSerializer],
+        responses={200: AuditEventPageSerializer},
+    )
     def get(self, request: Request, team_slug: str) -> Response:
         access = self.team_access(request, team_slug)
         events = self.filtered_events(request, access)
@@ -154,6 +170,7 @@ class AuditEventDetailView(TeamAuditView):
 
     serializer_class = AuditEventSerializer
 
+    @extend_schema(responses={200: AuditEventSerializer})
     def get(self, request: Request, team_slug: str, event_id: int) -> Response:
         access = self.team_access(request, team_slug)
         event = audit_event_get(team=access.team, event_id=event_id)
@@ -200,12 +217,15 @@ def _jsonl_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
 
 
 class AuditExportView(TeamAuditView):
-    """GET: the filtered events as a streamed file, oldest first, in constant memory."""
+    """GET: the filtered events as a streamed file, oldest first, in constant memory.
+
+    Subclasses name the format; each is its own class so the schema can describe its body.
+    """
 
     permissions: ClassVar[dict[str, str]] = {"get": "audit:export"}
-    export_format = "csv"
+    export_format: ClassVar[str] = "csv"
 
-    def get(self, request: Request, team_slug: str) -> StreamingHttpResponse:
+    def export(self, request: Request, team_slug: str) -> StreamingHttpResponse:
         access = self.team_access(request, team_slug)
         events = self.filtered_events(request, access).order_by("seq")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
@@ -221,6 +241,38 @@ class AuditExportView(TeamAuditView):
         return response
 
 
+class AuditCsvExportView(AuditExportView):
+    """GET: CSV, one header row then one row per event (formula-looking cells are quoted)."""
+
+    export_format = "csv"
+
+    @extend_schema(
+        operation_id="teams_audit_events_export_csv",
+        parameters=[AuditFilterSerializer],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV file")},
+    )
+    def get(self, request: Request, team_slug: str) -> StreamingHttpResponse:
+        return self.export(request, team_slug)
+
+
+class AuditJsonlExportView(AuditExportView):
+    """GET: JSON Lines, one JSON object per event."""
+
+    export_format = "jsonl"
+
+    @extend_schema(
+        operation_id="teams_audit_events_export_jsonl",
+        parameters=[AuditFilterSerializer],
+        responses={
+            (200, "application/jsonl"): OpenApiResponse(
+                OpenApiTypes.STR, description="JSON Lines file"
+            )
+        },
+    )
+    def get(self, request: Request, team_slug: str) -> StreamingHttpResponse:
+        return self.export(request, team_slug)
+
+
 class AuditSettingsView(TeamAuditView):
     """GET (audit:read) and PUT/PATCH (team:edit) the team's audit retention."""
 
@@ -231,10 +283,12 @@ class AuditSettingsView(TeamAuditView):
     }
     serializer_class = AuditSettingsSerializer
 
+    @extend_schema(responses={200: AuditSettingsSerializer})
     def get(self, request: Request, team_slug: str) -> Response:
         access = self.team_access(request, team_slug)
         return Response({"audit_retention_days": audit_retention_days_get(team=access.team)})
 
+    @extend_schema(request=AuditSettingsSerializer, responses={200: AuditSettingsSerializer})
     def put(self, request: Request, team_slug: str) -> Response:
         access = self.team_access(request, team_slug)
         body = AuditSettingsSerializer(data=request.data)
@@ -247,5 +301,6 @@ class AuditSettingsView(TeamAuditView):
         )
         return Response({"audit_retention_days": current.audit_retention_days})
 
+    @extend_schema(request=AuditSettingsSerializer, responses={200: AuditSettingsSerializer})
     def patch(self, request: Request, team_slug: str) -> Response:
         return self.put(request, team_slug)

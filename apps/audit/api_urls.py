@@ -12,12 +12,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path(
         "teams/<slug:team_slug>/audit-events/export.csv",
-        api.AuditExportView.as_view(export_format="csv"),
+        api.AuditCsvExportView.as_view(),
         name="api-audit-event-export-csv",
     ),
     path(
         "teams/<slug:team_slug>/audit-events/export.jsonl",
-        api.AuditExportView.as_view(export_format="jsonl"),
+        api.AuditJsonlExportView.as_view(),
         name="api-audit-event-export-jsonl",
     ),
     path(

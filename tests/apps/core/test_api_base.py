@@ -133,3 +133,14 @@ def test_openapi_schema_is_valid(db: Any) -> None:
     ]:
         assert path in paths, path
     assert "personalAccessToken" in schema["components"]["securitySchemes"]
+
+
+def test_openapi_schema_generates_without_warnings(db: Any, tmp_path: Any) -> None:
+    """``manage.py spectacular --validate --fail-on-warn``: no guessed serializer, no collision."""
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    text = target.read_text()
+    assert "teams_audit_events_export_csv" in text
+    assert "teams_audit_events_list" in text
