@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -282,11 +283,22 @@ _PATH_TOKEN = re.compile(
 
 def parse_path(path: str) -> list[str | int]:
     """Split a Node-RED property expression (``a.b[0]["c d"]``) into keys and indexes."""
-    if not isinstance(path, str) or not path.strip():
+    if not isinstance(path, str):
         raise ValueError("empty property name")
+    return list(_parse_path(path))
+
+
+@lru_cache(maxsize=4096)
+def _parse_path(path: str) -> tuple[str | int, ...]:
+    # Nodes parse their property paths once per instance; a 1000-node deploy repeats the same
+    # few paths ("payload", "topic") over and over, so the parsed form is cached.
+    text = path.strip()
+    if not text:
+        raise ValueError("empty property name")
+    if text.isidentifier():
+        return (text,)
     parts: list[str | int] = []
     pos = 0
-    text = path.strip()
     while pos < len(text):
         match = _PATH_TOKEN.match(text, pos)
         if not match or match.end() == pos:
@@ -298,7 +310,7 @@ def parse_path(path: str) -> list[str | int]:
         else:
             parts.append(match.group(4))
         pos = match.end()
-    return parts
+    return tuple(parts)
 
 
 _MISSING = object()

@@ -47,6 +47,7 @@ from edge_runner.runtime.credentials import CredentialStore
 from edge_runner.runtime.flows import SUBFLOW_PREFIX, FlowModel, GlobalEnv, NodeDef, parse_flows
 from edge_runner.runtime.loader import (  # noqa: F401  # re-exported for callers
     FAILED_NODE_MODULES,
+    WarmUp,
     load_node_modules,
     node_class,
     unavailable_reason,
@@ -113,6 +114,7 @@ class Engine(Router):
         self._temp_data_dir: Path | None = None
         # Node modules load lazily, per type, at the first deploy that uses them (loader.py).
         self.registry = registry if registry is not None else REGISTRY
+        self._warm_up = WarmUp()
         if isinstance(context, ContextStores):
             self.context_stores = context
         else:
@@ -384,6 +386,11 @@ class Engine(Router):
             node_type = "subflow"
         return node_class(self.registry, node_type)
 
+    def warm_up(self, delay: float = 0.25) -> None:
+        """Import the node modules of every known type in the background (needs a running
+        loop); cancelled by ``stop()``."""
+        self._warm_up.start(delay)
+
     def _is_config_type(self, node_type: str) -> bool:
         cls = self.node_class(node_type)
         return cls is None or cls.SPEC.is_config
@@ -492,6 +499,7 @@ class Engine(Router):
 
     async def stop(self) -> None:
         """Stop every node and flush the context stores (shutdown)."""
+        self._warm_up.cancel()
         self.emit("notification/runtime-state", {"state": "stop"})
         await self.stop_nodes(list(self.nodes.values()))
         self.nodes = {}

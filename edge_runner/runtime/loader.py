@@ -8,10 +8,17 @@ when it is stale). ``node_class(registry, type)`` imports the module the index n
 the index does not know (a stale or missing index, a new module) makes it import every node
 module once, so an out-of-date index costs time, never correctness; a type nobody registers is
 still unknown and the deploy rejects that node.
+
+``WarmUp`` (``Engine.warm_up()``, called by the standalone server once it listens) imports the
+indexed modules in the background, one per event-loop turn, so a runner that starts fast still
+deploys its first large flow without paying for the imports then. When it is done it
+moves everything loaded so far into the collector's permanent generation (``gc.freeze()``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import importlib
 import json
 import logging
@@ -110,3 +117,39 @@ def unavailable_reason(type_key: str) -> str:
     if module is not None and module in FAILED_NODE_MODULES:
         return f"node type {type_key!r} is unavailable: {FAILED_NODE_MODULES[module]}"
     return f"unknown node type {type_key!r}"
+
+
+class WarmUp:
+    """Imports the indexed node modules in the background, one per loop turn, so the first
+    deploy finds them loaded while startup (spawn -> listening) paid for none of them."""
+
+    def __init__(self, pause: float = 0.002) -> None:
+        self.pause = pause
+        self.pending: list[str] = []
+        self.handle: asyncio.TimerHandle | None = None
+
+    def start(self, delay: float = 0.25) -> None:
+        if self.handle is not None or _state["all_loaded"]:
+            return
+        self.pending = sorted(set(node_index().values()) - set(sys.modules))
+        self.handle = asyncio.get_running_loop().call_later(delay, self._step)
+
+    def _step(self) -> None:
+        # One module per turn: requests and messages wait for one import at most.
+        if self.pending:
+            import_node_module(self.pending.pop(0))
+        if self.pending:
+            self.handle = asyncio.get_running_loop().call_later(self.pause, self._step)
+            return
+        self.handle = None
+        # Modules, classes and functions live as long as the process: moving them out of the
+        # collector's generations (once, while idle) keeps full collections -- which a large
+        # deploy triggers -- from scanning ~70 000 objects that can never be garbage.
+        gc.collect()
+        gc.freeze()
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.pending = []

@@ -58,8 +58,7 @@ class NodeRuntime:
         self.watched = False  # a complete node watches this node
         self.manual_done = False  # completion is signalled by done(), not by returning
         self.node: Node = node_cls(self, config)
-        on_message = type(self.node).on_message
-        self.is_async = asyncio.iscoroutinefunction(on_message)
+        self.is_async = _is_async(type(self.node))
         self.queue: deque[Msg] = deque()
         self.queue_limit = node_cls.QUEUE_LIMIT
         self.dropped = 0
@@ -211,6 +210,17 @@ class NodeRuntime:
 
     def __repr__(self) -> str:
         return f"<NodeRuntime {self.type} {self.id}>"
+
+
+_ASYNC_CLASSES: dict[type[Node], bool] = {}
+
+
+def _is_async(cls: type[Node]) -> bool:
+    """Whether ``cls.on_message`` is a coroutine function (asked once per class)."""
+    found = _ASYNC_CLASSES.get(cls)
+    if found is None:
+        found = _ASYNC_CLASSES[cls] = asyncio.iscoroutinefunction(cls.on_message)
+    return found
 
 
 def process_env(name: str) -> str | None:

@@ -147,6 +147,7 @@ class Server:
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True, backlog=1024)
         await site.start()
         self._runner = runner
+        engine.warm_up()  # node modules load in the background, after we answer
         if not self.port:  # port 0: the OS picked one (tests)
             self.port = int(runner.addresses[0][1])
         log.info("edge runner on http://%s:%s (userdir %s)", self.host, self.port, self.userdir)

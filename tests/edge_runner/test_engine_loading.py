@@ -125,3 +125,41 @@ async def test_the_committed_index_covers_every_registered_node_type() -> None:
     loader.load_node_modules()
     committed = json.loads(loader.INDEX_PATH.read_text())
     assert committed == json.loads(json.dumps(loader.build_index()))
+
+
+async def test_warm_up_imports_every_indexed_module_in_the_background() -> None:
+    result = run_python(
+        """
+        import asyncio, gc, json, sys
+        from edge_runner.runtime.engine import Engine
+        from edge_runner.runtime.loader import node_index
+
+        async def main():
+            engine = Engine()
+            engine.warm_up(delay=0.01)
+            right_after = [m for m in set(node_index().values()) if m in sys.modules]
+            for _ in range(400):
+                await asyncio.sleep(0.01)
+                if engine._warm_up.handle is None:
+                    break
+            missing = [m for m in set(node_index().values()) if m not in sys.modules]
+            print(json.dumps({"right_after": right_after, "missing": missing,
+                              "frozen": gc.get_freeze_count()}))
+            await engine.stop()
+
+        asyncio.run(main())
+        """
+    )
+    assert result["right_after"] == []
+    assert result["missing"] == []
+    assert isinstance(result["frozen"], int)
+    assert result["frozen"] > 10_000
+
+
+async def test_stop_cancels_a_pending_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "_state", {"all_loaded": False})
+    engine = Engine()
+    engine.warm_up(delay=60)
+    assert engine._warm_up.handle is not None
+    await engine.stop()
+    assert engine._warm_up.handle is None
