@@ -7,7 +7,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth import password_validation
+from django.contrib.auth import SESSION_KEY, password_validation
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -103,6 +104,102 @@ def password_change(
         audit_record(
             event="account.password.changed", actor=actor, team=None, target=user, request=request
         )
+
+
+def user_sessions_end(*, user: User, keep_session_key: str | None = None) -> int:
+    """Delete every stored session signed in as ``user`` (except ``keep_session_key``).
+
+    Database sessions carry the user id only inside their encoded payload, so this decodes the
+    unexpired ones: linear in the number of live sessions, fine for the installations we target
+    and only run on rare, security-relevant writes. Returns how many sessions ended.
+    """
+    ended = []
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.session_key == keep_session_key:
+            continue
+        if str(session.get_decoded().get(SESSION_KEY)) == str(user.pk):
+            ended.append(session.session_key)
+    if ended:
+        Session.objects.filter(session_key__in=ended).delete()
+    return len(ended)
+
+
+def _revoke_all_tokens(user: User) -> list[str]:
+    now = timezone.now()
+    active = PersonalAccessToken.objects.select_for_update().filter(
+        user=user, revoked_at__isnull=True, expires_at__gt=now
+    )
+    prefixes = sorted(active.values_list("prefix", flat=True))
+    active.update(revoked_at=now, updated_at=now)
+    return prefixes
+
+
+def password_reset_request(*, email: str, request: HttpRequest | None = None) -> list[User]:
+    """Record that a reset link was asked for; return the accounts a link goes to.
+
+    The same accounts Django's reset form mails: active, with a usable password. One audit row
+    (platform chain) per such account, holding no address typed by the visitor and no link or
+    token. An unknown address writes nothing, so the visitor learns nothing either way.
+    """
+    cleaned = (email or "").strip().lower()
+    users = [
+        user
+        for user in User.objects.filter(email__iexact=cleaned, is_active=True)
+        if user.has_usable_password()
+    ]
+    with transaction.atomic():
+        for user in users:
+            audit_record(
+                event="account.password.reset_requested",
+                # The visitor as they are: usually anonymous, possibly signed in as someone.
+                actor=getattr(request, "user", None),
+                team=None,
+                target=user,
+                request=request,
+            )
+    return users
+
+
+@dataclass(frozen=True)
+class PasswordReset:
+    """What a completed reset ended: other sessions and the account's access tokens."""
+
+    sessions_ended: int
+    tokens_revoked: list[str]
+
+
+def password_reset_complete(
+    *,
+    user: User,
+    new_password: str,
+    request: HttpRequest | None = None,
+    keep_session_key: str | None = None,
+) -> PasswordReset:
+    """Set a new password through an emailed reset link (the link is checked by the caller).
+
+    A reset is the way back into an account its holder lost control of, so everything that
+    rode on the old credentials ends: every session of the user (bar ``keep_session_key``,
+    the anonymous session carrying the reset) and every active personal access token, whose
+    prefixes the audit row lists so the owner knows which to recreate. Tokens are revoked, not
+    kept, because one minted by whoever held the old password would otherwise outlive the reset.
+    """
+    if not user.is_active:
+        raise PermissionDenied("This account is deactivated; ask a platform admin.")
+    _check_password(new_password, user, field="new_password")
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        revoked = _revoke_all_tokens(user)
+        ended = user_sessions_end(user=user, keep_session_key=keep_session_key)
+        audit_record(
+            event="account.password.reset",
+            actor=user,
+            team=None,
+            target=user,
+            after={"logins_ended": ended, "revoked_prefixes": revoked},
+            request=request,
+        )
+    return PasswordReset(sessions_ended=ended, tokens_revoked=revoked)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, SetPasswordForm
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -80,10 +80,17 @@ class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """Mail a one-time link; ``password_reset_request`` audits it (never the link itself)."""
+
     template_name = "accounts/password_reset.html"
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        response = super().form_valid(form)
+        services.password_reset_request(email=form.cleaned_data["email"], request=self.request)
+        return response
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
@@ -91,8 +98,29 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """The emailed link: Django checks the link, ``password_reset_complete`` does the write."""
+
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form: SetPasswordForm[User]) -> HttpResponse:
+        # Django's own form_valid saves through form.save(); the service replaces that write.
+        session = self.request.session
+        try:
+            services.password_reset_complete(
+                user=form.user,
+                new_password=form.cleaned_data["new_password1"],
+                request=self.request,
+                keep_session_key=session.session_key,
+            )
+        except ManifoldError as exc:
+            add_service_error(form, exc, {"new_password": "new_password2"})
+            return self.form_invalid(form)
+        session.pop(auth_views.INTERNAL_RESET_SESSION_TOKEN, None)
+        if getattr(self.request.user, "pk", None) == form.user.pk:
+            # Signed in as the account being reset: this login ends as well.
+            logout(self.request)
+        return redirect(self.get_success_url())
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
