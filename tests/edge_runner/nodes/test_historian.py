@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -155,7 +156,8 @@ async def test_sqlite_round_trip_with_aggregates(userdir: Path) -> None:
             h.receive("hw", {"payload": reading("vib", i)})
         h.receive("hw", {"payload": reading("state", 3, value="running")})
         h.receive("hw", {"payload": {"a": 1, "b": True}, "timestamp": BASE})
-        await h.until(lambda: h.node("hw").written >= 13, 5, "13 points written")  # type: ignore[attr-defined]
+        writer: Any = h.node("hw")
+        await h.until(lambda: writer.written >= 13, 5, "13 points written")
         window = {"tag": "vib", "from": BASE, "to": BASE + 9000}
         rows = (await query(h, 1, **window))["payload"]
         assert [r["value"] for r in rows] == [float(i) for i in range(10)]
@@ -179,7 +181,9 @@ async def test_sqlite_round_trip_with_aggregates(userdir: Path) -> None:
         booleans = await query(h, 7, tag="b", **{"from": BASE - 1, "to": BASE + 1})
         assert booleans["payload"][0]["value"] == 1.0
         assert state["query"]["tag"] == "state"
-    assert (userdir / "historian" / "historian.sqlite3").exists()
+    with sqlite3.connect(userdir / "historian" / "historian.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT count(*) FROM historian").fetchone()[0] == 13
 
 
 async def test_sqlite_ignores_a_repeated_point_and_reports_bad_input(userdir: Path) -> None:
@@ -200,7 +204,8 @@ async def test_sqlite_ignores_a_repeated_point_and_reports_bad_input(userdir: Pa
                 "the window starts after it ends (from > to)",
             ]
         )
-        await h.until(lambda: h.node("hw").written >= 2, 5, "written")  # type: ignore[attr-defined]
+        writer: Any = h.node("hw")
+        await h.until(lambda: writer.written >= 2, 5, "written")
         rows = (await query(h, 1, tag="x", **{"from": BASE, "to": BASE + 5000}))["payload"]
         assert [r["value"] for r in rows] == [1.0]
 
@@ -234,8 +239,9 @@ def pg(database: str, port: int, **fields: Any) -> dict[str, Any]:
 async def test_postgres_plain_table_and_query(userdir: Path, database: str) -> None:
     async with FlowHarness(write_flow(**pg(database, 5432))) as h:
         h.receive("hw", {"payload": [reading("vib", i) for i in range(7)]})
-        await h.until(lambda: h.node("hw").written >= 7, 5, "written")  # type: ignore[attr-defined]
-        assert h.node("hw").backend.hypertable is False  # type: ignore[attr-defined]  # no timescaledb here
+        writer: Any = h.node("hw")
+        await h.until(lambda: writer.written >= 7, 5, "written")
+        assert writer.backend.hypertable is False  # no timescaledb in this database
         assert h.statuses("hw")[-1] == {"fill": "green", "shape": "dot", "text": "connected"}
         result = await query(h, 1, tag="vib", aggregate="sum", **{"from": BASE, "to": BASE + 6000})
         assert result["payload"] == 21.0
