@@ -210,6 +210,15 @@ async def test_sqlite_ignores_a_repeated_point_and_reports_bad_input(userdir: Pa
         assert [r["value"] for r in rows] == [1.0]
 
 
+async def test_values_waiting_for_a_flush_are_written_on_stop(userdir: Path) -> None:
+    async with FlowHarness(write_flow(batchSize=1000, flushInterval=600)) as h:
+        h.receive("hw", {"payload": [reading("late", i) for i in range(3)]})
+        await h.quiet(0.05)
+        assert h.node("hw").written == 0  # type: ignore[attr-defined]  # white-box: still buffered
+    with sqlite3.connect(userdir / "historian" / "historian.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM historian").fetchone()[0] == 3
+
+
 async def test_config_is_checked_at_deploy(userdir: Path) -> None:
     for fields, expected in (
         ({"table": "points; drop table x"}, "table name"),
