@@ -333,3 +333,23 @@ async def test_query_reports_an_unreachable_database(
         (ok,) = await h.wait("out", 1, timeout=10)
         assert ok["payload"] == []
         assert h.statuses("hq")[-1] == {"fill": "green", "shape": "dot", "text": "0 rows"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_write_throughput_figure(userdir: Path, database: str, backend: str) -> None:
+    """Prints points/s from message to committed row (batches of 500) for each backend."""
+    fields = pg(database, 5432) if backend == "postgres" else {}
+    total = 5000
+    async with FlowHarness(write_flow(**fields, batchSize=500, flushInterval=0.01)) as h:
+        writer: Any = h.node("hw")
+        start = asyncio.get_running_loop().time()
+        for i in range(total):
+            h.receive("hw", {"payload": reading("fast", i)})
+        await h.until(lambda: writer.written >= total, 30, f"{total} written")
+        elapsed = asyncio.get_running_loop().time() - start
+    print(f"\nhistorian-write {backend}: {total / elapsed:,.0f} points/s ({total} points)")
+    if backend == "postgres":
+        assert len(await pg_rows(database)) == total
+    else:
+        with sqlite3.connect(userdir / "historian" / "historian.sqlite3") as db:
+            assert db.execute("SELECT count(*) FROM historian").fetchone()[0] == total
