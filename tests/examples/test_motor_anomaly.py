@@ -61,7 +61,7 @@ async def test_demo_alerts_on_an_injected_fault_and_stays_quiet_before(tmp_path:
     subscriber = Subscriber(1883, topic)
     await subscriber.start()
     port = free_port()
-    env = {**os.environ, "MANIFOLD_RUNNER_USERDIR": str(userdir)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANIFOLD_RUNNER_")}
     log_path = tmp_path / "runner.log"
     with log_path.open("wb") as log_file:
         runner = await asyncio.create_subprocess_exec(
