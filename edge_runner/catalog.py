@@ -62,7 +62,11 @@ def build_catalog() -> dict[str, Any]:
     """The catalog of every node type shipped in ``edge_runner.nodes`` (test doubles and
     types registered elsewhere are left out)."""
     _load_nodes()
-    nodes = [describe(cls) for cls in REGISTRY if cls.__module__.startswith(NODES_PACKAGE + ".")]
+    nodes = [
+        describe(cls)
+        for cls in REGISTRY
+        if cls.__module__.startswith(NODES_PACKAGE + ".") and not cls.SPEC.internal
+    ]
     return {"catalog_version": CATALOG_VERSION, "nodes": nodes}
 
 

@@ -100,6 +100,7 @@ class NodeSpec:
     is_config: bool = False  # a config node (no wires, shared by other nodes)
     credentials: tuple[str, ...] = ()  # credential field names, stored apart and encrypted
     output_labels: tuple[str, ...] = ()
+    internal: bool = False  # created by the engine itself, never in flows.json nor the catalog
 
     def output_count(self, config: NodeConfig) -> int:
         if self.dynamic_outputs:

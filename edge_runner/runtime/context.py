@@ -12,6 +12,8 @@ from typing import Any
 
 from edge_runner.contract import get_property, parse_path, set_property
 
+PARENT = "$parent."
+
 
 class ContextStore:
     """Holds one dict per scope key. Values are kept as given (no copy), like Node-RED's
@@ -87,16 +89,25 @@ class Context:
     """What flows see as ``context`` / ``flow`` / ``global_``: ``get``, ``set``, ``keys``.
 
     ``store=`` picks a named store (Node-RED's third argument); without it the default store
-    is used. Dotted keys (``a.b[0]``) read and write nested values.
+    is used. Dotted keys (``a.b[0]``) read and write nested values. Inside a subflow, flow
+    context keys starting with ``$parent.`` read and write the parent flow's context (a tab's
+    flow context has no parent: such reads give None and writes do nothing, as in Node-RED).
     """
 
-    __slots__ = ("_data", "_key", "_store", "_stores")
+    __slots__ = ("_data", "_key", "_store", "_stores", "parent")
 
-    def __init__(self, store: ContextStore, key: str, stores: ContextStores | None = None) -> None:
+    def __init__(
+        self,
+        store: ContextStore,
+        key: str,
+        stores: ContextStores | None = None,
+        parent: Context | None = None,
+    ) -> None:
         self._store = store
         self._key = key
         self._data = store.data(key)
         self._stores = stores
+        self.parent = parent
 
     def _other(self, store: str) -> Context:
         if self._stores is None:
@@ -104,19 +115,36 @@ class Context:
                 return self
             raise KeyError(f"unknown context store {store!r}")
         target = self._stores.get(store)
-        return self if target is self._store else Context(target, self._key, self._stores)
+        if target is self._store:
+            return self
+        return Context(target, self._key, self._stores, self.parent)
+
+    def _up(self, key: str) -> tuple[Context | None, str]:
+        """Follow ``$parent.`` prefixes: the context and key they lead to."""
+        ctx: Context | None = self
+        while ctx is not None and key.startswith(PARENT):
+            ctx, key = ctx.parent, key[len(PARENT) :]
+        return ctx, key
 
     def get(self, key: str, default: Any = None, store: str | None = None) -> Any:
+        data = self._data
+        if store is None and key in data:
+            return data[key]
+        if key.startswith(PARENT):
+            ctx, rest = self._up(key)
+            return ctx.get(rest, default, store) if ctx is not None and rest else default
         if store is not None:
             return self._other(store).get(key, default)
-        data = self._data
-        if key in data:
-            return data[key]
         if "." in key or "[" in key:
             return get_property(data, key, default)
         return default
 
     def set(self, key: str, value: Any = None, store: str | None = None) -> None:
+        if key.startswith(PARENT):
+            ctx, rest = self._up(key)
+            if ctx is not None and rest:
+                ctx.set(rest, value, store)
+            return
         if store is not None:
             self._other(store).set(key, value)
             return

@@ -44,7 +44,8 @@ from edge_runner.contract import (
 )
 from edge_runner.runtime.context import Context, ContextStore, ContextStores
 from edge_runner.runtime.credentials import CredentialStore
-from edge_runner.runtime.flows import SUBFLOW_PREFIX, FlowModel, GlobalEnv, NodeDef, parse_flows
+from edge_runner.runtime.env import GlobalEnv
+from edge_runner.runtime.flows import SUBFLOW_PREFIX, FlowModel, NodeDef, parse_flows
 from edge_runner.runtime.loader import (  # noqa: F401  # re-exported for callers
     FAILED_NODE_MODULES,
     WarmUp,
@@ -188,9 +189,15 @@ class Engine(Router):
 
     # ------------------------------------------------------------------ context / env
     def flow_context(self, flow_id: str) -> Context:
+        """The flow context of a tab or subflow instance; a subflow instance's has the flow
+        containing the instance as its ``$parent``."""
         found = self._flow_contexts.get(flow_id)
         if found is None:
-            found = Context(self.context, f"flow:{flow_id}", self.context_stores)
+            parent = None
+            instance = self.model.nodes.get(flow_id) if flow_id in self.model.instances else None
+            if instance is not None and instance.z != flow_id:
+                parent = self.flow_context(instance.z)
+            found = Context(self.context, f"flow:{flow_id}", self.context_stores, parent)
             self._flow_contexts[flow_id] = found
         return found
 
@@ -292,14 +299,30 @@ class Engine(Router):
         rt.credentials = dict(creds.get(raw["id"]) or creds.get(definition.alias) or {})
         return rt
 
-    def _merge_credentials(self, model: FlowModel) -> tuple[dict[str, dict[str, Any]], bool]:
-        """The credential set after this deploy (not committed yet) and whether it changed."""
+    def _merge_env_credentials(self, flows: Any) -> tuple[CredentialStore, bool]:
+        """The stored credentials plus those sent for tabs, groups, subflows and subflow
+        instances (values of their ``cred`` env entries), needed before the flows are parsed."""
         scratch = CredentialStore()
         scratch.creds = {k: dict(v) for k, v in self.credentials.creds.items()}
         changed = False
+        for raw in flows if isinstance(flows, list) else ():
+            if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+                continue
+            incoming, kind = raw.get("credentials"), str(raw.get("type"))
+            if not isinstance(incoming, dict) or not incoming:
+                continue
+            if kind in ("tab", "group", "subflow") or kind.startswith(SUBFLOW_PREFIX):
+                changed |= scratch.merge(raw["id"], incoming, ())
+        return scratch, changed
+
+    def _merge_credentials(
+        self, model: FlowModel, scratch: CredentialStore
+    ) -> tuple[dict[str, dict[str, Any]], bool]:
+        """The credential set after this deploy (not committed yet) and whether it changed."""
+        changed = False
         for node_id, definition in model.nodes.items():
             incoming = definition.raw.get("credentials")
-            if isinstance(incoming, dict) and incoming:
+            if isinstance(incoming, dict) and incoming and node_id not in model.instances:
                 cls = self.node_class(definition.type)
                 names = cls.SPEC.credentials if cls is not None else ()
                 changed |= scratch.merge(node_id, incoming, names)
@@ -325,11 +348,13 @@ class Engine(Router):
             raise DeployError(
                 [{"id": None, "type": None, "error": f"unknown deployment type {kind!r}"}]
             )
-        model = parse_flows(flows, self.global_env)
+        scratch, env_creds_changed = self._merge_env_credentials(flows)
+        model = parse_flows(flows, self.global_env, scratch.creds)
         errors = list(model.errors)
         if errors and not isinstance(flows, list):
             raise DeployError(errors)
-        new_creds, creds_changed = self._merge_credentials(model)
+        new_creds, creds_changed = self._merge_credentials(model, scratch)
+        creds_changed |= env_creds_changed
         if creds_changed and self.credentials.path is not None and not self.credentials.secret:
             errors.append(
                 {
@@ -373,6 +398,8 @@ class Engine(Router):
             except OSError as exc:
                 log.error("credentials could not be saved: %s", exc)
         self.context_stores.clean(self._active_context_keys())
+        # rebuilt on demand: parents follow the new model, data follows the cleaned stores
+        self._flow_contexts = {}
         self.reindex()
         self.state = "start"
         self.emit("notification/runtime-state", {"state": "start", "deploy": True})

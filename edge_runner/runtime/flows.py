@@ -8,10 +8,13 @@
   subflow's nodes (``<instance id>.<node id>``, recursively for nested subflows); the instance
   itself stays as a small pass-through node whose outputs are wired to the copies;
 * environment scopes: node -> group chain -> subflow instance -> tab -> global, with
-  Node-RED's built-ins (``NR_NODE_ID``, ``NR_GROUP_ID``, ``NR_FLOW_NAME``, ``NR_SUBFLOW_ID`` ...);
+  Node-RED's built-ins (``NR_NODE_ID``, ``NR_GROUP_ID``, ``NR_FLOW_NAME``, ``NR_SUBFLOW_ID`` ...),
+  evaluated as ``env.py`` describes (``cred`` entries from ``credentials``);
 * whole-string ``${VAR}`` / ``$(VAR)`` config values replaced by the variable's value, the way
-  Node-RED's ``mapEnvVarProperties`` does (embedded references are left to ``env`` typed inputs
-  and ``substitute_env``: code and templates routinely contain ``${`` literally).
+  Node-RED's ``mapEnvVarProperties`` does (embedded references are left to ``env`` typed inputs:
+  Node-RED leaves them too, and code and templates routinely contain ``${`` literally);
+* a subflow's status output feeds a hidden ``subflow-status`` node (``<instance>:status``) that
+  sets the instance's status badge.
 
 Problems are collected per node (``{"id", "type", "error"}``) rather than raised one by one.
 """
@@ -19,129 +22,29 @@ Problems are collected per node (``{"id", "type", "error"}``) rather than raised
 from __future__ import annotations
 
 import json
-import os
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from edge_runner.contract import COMMON_KEYS
-from edge_runner.runtime.typed import to_number
+from edge_runner.runtime.env import (  # noqa: F401  # EnvScope and GlobalEnv re-exported
+    EnvScope,
+    GlobalEnv,
+    evaluate_env_list,
+    has_reference,
+    substitute_config,
+)
 
 SUBFLOW_PREFIX = "subflow:"
 MAX_SUBFLOW_DEPTH = 16
-_WHOLE_ENV = re.compile(r"^\s*(?:\$\{(\w+)\}|\$\((\w+)\))\s*$")
-_MISSING: Any = object()
-# Fields that are code or templates: never rewritten by config-time env substitution.
-_VERBATIM_FIELDS = frozenset({"func", "initialize", "finalize", "template", "info"})
-
-
-class EnvScope:
-    """One level of environment variables with a parent; ``get`` walks up to the global level."""
-
-    __slots__ = ("_fingerprint", "parent", "vars")
-
-    def __init__(self, variables: dict[str, Any], parent: EnvScope | None = None) -> None:
-        self.vars = variables
-        self.parent = parent
-        self._fingerprint: str | None = None
-
-    def get(self, name: str, default: Any = None) -> Any:
-        scope: EnvScope | None = self
-        while scope is not None:
-            if name in scope.vars:
-                return scope.vars[name]
-            scope = scope.parent
-        return default
-
-    def fingerprint(self) -> str:
-        """Identity of the whole chain's values: a node restarts when it changes."""
-        if self._fingerprint is None:
-            own = json.dumps(self.vars, sort_keys=True, default=repr)
-            self._fingerprint = own + "|" + (self.parent.fingerprint() if self.parent else "")
-        return self._fingerprint
-
-
-class GlobalEnv(EnvScope):
-    """The top scope: the engine's configured variables, then the process environment."""
-
-    def get(self, name: str, default: Any = None) -> Any:
-        if name in self.vars:
-            return self.vars[name]
-        return os.environ.get(name, default)
-
-    def fingerprint(self) -> str:
-        return json.dumps(self.vars, sort_keys=True, default=repr)
-
-
-def evaluate_env_list(
-    entries: Any, parent: EnvScope, where: str, errors: list[dict[str, Any]], owner: dict[str, Any]
-) -> dict[str, Any]:
-    """Evaluate a Node-RED ``env`` list (``[{name, value, type}]``) against its parent scope."""
-    out: dict[str, Any] = {}
-    if entries in (None, ""):
-        return out
-    if not isinstance(entries, list):
-        errors.append(_err(owner, f"{where} env must be a list of {{name, value, type}}"))
-        return out
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            errors.append(_err(owner, f"{where} env entry without a name: {entry!r}"[:200]))
-            continue
-        vtype = entry.get("type") or "str"
-        value = entry.get("value")
-        try:
-            out[entry["name"]] = _env_value(value, vtype, parent, out)
-        except (ValueError, TypeError) as exc:
-            errors.append(_err(owner, f"{where} env {entry['name']!r}: {exc}"))
-    return out
-
-
-def _env_value(value: Any, vtype: str, parent: EnvScope, siblings: dict[str, Any]) -> Any:
-    if vtype == "num":
-        return to_number(value)
-    if vtype == "bool":
-        return value is True or str(value).strip().lower() == "true"
-    if vtype == "json":
-        return json.loads(value) if isinstance(value, str) else value
-    if vtype == "bin":
-        data = json.loads(value) if isinstance(value, str) else value
-        return data.encode() if isinstance(data, str) else bytes(int(b) & 0xFF for b in data or [])
-    if vtype == "env":
-        name = str(value or "")
-        return siblings[name] if name in siblings else parent.get(name)
-    # str, cred, jsonata, conf-types ...: kept as written
-    return "" if value is None else value
 
 
 def _err(raw: dict[str, Any], text: str) -> dict[str, Any]:
     return {"id": raw.get("id"), "type": raw.get("type"), "error": text}
 
 
-def substitute_config(value: Any, env: EnvScope, key: str = "") -> Any:
-    """Replace whole-string ``${VAR}``/``$(VAR)`` values, recursing into lists and objects."""
-    if isinstance(value, str):
-        if "$" not in value or key in _VERBATIM_FIELDS:
-            return value
-        match = _WHOLE_ENV.match(value)
-        if match is None:
-            return value
-        found = env.get(match.group(1) or match.group(2), _MISSING)
-        return "" if found is _MISSING or found is None else found
-    if isinstance(value, list):
-        return [substitute_config(v, env) for v in value]
-    if isinstance(value, dict):
-        return {k: substitute_config(v, env, k) for k, v in value.items()}
-    return value
-
-
-def _has_reference(value: Any) -> bool:
-    if isinstance(value, str):
-        return "$" in value
-    if isinstance(value, list):
-        return any(_has_reference(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_reference(v) for v in value.values())
-    return False
+def _reporter(errors: list[dict[str, Any]], owner: dict[str, Any]) -> Callable[[str], None]:
+    return lambda text: errors.append(_err(owner, text))
 
 
 _NOT_CONFIG = frozenset({"wires", "x", "y", "w", "h", "credentials"})
@@ -202,14 +105,18 @@ class FlowModel:
     instances: set[str] = field(default_factory=set)
     errors: list[dict[str, Any]] = field(default_factory=list)
     tab_env: dict[str, EnvScope] = field(default_factory=dict)
+    credentials: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 _STRUCTURE_TYPES = frozenset({"tab", "subflow", "group"})
 
 
-def parse_flows(flows: Any, global_env: EnvScope) -> FlowModel:
-    """Build the flow model; structural problems end up in ``model.errors``."""
-    model = FlowModel()
+def parse_flows(
+    flows: Any, global_env: EnvScope, credentials: dict[str, dict[str, Any]] | None = None
+) -> FlowModel:
+    """Build the flow model; structural problems end up in ``model.errors``. ``credentials``
+    (id -> values) feed ``cred`` env entries of tabs, groups and subflow instances."""
+    model = FlowModel(credentials=credentials or {})
     if not isinstance(flows, list):
         model.errors.append({"id": None, "type": None, "error": "flows must be a JSON array"})
         return model
@@ -245,7 +152,13 @@ def parse_flows(flows: Any, global_env: EnvScope) -> FlowModel:
         plain.append(raw)
 
     for tab_id, tab in model.tabs.items():
-        scope_vars = evaluate_env_list(tab.get("env"), global_env, "flow", model.errors, tab)
+        scope_vars = evaluate_env_list(
+            tab.get("env"),
+            global_env,
+            "flow",
+            _reporter(model.errors, tab),
+            model.credentials.get(tab_id),
+        )
         scope_vars.setdefault("NR_FLOW_ID", tab_id)
         scope_vars.setdefault("NR_FLOW_NAME", str(tab.get("label") or ""))
         model.tab_env[tab_id] = EnvScope(scope_vars, global_env)
@@ -288,7 +201,13 @@ def _group_scope(
         return cache[key]
     group = model.groups[group_id]
     outer = _group_scope(model, group.get("g"), parent, cache, errors, depth + 1)
-    variables = evaluate_env_list(group.get("env"), outer, "group", errors, group)
+    variables = evaluate_env_list(
+        group.get("env"),
+        outer,
+        "group",
+        _reporter(errors, group),
+        model.credentials.get(group_id),
+    )
     variables.setdefault("NR_GROUP_ID", group_id)
     variables.setdefault("NR_GROUP_NAME", str(group.get("name") or ""))
     cache[key] = scope = EnvScope(variables, outer)
@@ -310,7 +229,7 @@ def _add_node(
     kind = raw["type"]
     # most nodes reference no variable at all: keep their object as it is (no copy)
     node_raw = raw
-    if any(_has_reference(v) for k, v in raw.items() if k not in COMMON_KEYS):
+    if any(has_reference(v) for k, v in raw.items() if k not in COMMON_KEYS):
         node_raw = {
             k: (v if k in COMMON_KEYS else substitute_config(v, scope, k)) for k, v in raw.items()
         }
@@ -331,9 +250,19 @@ def _expand_instance(
         model.errors.append(_err(inst.raw, "subflows nested too deeply (recursive subflow?)"))
         return
     model.instances.add(inst.id)
-    defaults = evaluate_env_list(sf.get("env"), inst.env, "subflow", model.errors, sf)
-    overrides = evaluate_env_list(inst.raw.get("env"), inst.env, "instance", model.errors, inst.raw)
-    variables = {**defaults, **overrides}
+    # The instance's properties replace the definition's entries of the same name; the merged
+    # list is evaluated once, so entries of either may refer to each other.
+    merged: dict[Any, Any] = {}
+    for source in (sf.get("env"), inst.raw.get("env")):
+        if isinstance(source, list):
+            for entry in source:
+                merged[entry.get("name") if isinstance(entry, dict) else id(entry)] = entry
+        elif source not in (None, ""):
+            merged[id(source)] = source  # reported as malformed below
+    creds = {**model.credentials.get(sf_id, {}), **model.credentials.get(inst.id, {})}
+    variables = evaluate_env_list(
+        list(merged.values()), inst.env, "subflow", _reporter(model.errors, inst.raw), creds
+    )
     variables.setdefault("NR_SUBFLOW_ID", inst.id)
     variables.setdefault("NR_SUBFLOW_NAME", str(inst.raw.get("name") or sf.get("name") or ""))
     path = f"{inst.path}/{inst.id}" if inst.path else inst.id
@@ -344,15 +273,22 @@ def _expand_instance(
     id_map = {m["id"]: f"{inst.id}.{m['id']}" for m in members}
     external = inst.wires()
     out_ports = list(sf.get("out") or [])
+    status_id = ""
     status = sf.get("status")
     if isinstance(status, dict):
+        # Messages on the status output set the instance's status badge (Node-RED has no
+        # instance port for it): a hidden "subflow-status" node receives them.
+        status_id = f"{inst.id}:status"
         out_ports.append(status)
     # Where each internal (node, port) must also send, because the subflow output it feeds
     # leads to the instance's external targets.
     extra: dict[tuple[str, int], list[str]] = {}
     passthrough: list[str] = []
     for k, port in enumerate(out_ports):
-        targets = external[k] if k < len(external) else []
+        if status_id and k == len(out_ports) - 1:
+            targets = [status_id]
+        else:
+            targets = external[k] if k < len(external) else []
         for source in (port.get("wires") if isinstance(port, dict) else None) or []:
             if not isinstance(source, dict):
                 continue
@@ -401,6 +337,12 @@ def _expand_instance(
             alias=member["id"],
         )
     model.known.update(id_map.values())
+    if status_id:
+        status_raw = {"id": status_id, "type": "subflow-status", "z": inst.id, "wires": []}
+        model.nodes[status_id] = NodeDef(
+            status_id, status_raw, inst.id, inst.tab, scope, path, "", inst.id
+        )
+        model.known.add(status_id)
 
 
 def _remap(value: Any, id_map: dict[str, str]) -> Any:

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 _INT = re.compile(r"[+-]?\d+")
 _HEX = re.compile(r"0[xX][0-9a-fA-F]+")
-_ENV_REF = re.compile(r"\$\{(\w+)\}|\$\((\w+)\)")
 
 
 def to_number(value: Any) -> float | int:
@@ -79,6 +78,11 @@ def evaluate_jsonata(
         raise NodeFailed(f"JSONata error in {expression!r}: {exc}") from exc
 
 
+def jsonata_function(fn: Callable[[Any], Any]) -> Any:
+    """A one-argument Python function callable from JSONata (``$env("X")``)."""
+    return _jsonata_fn(fn)
+
+
 def _jsonata_fn(fn: Callable[[Any], Any]) -> Any:
     import jsonata
 
@@ -89,14 +93,31 @@ def _jsonata_fn(fn: Callable[[Any], Any]) -> Any:
     return jsonata.Jsonata.JFunction(_Native(), "<s:x>")
 
 
-def substitute_env(text: str, lookup: Callable[[str], str | None]) -> str:
-    """Replace ``${VAR}`` and ``$(VAR)`` references (Node-RED's config-time env substitution)."""
+def evaluate_env_reference(value: str, lookup: Callable[[str], Any]) -> Any:
+    """An ``env`` typed value: ``NAME`` or ``${NAME}`` gives the variable's value (``""`` when
+    undefined); ``${A}/${B}`` gives the text with each reference replaced."""
+    match = _WHOLE_BRACED.match(value)
+    if match is not None:
+        found = lookup(match.group(1))
+    elif _ANY_BRACED.search(value) is None:
+        found = lookup(value)
+    else:
+        return _ANY_BRACED.sub(lambda m: _as_text(lookup(m.group(1))), value)
+    return "" if found is None else found
 
-    def repl(match: re.Match[str]) -> str:
-        value = lookup(match.group(1) or match.group(2))
-        return "" if value is None else str(value)
 
-    return _ENV_REF.sub(repl, text)
+_WHOLE_BRACED = re.compile(r"^\$\{([^}]+)\}$")
+_ANY_BRACED = re.compile(r"\$\{([^}]+)\}")
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 def evaluate(rt: NodeRuntime | None, value: Any, vtype: str | None, msg: Msg | None = None) -> Any:
@@ -131,10 +152,9 @@ def evaluate(rt: NodeRuntime | None, value: Any, vtype: str | None, msg: Msg | N
             )
         return int(time.time() * 1000)
     if vtype == "env":
-        name = str(value or "")
-        if rt is not None:
-            return rt.env(name) if "${" not in name else substitute_env(name, rt.env)
-        return os.environ.get(name)
+        return evaluate_env_reference(
+            "" if value is None else str(value), rt.env if rt is not None else os.environ.get
+        )
     if vtype == "msg":
         return get_property(msg or {}, str(value)) if value not in (None, "") else msg
     if vtype in {"flow", "global"}:

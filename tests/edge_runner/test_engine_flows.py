@@ -138,7 +138,7 @@ async def test_subflow_instances_expand_with_their_own_env_and_flow_context() ->
         assert h.engine.flow_context("t1").get("seen") is None
 
 
-async def test_subflow_passthrough_status_port_and_uncaught_error_goes_to_parent() -> None:
+async def test_subflow_passthrough_status_badge_and_uncaught_error_goes_to_parent() -> None:
     flow = [
         {"id": "t1", "type": "tab"},
         {
@@ -161,8 +161,9 @@ async def test_subflow_passthrough_status_port_and_uncaught_error_goes_to_parent
             "wires": [[]],
         },
         {"id": "st", "type": "status", "z": "sf", "scope": None, "wires": [[]]},
-        {"id": "inst", "type": "subflow:sf", "z": "t1", "wires": [["cap"], ["stat"]]},
+        {"id": "inst", "type": "subflow:sf", "z": "t1", "wires": [["cap"]]},
         {"id": "c", "type": "catch", "z": "t1", "scope": ["inst"], "wires": [["errs"]]},
+        {"id": "pst", "type": "status", "z": "t1", "scope": ["inst"], "wires": [["stat"]]},
         {"id": "cap", "type": "helper", "z": "t1"},
         {"id": "stat", "type": "helper", "z": "t1"},
         {"id": "errs", "type": "helper", "z": "t1"},
@@ -170,9 +171,15 @@ async def test_subflow_passthrough_status_port_and_uncaught_error_goes_to_parent
     async with FlowHarness(flow) as h:
         h.receive("inst", {"payload": "x"})
         assert (await h.wait("cap"))[0]["payload"] == "x"
+        # the status output sets the instance's own badge, seen by the parent's status node
         (status,) = await h.wait("stat")
-        assert status["status"]["text"] == "ran"
-        assert status["status"]["source"]["id"] == "inst.boom"
+        assert status["status"] == {
+            "fill": "green",
+            "shape": "dot",
+            "text": "ran",
+            "source": {"id": "inst", "type": "subflow:sf"},
+        }
+        assert h.statuses("inst") == [{"fill": "green", "shape": "dot", "text": "ran"}]
         (err,) = await h.wait("errs")
         assert err["error"]["message"] == "ValueError: inner (line 2)"
         assert err["error"]["source"]["id"] == "inst.boom"
