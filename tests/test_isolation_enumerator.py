@@ -26,7 +26,7 @@ from django.utils.http import urlsafe_base64_encode
 from rest_framework.test import APIClient
 
 from apps.accounts.models import PersonalAccessToken, User
-from apps.accounts.services import token_create, user_create
+from apps.accounts.services import token_create, user_create, user_deactivate
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.rbac.models import CustomRole
 from apps.rbac.services import custom_role_create
@@ -60,6 +60,8 @@ class World:
     event: AuditEvent
     reset_uid: str
     reset_token: str
+    paula: User
+    dormant: User
 
 
 def build_world(acme: Acme, globex: Globex) -> World:
@@ -80,6 +82,10 @@ def build_world(acme: Acme, globex: Globex) -> World:
     token = token_create(actor=olivia, name="olivia's token").token
     event = AuditEvent.objects.filter(team_key=acme.team.pk).order_by("-seq").first()
     assert event is not None
+    # The platform admin: a member of no team (tenancy is strict, the flag grants no team data).
+    paula = user_create(email="paula@platform.test", password=PASSWORD, is_platform_admin=True)
+    dormant = user_create(email="dormant@acme.test", password=PASSWORD)
+    user_deactivate(actor=paula, user=dormant)
     return World(
         acme=acme,
         globex=globex,
@@ -95,6 +101,8 @@ def build_world(acme: Acme, globex: Globex) -> World:
         event=event,
         reset_uid=urlsafe_base64_encode(force_bytes(olivia.pk)),
         reset_token=default_token_generator.make_token(olivia),
+        paula=paula,
+        dormant=dormant,
     )
 
 
@@ -144,6 +152,14 @@ def _token(w: World) -> dict[str, Any]:
     return {"token_id": w.token.pk}
 
 
+def _vera_user(w: World) -> dict[str, Any]:
+    return {"user_id": w.acme.vera.pk}
+
+
+def _dormant_user(w: World) -> dict[str, Any]:
+    return {"user_id": w.dormant.pk}
+
+
 def _reset(w: World) -> dict[str, Any]:
     return {"uidb64": w.reset_uid, "token": w.reset_token}
 
@@ -163,8 +179,9 @@ class Sample:
     """How to call one URL pattern.
 
     ``scope``: "team" (reaches acme's data: the outsider gets 403/404), "user" (another user's
-    own object: 403/404), "capability" (the URL itself is the credential, e.g. an invitation
-    link: the outsider may read, but no write may succeed), "open" (not tied to a team).
+    own object: 403/404), "platform" (platform admins only: everyone else gets 403/404),
+    "capability" (the URL itself is the credential, e.g. an invitation link: the outsider may
+    read, but no write may succeed), "open" (not tied to a team).
     ``bodies``: the rightful actor's valid body per mutating method (family 31).
     ``prime``: for flows that need a prior step in the same session (a reset link stores its
     token in the session, then the form posts to ``.../set-password/``): called with the world
@@ -247,6 +264,16 @@ SAMPLES: dict[str, Sample] = {
     "api/v1/invitations/<str:token>/decline/": Sample(
         "capability", _link, {"post": _none}, actor="newbie"
     ),
+    # API: platform admins
+    "api/v1/platform/users/": Sample("platform", actor="paula"),
+    "api/v1/platform/users/<int:user_id>/": Sample("platform", _vera_user, actor="paula"),
+    "api/v1/platform/users/<int:user_id>/deactivate/": Sample(
+        "platform", _vera_user, {"post": _none}, actor="paula"
+    ),
+    "api/v1/platform/users/<int:user_id>/reactivate/": Sample(
+        "platform", _dormant_user, {"post": _none}, actor="paula"
+    ),
+    "api/v1/platform/teams/": Sample("platform", actor="paula"),
     "api/v1/schema/": Sample("open"),
     "api/v1/docs/": Sample("open"),
     "api/v1/redoc/": Sample("open"),
@@ -306,6 +333,14 @@ SAMPLES: dict[str, Sample] = {
     "invitations/<str:token>/": Sample(
         "capability", _link, {"post": _body({"action": "accept"})}, actor="newbie", api=False
     ),
+    "platform/users/": Sample("platform", actor="paula", api=False),
+    "platform/users/<int:user_id>/deactivate/": Sample(
+        "platform", _vera_user, {"post": _none}, actor="paula", api=False
+    ),
+    "platform/users/<int:user_id>/reactivate/": Sample(
+        "platform", _dormant_user, {"post": _none}, actor="paula", api=False
+    ),
+    "platform/teams/": Sample("platform", actor="paula", api=False),
     PT: Sample("team", _team, api=False),
     PT + "settings/": Sample(
         "team", _team, {"post": _body({"name": "Acme Two", "slug": "acme"})}, api=False
@@ -436,6 +471,7 @@ def persona(world: World, name: str) -> User | None:
         "dana": world.acme.dana,
         "oscar": world.globex.oscar,
         "newbie": world.newbie,
+        "paula": world.paula,
     }
     return None if name == "anonymous" else people[name]
 
@@ -554,7 +590,7 @@ def test_outsider_gets_nothing_from_acme(world: World) -> None:
                 failures.append(f"{where}: changed {changed(before, after)}")
             if status >= 500:
                 failures.append(f"{where}: server error")
-            if sample.scope in {"team", "user"} and status not in {403, 404}:
+            if sample.scope in {"team", "user", "platform"} and status not in {403, 404}:
                 # 405 is fine only where it does not depend on the object: the view has no
                 # handler for the method, or missing ids get the very same 405.
                 method_level = status == 405 and (

@@ -19,6 +19,7 @@ from apps.accounts.actors import Actor, actor_token, actor_user
 from apps.accounts.models import TOKEN_PREFIX, PersonalAccessToken, User
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from apps.core.realtime import notify_team_access_changed
 
 TOKEN_DEFAULT_DAYS = 90
 TOKEN_MAX_DAYS = 366
@@ -200,6 +201,54 @@ def password_reset_complete(
             request=request,
         )
     return PasswordReset(sessions_ended=ended, tokens_revoked=revoked)
+
+
+def _user_active_set(
+    *, actor: Actor, user: User, active: bool, request: HttpRequest | None
+) -> User:
+    from apps.accounts.access import require_platform
+    from apps.accounts.selectors import user_team_ids
+
+    admin = require_platform(actor, "platform:user_manage")
+    verb = "reactivate" if active else "deactivate"
+    if user.pk == admin.pk:
+        raise Conflict(f"You cannot {verb} your own account.", code="self")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.is_active == active:
+            state = "active" if active else "deactivated"
+            raise Conflict(f"{locked.email} is already {state}.", code=f"already_{state}")
+        locked.is_active = active
+        locked.save(update_fields=["is_active"])
+        after: dict[str, object] = {"is_active": active}
+        if not active:
+            team_ids = user_team_ids(user=locked)
+            for team_id in team_ids:
+                notify_team_access_changed(team_id)
+            after |= {"logins_ended": user_sessions_end(user=locked), "teams": len(team_ids)}
+        audit_record(
+            event=f"platform.user.{verb}d",
+            actor=actor,
+            team=None,
+            target=locked,
+            before={"is_active": not active},
+            after=after,
+            request=request,
+        )
+    return locked
+
+
+def user_deactivate(*, actor: Actor, user: User, request: HttpRequest | None = None) -> User:
+    """Platform admins: switch an account off. At once: its sessions are deleted, its tokens
+    answer 401 (they are kept, not revoked, so a reactivation restores the account as it was;
+    the owner or an admin can still revoke them), and every open team websocket of the user is
+    told to re-check access and closes. Team data is untouched; its memberships stay."""
+    return _user_active_set(actor=actor, user=user, active=False, request=request)
+
+
+def user_reactivate(*, actor: Actor, user: User, request: HttpRequest | None = None) -> User:
+    """Platform admins: switch a deactivated account back on (it signs in afresh)."""
+    return _user_active_set(actor=actor, user=user, active=True, request=request)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,47 @@ PERMISSIONS: Final[dict[str, PermissionSpec]] = {
     ),
 }
 
+# Installation-wide keys, held by ``User.is_platform_admin`` alone and never by a team role,
+# a custom role or an application override. They reach names and counts of users and teams and
+# account switches; no team data: team pages and API still need a membership (tenancy is strict).
+PLATFORM_PERMISSIONS: Final[dict[str, str]] = {
+    "platform:read": "List every user and team with their counts",
+    "platform:user_manage": "Deactivate and reactivate user accounts",
+}
+PLATFORM_READ_ONLY: Final[frozenset[str]] = frozenset({"platform:read"})
+
+
+class PlatformSubject(Protocol):
+    """What ``platform_allows`` reads of a user (kept a protocol: this module stays pure)."""
+
+    @property
+    def is_active(self) -> bool: ...
+
+    @property
+    def is_platform_admin(self) -> bool: ...
+
+
+def platform_allows(
+    user: PlatformSubject | None,
+    permission: str,
+    *,
+    token_read_only: bool = False,
+    token_all_teams: bool = True,
+) -> bool:
+    """The one answer to "may this user use this platform key?".
+
+    Only active platform admins; through a token, only an unrestricted (all-teams) one, and a
+    read-only token only for reads.
+    """
+    if permission not in PLATFORM_PERMISSIONS:
+        raise UnknownPermissionError(f"Unknown platform permission key {permission!r}")
+    if user is None or not user.is_active or not user.is_platform_admin:
+        return False
+    if not token_all_teams:
+        return False
+    return not (token_read_only and permission not in PLATFORM_READ_ONLY)
+
+
 # Custom roles may hold any key except the ones that govern the team itself: a custom role that
 # could change roles or define roles would let its holder grant themselves ownership.
 OWNER_RESERVED: Final[frozenset[str]] = frozenset(

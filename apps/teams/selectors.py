@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import get_objects_for_user
 
@@ -37,6 +37,19 @@ def team_list(actor: Actor) -> QuerySet[Team]:
     token = actor_token(actor)
     if token is not None and not token.all_teams:
         teams = teams.filter(pk__in=token.teams.values("pk"))
+    return teams.order_by("name", "id")
+
+
+def platform_team_list(*, search: str = "") -> QuerySet[Team]:
+    """Every team of the installation (for platform admins: names and counts, no team data),
+    with ``members_count`` and ``applications_count``."""
+    teams = Team.objects.annotate(
+        members_count=Count("memberships", distinct=True),
+        applications_count=Count("applications", distinct=True),
+    )
+    search = search.strip()
+    if search:
+        teams = teams.filter(Q(name__icontains=search) | Q(slug__icontains=search))
     return teams.order_by("name", "id")
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from apps.teams.views import applications, members, roles, teams
+from apps.teams.views import applications, members, platform, roles, teams
 
 app_name = "teams"
 
@@ -13,6 +13,19 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", teams.home, name="home"),
     path("create-team/", teams.team_create, name="team_create"),
     path("invitations/<str:token>/", members.invitation_respond, name="invitation"),
+    # platform admins only (names and counts; no team data)
+    path("platform/users/", platform.user_list, name="platform_users"),
+    path(
+        "platform/users/<int:user_id>/deactivate/",
+        platform.user_deactivate,
+        name="platform_user_deactivate",
+    ),
+    path(
+        "platform/users/<int:user_id>/reactivate/",
+        platform.user_reactivate,
+        name="platform_user_reactivate",
+    ),
+    path("platform/teams/", platform.team_list, name="platform_teams"),
     path(team, teams.dashboard, name="dashboard"),
     path(team + "settings/", teams.team_settings, name="settings"),
     path(team + "delete/", teams.team_delete, name="team_delete"),

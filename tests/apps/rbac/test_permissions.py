@@ -141,3 +141,22 @@ def test_resolution_custom_role_over_override_except_no_access(permission: str) 
     ) is (permission in custom)
     blocked = Grant(role=Role.VIEWER, custom_keys=custom, application_role=NO_ACCESS)
     assert blocked.allows(permission) is (permission in custom and not spec.application_scoped)
+
+
+def test_platform_keys_come_from_the_admin_flag_alone() -> None:
+    from types import SimpleNamespace
+
+    from apps.rbac.permissions import PLATFORM_PERMISSIONS, UnknownPermissionError, platform_allows
+
+    admin = SimpleNamespace(is_active=True, is_platform_admin=True)
+    for key in PLATFORM_PERMISSIONS:
+        assert key not in PERMISSIONS, "no team role or custom role may hold a platform key"
+        assert platform_allows(admin, key)
+        assert not platform_allows(SimpleNamespace(is_active=True, is_platform_admin=False), key)
+        assert not platform_allows(SimpleNamespace(is_active=False, is_platform_admin=True), key)
+        assert not platform_allows(None, key)
+        assert not platform_allows(admin, key, token_all_teams=False)
+    assert platform_allows(admin, "platform:read", token_read_only=True)
+    assert not platform_allows(admin, "platform:user_manage", token_read_only=True)
+    with pytest.raises(UnknownPermissionError):
+        platform_allows(admin, "team:read")

@@ -85,6 +85,8 @@ def samples(world: Acme) -> dict[str, str]:
         "event_id": str(event.pk),
         "token_id": str(PersonalAccessToken.objects.get(user=olivia).pk),
         "token": invitation.secret,
+        # platform admin routes: another team's user is no platform admin either
+        "user_id": str(world.vera.pk),
     }
 
 

@@ -1,0 +1,162 @@
+"""REST API for platform admins (``User.is_platform_admin``): every user and team, with counts,
+and switching accounts off and on. Thin: reads are selectors, writes are services.
+
+Tenancy stays strict: nothing here shows a team's applications, members' roles or audit rows;
+a platform admin who needs those joins the team like anyone else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts import services
+from apps.accounts.access import access_user, require_platform
+from apps.accounts.models import User
+from apps.accounts.selectors import USER_STATUSES, platform_user_list
+from apps.core.api import http_request, validated
+from apps.teams.api_base import request_actor
+from apps.teams.models import Team
+from apps.teams.selectors import platform_team_list
+
+
+class PlatformUserSerializer(serializers.ModelSerializer[User]):
+    teams_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = User
+        fields = (
+            "id",
+            "email",
+            "full_name",
+            "is_active",
+            "is_platform_admin",
+            "teams_count",
+            "date_joined",
+            "last_login",
+        )
+        read_only_fields = fields
+
+
+class PlatformUserPageSerializer(serializers.Serializer[dict[str, Any]]):
+    count = serializers.IntegerField(read_only=True)
+    next = serializers.URLField(allow_null=True, read_only=True)
+    previous = serializers.URLField(allow_null=True, read_only=True)
+    results = PlatformUserSerializer(many=True, read_only=True)
+
+
+class PlatformUserFilterSerializer(serializers.Serializer[dict[str, Any]]):
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    status = serializers.ChoiceField(choices=USER_STATUSES, required=False, default="all")
+
+
+class PlatformTeamSerializer(serializers.ModelSerializer[Team]):
+    members_count = serializers.IntegerField(read_only=True)
+    applications_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Team
+        fields = ("id", "name", "slug", "members_count", "applications_count", "created_at")
+        read_only_fields = fields
+
+
+class PlatformTeamPageSerializer(serializers.Serializer[dict[str, Any]]):
+    count = serializers.IntegerField(read_only=True)
+    next = serializers.URLField(allow_null=True, read_only=True)
+    previous = serializers.URLField(allow_null=True, read_only=True)
+    results = PlatformTeamSerializer(many=True, read_only=True)
+
+
+class PlatformTeamFilterSerializer(serializers.Serializer[dict[str, Any]]):
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class PlatformView(APIView):
+    """Names the platform key each HTTP method needs (``apps.rbac.permissions``)."""
+
+    permissions: ClassVar[dict[str, str]] = {"get": "platform:read"}
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Methods without a handler still need the read key, so outsiders learn nothing (403)
+        # and platform admins get the plain 405.
+        key = self.permissions.get(str(request.method).lower(), "platform:read")
+        require_platform(request_actor(request), key)
+
+
+class PlatformUserListView(PlatformView):
+    """GET: every account, filtered by ``q`` (email or name) and ``status``, paginated."""
+
+    @extend_schema(
+        operation_id="platform_users_list",
+        parameters=[PlatformUserFilterSerializer],
+        responses={200: PlatformUserPageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        filters = validated(PlatformUserFilterSerializer, request.query_params)
+        users = platform_user_list(search=filters.get("q", ""), status=filters["status"])
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(users, request, view=self)
+        return paginator.get_paginated_response(PlatformUserSerializer(page, many=True).data)
+
+
+def _with_count(user: User) -> User:
+    # The detail and action answers carry the same counts as the list rows.
+    return platform_user_list().get(pk=user.pk)
+
+
+class PlatformUserDetailView(PlatformView):
+    """GET: one account."""
+
+    @extend_schema(responses={200: PlatformUserSerializer})
+    def get(self, request: Request, user_id: int) -> Response:
+        user = access_user(request_actor(request), user_id, "platform:read")
+        return Response(PlatformUserSerializer(_with_count(user)).data)
+
+
+class PlatformUserDeactivateView(PlatformView):
+    """POST: switch the account off (sessions end, tokens and sockets stop at once)."""
+
+    permissions: ClassVar[dict[str, str]] = {"post": "platform:user_manage"}
+
+    @extend_schema(request=None, responses={200: PlatformUserSerializer})
+    def post(self, request: Request, user_id: int) -> Response:
+        actor = request_actor(request)
+        user = access_user(actor, user_id, "platform:user_manage")
+        user = services.user_deactivate(actor=actor, user=user, request=http_request(request))
+        return Response(PlatformUserSerializer(_with_count(user)).data)
+
+
+class PlatformUserReactivateView(PlatformView):
+    """POST: switch a deactivated account back on."""
+
+    permissions: ClassVar[dict[str, str]] = {"post": "platform:user_manage"}
+
+    @extend_schema(request=None, responses={200: PlatformUserSerializer})
+    def post(self, request: Request, user_id: int) -> Response:
+        actor = request_actor(request)
+        user = access_user(actor, user_id, "platform:user_manage")
+        user = services.user_reactivate(actor=actor, user=user, request=http_request(request))
+        return Response(PlatformUserSerializer(_with_count(user)).data)
+
+
+class PlatformTeamListView(PlatformView):
+    """GET: every team with its member and application counts (no team data)."""
+
+    @extend_schema(
+        operation_id="platform_teams_list",
+        parameters=[PlatformTeamFilterSerializer],
+        responses={200: PlatformTeamPageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        filters = validated(PlatformTeamFilterSerializer, request.query_params)
+        teams = platform_team_list(search=filters.get("q", ""))
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(teams, request, view=self)
+        return paginator.get_paginated_response(PlatformTeamSerializer(page, many=True).data)
