@@ -11,7 +11,11 @@ class AuditConfig(AppConfig):
     label = "audit"
 
     def ready(self) -> None:
+        from apps.audit.redaction import install_log_filter
+
         checks.register(check_syslog_target, checks.Tags.compatibility)
+        # Invitation and reset links carry their secret in the path; request logs print paths.
+        install_log_filter()
 
 
 def check_syslog_target(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

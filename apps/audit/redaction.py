@@ -8,6 +8,7 @@ safe although they contain such a word (a token's public prefix, a role's permis
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -97,3 +98,59 @@ def _redact(
     if isinstance(value, str) and pattern is not None:
         return pattern.sub(REDACTED, value)
     return value
+
+
+# URL paths whose segments are credentials: invitation links and password reset links. Django's
+# request logger ("Not Found: /invitations/<secret>/") and access logs would otherwise write them.
+SECRET_PATH = re.compile(
+    r"(?P<lead>/invitations/)(?P<secret>[^/?#\s\"']+)"
+    r"|(?P<reset>/password/reset/[^/?#\s\"']+/)(?P<reset_secret>(?!set-password)[^/?#\s\"']+)"
+)
+
+
+def redact_path(text: str) -> str:
+    """Replace the secret segments of invitation and password reset URLs inside ``text``."""
+
+    def replace(match: re.Match[str]) -> str:
+        lead = match.group("lead") or match.group("reset")
+        return f"{lead}{REDACTED}"
+
+    return SECRET_PATH.sub(replace, text)
+
+
+def _scrub(value: Any) -> Any:
+    return redact_text(redact_path(value)) if isinstance(value, str) else value
+
+
+class SecretLogFilter(logging.Filter):
+    """Scrubs link secrets and full tokens from a record's message and arguments; never drops.
+
+    ``apps.audit.apps.AuditConfig.ready`` installs it on the loggers that print request paths.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _scrub(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_scrub(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _scrub(arg) for key, arg in record.args.items()}
+        return True
+
+
+# Loggers that write request paths: Django's request/server/security loggers, uvicorn's access log.
+PATH_LOGGERS: tuple[str, ...] = (
+    "django.request",
+    "django.server",
+    "django.security",
+    "django.security.csrf",
+    "uvicorn.access",
+    "uvicorn.error",
+)
+
+
+def install_log_filter() -> None:
+    """Attach one SecretLogFilter to each of ``PATH_LOGGERS`` (idempotent)."""
+    for name in PATH_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, SecretLogFilter) for existing in logger.filters):
+            logger.addFilter(SecretLogFilter())

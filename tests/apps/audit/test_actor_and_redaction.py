@@ -167,3 +167,25 @@ def test_token_creation_audit_row_holds_no_secret(auditor: User) -> None:
     row = AuditEvent.objects.filter(event="account.token.created").latest("seq")
     assert created.secret not in json.dumps(row.after)
     assert created.secret not in row.target_label
+
+
+def test_request_logs_do_not_carry_link_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from apps.audit.redaction import redact_path
+
+    assert redact_path("Not Found: /invitations/AbC-123_x/") == "Not Found: /invitations/[redacted]/"
+    assert (
+        redact_path("/api/v1/invitations/AbC/accept/") == "/api/v1/invitations/[redacted]/accept/"
+    )
+    assert (
+        redact_path("/accounts/password/reset/Mg/dio6mr-075acf8/")
+        == "/accounts/password/reset/Mg/[redacted]/"
+    )
+    assert redact_path("/accounts/password/reset/Mg/set-password/").endswith("/set-password/")
+    caplog.set_level(logging.WARNING)
+    logging.getLogger("django.request").warning("%s: %s", "Conflict", "/invitations/S3cr3t/")
+    logging.getLogger("uvicorn.access").warning("GET /invitations/S3cr3t/ mfp_" + "a" * 43)
+    assert "S3cr3t" not in caplog.text
+    assert "mfp_aaaa" not in caplog.text
+    assert caplog.text.count("[redacted]") == 3
