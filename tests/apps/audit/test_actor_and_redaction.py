@@ -174,7 +174,8 @@ def test_request_logs_do_not_carry_link_secrets(caplog: pytest.LogCaptureFixture
 
     from apps.audit.redaction import redact_path
 
-    assert redact_path("Not Found: /invitations/AbC-123_x/") == "Not Found: /invitations/[redacted]/"
+    logged = redact_path("Not Found: /invitations/AbC-123_x/")
+    assert logged == "Not Found: /invitations/[redacted]/"
     assert (
         redact_path("/api/v1/invitations/AbC/accept/") == "/api/v1/invitations/[redacted]/accept/"
     )
