@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from edge_runner.runtime.node_api import NodeRuntime
 
 Msg = dict[str, Any]
@@ -63,12 +63,42 @@ COMMON_KEYS = frozenset(
 # --------------------------------------------------------------------------------- schema
 
 
-class NodeConfig(BaseModel):
-    """Base of every node type's ``Config``. Unknown fields are rejected, values are frozen."""
+if TYPE_CHECKING:
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    class NodeConfig(BaseModel):
+        """Base of every node type's ``Config``. Unknown fields are rejected, values are
+        frozen."""
 
-    name: str = ""
+        name: str = ""
+
+else:
+
+    def __getattr__(attribute: str) -> Any:
+        # ``NodeConfig`` is built on first use: pydantic costs ~70 ms of import time, and a
+        # runner with no flows (or the platform reading these helpers) never needs it.
+        if attribute == "NodeConfig":
+            return _node_config()
+        raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+
+
+def _node_config() -> type[NodeConfig]:
+    found = globals().get("NodeConfig")
+    if found is not None:
+        return found  # type: ignore[no-any-return]  # set below on the first call
+    from pydantic import BaseModel, ConfigDict
+
+    class _NodeConfig(BaseModel):
+        """Base of every node type's ``Config``. Unknown fields are rejected, values are
+        frozen."""
+
+        model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+        name: str = ""
+
+    _NodeConfig.__name__ = _NodeConfig.__qualname__ = "NodeConfig"
+    _NodeConfig.__module__ = __name__
+    globals()["NodeConfig"] = _NodeConfig
+    return cast("type[NodeConfig]", _NodeConfig)
 
 
 class Category(StrEnum):
@@ -227,7 +257,7 @@ class Node:
         self.rt.done(msg)
 
 
-NodeFactory = Callable[["NodeRuntime", NodeConfig], Node]
+NodeFactory = Callable[["NodeRuntime", "NodeConfig"], Node]
 
 
 # ------------------------------------------------------------------------------ registry

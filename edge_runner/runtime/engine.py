@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from edge_runner.contract import (
     COMMON_KEYS,
     REGISTRY,
@@ -276,6 +274,8 @@ class Engine(Router):
         fields = node_config_fields(raw)
         if raw["type"].startswith(SUBFLOW_PREFIX):
             fields = {"name": str(raw.get("name") or "")}
+        from pydantic import ValidationError  # loaded with the node modules already
+
         migrate = getattr(cls, "migrate", None)
         try:
             if callable(migrate):

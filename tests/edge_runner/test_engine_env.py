@@ -280,7 +280,7 @@ async def test_process_environment_is_reachable_from_every_scope(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MANIFOLD_TEST_PROCESS_VAR", "from-process")
-    flow = [
+    flow: list[dict[str, Any]] = [
         {"id": "t1", "type": "tab", "env": [{"name": "X", "value": "1", "type": "str"}]},
         {"id": "g", "type": "group", "z": "t1", "env": []},
         reader("r", ["MANIFOLD_TEST_PROCESS_VAR"], g="g"),
