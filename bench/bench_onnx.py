@@ -78,8 +78,7 @@ async def engine_for(sha: str) -> tuple[Engine, Any, Any]:
             "id": "m",
             "type": "onnx-infer",
             "z": "t1",
-            "model": sha,
-            "modelProperty": "",
+            "model": sha,  # default config: msg.model metadata attached
             "wires": [["sink"]],
         },
         {"id": "sink", "type": "helper", "z": "t1", "wires": []},

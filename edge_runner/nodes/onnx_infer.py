@@ -304,7 +304,14 @@ class OnnxInferNode(Node):
             if cfg.labelProperty and cfg.postprocess != "none"
             else None
         )
-        self.model_key = cfg.modelProperty if cfg.modelProperty else None
+        self.model_parts = parse_path(cfg.modelProperty) if cfg.modelProperty else None
+        # a plain top-level key ("model") is set directly: the per-message path stays short
+        first = self.model_parts[0] if self.model_parts else None
+        self.model_key = (
+            first
+            if self.model_parts and len(self.model_parts) == 1 and isinstance(first, str)
+            else None
+        )
 
     # ------------------------------------------------------------------ message path
     def _fast_lane(self, info: ModelInfo, np: Any, ort: Any) -> tuple[Any, ...] | None:
@@ -461,7 +468,9 @@ class OnnxInferNode(Node):
             label = self._postprocess(results[self.index[self.post_name]], single)
             set_property(msg, self.label_parts, label)
         if self.model_key is not None:
-            set_property(msg, self.model_key, self.model_dict)
+            msg[self.model_key] = self.model_dict
+        elif self.model_parts is not None:
+            set_property(msg, self.model_parts, self.model_dict)
         self._send(msg)
 
     def _preprocess(self, array: Any, dtype: Any) -> Any:
