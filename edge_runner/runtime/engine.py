@@ -29,14 +29,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_runner.contract import (
     COMMON_KEYS,
     REGISTRY,
     Msg,
     Node,
-    NodeConfig,
     NodeStatus,
     Registry,
 )
@@ -54,6 +53,9 @@ from edge_runner.runtime.loader import (  # noqa: F401  # re-exported for caller
 from edge_runner.runtime.node_api import NodeRuntime
 from edge_runner.runtime.planner import DEPLOY_KINDS, plan_deploy
 from edge_runner.runtime.routing import Router
+
+if TYPE_CHECKING:
+    from edge_runner.contract import NodeConfig
 
 log = logging.getLogger("edge_runner.engine")
 

@@ -8,11 +8,12 @@ import os
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from edge_runner.contract import Msg, Node, NodeConfig, NodeStatus, clone_msg, new_msgid
+from edge_runner.contract import Msg, Node, NodeStatus, clone_msg, new_msgid
 from edge_runner.runtime.context import Context
 from edge_runner.runtime.typed import evaluate
 
 if TYPE_CHECKING:
+    from edge_runner.contract import NodeConfig
     from edge_runner.runtime.engine import Engine
     from edge_runner.runtime.flows import NodeDef
 
