@@ -133,8 +133,13 @@ class NodeRuntime:
             events = []
             for port in range(min(len(msg), len(all_wires))):
                 item = msg[port]
+                if item is None:
+                    continue
                 wires = all_wires[port]
-                if item is None or not wires:
+                if not wires:
+                    continue
+                if type(item) is dict:  # the common case (switch, multi-output functions)
+                    events.extend([(target, item) for target in wires])
                     continue
                 items = item if isinstance(item, list) else (item,)
                 for target in wires:  # Node-RED's order: each wire, then each message
@@ -143,10 +148,16 @@ class NodeRuntime:
                             events.append((target, one))
             if not events:
                 return
-            msgid = next((m["_msgid"] for _, m in events if m.get("_msgid")), None) or new_msgid()
-            for _, one in events:
+            if len(events) == 1:
+                one = events[0][1]
                 if not one.get("_msgid"):
-                    one["_msgid"] = msgid
+                    one["_msgid"] = new_msgid()
+            else:
+                msgid = next((m["_msgid"] for _, m in events if m.get("_msgid")), None)
+                msgid = msgid or new_msgid()
+                for _, one in events:
+                    if not one.get("_msgid"):
+                        one["_msgid"] = msgid
         deliver = self.engine.deliver
         if len(events) == 1:
             target, one = events[0]
