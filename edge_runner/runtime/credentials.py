@@ -21,10 +21,15 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_runner.runtime.context_file import atomic_write
+
+if TYPE_CHECKING:
+    from edge_runner.contract import Node
+    from edge_runner.runtime.flows import FlowModel
 
 FILE_NAME = "flows_cred.json"
 _AAD = b"manifold-credentials-v1"
@@ -198,3 +203,40 @@ class CredentialStore:
             raise CredentialError("refusing to write credentials without a credential secret")
         data = json.dumps(encrypt(self.secret, self.creds), indent=1).encode()
         atomic_write(self.path, data)
+
+
+# ------------------------------------------------------------------------------ deploys
+
+
+def merge_env_credentials(store: CredentialStore, flows: Any) -> tuple[CredentialStore, bool]:
+    """A scratch copy of ``store`` plus the credentials a deploy sends for tabs, groups,
+    subflows and subflow instances (their ``cred`` env entries), needed before the flows are
+    parsed; and whether they changed anything."""
+    scratch = CredentialStore()
+    scratch.creds = {k: dict(v) for k, v in store.creds.items()}
+    changed = False
+    for raw in flows if isinstance(flows, list) else ():
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            continue
+        incoming, kind = raw.get("credentials"), str(raw.get("type"))
+        if not isinstance(incoming, dict) or not incoming:
+            continue
+        if kind in ("tab", "group", "subflow") or kind.startswith("subflow:"):
+            changed |= scratch.merge(raw["id"], incoming, ())
+    return scratch, changed
+
+
+def merge_node_credentials(
+    scratch: CredentialStore, model: FlowModel, node_class: Callable[[str], type[Node] | None]
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """The credential set after this deploy (not committed yet) and whether it changed: each
+    node keeps its type's credential names; ids no longer in the flows are dropped."""
+    changed = False
+    for node_id, definition in model.nodes.items():
+        incoming = definition.raw.get("credentials")
+        if isinstance(incoming, dict) and incoming and node_id not in model.instances:
+            cls = node_class(definition.type)
+            names = cls.SPEC.credentials if cls is not None else ()
+            changed |= scratch.merge(node_id, incoming, names)
+    changed |= scratch.prune(model.known)
+    return scratch.creds, changed

@@ -40,9 +40,13 @@ from edge_runner.contract import (
     Registry,
 )
 from edge_runner.runtime.context import Context, ContextStore, ContextStores
-from edge_runner.runtime.credentials import CredentialStore
+from edge_runner.runtime.credentials import (
+    CredentialStore,
+    merge_env_credentials,
+    merge_node_credentials,
+)
 from edge_runner.runtime.env import GlobalEnv
-from edge_runner.runtime.flows import SUBFLOW_PREFIX, FlowModel, NodeDef, parse_flows
+from edge_runner.runtime.flows import SUBFLOW_PREFIX, FlowModel, NodeDef, parse_flows, resolve_wires
 from edge_runner.runtime.loader import (  # noqa: F401  # re-exported for callers
     FAILED_NODE_MODULES,
     WarmUp,
@@ -301,36 +305,6 @@ class Engine(Router):
         rt.credentials = dict(creds.get(raw["id"]) or creds.get(definition.alias) or {})
         return rt
 
-    def _merge_env_credentials(self, flows: Any) -> tuple[CredentialStore, bool]:
-        """The stored credentials plus those sent for tabs, groups, subflows and subflow
-        instances (values of their ``cred`` env entries), needed before the flows are parsed."""
-        scratch = CredentialStore()
-        scratch.creds = {k: dict(v) for k, v in self.credentials.creds.items()}
-        changed = False
-        for raw in flows if isinstance(flows, list) else ():
-            if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-                continue
-            incoming, kind = raw.get("credentials"), str(raw.get("type"))
-            if not isinstance(incoming, dict) or not incoming:
-                continue
-            if kind in ("tab", "group", "subflow") or kind.startswith(SUBFLOW_PREFIX):
-                changed |= scratch.merge(raw["id"], incoming, ())
-        return scratch, changed
-
-    def _merge_credentials(
-        self, model: FlowModel, scratch: CredentialStore
-    ) -> tuple[dict[str, dict[str, Any]], bool]:
-        """The credential set after this deploy (not committed yet) and whether it changed."""
-        changed = False
-        for node_id, definition in model.nodes.items():
-            incoming = definition.raw.get("credentials")
-            if isinstance(incoming, dict) and incoming and node_id not in model.instances:
-                cls = self.node_class(definition.type)
-                names = cls.SPEC.credentials if cls is not None else ()
-                changed |= scratch.merge(node_id, incoming, names)
-        changed |= scratch.prune(model.known)
-        return scratch.creds, changed
-
     # ------------------------------------------------------------------ lifecycle
     async def deploy(
         self, flows: list[Any], kind: str = "full", revision: str | None = None
@@ -350,12 +324,12 @@ class Engine(Router):
             raise DeployError(
                 [{"id": None, "type": None, "error": f"unknown deployment type {kind!r}"}]
             )
-        scratch, env_creds_changed = self._merge_env_credentials(flows)
+        scratch, env_creds_changed = merge_env_credentials(self.credentials, flows)
         model = parse_flows(flows, self.global_env, scratch.creds)
         errors = list(model.errors)
         if errors and not isinstance(flows, list):
             raise DeployError(errors)
-        new_creds, creds_changed = self._merge_credentials(model, scratch)
+        new_creds, creds_changed = merge_node_credentials(scratch, model, self.node_class)
         creds_changed |= env_creds_changed
         if creds_changed and self.credentials.path is not None and not self.credentials.secret:
             errors.append(
@@ -375,7 +349,7 @@ class Engine(Router):
             if rt is not None:
                 built[node_id] = rt
         future = {i: built.get(i) or self.nodes.get(i) for i in model.nodes}
-        wiring = self._resolve_wires(model, future, errors)
+        wiring = resolve_wires(model, future, errors)
         if errors:
             raise DeployError(errors)
         # ---- accepted: from here on the running configuration changes
@@ -437,52 +411,6 @@ class Engine(Router):
             keys.add(f"flow:{rt.z}")
         keys.update(f"flow:{t}" for t in self.model.tabs)
         return keys
-
-    def _resolve_wires(
-        self, model: FlowModel, nodes: dict[str, NodeRuntime | None], errors: list[dict[str, Any]]
-    ) -> dict[str, list[list[NodeRuntime]]]:
-        wiring: dict[str, list[list[NodeRuntime]]] = {}
-        for node_id, definition in model.nodes.items():
-            rt = nodes.get(node_id)
-            if rt is None:
-                continue
-            wires = definition.raw.get("wires") or []
-            if not isinstance(wires, list):
-                errors.append(
-                    {
-                        "id": node_id,
-                        "type": definition.type,
-                        "error": "wires must be a list of lists of node ids",
-                    }
-                )
-                continue
-            resolved: list[list[NodeRuntime]] = []
-            for port in wires:
-                targets: list[NodeRuntime] = []
-                if not isinstance(port, list):
-                    errors.append(
-                        {
-                            "id": node_id,
-                            "type": definition.type,
-                            "error": "each wires entry must be a list of node ids",
-                        }
-                    )
-                    port = []
-                for target_id in port:
-                    target = nodes.get(target_id) if isinstance(target_id, str) else None
-                    if target is not None:
-                        targets.append(target)
-                    elif not isinstance(target_id, str) or target_id not in model.known:
-                        errors.append(
-                            {
-                                "id": node_id,
-                                "type": definition.type,
-                                "error": f"wired to missing node {target_id!r}",
-                            }
-                        )
-                resolved.append(targets)
-            wiring[node_id] = resolved
-        return wiring
 
     async def start_nodes(self, nodes: list[NodeRuntime]) -> None:
         """Start config nodes first, then the rest; a node that fails to start goes red and

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_runner.contract import COMMON_KEYS
 from edge_runner.runtime.env import (  # noqa: F401  # EnvScope and GlobalEnv re-exported
@@ -36,6 +36,7 @@ from edge_runner.runtime.env import (  # noqa: F401  # EnvScope and GlobalEnv re
 )
 
 SUBFLOW_PREFIX = "subflow:"
+T = TypeVar("T")
 MAX_SUBFLOW_DEPTH = 16
 
 
@@ -352,3 +353,33 @@ def _remap(value: Any, id_map: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_remap(v, id_map) for v in value]
     return value
+
+
+def resolve_wires(
+    model: FlowModel, nodes: dict[str, T | None], errors: list[dict[str, Any]]
+) -> dict[str, list[list[T]]]:
+    """Each node's wires as lists of the (future) running nodes; a wire to an id that is not in
+    the flows at all is an error (one to a disabled node is dropped silently)."""
+    wiring: dict[str, list[list[T]]] = {}
+    for node_id, definition in model.nodes.items():
+        if nodes.get(node_id) is None:
+            continue
+        wires = definition.raw.get("wires") or []
+        if not isinstance(wires, list):
+            errors.append(_err(definition.raw, "wires must be a list of lists of node ids"))
+            continue
+        resolved: list[list[T]] = []
+        for port in wires:
+            targets: list[T] = []
+            if not isinstance(port, list):
+                errors.append(_err(definition.raw, "each wires entry must be a list of node ids"))
+                port = []
+            for target_id in port:
+                target = nodes.get(target_id) if isinstance(target_id, str) else None
+                if target is not None:
+                    targets.append(target)
+                elif not isinstance(target_id, str) or target_id not in model.known:
+                    errors.append(_err(definition.raw, f"wired to missing node {target_id!r}"))
+            resolved.append(targets)
+        wiring[node_id] = resolved
+    return wiring
