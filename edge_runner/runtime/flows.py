@@ -231,8 +231,15 @@ def _add_node(
     # most nodes reference no variable at all: keep their object as it is (no copy)
     node_raw = raw
     if any(has_reference(v) for k, v in raw.items() if k not in COMMON_KEYS):
+        own = {
+            "NR_NODE_ID": raw["id"],
+            "NR_NODE_NAME": str(raw.get("name") or ""),
+            "NR_NODE_PATH": f"{path}/{raw['id']}" if path else raw["id"],
+        }
+        node_scope = EnvScope(own, scope)
         node_raw = {
-            k: (v if k in COMMON_KEYS else substitute_config(v, scope, k)) for k, v in raw.items()
+            k: (v if k in COMMON_KEYS else substitute_config(v, node_scope, k))
+            for k, v in raw.items()
         }
     model.nodes[raw["id"]] = NodeDef(raw["id"], node_raw, z, tab, scope, path, alias, instance)
     if kind.startswith(SUBFLOW_PREFIX):

@@ -150,6 +150,7 @@ async def test_whole_string_references_only_and_undefined_ones_stay_as_written(
             "rules": [
                 {"t": "set", "p": "whole", "pt": "msg", "to": "${N}", "tot": "str"},
                 {"t": "set", "p": "old", "pt": "msg", "to": "$(N)", "tot": "str"},
+                {"t": "set", "p": "me", "pt": "msg", "to": "${NR_NODE_ID}", "tot": "str"},
                 {"t": "set", "p": "embedded", "pt": "msg", "to": "n=${N}", "tot": "str"},
                 {"t": "set", "p": "undefined", "pt": "msg", "to": "${NOT_SET_X}", "tot": "str"},
                 {
@@ -169,6 +170,7 @@ async def test_whole_string_references_only_and_undefined_ones_stay_as_written(
         (out,) = await h.wait("cap")
     assert out["whole"] == "7"  # the number 7, then set as a "str" value by the change node
     assert out["old"] == "7"
+    assert out["me"] == "c"
     assert out["embedded"] == "n=${N}"
     assert out["undefined"] == "${NOT_SET_X}"
     assert out["empty"] == "${MANIFOLD_TEST_EMPTY}"
