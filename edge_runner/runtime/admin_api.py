@@ -3,16 +3,19 @@
 
 A deploy is two-phase so that a full disk or a rejected configuration never leaves the
 flows file and the running flows disagreeing: the new flows are written and fsynced to a temp
-file while the engine validates and starts them, and only when both succeeded is the temp file
-renamed over ``flows.json``. If the engine rejects the flows (HTTP 400 with per-node errors)
-nothing changed; if the write fails (HTTP 500) the engine is rolled back to the stored flows.
+file while the engine validates them, and the temp file is renamed over ``flows.json`` once the
+engine has accepted them, before it restarts nodes. If the engine rejects the flows (HTTP 400
+with per-node errors) nothing changed; if the write fails (HTTP 500) the engine is rolled back
+to the stored flows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from edge_runner.runtime.storage import FlowStorage, PendingWrite, revision, serialize_flows
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge_runner.admin")
 
 JSON_TYPE = "application/json"
+# The engine announces an accepted deploy (validated, about to restart nodes) with this event.
+ACCEPTED_TOPIC = "notification/runtime-state"
+ACCEPTED_DATA = {"state": "stop", "deploy": True}
 DEPLOY_TYPES = ("full", "flows", "nodes", "reload")
 
 
@@ -54,6 +60,9 @@ class AdminApi:
         self.engine = engine
         self.storage = storage
         self.lock = asyncio.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._commit_step: _Commit | None = None
+        engine.subscribe(self.on_engine_event)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/flows", self.get_flows)
@@ -145,48 +154,52 @@ class AdminApi:
                 self._error(400, "unexpected_error", f"flows cannot be stored: {exc}")
             ) from exc
         new_rev = revision(data)
-        # The write + fsync (I/O, off the GIL) overlaps the engine's deploy (CPU); a failed
-        # write rolls the engine back to the stored flows, so the two never disagree.
-        writing = asyncio.ensure_future(asyncio.to_thread(self.storage.prepare, data))
+        # Phase one (write + fsync, I/O off the GIL) overlaps the engine's validation (CPU).
+        # Phase two (rename + fsync of the directory) runs when the engine has accepted the
+        # flows and before it stops and starts nodes, like Node-RED, which saves before it
+        # restarts: the flows file never holds a rejected configuration, and new nodes' timers
+        # (inject once) do not start long before the deploy is answered.
+        job = self._writer().submit(self.storage.prepare, data)
+        step = _Commit(job, self.storage, stored, data)
+        self._commit_step = step
         try:
             await self.engine.deploy(flows, kind, new_rev)
         except DeployError as exc:
-            await self._discard(writing)
+            step.discard()
             raise _RejectedError(
                 self._error(400, "invalid_flows", f"deploy rejected: {exc}", errors=exc.errors)
             ) from exc
         except BaseException:
-            await self._discard(writing)
+            step.discard()
             raise
-        try:
-            pending = await writing
-        except OSError as exc:
-            log.error("deploy undone, flows could not be written: %s", exc)
+        finally:
+            self._commit_step = None
+        if not step.done:  # the engine did not announce the accept point: commit now
+            await asyncio.to_thread(step.run)
+        if step.error is not None:
+            log.error("deploy undone, flows could not be stored: %s", step.error)
             await self.engine.deploy(self.storage.flows, kind, self.storage.rev)
             raise _RejectedError(
-                self._error(500, "storage_error", f"flows could not be written: {exc}")
-            ) from exc
-        try:
-            await asyncio.to_thread(self._commit, pending, stored, data)
-        except OSError as exc:
-            # The new flows run but could not be made durable; say so loudly.
-            log.error("flows are running but could not be stored: %s", exc)
-            raise _RejectedError(
-                self._error(500, "storage_error", f"flows deployed but not stored: {exc}")
-            ) from exc
+                self._error(500, "storage_error", f"flows could not be written: {step.error}")
+            )
         return new_rev
 
-    @staticmethod
-    async def _discard(writing: asyncio.Future[PendingWrite]) -> None:
-        try:
-            pending = await writing
-        except OSError:
-            return
-        pending.abort()
+    def _writer(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="flows-writer")
+        return self._executor
 
-    def _commit(self, pending: PendingWrite, flows: list[Any], data: bytes) -> None:
-        pending.commit()
-        self.storage.adopt(flows, data)
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def on_engine_event(self, topic: str, data: Any) -> None:
+        """Engine listener: the deploy was accepted -> make the new flows file durable."""
+        step = self._commit_step
+        if step is not None and topic == ACCEPTED_TOPIC and data == ACCEPTED_DATA:
+            self._commit_step = None
+            step.run()
 
     # ------------------------------------------------------------------ POST /inject/:id
     async def post_inject(self, request: web.Request) -> web.Response:
@@ -210,6 +223,33 @@ class AdminApi:
             rt.error(f"inject failed: {exc}")
             return self._text(500, "Internal Server Error")
         return self._text(200, "OK")
+
+
+class _Commit:
+    """Phase two of a deploy's flows write, run once (from the engine's accept event)."""
+
+    def __init__(
+        self, job: Future[PendingWrite], storage: FlowStorage, flows: list[Any], data: bytes
+    ) -> None:
+        self.job, self.storage, self.flows, self.data = job, storage, flows, data
+        self.done = False
+        self.error: OSError | None = None
+
+    def run(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            pending = self.job.result()
+            pending.commit()
+        except OSError as exc:
+            self.error = exc
+            return
+        self.storage.adopt(self.flows, self.data)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.job.result().abort()
 
 
 class _RejectedError(Exception):

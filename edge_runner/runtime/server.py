@@ -101,6 +101,7 @@ class Server:
         self.hub = CommsHub()
         self._engine = engine
         self._runner: web.AppRunner | None = None
+        self.api: AdminApi | None = None
         self.app: web.Application | None = None
 
     @property
@@ -130,7 +131,7 @@ class Server:
             except DeployError as exc:
                 # Keep the file as it is (the user may fix it from the editor); run nothing.
                 log.error("stored flows rejected, running no flows: %s", exc)
-        api = AdminApi(engine, self.storage)
+        api = self.api = AdminApi(engine, self.storage)
         app = web.Application(client_max_size=MAX_ADMIN_BODY)
         api.add_routes(app)
         app.router.add_get("/comms", self.hub.handle)
@@ -165,6 +166,8 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._runner.cleanup(), 3.0)
             self._runner = None
+        if self.api is not None:
+            self.api.close()
 
 
 async def serve(host: str, port: int, userdir: str, credential_secret: str | None = None) -> None:
