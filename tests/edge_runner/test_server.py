@@ -492,3 +492,31 @@ def test_cli_rejects_a_bad_port() -> None:
     )
     assert out.returncode == 2
     assert "--port must be 1-65535" in out.stderr
+
+
+async def test_stored_flows_are_started_and_rejected_ones_kept_but_not_run(tmp_path: Path) -> None:
+    userdir = tmp_path / "ud"
+    FlowStorage(userdir).save(probe_flow("stored"))
+    server = Server("127.0.0.1", 0, userdir, credential_secret="s")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{server.port}/probe/stored") as r:
+                assert r.status == 200
+    finally:
+        await server.stop()
+    bad = [*probe_flow("bad"), {"id": "u", "type": "no-such-type", "z": "t1", "x": 1, "y": 1}]
+    FlowStorage(userdir).save(bad)
+    stored = (userdir / "flows.json").read_bytes()
+    server = Server("127.0.0.1", 0, userdir, credential_secret="s")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as client:
+            base = f"http://127.0.0.1:{server.port}"
+            async with client.get(f"{base}/probe/bad") as r:
+                assert r.status == 404
+            async with client.get(f"{base}/flows") as r:
+                assert await r.json() == bad
+    finally:
+        await server.stop()
+    assert (userdir / "flows.json").read_bytes() == stored

@@ -197,3 +197,22 @@ def test_legacy_and_strict_schema() -> None:
         Config.model_validate({"targetType": "bogus"})
     with pytest.raises(ValidationError):
         Config.model_validate({"unknown_field": 1})
+
+
+def test_runtime_objects_are_internal_markers() -> None:
+    import asyncio
+
+    from edge_runner.runtime.http_routes import ResponseHandle
+
+    loop = asyncio.new_event_loop()
+    try:
+        handle = ResponseHandle(loop.create_future(), "m1")
+        text, fmt = encode_value({"res": handle, "f": len, "u": UNDEFINED})
+    finally:
+        loop.close()
+    assert fmt == "Object"
+    assert json.loads(text) == {
+        "res": {"__enc__": True, "type": "internal"},
+        "f": {"__enc__": True, "type": "function"},
+        "u": {"__enc__": True, "type": "undefined"},
+    }
