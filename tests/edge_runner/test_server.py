@@ -500,9 +500,9 @@ async def test_stored_flows_are_started_and_rejected_ones_kept_but_not_run(tmp_p
     server = Server("127.0.0.1", 0, userdir, credential_secret="s")
     await server.start()
     try:
-        async with aiohttp.ClientSession() as client:
-            async with client.get(f"http://127.0.0.1:{server.port}/probe/stored") as r:
-                assert r.status == 200
+        url = f"http://127.0.0.1:{server.port}/probe/stored"
+        async with aiohttp.ClientSession() as client, client.get(url) as r:
+            assert r.status == 200
     finally:
         await server.stop()
     bad = [*probe_flow("bad"), {"id": "u", "type": "no-such-type", "z": "t1", "x": 1, "y": 1}]
