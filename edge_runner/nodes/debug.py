@@ -241,7 +241,10 @@ class DebugNode(Node):
     def __init__(self, runtime: Any, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         cfg = self.cfg = cast(Config, config)
-        self.full = cfg.targetType == "full" or (cfg.targetType is None and cfg.complete == "true")
+        # Node-RED's runtime decides on complete == "true"; targetType only matters for jsonata.
+        self.full = cfg.targetType != "jsonata" and (
+            cfg.complete == "true" or cfg.targetType == "full"
+        )
         self.expression = cfg.complete if cfg.targetType == "jsonata" else None
         self.property = "payload" if self.full or self.expression else cfg.complete
         self.status_expression = cfg.statusVal if cfg.statusType == "jsonata" else None

@@ -216,3 +216,11 @@ def test_runtime_objects_are_internal_markers() -> None:
         "f": {"__enc__": True, "type": "function"},
         "u": {"__enc__": True, "type": "undefined"},
     }
+
+
+async def test_complete_true_means_the_whole_message_whatever_the_target_type() -> None:
+    async with FlowHarness(flow(complete="true", targetType="msg")) as h:
+        h.receive("d1", {"payload": 1})
+        (item,) = sidebar(h)
+    assert item["format"] == "Object"
+    assert json.loads(item["msg"])["payload"] == 1
