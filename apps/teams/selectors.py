@@ -53,6 +53,18 @@ def platform_team_list(*, search: str = "") -> QuerySet[Team]:
     return teams.order_by("name", "id")
 
 
+def team_names_solely_owned_by(user: User) -> list[str]:
+    """Names of the teams where ``user`` is the only owner."""
+    owned = Membership.objects.filter(user=user, role=Role.OWNER).values("team_id")
+    return list(
+        Team.objects.filter(pk__in=owned)
+        .annotate(owners=Count("memberships", filter=Q(memberships__role=Role.OWNER)))
+        .filter(owners=1)
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+
+
 def team_owner_count(team: Team) -> int:
     return Membership.objects.filter(team=team, role=Role.OWNER).count()
 

@@ -44,9 +44,10 @@ UI_PERMISSIONS = (
 )
 
 
-def forbidden(request: HttpRequest, message: str, team: Any = None) -> HttpResponse:
-    """The 403 page: says what is missing and where to go instead."""
-    return render(request, "403.html", {"message": message, "team": team}, status=403)
+def forbidden(request: HttpRequest, message: str, team: Any = None, hint: str = "") -> HttpResponse:
+    """The 403 page: says what is missing, whom to ask, and where to go instead."""
+    context = {"message": message, "team": team, "hint": hint}
+    return render(request, "403.html", context, status=403)
 
 
 def team_page(permission: str) -> Callable[[TeamView[P]], Callable[..., HttpResponse]]:

@@ -23,7 +23,7 @@ from apps.accounts.access import access_user, require_platform
 from apps.accounts.selectors import USER_STATUSES, platform_user_list
 from apps.accounts.views import signed_in_user
 from apps.core.errors import ManifoldError, NotFound, PermissionDenied
-from apps.teams.selectors import platform_team_list
+from apps.teams.selectors import platform_team_list, team_names_solely_owned_by
 from apps.teams.views.base import forbidden
 
 PAGE_SIZE = 50
@@ -43,7 +43,8 @@ def platform_page(permission: str) -> Callable[[PlatformView], PlatformView]:
             except NotFound as exc:
                 raise Http404(exc.message) from None
             except PermissionDenied as exc:
-                return forbidden(request, exc.message)
+                hint = "The operators of this installation can make you a platform admin."
+                return forbidden(request, exc.message, hint=hint)
 
         wrapper.permission = permission  # type: ignore[attr-defined]  # read by tests and tools
         return wrapper
@@ -101,7 +102,14 @@ def _set_active(request: HttpRequest, user_id: int, active: bool) -> HttpRespons
             messages.success(request, f"{target.email} {done}.")
         return redirect(reverse("teams:platform_users") + "?" + urlencode({"q": target.email}))
     teams_count = platform_user_list().get(pk=target.pk).teams_count  # type: ignore[attr-defined]
-    context = {"nav": "users", "target": target, "active": active, "teams_count": teams_count}
+    context = {
+        "nav": "users",
+        "target": target,
+        "active": active,
+        "teams_count": teams_count,
+        # Deactivating a team's only owner leaves nobody able to manage it: say so first.
+        "sole_owner_of": [] if active else team_names_solely_owned_by(target),
+    }
     return render(request, "platform/user_confirm.html", context)
 
 

@@ -288,3 +288,19 @@ async def test_open_websockets_of_a_deactivated_user_close() -> None:
     codes = [(await closed_with(socket, 5))[0] for socket in (first, second)]
     print(f"deactivate -> 2 sockets closed in {(time.monotonic() - started) * 1000:.0f} ms")
     assert codes == [4403, 4403]
+
+
+def test_confirmation_warns_before_switching_off_a_teams_only_owner(
+    acme_world: Acme, paula_platform: User
+) -> None:
+    page = Client()
+    page.force_login(paula_platform)
+    olivia = page.get(f"/platform/users/{acme_world.olivia.pk}/deactivate/")
+    assert b"is the only owner of Acme Plant" in olivia.content
+    vera = page.get(f"/platform/users/{acme_world.vera.pk}/deactivate/")
+    assert b"only owner" not in vera.content
+    refused = Client()
+    refused.force_login(acme_world.olivia)
+    denied = refused.get("/platform/teams/")
+    assert denied.status_code == 403
+    assert b"make you a platform admin" in denied.content
