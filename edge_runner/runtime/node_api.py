@@ -131,33 +131,34 @@ class NodeRuntime:
             if isinstance(msg, dict):  # a dict subclass: one message on port 0
                 msg = [msg]
             events = []
-            for port in range(min(len(msg), len(all_wires))):
-                item = msg[port]
+            ports = len(all_wires)
+            for port, item in enumerate(msg):
                 if item is None:
                     continue
-                wires = all_wires[port]
-                if not wires:
-                    continue
+                if port >= ports:
+                    break
                 if type(item) is dict:  # the common case (switch, multi-output functions)
-                    events.extend([(target, item) for target in wires])
+                    for target in all_wires[port]:
+                        events.append((target, item))
                     continue
                 items = item if isinstance(item, list) else (item,)
-                for target in wires:  # Node-RED's order: each wire, then each message
+                for target in all_wires[port]:  # Node-RED's order: each wire, then each message
                     for one in items:
                         if isinstance(one, dict):
                             events.append((target, one))
-            if not events:
-                return
-            if len(events) == 1:
-                one = events[0][1]
+            if len(events) == 1:  # one message to one wire: no copy, no id sharing
+                target, one = events[0]
                 if not one.get("_msgid"):
                     one["_msgid"] = new_msgid()
-            else:
-                msgid = next((m["_msgid"] for _, m in events if m.get("_msgid")), None)
-                msgid = msgid or new_msgid()
-                for _, one in events:
-                    if not one.get("_msgid"):
-                        one["_msgid"] = msgid
+                self.engine.deliver(target, clone_msg(one) if clone else one)
+                return
+            if not events:
+                return
+            msgid = next((m["_msgid"] for _, m in events if m.get("_msgid")), None)
+            msgid = msgid or new_msgid()
+            for _, one in events:
+                if not one.get("_msgid"):
+                    one["_msgid"] = msgid
         deliver = self.engine.deliver
         if len(events) == 1:
             target, one = events[0]
