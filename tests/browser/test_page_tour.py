@@ -105,3 +105,39 @@ def test_every_page_opens_cleanly(
         assert page.locator("header[role=banner]").count() == 1, path
         _no_sideways_scroll(page)
         shot(page, f"{device}-{name}")
+
+
+PLATFORM_PAGES = {
+    "platform-home": "/",
+    "platform-users": "/platform/users/",
+    "platform-users-search": "/platform/users/?q=acme&status=active",
+    "platform-teams": "/platform/teams/",
+}
+
+
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_platform_admin_pages_open_cleanly(
+    device: str, acme_world: Acme, server: str, new_page: Callable[..., Any]
+) -> None:
+    from apps.accounts.services import user_create
+
+    paula = user_create(email="paula@platform.test", password=PASSWORD, is_platform_admin=True)
+    pages = {
+        **PLATFORM_PAGES,
+        "platform-deactivate": f"/platform/users/{acme_world.olivia.pk}/deactivate/",
+    }
+    page = new_page(*WIDTHS[device])
+    log_in(page, server, paula.email, PASSWORD)
+    for name, path in pages.items():
+        response = page.goto(server + path)
+        assert response is not None, path
+        assert response.status == 200, path
+        _accessible(page)
+        _no_sideways_scroll(page)
+        shot(page, f"{device}-{name}")
+    # The confirmation really switches the account off, and the list says so.
+    page.get_by_role("button", name="Deactivate account").click()
+    page.wait_for_url("**/platform/users/?q=*")
+    assert page.get_by_text("olivia@acme.test deactivated.").is_visible()
+    badge = page.locator(f"#user-{acme_world.olivia.pk} .badge-danger")
+    assert badge.inner_text() == "deactivated"
