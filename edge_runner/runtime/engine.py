@@ -9,7 +9,12 @@ stack and cannot starve the loop. Async nodes get their own bounded queue and wo
 Deploys (``deploy(flows, kind)``) are validated completely before anything stops: a rejected
 deploy raises ``DeployError`` with one entry per offending node and the running flows are left
 untouched. See ``planner`` for what ``full`` / ``flows`` / ``nodes`` restart, ``flows`` for the
-flow model (subflows, groups, env) and ``routing`` for catch / status / complete delivery.
+flow model (subflows, groups), ``env`` for environment variables and ``routing`` for catch /
+status / complete delivery. Node modules are imported per type on first use (``loader``); a
+deployed type nobody registers is rejected like any other bad node.
+
+Directories: ``userdir`` (flows, credentials, context) and ``data_dir`` (where nodes keep
+files: ``<userdir>/data``, else ``$MANIFOLD_RUNNER_DATA_DIR``, else a private temp dir).
 
 Events (``subscribe``): ``debug`` (node warnings/errors and debug output), ``status/<id>``,
 ``notification/runtime-state`` and ``notification/runtime-deploy`` like Node-RED's /comms.
