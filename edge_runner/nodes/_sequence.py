@@ -304,7 +304,7 @@ def js_replacement(template: str) -> Callable[[re.Match[str]], str]:
             if code == "`":
                 return match.string[: match.start()]
             if code == "'":
-                return match.string[match.end():]
+                return match.string[match.end() :]
             if code.startswith("<"):
                 try:
                     return match.group(code[1:-1]) or ""
@@ -326,11 +326,23 @@ def js_replacement(template: str) -> Callable[[re.Match[str]], str]:
 # ------------------------------------------------------------------------ durations, ids
 
 _UNIT_MS = {
-    "milliseconds": 1.0, "millisecond": 1.0, "ms": 1.0,
-    "seconds": 1000.0, "second": 1000.0, "s": 1000.0, "secs": 1000.0,
-    "minutes": 60_000.0, "minute": 60_000.0, "min": 60_000.0, "mins": 60_000.0,
-    "hours": 3_600_000.0, "hour": 3_600_000.0, "hr": 3_600_000.0, "hrs": 3_600_000.0,
-    "days": 86_400_000.0, "day": 86_400_000.0,
+    "milliseconds": 1.0,
+    "millisecond": 1.0,
+    "ms": 1.0,
+    "seconds": 1000.0,
+    "second": 1000.0,
+    "s": 1000.0,
+    "secs": 1000.0,
+    "minutes": 60_000.0,
+    "minute": 60_000.0,
+    "min": 60_000.0,
+    "mins": 60_000.0,
+    "hours": 3_600_000.0,
+    "hour": 3_600_000.0,
+    "hr": 3_600_000.0,
+    "hrs": 3_600_000.0,
+    "days": 86_400_000.0,
+    "day": 86_400_000.0,
 }
 
 

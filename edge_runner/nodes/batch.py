@@ -33,8 +33,11 @@ class Config(NodeConfig):
     honourParts: bool = False  # noqa: N815
 
     def numbers(self) -> tuple[int, int, float]:
-        count, overlap, interval = (js_number(self.count), js_number(self.overlap or 0),
-                                    js_number(self.interval))
+        count, overlap, interval = (
+            js_number(self.count),
+            js_number(self.overlap or 0),
+            js_number(self.interval),
+        )
         if self.mode == "count" and not count >= 1:
             raise ValueError(f"count must be at least 1, got {self.count!r}")
         if self.mode == "count" and not 0 <= overlap < count:
@@ -126,8 +129,9 @@ class BatchNode(Node):
         self.held.append(msg)
         if self.cfg.mode == "count" and len(self.held) >= self.count:
             batch = self.held
-            self.held = [clone_msg(m) for m in batch[len(batch) - self.overlap:]] \
-                if self.overlap else []
+            self.held = (
+                [clone_msg(m) for m in batch[len(batch) - self.overlap :]] if self.overlap else []
+            )
             self._emit(batch)
 
     def _emit(self, batch: list[Msg]) -> None:
@@ -155,8 +159,14 @@ class BatchNode(Node):
         self.sequences[topic].setdefault(parts["id"], []).append(msg)
         ready: list[tuple[str, Any]] = []
         for name, pending in self.sequences.items():
-            complete = next((gid for gid, msgs in pending.items()
-                             if any(m["parts"].get("count") == len(msgs) for m in msgs)), None)
+            complete = next(
+                (
+                    gid
+                    for gid, msgs in pending.items()
+                    if any(m["parts"].get("count") == len(msgs) for m in msgs)
+                ),
+                None,
+            )
             if complete is None:
                 return
             ready.append((name, complete))

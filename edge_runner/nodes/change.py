@@ -28,8 +28,9 @@ from edge_runner.runtime.typed import compile_jsonata, evaluate_jsonata
 if TYPE_CHECKING:
     from edge_runner.runtime.node_api import NodeRuntime
 
-ValueType = Literal["str", "num", "bool", "json", "bin", "date", "jsonata", "env", "msg", "flow",
-                    "global"]
+ValueType = Literal[
+    "str", "num", "bool", "json", "bin", "date", "jsonata", "env", "msg", "flow", "global"
+]
 
 
 class Rule(BaseModel):
@@ -211,6 +212,7 @@ class ChangeNode(Node):
             key = parts[0]
             const = getattr(value_of, "const", UNDEFINED)
             if const is not UNDEFINED and isinstance(const, (str, int, float, bool, bytes)):
+
                 def set_const(msg: Msg) -> None:
                     msg[key] = const
 
@@ -258,8 +260,11 @@ class ChangeNode(Node):
             elif isinstance(current, (int, float)) and not isinstance(current, bool):
                 if from_type == "num" and current == js_number(from_value):
                     write(msg, value_of(msg))
-            elif (isinstance(current, bool) and from_type == "bool"
-                  and js_string(current) == from_value):
+            elif (
+                isinstance(current, bool)
+                and from_type == "bool"
+                and js_string(current) == from_value
+            ):
                 write(msg, value_of(msg))
 
         return change

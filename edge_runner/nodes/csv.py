@@ -245,9 +245,11 @@ def js_string(value: Any) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e21:
             return str(int(value))
-        return repr(value) if math.isfinite(value) else ("NaN" if math.isnan(value) else
-                                                          ("Infinity" if value > 0 else
-                                                           "-Infinity"))
+        return (
+            repr(value)
+            if math.isfinite(value)
+            else ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
+        )
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     if isinstance(value, (bytes, bytearray)):
@@ -355,7 +357,7 @@ class CsvNode(Node):
             if cfg.hdrin and self.stream_header is not None:
                 names = self.stream_header
         else:
-            rows = rows[cfg.skip:]
+            rows = rows[cfg.skip :]
             if cfg.hdrin and rows:
                 names = [cell.text.strip() for cell in rows[0]]
                 rows = rows[1:]

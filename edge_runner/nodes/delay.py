@@ -340,8 +340,9 @@ class DelayNode(Node):
     def _note_drop(self) -> None:
         self.dropped += 1
         if self.dropped == 1 or self.dropped % 1000 == 0:
-            self.warn(f"more than {MAX_HELD} messages held; dropped the oldest "
-                      f"({self.dropped} so far)")
+            self.warn(
+                f"more than {MAX_HELD} messages held; dropped the oldest ({self.dropped} so far)"
+            )
 
 
 def _only(msg: Msg, key: str) -> bool:

@@ -117,8 +117,11 @@ class FileInNode(Node):
             else:
                 await self._pieces(msg, path, name)
         except (NodeFailed, OSError) as exc:
-            text = str(exc) if isinstance(exc, NodeFailed) else \
-                f"failed to read {name!r}: {exc.strerror or exc}"
+            text = (
+                str(exc)
+                if isinstance(exc, NodeFailed)
+                else f"failed to read {name!r}: {exc.strerror or exc}"
+            )
             if self.cfg.sendError:
                 out = clone_msg(msg)
                 out.pop("payload", None)
@@ -129,8 +132,10 @@ class FileInNode(Node):
     async def _whole(self, msg: Msg, path: Path, name: str) -> None:
         size = await asyncio.to_thread(os.path.getsize, path)
         if size > MAX_WHOLE_FILE:
-            raise NodeFailed(f"{name!r} is {size} bytes; files over {MAX_WHOLE_FILE} bytes "
-                             "must be read as lines or a stream")
+            raise NodeFailed(
+                f"{name!r} is {size} bytes; files over {MAX_WHOLE_FILE} bytes "
+                "must be read as lines or a stream"
+            )
         data = await asyncio.to_thread(path.read_bytes)
         msg["filename"] = name
         msg["payload"] = decode_bytes(data, self.cfg.encoding) if self.format == "utf8" else data
@@ -153,8 +158,10 @@ class FileInNode(Node):
         index = 0
         handle = await asyncio.to_thread(path.open, "rb")
         decoder = codecs.getincrementaldecoder(
-            "utf-8" if codec_name(self.cfg.encoding) in ("base64", "hex")
-            else codec_name(self.cfg.encoding))(errors="replace")
+            "utf-8"
+            if codec_name(self.cfg.encoding) in ("base64", "hex")
+            else codec_name(self.cfg.encoding)
+        )(errors="replace")
         spare = ""
         pending: Msg | None = None  # held back so the last one can carry parts.count
         try:

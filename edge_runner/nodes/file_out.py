@@ -31,10 +31,19 @@ DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 
 # iconv-lite names Node-RED offers, mapped to Python codecs where the spelling differs.
 _ENCODING_ALIASES = {
-    "none": "utf-8", "utf8": "utf-8", "ucs2": "utf-16-le", "utf16le": "utf-16-le",
-    "utf-16le": "utf-16-le", "utf16be": "utf-16-be", "utf-16be": "utf-16-be",
-    "binary": "latin-1", "win1252": "cp1252", "windows1252": "cp1252", "ascii": "ascii",
-    "latin1": "latin-1", "iso88591": "latin-1",
+    "none": "utf-8",
+    "utf8": "utf-8",
+    "ucs2": "utf-16-le",
+    "utf16le": "utf-16-le",
+    "utf-16le": "utf-16-le",
+    "utf16be": "utf-16-be",
+    "utf-16be": "utf-16-be",
+    "binary": "latin-1",
+    "win1252": "cp1252",
+    "windows1252": "cp1252",
+    "ascii": "ascii",
+    "latin1": "latin-1",
+    "iso88591": "latin-1",
 }
 
 
@@ -249,16 +258,20 @@ class FileOutNode(Node):
             else:
                 if "payload" not in msg:
                     return
-                data = payload_bytes(msg["payload"], cfg.appendNewline
-                                     and not isinstance(msg["payload"], (bytes, bytearray)),
-                                     cfg.encoding)
+                data = payload_bytes(
+                    msg["payload"],
+                    cfg.appendNewline and not isinstance(msg["payload"], (bytes, bytearray)),
+                    cfg.encoding,
+                )
                 await asyncio.to_thread(self._write, path, data)
         except NodeFailed as exc:
             self._failed(str(exc))
             raise
         except OSError as exc:
-            text = f"failed to {'delete' if cfg.overwriteFile == 'delete' else 'write'} " \
-                   f"{name!r}: {exc.strerror or exc}"
+            text = (
+                f"failed to {'delete' if cfg.overwriteFile == 'delete' else 'write'} "
+                f"{name!r}: {exc.strerror or exc}"
+            )
             self._failed(text)
             raise NodeFailed(text) from exc
         if self.failing:
@@ -279,8 +292,10 @@ class FileOutNode(Node):
         if self.cfg.createDir:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.parent.is_dir():
-            raise NodeFailed(f"directory {path.parent.name!r} does not exist "
-                             "(enable 'create directory if it doesn't exist')")
+            raise NodeFailed(
+                f"directory {path.parent.name!r} does not exist "
+                "(enable 'create directory if it doesn't exist')"
+            )
         if path.is_dir():
             raise NodeFailed(f"{path.name!r} is a directory, not a file")
         if self.cfg.overwriteFile == "true":

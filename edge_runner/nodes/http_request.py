@@ -27,8 +27,16 @@ MAX_IN_FLIGHT = 1000  # requests of one node running or waiting at once
 CONCURRENCY = 32  # requests of one node on the wire at once
 MARKER = "x-node-red-request-node"  # tags response headers so they are not resent
 _MUSTACHE = re.compile(r"\{\{\{\s*([^}]+?)\s*\}\}\}|\{\{\s*&?\s*([^}]+?)\s*\}\}")
-_ESCAPE = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "/": "&#x2F;",
-           "`": "&#x60;", "=": "&#x3D;"}
+_ESCAPE = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    '"': "&quot;",
+    "'": "&#39;",
+    "/": "&#x2F;",
+    "`": "&#x60;",
+    "=": "&#x3D;",
+}
 
 
 class Header(BaseModel):
@@ -71,8 +79,12 @@ class Config(NodeConfig):
     @classmethod
     def _http_url(cls, value: str) -> str:
         text = value.strip()
-        if text and "://" in text and not text.lower().startswith(("http://", "https://")) \
-                and "{{" not in text.split("://")[0]:
+        if (
+            text
+            and "://" in text
+            and not text.lower().startswith(("http://", "https://"))
+            and "{{" not in text.split("://")[0]
+        ):
             raise ValueError(f"only http:// and https:// URLs are supported, not {value!r}")
         return text
 
@@ -130,9 +142,15 @@ def render_url(template: str, msg: Msg) -> str:
             value = None
         if value is None:
             return ""
-        text = value if isinstance(value, str) else json.dumps(value) \
-            if isinstance(value, (dict, list)) else str(value).lower() \
-            if isinstance(value, bool) else str(value)
+        text = (
+            value
+            if isinstance(value, str)
+            else json.dumps(value)
+            if isinstance(value, (dict, list))
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
         if raw is not None or match.group(0).startswith("{{&"):
             return text
         return "".join(_ESCAPE.get(c, c) for c in text)
@@ -157,11 +175,13 @@ def _body(payload: Any, headers: dict[str, str]) -> bytes | None:
     content_type = headers.get("content-type", "")
     if isinstance(payload, (dict, list)):
         if isinstance(payload, dict) and content_type.startswith(
-                "application/x-www-form-urlencoded"):
+            "application/x-www-form-urlencoded"
+        ):
             from urllib.parse import urlencode
 
-            return urlencode({k: "" if v is None else v for k, v in payload.items()},
-                             doseq=True).encode()
+            return urlencode(
+                {k: "" if v is None else v for k, v in payload.items()}, doseq=True
+            ).encode()
         headers.setdefault("content-type", "application/json")
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     if isinstance(payload, bool):
@@ -202,8 +222,9 @@ class HttpRequestNode(Node):
             proxy = self._config_node(self.cfg.proxy, "proxy")
             self.proxy_url = getattr(proxy, "url", None) or None
         connector = aiohttp.TCPConnector(force_close=not self.cfg.persist, limit=CONCURRENCY)
-        self.session = aiohttp.ClientSession(connector=connector, trust_env=False,
-                                             auto_decompress=True)
+        self.session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, auto_decompress=True
+        )
 
     async def stop(self) -> None:
         for task in list(self.tasks):
@@ -259,16 +280,29 @@ class HttpRequestNode(Node):
                 if name.lower() != MARKER and value is not None:
                     headers[name.lower()] = str(value)
         for row in self.cfg.headers:
-            name = row.keyValue if row.keyType == "other" else \
-                get_property(msg, row.keyValue) if row.keyType == "msg" else row.keyType
-            value = row.valueValue if row.valueType == "other" else \
-                get_property(msg, row.valueValue) if row.valueType == "msg" else row.valueType
+            name = (
+                row.keyValue
+                if row.keyType == "other"
+                else get_property(msg, row.keyValue)
+                if row.keyType == "msg"
+                else row.keyType
+            )
+            value = (
+                row.valueValue
+                if row.valueType == "other"
+                else get_property(msg, row.valueValue)
+                if row.valueType == "msg"
+                else row.valueType
+            )
             if name and value is not None:
                 headers[str(name).lower()] = str(value)
         cookies = msg.get("cookies")
         if isinstance(cookies, dict) and cookies:
-            pairs = [f"{k}={v['value'] if isinstance(v, dict) else v}" for k, v in
-                     cookies.items() if v is not None]
+            pairs = [
+                f"{k}={v['value'] if isinstance(v, dict) else v}"
+                for k, v in cookies.items()
+                if v is not None
+            ]
             headers["cookie"] = "; ".join(filter(None, [headers.get("cookie"), *pairs]))
         return headers
 
@@ -327,13 +361,19 @@ class HttpRequestNode(Node):
         payload = msg.get("payload")
         if method in ("GET", "HEAD") and self.cfg.paytoqs != "body":
             if self.cfg.paytoqs == "query" and isinstance(payload, dict):
-                params = {k: json.dumps(v) if isinstance(v, (dict, list)) else str(v)
-                          for k, v in payload.items() if v is not None}
+                params = {
+                    k: json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+                    for k, v in payload.items()
+                    if v is not None
+                }
         elif method != "HEAD" or self.cfg.paytoqs == "body":
             data = _body(payload, headers)
         timeout_ms = msg.get("requestTimeout")
-        if not isinstance(timeout_ms, (int, float)) or isinstance(timeout_ms, bool) \
-                or timeout_ms <= 0:
+        if (
+            not isinstance(timeout_ms, (int, float))
+            or isinstance(timeout_ms, bool)
+            or timeout_ms <= 0
+        ):
             if timeout_ms is not None:
                 self.warn("requestTimeout must be a positive number of milliseconds")
             timeout_ms = DEFAULT_TIMEOUT_MS
@@ -345,27 +385,36 @@ class HttpRequestNode(Node):
             if request_url.user is not None:
                 if "authorization" not in headers and not middlewares:
                     headers["authorization"] = aiohttp.encode_basic_auth(
-                        request_url.user or "", request_url.password or "")
+                        request_url.user or "", request_url.password or ""
+                    )
                 request_url = request_url.with_user(None)
             async with self.session.request(
-                method, request_url, params=params, data=data, headers=headers,
-                middlewares=middlewares or None, ssl=ssl, proxy=self.proxy_url,
+                method,
+                request_url,
+                params=params,
+                data=data,
+                headers=headers,
+                middlewares=middlewares or None,
+                ssl=ssl,
+                proxy=self.proxy_url,
                 allow_redirects=msg.get("followRedirects") is not False,
                 timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),
             ) as response:
                 body = await self._read(response)
-                history = [{"location": str(r.headers.get("location", "")),
-                            "cookies": {}} for r in response.history]
+                history = [
+                    {"location": str(r.headers.get("location", "")), "cookies": {}}
+                    for r in response.history
+                ]
                 self._respond(msg, response, body, history)
         except TimeoutError:
             self._failed(msg, "No response from server", "No response from server", url)
         except (aiohttp.InvalidURL, ValueError) as exc:
             self._failed(msg, f"Invalid URL {url!r}: {exc}", "invalid url")
         except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror \
-                else str(exc)
-            self._failed(msg, f"Error: connect {reason} {exc.host}:{exc.port}",
-                         "connection failed", url)
+            reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
+            self._failed(
+                msg, f"Error: connect {reason} {exc.host}:{exc.port}", "connection failed", url
+            )
         except aiohttp.ClientError as exc:
             self._failed(msg, f"Error: {exc or type(exc).__name__}", type(exc).__name__, url)
 
@@ -382,8 +431,7 @@ class HttpRequestNode(Node):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _respond(self, msg: Msg, response: Any, body: bytes,
-                 history: list[dict[str, Any]]) -> None:
+    def _respond(self, msg: Msg, response: Any, body: bytes, history: list[dict[str, Any]]) -> None:
         headers: dict[str, Any] = {}
         for name, value in response.headers.items():
             key = name.lower()

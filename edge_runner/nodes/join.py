@@ -140,8 +140,11 @@ class JoinNode(Node):
         self.key_path = compile_path(config.key or "topic")
         self.count = int(js_number(config.count)) if config.count not in ("", None) else 0
         self.timeout = float(js_number(config.timeout)) if config.timeout not in ("", None) else 0
-        self.joiner: str | bytes = (bytes(json.loads(config.joiner))
-                                    if config.joinerType == "bin" else unescape(config.joiner))
+        self.joiner: str | bytes = (
+            bytes(json.loads(config.joiner))
+            if config.joinerType == "bin"
+            else unescape(config.joiner)
+        )
         self.accumulate = config.accumulate in (True, "true")
         self.groups: dict[Any, _Group] = {}
 
@@ -160,8 +163,9 @@ class JoinNode(Node):
             self._drop_all()
             return
         if parts is None:
-            raise NodeFailed("Message missing msg.parts property - cannot join in "
-                             f"'{self.cfg.mode}' mode")
+            raise NodeFailed(
+                f"Message missing msg.parts property - cannot join in '{self.cfg.mode}' mode"
+            )
         group = self._group(parts["id"])
         group.msg = msg
         group.parts = parts
@@ -246,8 +250,12 @@ class JoinNode(Node):
         group = self.groups.get(gid)
         if group is None:
             return
-        keep = self.accumulate and self.cfg.mode == "custom" and self.cfg.build in (
-            "object", "merged") and "complete" not in group.msg
+        keep = (
+            self.accumulate
+            and self.cfg.mode == "custom"
+            and self.cfg.build in ("object", "merged")
+            and "complete" not in group.msg
+        )
         if not keep:
             self._discard(gid)
         elif group.timer is not None:
@@ -262,12 +270,19 @@ class JoinNode(Node):
         except NodeFailed as exc:
             self.error(str(exc), out)
             return
-        if self.cfg.propertyType == "full" and self.cfg.mode != "reduce" and isinstance(
-                result, dict) and self._kind(group) == "merged-full":
+        if (
+            self.cfg.propertyType == "full"
+            and self.cfg.mode != "reduce"
+            and isinstance(result, dict)
+            and self._kind(group) == "merged-full"
+        ):
             out = result
         else:
-            set_path(out, self.path if self.cfg.mode != "auto" else self._auto_path(group.parts),
-                     copy.deepcopy(result) if keep else result)
+            set_path(
+                out,
+                self.path if self.cfg.mode != "auto" else self._auto_path(group.parts),
+                copy.deepcopy(result) if keep else result,
+            )
         if self.cfg.mode == "custom":
             out.pop("parts", None)
         else:
@@ -289,8 +304,11 @@ class JoinNode(Node):
         kind = self._kind(group)
         if kind in ("object", "merged", "merged-full"):
             return {k: group.items[k] for k in group.keys}
-        ordered = [group.items[k] for k in sorted(group.items)] if self.cfg.mode == "auto" else [
-            group.items[k] for k in group.keys]
+        ordered = (
+            [group.items[k] for k in sorted(group.items)]
+            if self.cfg.mode == "auto"
+            else [group.items[k] for k in group.keys]
+        )
         if kind == "string":
             joiner = group.parts.get("ch", "") if self.cfg.mode == "auto" else self.joiner
             text = joiner if isinstance(joiner, str) else bytes(joiner).decode(errors="replace")

@@ -86,11 +86,13 @@ def _reject_constant(name: str) -> Any:
 def _stringify(value: Any, indent: int | None) -> str:
     separators = (",", ":") if indent is None else (",", ": ")
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=indent,
-                          separators=separators)
+        return json.dumps(
+            value, ensure_ascii=False, allow_nan=False, indent=indent, separators=separators
+        )
     except (TypeError, ValueError):
-        return json.dumps(_js_safe(value), ensure_ascii=False, indent=indent,
-                          separators=separators, default=str)
+        return json.dumps(
+            _js_safe(value), ensure_ascii=False, indent=indent, separators=separators, default=str
+        )
 
 
 def _parse(text: str) -> Any:
@@ -171,12 +173,13 @@ class JsonNode(Node):
         errors = sorted(self._validator.iter_errors(value), key=lambda e: list(e.path))
         if errors:
             msg["schemaError"] = [
-                {"instancePath": "/" + "/".join(str(p) for p in e.path) if e.path else "",
-                 "keyword": e.validator, "message": e.message}
+                {
+                    "instancePath": "/" + "/".join(str(p) for p in e.path) if e.path else "",
+                    "keyword": e.validator,
+                    "message": e.message,
+                }
                 for e in errors
             ]
-            text = ", ".join(
-                f"data{''.join(f'/{p}' for p in e.path)} {e.message}" for e in errors
-            )
+            text = ", ".join(f"data{''.join(f'/{p}' for p in e.path)} {e.message}" for e in errors)
             raise NodeFailed(f"JSON Schema validation failed: {text}")
         msg.pop("schema", None)

@@ -23,9 +23,7 @@ from edge_runner.runtime.typed import to_number
 
 _MISSING = object()
 _NO_TOPIC = "_no_topic"
-_LEADING_FLOAT = re.compile(
-    r"\s*([+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))"
-)
+_LEADING_FLOAT = re.compile(r"\s*([+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))")
 
 Func = Literal["rbe", "rbei", "deadband", "deadbandEq", "narrowband", "narrowbandEq"]
 
@@ -131,9 +129,7 @@ def _strict_equal(a: Any, b: Any) -> bool:
     """JavaScript ``===`` for scalars: ``True`` is not ``1``."""
     if isinstance(a, bool) != isinstance(b, bool):
         return False
-    if type(a) is not type(b) and not (
-        isinstance(a, (int, float)) and isinstance(b, (int, float))
-    ):
+    if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
         return False
     return bool(a == b)
 
@@ -151,9 +147,7 @@ class RbeNode(Node):
         self.func = config.func
         self.percent = config.gap.endswith("%")
         self.g = parse_float(config.gap.rstrip("%")) if config.gap else 0.0
-        self.start_value: float | None = (
-            float(to_number(config.start)) if config.start else None
-        )
+        self.start_value: float | None = float(to_number(config.start)) if config.start else None
         self.inout = config.inout
         self.septopics = config.septopics
         self.path = parse_path(config.property)

@@ -38,8 +38,11 @@ class Config(NodeConfig):
     def _check(self) -> Config:
         if self.targetType == "msg":
             compile_path(self.target or "payload")
-        key, key_type = ((self.msgKey, self.msgKeyType) if self.targetType == "msg"
-                         else (self.seqKey, self.seqKeyType))
+        key, key_type = (
+            (self.msgKey, self.msgKeyType)
+            if self.targetType == "msg"
+            else (self.seqKey, self.seqKeyType)
+        )
         if key_type == "jsonata":
             try:
                 compile_jsonata(key)

@@ -118,8 +118,9 @@ class SplitNode(Node):
         elif isinstance(value, list):
             size = self.array_len
             count = (len(value) + size - 1) // size
-            pieces = [value[i] if size == 1 else value[i:i + size]
-                      for i in range(0, len(value), size)]
+            pieces = [
+                value[i] if size == 1 else value[i : i + size] for i in range(0, len(value), size)
+            ]
             self._emit(msg, pieces, {"type": "array", "count": count, "len": size})
         elif isinstance(value, dict):
             self._split_object(msg, value)
@@ -132,8 +133,13 @@ class SplitNode(Node):
         for index, (key, item) in enumerate(value.items()):
             out = clone_msg({k: v for k, v in msg.items() if k != "parts"})
             set_path(out, self.path, item)
-            out["parts"] = {"id": gid, "type": "object", "key": key, "index": index,
-                            "count": len(value)}
+            out["parts"] = {
+                "id": gid,
+                "type": "object",
+                "key": key,
+                "index": index,
+                "count": len(value),
+            }
             self._finish(out, base)
             if self.addname is not None:
                 set_path(out, self.addname, key)
@@ -153,7 +159,7 @@ class SplitNode(Node):
                 value = self.remainder + value  # type: ignore[operator]  # same type checked
             self.remainder = ""
         if isinstance(sep, int):
-            pieces = [value[i:i + sep] for i in range(0, len(value), sep)]
+            pieces = [value[i : i + sep] for i in range(0, len(value), sep)]
         else:
             pieces = list(value.split(ch)) if ch else [value]
         extra: dict[str, Any] = {"type": kind, "ch": ch}
@@ -168,8 +174,9 @@ class SplitNode(Node):
             self.remainder = pieces.pop() if pieces else ""
         self._emit(msg, pieces, extra, stream=True)
 
-    def _emit(self, msg: Msg, pieces: list[Any], extra: dict[str, Any],
-              stream: bool = False) -> None:
+    def _emit(
+        self, msg: Msg, pieces: list[Any], extra: dict[str, Any], stream: bool = False
+    ) -> None:
         base = msg.get("parts")
         gid = self.stream_id if stream else new_id()
         template = {k: v for k, v in msg.items() if k != "parts"}

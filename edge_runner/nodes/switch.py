@@ -42,9 +42,30 @@ if TYPE_CHECKING:
 
     from edge_runner.runtime.node_api import NodeRuntime
 
-RuleType = Literal["eq", "neq", "lt", "lte", "gt", "gte", "btwn", "cont", "regex", "true",
-                   "false", "null", "nnull", "istype", "empty", "nempty", "head", "tail",
-                   "index", "hask", "jsonata_exp", "else"]
+RuleType = Literal[
+    "eq",
+    "neq",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "btwn",
+    "cont",
+    "regex",
+    "true",
+    "false",
+    "null",
+    "nnull",
+    "istype",
+    "empty",
+    "nempty",
+    "head",
+    "tail",
+    "index",
+    "hask",
+    "jsonata_exp",
+    "else",
+]
 
 # Sequences held back for ``repair``/``tail`` are bounded; past this the pending groups are
 # dropped with an error (Node-RED's nodeMessageBufferMaxLength, which defaults to unbounded).
@@ -225,8 +246,9 @@ class SwitchNode(Node):
         del self.pending_out[parts["id"]]
         self.pending_count -= len(group)
         ports = len(self.tests)
-        counts = [sum(1 for row in group if j < len(row) and row[j] is not None)
-                  for j in range(ports)]
+        counts = [
+            sum(1 for row in group if j < len(row) and row[j] is not None) for j in range(ports)
+        ]
         ids = [new_id() for _ in range(ports)]
         indexes = [0] * ports
         for row in group:
@@ -292,6 +314,7 @@ class SwitchNode(Node):
                 return lambda _msg: rt.env(str(value))
             expression = str(value)
             if rule.t == "jsonata_exp":
+
                 def with_parts(msg: Msg) -> Any:
                     parts = require_parts(msg)
                     bindings = {"I": parts["index"], "N": parts.get("count")} if parts else None
@@ -314,8 +337,12 @@ class SwitchNode(Node):
         v1 = self._operand(rule, rule.v, rule.vt)
         v2 = self._operand(rule, rule.v2, rule.v2t) if rule.v2 is not None else None
         simple: dict[str, Callable[[Any, Any], bool]] = {
-            "eq": js_loose_eq, "neq": lambda a, b: not js_loose_eq(a, b), "lt": js_lt,
-            "lte": js_lte, "gt": js_gt, "gte": js_gte,
+            "eq": js_loose_eq,
+            "neq": lambda a, b: not js_loose_eq(a, b),
+            "lt": js_lt,
+            "lte": js_lte,
+            "gt": js_gt,
+            "gte": js_gte,
         }
         if t in simple:
             op = simple[t]
@@ -324,6 +351,7 @@ class SwitchNode(Node):
                 return lambda a, _msg: op(a, const)
             return lambda a, msg: op(a, v1(msg))
         if t == "btwn":
+
             def between(a: Any, msg: Msg) -> bool:
                 b = v1(msg)
                 c = v2(msg) if v2 is not None else UNDEFINED
@@ -370,6 +398,7 @@ class SwitchNode(Node):
         if t == "head":
             return lambda _a, msg: js_lt(parts_of(msg).get("index"), js_number(v1(msg)))
         if t == "tail":
+
             def tail(_a: Any, msg: Msg) -> bool:
                 parts = parts_of(msg)
                 start = js_number(parts.get("count", UNDEFINED)) - js_number(v1(msg))

@@ -28,8 +28,18 @@ if TYPE_CHECKING:
 # A token is ("text", str) | ("var", name, escaped) | ("section", name, children, inverted).
 Token = tuple[Any, ...]
 
-_HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
-                               "'": "&#39;", "/": "&#x2F;", "`": "&#x60;", "=": "&#x3D;"})
+_HTML_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "'": "&#39;",
+        "/": "&#x2F;",
+        "`": "&#x60;",
+        "=": "&#x3D;",
+    }
+)
 _STANDALONE_KINDS = frozenset("#^/!>=")
 
 
@@ -55,7 +65,7 @@ def parse_mustache(template: str) -> tuple[Token, ...]:
             end = template.find("}" + ctag, inner)
             if end < 0:
                 raise TemplateError(f"unclosed tag at {start}")
-            kind, name, tag_end = "&", template[inner + 1:end].strip(), end + 1 + len(ctag)
+            kind, name, tag_end = "&", template[inner + 1 : end].strip(), end + 1 + len(ctag)
         else:
             end = template.find(ctag, inner)
             if end < 0:
@@ -73,8 +83,11 @@ def parse_mustache(template: str) -> tuple[Token, ...]:
             line_start = template.rfind("\n", 0, start) + 1
             newline = template.find("\n", tag_end)
             line_end = newline if newline >= 0 else len(template)
-            if (line_start >= pos and not template[line_start:start].strip(" \t")
-                    and not template[tag_end:line_end].strip(" \t\r")):
+            if (
+                line_start >= pos
+                and not template[line_start:start].strip(" \t")
+                and not template[tag_end:line_end].strip(" \t\r")
+            ):
                 text_end = line_start
                 tag_end = newline + 1 if newline >= 0 else len(template)
         if text_end > pos:
@@ -101,8 +114,7 @@ def parse_mustache(template: str) -> tuple[Token, ...]:
 
 
 def _freeze(tokens: list[Token]) -> tuple[Token, ...]:
-    return tuple(("section", t[1], _freeze(t[2]), t[3]) if t[0] == "section" else t
-                 for t in tokens)
+    return tuple(("section", t[1], _freeze(t[2]), t[3]) if t[0] == "section" else t for t in tokens)
 
 
 def _child(value: Any, key: str) -> tuple[bool, Any]:
@@ -182,8 +194,14 @@ class _Renderer:
 
 def _json_escape(text: str) -> str:
     """What Node-RED does to strings rendered into a template whose output is parsed as JSON."""
-    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-            .replace("\r", "\\r").replace("\f", "\\f").replace("\b", "\\b"))
+    return (
+        text.replace("\\", "\\\\")
+        .replace("\n", "\\n")
+        .replace("\t", "\\t")
+        .replace("\r", "\\r")
+        .replace("\f", "\\f")
+        .replace("\b", "\\b")
+    )
 
 
 _CONTEXT_NAME = re.compile(r"^(flow|global)(\[(\w+)\])?\.(.+)")

@@ -22,8 +22,23 @@ from edge_runner.nodes.template import TemplateError, _Renderer, parse_mustache
 if TYPE_CHECKING:
     from edge_runner.runtime.node_api import NodeRuntime
 
-OpType = Literal["str", "num", "bool", "json", "bin", "date", "env", "flow", "global", "jsonata",
-                 "pay", "payl", "nul", "val", "null"]
+OpType = Literal[
+    "str",
+    "num",
+    "bool",
+    "json",
+    "bin",
+    "date",
+    "env",
+    "flow",
+    "global",
+    "jsonata",
+    "pay",
+    "payl",
+    "nul",
+    "val",
+    "null",
+]
 
 
 class Config(NodeConfig):
@@ -141,8 +156,11 @@ class TriggerNode(Node):
             value = get_path(msg, self.topic_path)
             key = js_string(value) if value not in (UNDEFINED, None, "", 0, False) else "_none"
         payload = msg.get("payload", UNDEFINED)
-        if "reset" in msg or (self.cfg.reset != "" and payload not in (UNDEFINED, None)
-                              and js_string(payload) == self.cfg.reset):
+        if "reset" in msg or (
+            self.cfg.reset != ""
+            and payload not in (UNDEFINED, None)
+            and js_string(payload) == self.cfg.reset
+        ):
             state = self.topics.pop(key, None)
             if state is not None and state.timer is not None:
                 state.timer.cancel()

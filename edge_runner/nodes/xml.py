@@ -119,8 +119,9 @@ class _Parser:
                 parent.setdefault(name, []).append(value)
             elif name in parent:
                 existing = parent[name]
-                parent[name] = [*existing, value] if isinstance(existing, list) else [
-                    existing, value]
+                parent[name] = (
+                    [*existing, value] if isinstance(existing, list) else [existing, value]
+                )
             else:
                 parent[name] = value
         else:
@@ -136,9 +137,12 @@ def parse_xml(text: str | bytes, options: dict[str, Any]) -> Any:
 
     if len(text) > MAX_TEXT:
         raise NodeFailed(f"XML document too large ({len(text)} bytes, limit {MAX_TEXT})")
-    state = _Parser(str(options.get("attrkey") or "$"), str(options.get("charkey") or "_"),
-                    options.get("explicitArray", True) is not False,
-                    options.get("trim", False) is True)
+    state = _Parser(
+        str(options.get("attrkey") or "$"),
+        str(options.get("charkey") or "_"),
+        options.get("explicitArray", True) is not False,
+        options.get("trim", False) is True,
+    )
     parser = expat.ParserCreate()
     parser.buffer_text = True
     parser.StartElementHandler = state.start
@@ -149,8 +153,10 @@ def parse_xml(text: str | bytes, options: dict[str, Any]) -> Any:
     try:
         parser.Parse(text, True)
     except expat.ExpatError as exc:
-        raise NodeFailed(f"Invalid XML: {expat.ErrorString(exc.code)} "
-                         f"at line {exc.lineno}, column {exc.offset + 1}") from exc
+        raise NodeFailed(
+            f"Invalid XML: {expat.ErrorString(exc.code)} "
+            f"at line {exc.lineno}, column {exc.offset + 1}"
+        ) from exc
     if state.result is None:
         raise NodeFailed("Invalid XML: no root element")
     if options.get("explicitRoot", True) is False:
@@ -162,13 +168,20 @@ def parse_xml(text: str | bytes, options: dict[str, Any]) -> Any:
 
 
 def _escape_text(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#xD;"))
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#xD;")
+    )
 
 
 def _escape_attr(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
-            .replace("\t", "&#x9;").replace("\n", "&#xA;").replace("\r", "&#xD;"))
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace('"', "&quot;")
+        .replace("\t", "&#x9;")
+        .replace("\n", "&#xA;")
+        .replace("\r", "&#xD;")
+    )
 
 
 def _scalar(value: Any) -> str:
@@ -182,8 +195,7 @@ def _scalar(value: Any) -> str:
 
 
 class _Builder:
-    def __init__(self, attrkey: str, charkey: str, pretty: bool, indent: str,
-                 newline: str) -> None:
+    def __init__(self, attrkey: str, charkey: str, pretty: bool, indent: str, newline: str) -> None:
         self.attrkey = attrkey
         self.charkey = charkey
         self.pretty = pretty
@@ -232,9 +244,13 @@ class _Builder:
 def build_xml(value: Any, options: dict[str, Any]) -> str:
     render_opts = options.get("renderOpts")
     render: dict[str, Any] = render_opts if isinstance(render_opts, dict) else {}
-    builder = _Builder(str(options.get("attrkey") or "$"), str(options.get("charkey") or "_"),
-                       render.get("pretty", False) is True, str(render.get("indent", "  ")),
-                       str(render.get("newline", "\n")))
+    builder = _Builder(
+        str(options.get("attrkey") or "$"),
+        str(options.get("charkey") or "_"),
+        render.get("pretty", False) is True,
+        str(render.get("indent", "  ")),
+        str(render.get("newline", "\n")),
+    )
     root_name = options.get("rootName")
     if isinstance(value, dict) and len(value) == 1 and not root_name:
         name, body = next(iter(value.items()))
@@ -280,8 +296,9 @@ class XmlNode(Node):
             self.send(msg)
             return
         if isinstance(value, (str, bytes, bytearray)):
-            result = parse_xml(value if isinstance(value, str) else bytes(value),
-                               self._options(msg))
+            result = parse_xml(
+                value if isinstance(value, str) else bytes(value), self._options(msg)
+            )
         elif isinstance(value, (dict, list)):
             result = build_xml(value, self._options(msg))
         else:

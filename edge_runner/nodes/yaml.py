@@ -75,8 +75,9 @@ def _json_safe(value: Any, budget: list[int]) -> Any:
     if budget[0] < 0:
         raise NodeFailed(f"YAML document expands to more than {MAX_NODES} values (alias bomb?)")
     if isinstance(value, dict):
-        return {k if isinstance(k, str) else str(k): _json_safe(v, budget)
-                for k, v in value.items()}
+        return {
+            k if isinstance(k, str) else str(k): _json_safe(v, budget) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple, set)):
         return [_json_safe(v, budget) for v in value]
     if isinstance(value, dt.datetime):
@@ -119,9 +120,7 @@ def _dumper() -> Any:
         def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
             return super().increase_indent(flow, False)
 
-    BlockDumper.add_representer(
-        bytes, lambda d, v: d.represent_list(list(v))
-    )
+    BlockDumper.add_representer(bytes, lambda d, v: d.represent_list(list(v)))
     return BlockDumper
 
 
@@ -143,8 +142,9 @@ def dump(value: Any) -> str:
     import yaml
 
     try:
-        return yaml.dump(value, Dumper=_dumper(), sort_keys=False, allow_unicode=True,
-                         default_flow_style=False)
+        return yaml.dump(
+            value, Dumper=_dumper(), sort_keys=False, allow_unicode=True, default_flow_style=False
+        )
     except yaml.YAMLError as exc:
         raise NodeFailed(f"Cannot convert the value to YAML: {exc}") from exc
 

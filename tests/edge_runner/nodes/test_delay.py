@@ -17,11 +17,23 @@ pytestmark = pytest.mark.asyncio
 
 
 def delay(**extra: Any) -> list[dict[str, Any]]:
-    node = {"id": "n1", "type": "delay", "pauseType": "delay", "timeout": "50",
-            "timeoutUnits": "milliseconds", "rate": "10", "nbRateUnits": "1",
-            "rateUnits": "second", "randomFirst": "10", "randomLast": "30",
-            "randomUnits": "milliseconds", "drop": False, "allowrate": False, "outputs": 1,
-            "wires": [["out"], ["dropped"]]}
+    node = {
+        "id": "n1",
+        "type": "delay",
+        "pauseType": "delay",
+        "timeout": "50",
+        "timeoutUnits": "milliseconds",
+        "rate": "10",
+        "nbRateUnits": "1",
+        "rateUnits": "second",
+        "randomFirst": "10",
+        "randomLast": "30",
+        "randomUnits": "milliseconds",
+        "drop": False,
+        "allowrate": False,
+        "outputs": 1,
+        "wires": [["out"], ["dropped"]],
+    }
     node.update(extra)
     return [node, {"id": "out", "type": "helper"}, {"id": "dropped", "type": "helper"}]
 
@@ -125,13 +137,14 @@ async def test_timed_mode_releases_every_topic_each_interval() -> None:
 
 
 async def test_held_messages_are_bounded_dropping_the_oldest(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(delay_module, "MAX_HELD", 3)
     async with FlowHarness(delay(pauseType="rate", rate="1")) as h:
         for i in range(6):
             h.receive("n1", {"payload": i})
         node = h.node("n1")
-        assert [m["payload"] for m in node.buffer] == [3, 4, 5]  # type: ignore[attr-defined]
+        assert [m["payload"] for m in node.buffer] == [3, 4, 5]  # type: ignore[attr-defined]  # the delay node's own queue
         assert any("dropped the oldest" in log["msg"] for log in h.logs(30))
 
 
@@ -143,8 +156,16 @@ async def test_stop_cancels_pending_timers() -> None:
     assert "out" not in h.messages
 
 
-@pytest.mark.parametrize("bad", [{"rate": "0"}, {"timeout": "x"}, {"pauseType": "sometimes"},
-                                 {"outputs": 3}, {"rateUnits": "week"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rate": "0"},
+        {"timeout": "x"},
+        {"pauseType": "sometimes"},
+        {"outputs": 3},
+        {"rateUnits": "week"},
+    ],
+)
 async def test_bad_config_is_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(DeployError):
         async with FlowHarness(delay(**bad)):

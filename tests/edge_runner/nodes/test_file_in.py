@@ -19,9 +19,19 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def flow(**config: Any) -> list[dict[str, Any]]:
-    node = {"id": "r", "type": "file in", "name": "", "filename": "in.txt",
-            "filenameType": "str", "format": "utf8", "chunk": False, "sendError": False,
-            "encoding": "none", "allProps": False, "wires": [["out"]]}
+    node = {
+        "id": "r",
+        "type": "file in",
+        "name": "",
+        "filename": "in.txt",
+        "filenameType": "str",
+        "format": "utf8",
+        "chunk": False,
+        "sendError": False,
+        "encoding": "none",
+        "allProps": False,
+        "wires": [["out"]],
+    }
     node.update(config)
     return [
         node,
@@ -92,12 +102,19 @@ async def test_stream_in_64k_chunks(data_dir: Path) -> None:
 
 async def test_lines_feed_the_csv_node_into_one_array(data_dir: Path) -> None:
     (data_dir / "plc.csv").write_text("tag,value\nT1,20.5\nT2,21\n")
-    async with FlowHarness([
-        {"id": "r", "type": "file in", "filename": "plc.csv", "format": "lines",
-         "wires": [["c"]]},
-        {"id": "c", "type": "csv", "hdrin": True, "multi": "mult", "wires": [["out"]]},
-        {"id": "out", "type": "helper"},
-    ]) as h:
+    async with FlowHarness(
+        [
+            {
+                "id": "r",
+                "type": "file in",
+                "filename": "plc.csv",
+                "format": "lines",
+                "wires": [["c"]],
+            },
+            {"id": "c", "type": "csv", "hdrin": True, "multi": "mult", "wires": [["out"]]},
+            {"id": "out", "type": "helper"},
+        ]
+    ) as h:
         h.receive("r", {})
         (out,) = await h.wait("out")
     assert out["payload"] == [{"tag": "T1", "value": 20.5}, {"tag": "T2", "value": 21}]

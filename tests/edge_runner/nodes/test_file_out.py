@@ -21,9 +21,18 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def flow(**config: Any) -> list[dict[str, Any]]:
-    node = {"id": "w", "type": "file", "name": "", "filename": "out.txt", "filenameType": "str",
-            "appendNewline": True, "createDir": False, "overwriteFile": "false",
-            "encoding": "none", "wires": [["out"]]}
+    node = {
+        "id": "w",
+        "type": "file",
+        "name": "",
+        "filename": "out.txt",
+        "filenameType": "str",
+        "appendNewline": True,
+        "createDir": False,
+        "overwriteFile": "false",
+        "encoding": "none",
+        "wires": [["out"]],
+    }
     node.update(config)
     return [
         node,
@@ -100,13 +109,21 @@ async def test_paths_escaping_the_data_dir_are_refused(data_dir: Path, tmp_path:
     (data_dir / "link").symlink_to(outside)
     (data_dir / "passwd").symlink_to(outside / "victim")
     async with FlowHarness(flow(filename="", filenameType="str")) as h:
-        for name in ("../escape.txt", str(outside / "abs.txt"), "link/x.txt", "passwd",
-                     "a/../../b.txt"):
+        for name in (
+            "../escape.txt",
+            str(outside / "abs.txt"),
+            "link/x.txt",
+            "passwd",
+            "a/../../b.txt",
+        ):
             h.receive("w", {"payload": "pwned", "filename": name})
         errs = await h.wait("errs", 5)
         assert "out" not in h.messages
-        assert h.statuses("w")[-1] == {"fill": "red", "shape": "ring",
-                                       "text": "Path 'a/../../b.txt' is outside the data directory"}
+        assert h.statuses("w")[-1] == {
+            "fill": "red",
+            "shape": "ring",
+            "text": "Path 'a/../../b.txt' is outside the data directory",
+        }
         h.receive("w", {"payload": "fine", "filename": "ok.txt"})
         await h.wait("out")
         assert h.statuses("w")[-1] == {}

@@ -26,11 +26,15 @@ def _md5(text: str) -> str:
 
 
 async def echo(request: web.Request) -> web.Response:
-    return web.json_response({
-        "method": request.method, "path": request.path, "query": dict(request.query),
-        "headers": {k.lower(): v for k, v in request.headers.items()},
-        "body": (await request.read()).decode("utf-8", "replace"),
-    })
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": dict(request.query),
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": (await request.read()).decode("utf-8", "replace"),
+        }
+    )
 
 
 async def basic(request: web.Request) -> web.Response:
@@ -50,8 +54,10 @@ async def digest(request: web.Request) -> web.Response:
         expected = _md5(f"{ha1}:{NONCE}:{fields['nc']}:{fields['cnonce']}:auth:{ha2}")
         if fields.get("response") == expected:
             return web.Response(text="digest ok")
-    return web.Response(status=401, headers={
-        "WWW-Authenticate": f'Digest realm="{REALM}", nonce="{NONCE}", qop="auth"'})
+    return web.Response(
+        status=401,
+        headers={"WWW-Authenticate": f'Digest realm="{REALM}", nonce="{NONCE}", qop="auth"'},
+    )
 
 
 async def bearer(request: web.Request) -> web.Response:
@@ -118,10 +124,23 @@ async def server() -> AsyncIterator[str]:
 
 
 def flow(**config: Any) -> list[dict[str, Any]]:
-    node = {"id": "rq", "type": "http request", "name": "", "method": "GET", "ret": "txt",
-            "paytoqs": "ignore", "url": "", "tls": "", "persist": False, "proxy": "",
-            "insecureHTTPParser": False, "authType": "", "senderr": False, "headers": [],
-            "wires": [["out"]]}
+    node = {
+        "id": "rq",
+        "type": "http request",
+        "name": "",
+        "method": "GET",
+        "ret": "txt",
+        "paytoqs": "ignore",
+        "url": "",
+        "tls": "",
+        "persist": False,
+        "proxy": "",
+        "insecureHTTPParser": False,
+        "authType": "",
+        "senderr": False,
+        "headers": [],
+        "wires": [["out"]],
+    }
     node.update(config)
     return [
         node,
@@ -157,13 +176,17 @@ async def test_return_types_bin_and_obj(server: str) -> None:
 
 
 async def test_post_object_as_json_with_configured_and_msg_headers(server: str) -> None:
-    headers = [{"keyType": "other", "keyValue": "X-Plant", "valueType": "other",
-                "valueValue": "north"},
-               {"keyType": "Accept", "keyValue": "", "valueType": "msg",
-                "valueValue": "accept"}]
-    out = await request({"payload": {"t": 21.5}, "headers": {"X-Line": "3"},
-                         "accept": "application/json"},
-                        url=f"{server}/echo", method="POST", ret="obj", headers=headers)
+    headers = [
+        {"keyType": "other", "keyValue": "X-Plant", "valueType": "other", "valueValue": "north"},
+        {"keyType": "Accept", "keyValue": "", "valueType": "msg", "valueValue": "accept"},
+    ]
+    out = await request(
+        {"payload": {"t": 21.5}, "headers": {"X-Line": "3"}, "accept": "application/json"},
+        url=f"{server}/echo",
+        method="POST",
+        ret="obj",
+        headers=headers,
+    )
     got = out["payload"]
     assert got["method"] == "POST"
     assert json.loads(got["body"]) == {"t": 21.5}
@@ -174,23 +197,33 @@ async def test_post_object_as_json_with_configured_and_msg_headers(server: str) 
 
 
 async def test_form_encoding_and_method_from_message(server: str) -> None:
-    out = await request({"method": "put", "payload": {"a": "1 2", "b": "x"},
-                         "headers": {"content-type": "application/x-www-form-urlencoded"}},
-                        url=f"{server}/echo", method="use", ret="obj")
+    out = await request(
+        {
+            "method": "put",
+            "payload": {"a": "1 2", "b": "x"},
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+        },
+        url=f"{server}/echo",
+        method="use",
+        ret="obj",
+    )
     assert out["payload"]["method"] == "PUT"
     assert out["payload"]["body"] == "a=1+2&b=x"
 
 
 async def test_payload_to_query_string(server: str) -> None:
-    out = await request({"payload": {"q": "temp", "n": 5}}, url=f"{server}/echo?x=1",
-                        paytoqs="query", ret="obj")
+    out = await request(
+        {"payload": {"q": "temp", "n": 5}}, url=f"{server}/echo?x=1", paytoqs="query", ret="obj"
+    )
     assert out["payload"]["query"] == {"x": "1", "q": "temp", "n": "5"}
     assert out["payload"]["body"] == ""
 
 
 async def test_url_template_and_msg_url(server: str) -> None:
-    out = await request({"item": "a b", "host": server.removeprefix("http://")},
-                        url="http://{{{host}}}/items/{{item}}")
+    out = await request(
+        {"item": "a b", "host": server.removeprefix("http://")},
+        url="http://{{{host}}}/items/{{item}}",
+    )
     assert out["payload"] == "a b"
     # Like Node-RED (mustache.js), double braces HTML-escape, triple braces do not.
     assert render_url("/{{p}}/{{{p}}}", {"p": "a/b&c"}) == "/a&#x2F;b&amp;c/a/b&c"
@@ -213,21 +246,33 @@ async def test_basic_digest_and_bearer_auth_from_credentials(server: str) -> Non
     assert out["payload"] == "basic ok"
     out = await request({}, url=f"{server}/digest", authType="digest", credentials=creds)
     assert out["payload"] == "digest ok"
-    out = await request({}, url=f"{server}/bearer", authType="bearer",
-                        credentials={"password": "tok-1"})
+    out = await request(
+        {}, url=f"{server}/bearer", authType="bearer", credentials={"password": "tok-1"}
+    )
     assert out["payload"] == "bearer ok"
-    out = await request({}, url=f"{server}/basic", authType="basic",
-                        credentials={"user": "olivia", "password": "wrong"})
+    out = await request(
+        {},
+        url=f"{server}/basic",
+        authType="basic",
+        credentials={"user": "olivia", "password": "wrong"},
+    )
     assert out["statusCode"] == 401
 
 
 async def test_cookies_both_ways_and_response_headers_not_resent(server: str) -> None:
-    async with FlowHarness([
-        {"id": "a", "type": "http request", "url": f"{server}/cookies", "wires": [["b"]]},
-        {"id": "b", "type": "http request", "url": f"{server}/echo", "ret": "obj",
-         "wires": [["out"]]},
-        {"id": "out", "type": "helper"},
-    ]) as h:
+    async with FlowHarness(
+        [
+            {"id": "a", "type": "http request", "url": f"{server}/cookies", "wires": [["b"]]},
+            {
+                "id": "b",
+                "type": "http request",
+                "url": f"{server}/echo",
+                "ret": "obj",
+                "wires": [["out"]],
+            },
+            {"id": "out", "type": "helper"},
+        ]
+    ) as h:
         h.receive("a", {"cookies": {"k": "v"}})
         (out,) = await h.wait("out", timeout=5)
     assert "x-node-red-request-node" not in out["payload"]["headers"]
@@ -300,8 +345,9 @@ async def test_missing_url_and_bad_scheme_are_errors(server: str) -> None:
     assert errs[1]["error"]["message"].startswith("Invalid URL 'ftp://")
 
 
-@pytest.mark.parametrize("bad", [{"url": "ftp://x/y"}, {"method": "BREW"}, {"ret": "xml"},
-                                 {"authType": "kerberos"}])
+@pytest.mark.parametrize(
+    "bad", [{"url": "ftp://x/y"}, {"method": "BREW"}, {"ret": "xml"}, {"authType": "kerberos"}]
+)
 async def test_bad_config_is_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(DeployError):
         async with FlowHarness(flow(**bad)):
@@ -311,5 +357,3 @@ async def test_bad_config_is_rejected(bad: dict[str, Any]) -> None:
 async def test_legacy_paytoqs_boolean_is_accepted(server: str) -> None:
     out = await request({"payload": {"a": "1"}}, url=f"{server}/echo", paytoqs=True, ret="obj")
     assert out["payload"]["query"] == {"a": "1"}
-
-

@@ -10,8 +10,15 @@ pytestmark = pytest.mark.asyncio
 
 
 def flow(**config: Any) -> list[dict[str, Any]]:
-    node = {"id": "n1", "type": "json", "property": "payload", "action": "", "pretty": False,
-            "name": "", "wires": [["out"]]}
+    node = {
+        "id": "n1",
+        "type": "json",
+        "property": "payload",
+        "action": "",
+        "pretty": False,
+        "name": "",
+        "wires": [["out"]],
+    }
     node.update(config)
     return [
         node,

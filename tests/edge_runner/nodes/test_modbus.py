@@ -151,7 +151,7 @@ async def test_two_client_nodes_on_one_endpoint_share_one_connection(plc: Plc) -
     flow = [client(plc.port), second, reader("a"), reader("b", server="mb2"), CAP]
     async with FlowHarness(flow) as h:
         await h.wait("cap", 2)
-        assert h.node("mb").connection is h.node("mb2").connection  # type: ignore[attr-defined]
+        assert h.node("mb").connection is h.node("mb2").connection  # type: ignore[attr-defined]  # Node base type; the config node defines it
         assert len(modbus.POOL) == 1
     assert len(modbus.POOL) == 0
 
@@ -160,7 +160,7 @@ async def test_read_on_input_with_an_override(plc: Plc) -> None:
     await plc.write("hr", 50, [7, 8])
     flow = [client(plc.port), reader(rate="0"), CAP]
     async with FlowHarness(flow) as h:
-        await h.engine.nodes["mb"].node.connection.wait_connected(2)  # type: ignore[attr-defined]
+        await h.engine.nodes["mb"].node.connection.wait_connected(2)  # type: ignore[attr-defined]  # Node base type; the config node defines it
         h.receive("r", {"payload": {"address": 50, "quantity": 2}, "topic": "ask"})
         (msg,) = await h.wait("cap")
         assert msg["payload"] == [7, 8]
@@ -198,7 +198,7 @@ async def test_writes_fc5_fc6_fc15_fc16_with_encodings(plc: Plc) -> None:
         writer("wi", dataType="HoldingRegister", adr="50", valueType="int32", scale=0.1),
     ]
     async with FlowHarness(flow) as h:
-        await h.engine.nodes["mb"].node.connection.wait_connected(2)  # type: ignore[attr-defined]
+        await h.engine.nodes["mb"].node.connection.wait_connected(2)  # type: ignore[attr-defined]  # Node base type; the config node defines it
         h.receive("w5", {"payload": True})
         h.receive("w6", {"payload": -2})
         h.receive("w15", {"payload": [True, False, True]})
@@ -236,7 +236,7 @@ async def test_bad_payload_is_a_catchable_error_and_nothing_is_written(plc: Plc)
     ]
     await plc.write("hr", 60, [5])
     async with FlowHarness(flow) as h:
-        await h.engine.nodes["mb"].node.connection.wait_connected(2)  # type: ignore[attr-defined]
+        await h.engine.nodes["mb"].node.connection.wait_connected(2)  # type: ignore[attr-defined]  # Node base type; the config node defines it
         h.receive("w", {"payload": 40000})
         h.receive("w", {"payload": "ten"})
         caught = await h.wait("caught", 2)

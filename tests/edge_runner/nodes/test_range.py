@@ -14,9 +14,18 @@ pytestmark = pytest.mark.asyncio
 
 
 def range_flow(action: str = "scale", **extra: Any) -> list[dict[str, Any]]:
-    node = {"id": "n1", "type": "range", "minin": "0", "maxin": "10", "minout": "0",
-            "maxout": "100", "action": action, "round": False, "property": "payload",
-            "wires": [["out"]]}
+    node = {
+        "id": "n1",
+        "type": "range",
+        "minin": "0",
+        "maxin": "10",
+        "minout": "0",
+        "maxout": "100",
+        "action": action,
+        "round": False,
+        "property": "payload",
+        "wires": [["out"]],
+    }
     node.update(extra)
     return [node, {"id": "out", "type": "helper"}]
 
@@ -65,8 +74,9 @@ async def test_not_a_number_is_dropped() -> None:
     assert await outputs(range_flow(), "abc", {"a": 1}, 1) == [10]
 
 
-@pytest.mark.parametrize("bad", [{"minin": "x"}, {"maxin": "0"}, {"action": "wrap"},
-                                 {"maxout": ""}])
+@pytest.mark.parametrize(
+    "bad", [{"minin": "x"}, {"maxin": "0"}, {"action": "wrap"}, {"maxout": ""}]
+)
 async def test_bad_config_is_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(DeployError):
         async with FlowHarness(range_flow(**bad)):

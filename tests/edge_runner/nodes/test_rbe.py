@@ -11,9 +11,19 @@ pytestmark = pytest.mark.asyncio
 
 
 def flow(**config: Any) -> list[dict[str, Any]]:
-    node = {"id": "f", "type": "rbe", "func": "rbe", "gap": "", "start": "", "inout": "out",
-            "septopics": True, "property": "payload", "topi": "topic", "name": "",
-            "wires": [["out"]]}
+    node = {
+        "id": "f",
+        "type": "rbe",
+        "func": "rbe",
+        "gap": "",
+        "start": "",
+        "inout": "out",
+        "septopics": True,
+        "property": "payload",
+        "topi": "topic",
+        "name": "",
+        "wires": [["out"]],
+    }
     node.update(config)
     return [node, {"id": "out", "type": "helper"}]
 
@@ -44,8 +54,12 @@ async def test_rbei_blocks_the_first_value() -> None:
 
 
 async def test_separate_topics_keep_their_own_value() -> None:
-    msgs = [{"topic": "a", "payload": 1}, {"topic": "b", "payload": 1},
-            {"topic": "a", "payload": 1}, {"topic": "b", "payload": 2}]
+    msgs = [
+        {"topic": "a", "payload": 1},
+        {"topic": "b", "payload": 1},
+        {"topic": "a", "payload": 1},
+        {"topic": "b", "payload": 2},
+    ]
     assert await run({}, msgs) == [1, 1, 2]
     assert await run({"septopics": False}, msgs) == [1, 2]
 
@@ -56,8 +70,12 @@ async def test_topic_from_another_property() -> None:
 
 
 async def test_reset_forgets_the_last_value_of_the_topic_or_all() -> None:
-    msgs = [{"topic": "a", "payload": 1}, {"topic": "b", "payload": 1},
-            {"topic": "a", "payload": 1, "reset": True}, {"topic": "b", "payload": 1}]
+    msgs = [
+        {"topic": "a", "payload": 1},
+        {"topic": "b", "payload": 1},
+        {"topic": "a", "payload": 1, "reset": True},
+        {"topic": "b", "payload": 1},
+    ]
     assert await run({}, msgs) == [1, 1, 1]
     msgs = [{"payload": 1}, {"reset": True}, {"payload": 1}]
     assert await run({}, msgs) == [1, 1]

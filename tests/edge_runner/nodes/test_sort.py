@@ -13,9 +13,19 @@ pytestmark = pytest.mark.asyncio
 
 
 def sort(**extra: Any) -> list[dict[str, Any]]:
-    node = {"id": "n1", "type": "sort", "order": "ascending", "as_num": False,
-            "target": "payload", "targetType": "msg", "msgKey": "payload", "msgKeyType": "elem",
-            "seqKey": "payload", "seqKeyType": "msg", "wires": [["out"]]}
+    node = {
+        "id": "n1",
+        "type": "sort",
+        "order": "ascending",
+        "as_num": False,
+        "target": "payload",
+        "targetType": "msg",
+        "msgKey": "payload",
+        "msgKeyType": "elem",
+        "seqKey": "payload",
+        "seqKeyType": "msg",
+        "wires": [["out"]],
+    }
     node.update(extra)
     return [node, {"id": "out", "type": "helper"}]
 
@@ -42,8 +52,10 @@ async def test_array_by_jsonata_key() -> None:
 
 
 async def test_sequence_by_property_renumbers_parts() -> None:
-    msgs = [{"payload": v, "parts": {"id": "g", "index": i, "count": 3}}
-            for i, v in enumerate([3, 1, 2])]
+    msgs = [
+        {"payload": v, "parts": {"id": "g", "index": i, "count": 3}}
+        for i, v in enumerate([3, 1, 2])
+    ]
     out = await sorted_out(sort(targetType="seq"), *msgs)
     assert [m["payload"] for m in out] == [1, 2, 3]
     assert [m["parts"]["index"] for m in out] == [0, 1, 2]

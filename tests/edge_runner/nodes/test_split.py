@@ -14,8 +14,17 @@ pytestmark = pytest.mark.asyncio
 
 
 def split(**extra: Any) -> list[dict[str, Any]]:
-    node = {"id": "n1", "type": "split", "splt": "\\n", "spltType": "str", "arraySplt": 1,
-            "arraySpltType": "len", "stream": False, "addname": "", "wires": [["out"]]}
+    node = {
+        "id": "n1",
+        "type": "split",
+        "splt": "\\n",
+        "spltType": "str",
+        "arraySplt": 1,
+        "arraySpltType": "len",
+        "stream": False,
+        "addname": "",
+        "wires": [["out"]],
+    }
     node.update(extra)
     return [node, {"id": "out", "type": "helper"}]
 
@@ -43,8 +52,13 @@ async def test_array_in_chunks() -> None:
 async def test_object_with_key_copied_to_topic() -> None:
     out = await pieces(split(addname="topic"), {"payload": {"a": 1, "b": 2}})
     assert [(m["topic"], m["payload"]) for m in out] == [("a", 1), ("b", 2)]
-    assert out[1]["parts"] == {"id": out[0]["parts"]["id"], "type": "object", "key": "b",
-                               "index": 1, "count": 2}
+    assert out[1]["parts"] == {
+        "id": out[0]["parts"]["id"],
+        "type": "object",
+        "key": "b",
+        "index": 1,
+        "count": 2,
+    }
 
 
 async def test_buffer_on_a_binary_separator() -> None:
@@ -75,8 +89,9 @@ async def test_other_property() -> None:
     assert out[0]["parts"]["property"] == "data"
 
 
-@pytest.mark.parametrize("bad", [{"spltType": "len", "splt": "0"}, {"spltType": "bin", "splt": "x"},
-                                 {"arraySplt": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"spltType": "len", "splt": "0"}, {"spltType": "bin", "splt": "x"}, {"arraySplt": 0}]
+)
 async def test_bad_config_is_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(DeployError):
         async with FlowHarness(split(**bad)):

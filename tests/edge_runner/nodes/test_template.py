@@ -14,13 +14,23 @@ pytestmark = pytest.mark.asyncio
 
 
 def template(text: str, **extra: Any) -> list[dict[str, Any]]:
-    node = {"id": "n1", "type": "template", "field": "payload", "fieldType": "msg",
-            "syntax": "mustache", "output": "str", "template": text, "wires": [["out"]], **extra}
+    node = {
+        "id": "n1",
+        "type": "template",
+        "field": "payload",
+        "fieldType": "msg",
+        "syntax": "mustache",
+        "output": "str",
+        "template": text,
+        "wires": [["out"]],
+        **extra,
+    }
     return [node, {"id": "out", "type": "helper"}]
 
 
-async def render(flow: list[dict[str, Any]], msg: dict[str, Any],
-                 env: dict[str, str] | None = None) -> dict[str, Any]:
+async def render(
+    flow: list[dict[str, Any]], msg: dict[str, Any], env: dict[str, str] | None = None
+) -> dict[str, Any]:
     async with FlowHarness(flow, env=env) as h:
         h.receive("n1", msg)
         (out,) = await h.wait("out")
@@ -32,26 +42,33 @@ async def test_conformance(case: dict[str, Any]) -> None:
     await run_conformance_case(case)
 
 
-@pytest.mark.parametrize(("text", "msg", "expected"), [
-    ("{{payload}}", {"payload": 5.5}, "5.5"),
-    ("{{payload}}", {"payload": True}, "true"),
-    ("{{payload}}", {"payload": [1, 2]}, "1,2"),
-    ("{{payload}}", {"payload": {"a": 1}}, "[object Object]"),
-    ("[{{missing}}]", {}, "[]"),
-    ("{{payload}}", {"payload": "<a&b>"}, "&lt;a&amp;b&gt;"),
-    ("{{{payload}}}", {"payload": "<a&b>"}, "<a&b>"),
-    ("{{& payload}}", {"payload": "<a>"}, "<a>"),
-    ("{{#items}}<{{name}}>{{/items}}", {"items": [{"name": "a"}, {"name": "b"}]}, "<a><b>"),
-    ("{{#items}}{{.}},{{/items}}", {"items": [1, 2, 3]}, "1,2,3,"),
-    ("{{^items}}none{{/items}}", {"items": []}, "none"),
-    ("{{#flag}}yes{{/flag}}{{^flag}}no{{/flag}}", {"flag": 0}, "no"),
-    ("{{#obj}}{{a}}-{{topic}}{{/obj}}", {"obj": {"a": 1}, "topic": "t"}, "1-t"),
-    ("a{{! a comment }}b", {}, "ab"),
-    ("{{=<% %>=}}<% payload %>", {"payload": "x"}, "x"),
-    ("{{payload.length}}", {"payload": "abcd"}, "4"),
-    ("{{payload.1}}", {"payload": ["a", "b"]}, "b"),
-    ("list:\n{{#items}}\n- {{.}}\n{{/items}}\nend", {"items": ["a", "b"]}, "list:\n- a\n- b\nend"),
-])
+@pytest.mark.parametrize(
+    ("text", "msg", "expected"),
+    [
+        ("{{payload}}", {"payload": 5.5}, "5.5"),
+        ("{{payload}}", {"payload": True}, "true"),
+        ("{{payload}}", {"payload": [1, 2]}, "1,2"),
+        ("{{payload}}", {"payload": {"a": 1}}, "[object Object]"),
+        ("[{{missing}}]", {}, "[]"),
+        ("{{payload}}", {"payload": "<a&b>"}, "&lt;a&amp;b&gt;"),
+        ("{{{payload}}}", {"payload": "<a&b>"}, "<a&b>"),
+        ("{{& payload}}", {"payload": "<a>"}, "<a>"),
+        ("{{#items}}<{{name}}>{{/items}}", {"items": [{"name": "a"}, {"name": "b"}]}, "<a><b>"),
+        ("{{#items}}{{.}},{{/items}}", {"items": [1, 2, 3]}, "1,2,3,"),
+        ("{{^items}}none{{/items}}", {"items": []}, "none"),
+        ("{{#flag}}yes{{/flag}}{{^flag}}no{{/flag}}", {"flag": 0}, "no"),
+        ("{{#obj}}{{a}}-{{topic}}{{/obj}}", {"obj": {"a": 1}, "topic": "t"}, "1-t"),
+        ("a{{! a comment }}b", {}, "ab"),
+        ("{{=<% %>=}}<% payload %>", {"payload": "x"}, "x"),
+        ("{{payload.length}}", {"payload": "abcd"}, "4"),
+        ("{{payload.1}}", {"payload": ["a", "b"]}, "b"),
+        (
+            "list:\n{{#items}}\n- {{.}}\n{{/items}}\nend",
+            {"items": ["a", "b"]},
+            "list:\n- a\n- b\nend",
+        ),
+    ],
+)
 async def test_mustache(text: str, msg: dict[str, Any], expected: str) -> None:
     assert (await render(template(text), msg))["payload"] == expected
 
@@ -107,8 +124,10 @@ async def test_bad_msg_template_is_a_catchable_error() -> None:
         assert "unclosed section" in h.logs(20)[0]["msg"]
 
 
-@pytest.mark.parametrize("bad", [{"template": "{{#a}}x"}, {"template": "{{/a}}"},
-                                 {"output": "xml"}, {"fieldType": "file"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"template": "{{#a}}x"}, {"template": "{{/a}}"}, {"output": "xml"}, {"fieldType": "file"}],
+)
 async def test_bad_config_is_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(DeployError):
         async with FlowHarness(template("x", **bad)):

@@ -15,10 +15,23 @@ pytestmark = pytest.mark.asyncio
 
 
 def trigger(**extra: Any) -> list[dict[str, Any]]:
-    node = {"id": "n1", "type": "trigger", "op1": "1", "op2": "0", "op1type": "str",
-            "op2type": "str", "duration": "30", "extend": False, "overrideDelay": False,
-            "units": "ms", "reset": "", "bytopic": "all", "topic": "topic", "outputs": 1,
-            "wires": [["out"], ["second"]]}
+    node = {
+        "id": "n1",
+        "type": "trigger",
+        "op1": "1",
+        "op2": "0",
+        "op1type": "str",
+        "op2type": "str",
+        "duration": "30",
+        "extend": False,
+        "overrideDelay": False,
+        "units": "ms",
+        "reset": "",
+        "bytopic": "all",
+        "topic": "topic",
+        "outputs": 1,
+        "wires": [["out"], ["second"]],
+    }
     node.update(extra)
     return [node, {"id": "out", "type": "helper"}, {"id": "second", "type": "helper"}]
 
@@ -111,7 +124,11 @@ async def test_one_timer_per_topic() -> None:
         h.receive("n1", {"payload": 1, "topic": "a"})
         msgs = await h.wait("out", 4)
         assert [(m["topic"], m["payload"]) for m in msgs] == [
-            ("a", "1"), ("b", "1"), ("a", "0"), ("b", "0")]
+            ("a", "1"),
+            ("b", "1"),
+            ("a", "0"),
+            ("b", "0"),
+        ]
 
 
 async def test_negative_duration_repeats_until_reset() -> None:
@@ -142,8 +159,10 @@ async def test_stop_cancels_the_second_message() -> None:
     assert payloads(h) == ["1"]
 
 
-@pytest.mark.parametrize("bad", [{"duration": "soon"}, {"units": "weeks"}, {"outputs": 3},
-                                 {"op1": "{{#x}}", "op1type": "str"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"duration": "soon"}, {"units": "weeks"}, {"outputs": 3}, {"op1": "{{#x}}", "op1type": "str"}],
+)
 async def test_bad_config_is_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(DeployError):
         async with FlowHarness(trigger(**bad)):

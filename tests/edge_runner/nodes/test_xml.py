@@ -12,8 +12,15 @@ DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 
 
 def flow(**config: Any) -> list[dict[str, Any]]:
-    node = {"id": "x", "type": "xml", "property": "payload", "attr": "", "chr": "", "name": "",
-            "wires": [["out"]]}
+    node = {
+        "id": "x",
+        "type": "xml",
+        "property": "payload",
+        "attr": "",
+        "chr": "",
+        "name": "",
+        "wires": [["out"]],
+    }
     node.update(config)
     return [
         node,
@@ -40,8 +47,10 @@ async def test_xml_becomes_xml2js_object() -> None:
 
 
 async def test_attributes_text_repeats_and_empty_elements() -> None:
-    text = ('<?xml version="1.0"?>\n<p class="x" id="7">hi <b>1</b>\n  <b>2</b><i/>'
-            '<![CDATA[<raw>]]></p>')
+    text = (
+        '<?xml version="1.0"?>\n<p class="x" id="7">hi <b>1</b>\n  <b>2</b><i/>'
+        "<![CDATA[<raw>]]></p>"
+    )
     assert await convert(text.encode()) == {
         "p": {"$": {"class": "x", "id": "7"}, "_": "hi \n  <raw>", "b": ["1", "2"], "i": [""]}
     }
@@ -85,19 +94,23 @@ async def test_build_pretty_and_root_name() -> None:
 
 async def test_round_trip() -> None:
     text = '<r v="1"><a>x</a><a>y</a><c><d>z</d></c></r>'
-    async with FlowHarness([
-        {"id": "x1", "type": "xml", "wires": [["x2"]]},
-        {"id": "x2", "type": "xml", "wires": [["out"]]},
-        {"id": "out", "type": "helper"},
-    ]) as h:
+    async with FlowHarness(
+        [
+            {"id": "x1", "type": "xml", "wires": [["x2"]]},
+            {"id": "x2", "type": "xml", "wires": [["out"]]},
+            {"id": "out", "type": "helper"},
+        ]
+    ) as h:
         h.receive("x1", {"payload": text, "options": {"headless": True}})
         (out,) = await h.wait("out")
     assert out["payload"] == text
 
 
 async def test_malformed_xml_entities_and_bad_names_are_catchable_errors() -> None:
-    bomb = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
-            '<!ENTITY b "&a;&a;&a;&a;&a;">]><l>&b;</l>')
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;">]><l>&b;</l>'
+    )
     xxe = '<?xml version="1.0"?><!DOCTYPE f [<!ENTITY x SYSTEM "file:///etc/passwd">]><f>&x;</f>'
     async with FlowHarness(flow()) as h:
         for bad in ("<a><b></a>", "", bomb, xxe, {"bad name": 1}):

@@ -30,16 +30,18 @@ async def test_yaml_text_becomes_an_object() -> None:
         h.receive("y", {"payload": text})
         h.receive("y", {"payload": b"on: 2024-05-01T10:00:00+02:00\nday: 2024-05-01\n"})
         out = await h.wait("out", 2)
-    assert out[0]["payload"] == {"employees": [{"firstName": "John", "lastName": "Smith",
-                                                "age": 42}]}
-    assert out[1]["payload"] == {"on": "2024-05-01T08:00:00.000Z",
-                                 "day": "2024-05-01T00:00:00.000Z"}
+    assert out[0]["payload"] == {
+        "employees": [{"firstName": "John", "lastName": "Smith", "age": 42}]
+    }
+    assert out[1]["payload"] == {
+        "on": "2024-05-01T08:00:00.000Z",
+        "day": "2024-05-01T00:00:00.000Z",
+    }
 
 
 async def test_object_becomes_yaml_with_indented_sequences() -> None:
     async with FlowHarness(core()) as h:
-        h.receive("y", {"payload": {"employees": [{"firstName": "John", "age": 42}],
-                                    "name": "é"}})
+        h.receive("y", {"payload": {"employees": [{"firstName": "John", "age": 42}], "name": "é"}})
         (out,) = await h.wait("out")
     assert out["payload"] == "employees:\n  - firstName: John\n    age: 42\nname: é\n"
 
