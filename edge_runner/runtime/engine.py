@@ -124,7 +124,7 @@ class Engine(Router):
         self._temp_data_dir: Path | None = None
         # Node modules load lazily, per type, at the first deploy that uses them (loader.py).
         self.registry = registry if registry is not None else REGISTRY
-        self._warm_up = WarmUp()
+        self._warm_up = WarmUp(may_freeze=lambda: not self.nodes)
         if isinstance(context, ContextStores):
             self.context_stores = context
         else:

@@ -11,8 +11,9 @@ still unknown and the deploy rejects that node.
 
 ``WarmUp`` (``Engine.warm_up()``, called by the standalone server once it listens) imports the
 indexed modules in the background, one per event-loop turn, so a runner that starts fast still
-deploys its first large flow without paying for the imports then. When it is done it
-moves everything loaded so far into the collector's permanent generation (``gc.freeze()``).
+deploys its first large flow without paying for the imports then. When it is done, and no
+flow is running yet, it moves everything loaded so far into the collector's permanent
+generation (``gc.freeze()``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import logging
 import pkgutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_runner.contract import REGISTRY, Node, Registry
@@ -123,8 +125,9 @@ class WarmUp:
     """Imports the indexed node modules in the background, one per loop turn, so the first
     deploy finds them loaded while startup (spawn -> listening) paid for none of them."""
 
-    def __init__(self, pause: float = 0.002) -> None:
+    def __init__(self, pause: float = 0.002, may_freeze: Callable[[], bool] = lambda: True) -> None:
         self.pause = pause
+        self.may_freeze = may_freeze
         self.pending: list[str] = []
         self.handle: asyncio.TimerHandle | None = None
 
@@ -144,9 +147,11 @@ class WarmUp:
         self.handle = None
         # Modules, classes and functions live as long as the process: moving them out of the
         # collector's generations (once, while idle) keeps full collections -- which a large
-        # deploy triggers -- from scanning ~70 000 objects that can never be garbage.
-        gc.collect()
-        gc.freeze()
+        # deploy triggers -- from scanning ~70 000 objects that can never be garbage. Only
+        # while no flow runs: frozen flow nodes would never be collected after a redeploy.
+        if self.may_freeze():
+            gc.collect()
+            gc.freeze()
 
     def cancel(self) -> None:
         if self.handle is not None:

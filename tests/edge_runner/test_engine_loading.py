@@ -166,3 +166,29 @@ async def test_stop_cancels_a_pending_warm_up(monkeypatch: pytest.MonkeyPatch) -
     assert engine._warm_up.handle is not None
     await engine.stop()
     assert engine._warm_up.handle is None
+
+
+async def test_warm_up_does_not_freeze_running_flows() -> None:
+    result = run_python(
+        """
+        import asyncio, gc, json
+        from edge_runner.runtime.engine import Engine
+
+        async def main():
+            engine = Engine()
+            await engine.deploy([{"id": "t1", "type": "tab"},
+                                 {"id": "c", "type": "comment", "z": "t1", "wires": []}])
+            engine.warm_up(delay=0.01)
+            for _ in range(400):
+                await asyncio.sleep(0.01)
+                if engine._warm_up.handle is None:
+                    break
+            print(json.dumps({"done": engine._warm_up.handle is None,
+                              "frozen": gc.get_freeze_count()}))
+            await engine.stop()
+
+        asyncio.run(main())
+        """
+    )
+    # frozen flow nodes would never be collected after the next deploy
+    assert result == {"done": True, "frozen": 0}
