@@ -32,7 +32,7 @@ def ensure_broker_folders(sender: Celery, source: Any = None, **kwargs: Any) -> 
     if conf.broker_url != "filesystem://":
         return
     options = conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         folder = options.get(key)
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ def _filesystem_options(var_dir: Path) -> dict[str, Any]:
         "data_folder_in": str(queue),
         "data_folder_out": str(queue),
         "processed_folder": str(var_dir / "celery" / "processed"),
+        "control_folder": str(var_dir / "celery" / "control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
