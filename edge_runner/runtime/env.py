@@ -7,9 +7,9 @@ Restates Node-RED's ``getSetting`` chain and ``evaluateEnvProperties``:
   of and continues in the parent (``$parent.$parent.X`` skips two).
 * An ``env`` list (tab, group, subflow definition + instance) is evaluated once at deploy:
   ``str``, ``num``, ``bool`` (exactly ``"true"``), ``json``, ``bin``, ``date``; ``cred`` takes the
-  owner's credential of that name; ``jsonata`` is evaluated with ``$env()`` reading the variables
-  defined so far and the parent scope; ``env`` entries are evaluated last, so they may refer to
-  any sibling, and an entry naming itself reads the parent's variable of that name.
+  owner's credential of that name; ``jsonata`` is evaluated with ``$env()`` reading the parent
+  scope; ``env`` entries are evaluated last, so they may refer to any sibling, and an entry
+  naming itself reads the parent's variable of that name.
 * Config values that are exactly ``${VAR}`` or ``$(VAR)`` are replaced by the variable's
   (typed) value at deploy, like Node-RED's ``mapEnvVarProperties``; an undefined or empty
   variable leaves the text as written. Node-RED does not substitute references embedded in
@@ -115,7 +115,7 @@ def evaluate_env_list(
             deferred.append((name, value))
             continue
         try:
-            out[name] = _env_value(name, value, vtype, lookup, credentials or {})
+            out[name] = _env_value(name, value, vtype, parent.get, credentials or {})
         except (ValueError, TypeError) as exc:
             problem(f"{where} env {name!r}: {exc}")
     for name, value in deferred:
@@ -127,7 +127,11 @@ def evaluate_env_list(
 
 
 def _env_value(
-    name: str, value: Any, vtype: str, lookup: Callable[[str], Any], credentials: dict[str, Any]
+    name: str,
+    value: Any,
+    vtype: str,
+    parent_lookup: Callable[[str], Any],
+    credentials: dict[str, Any],
 ) -> Any:
     if vtype == "str":
         return "" if value is None else str(value)
@@ -149,8 +153,8 @@ def _env_value(
         return "" if value in (None, KEEP_CREDENTIAL) else value
     if vtype == "date":
         return int(time.time() * 1000)
-    if vtype == "jsonata":
-        return _env_jsonata(str(value or ""), lookup)
+    if vtype == "jsonata":  # like Node-RED, $env() sees the parent scope, not the siblings
+        return _env_jsonata(str(value or ""), parent_lookup)
     return "" if value is None else value  # re, node, conf types: kept as written
 
 

@@ -38,13 +38,15 @@ async def test_env_list_types_are_evaluated_like_node_red(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MANIFOLD_TEST_HOST", "plc.local")
+    monkeypatch.setenv("MANIFOLD_TEST_PORT", "502")
     env = [
         {"name": "ALIAS", "value": "PORT", "type": "env"},  # refers to a sibling defined later
         {"name": "PORT", "value": "502", "type": "num"},
         {"name": "ON", "value": "true", "type": "bool"},
         {"name": "OFF", "value": "True", "type": "bool"},  # exactly "true" only
         {"name": "CONF", "value": '{"a": [1, 2]}', "type": "json"},
-        {"name": "SUM", "value": "$env('PORT') + 1", "type": "jsonata"},
+        # JSONata reads the parent scope (here the process environment), as in Node-RED
+        {"name": "SUM", "value": "$number($env('MANIFOLD_TEST_PORT')) + 1", "type": "jsonata"},
         {"name": "URL", "value": "${MANIFOLD_TEST_HOST}:${PORT}", "type": "env"},
         {"name": "HOST", "value": "MANIFOLD_TEST_HOST", "type": "env"},
         {"name": "NONE", "value": "NOT_DEFINED_ANYWHERE", "type": "env"},
