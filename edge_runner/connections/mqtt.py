@@ -32,6 +32,7 @@ from edge_runner.contract import NeedsUserFix, NodeError, NodeFailed, RetryLater
 log = logging.getLogger("edge_runner.connections.mqtt")
 
 PUBLISH_TIMEOUT = 10.0  # seconds for a QoS 1/2 acknowledgement before the link counts as lost
+CONNECT_TIMEOUT = 15.0  # seconds from dialling to the broker's CONNACK
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,27 @@ class MqttEndpoint:
 
 
 MessageCallback = Callable[[Any], None]
+
+# CONNACK codes a retry cannot fix (MQTT 3.1.1 and 5.0), with the short reason shown in status
+REFUSED: dict[int, str] = {
+    2: "client id rejected",
+    4: "bad user name or password",
+    5: "not authorised",
+    0x85: "client id rejected",
+    0x86: "bad user name or password",
+    0x87: "not authorised",
+    0x8A: "banned",
+    0x8C: "bad authentication method",
+}
+
+
+def status_text(conn: SharedConnection) -> str:
+    """The status text of an unavailable connection: the short reason when the user must fix
+    something (bad password, untrusted certificate), else "unavailable"."""
+    failure = conn.failure
+    if isinstance(failure, NeedsUserFix):
+        return str(failure).split(":", 1)[0][:60]
+    return "unavailable"
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
@@ -185,11 +207,61 @@ class MqttConnection(SharedConnection):
             properties=properties,
             logger=log,
         )
-        await self.client.__aenter__()
+        await self._enter(self.client)
         for topic, qos in self._filters().items():
             await self.client.subscribe(topic, qos)
         if ep.birth is not None:
             await self._publish_on(self.client, ep.birth)
+
+    async def _enter(self, client: Any) -> None:
+        """Connect ``client``, failing as soon as the link drops before the broker's CONNACK.
+
+        aiomqtt ignores a disconnect before CONNACK and waits forever: a broker that refuses a
+        TLS client certificate after the handshake (TLS 1.3) would leave the node
+        "connecting" for good. paho's public ``on_disconnect``/``on_log`` hooks tell when and
+        why; aiomqtt keeps its paho client in ``_client``."""
+        from paho.mqtt.client import MQTT_LOG_ERR
+
+        paho = client._client  # aiomqtt has no public hook for this
+        loop = asyncio.get_running_loop()
+        lost = asyncio.Event()
+        errors: list[str] = []
+        chained = paho.on_disconnect
+
+        def on_disconnect(*args: Any) -> None:
+            chained(*args)
+            loop.call_soon_threadsafe(lost.set)
+
+        def on_log(_client: Any, _userdata: Any, level: int, text: str) -> None:
+            if level == MQTT_LOG_ERR:
+                errors.append(text)
+
+        paho.on_disconnect = on_disconnect
+        paho.on_log = on_log
+        enter = asyncio.ensure_future(client.__aenter__())
+        dropped = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait(
+                (enter, dropped), timeout=CONNECT_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            dropped.cancel()
+            if not enter.done():
+                enter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await enter
+        if not enter.cancelled():
+            enter.result()  # connected, or aiomqtt's own error (refused, unreachable)
+            return
+        reason = errors[-1] if errors else ""
+        from edge_runner.nodes.tls_config import tls_failure
+
+        tls = tls_failure(RuntimeError(reason)) if reason else None
+        if tls is not None:
+            raise tls
+        if lost.is_set():
+            raise RetryLater(f"connection lost before the broker answered: {reason or 'closed'}")
+        raise RetryLater(f"no answer from the broker within {CONNECT_TIMEOUT:g} s")
 
     async def _serve(self) -> None:
         async for message in self.client.messages:
@@ -217,11 +289,14 @@ class MqttConnection(SharedConnection):
             return exc
         if isinstance(exc, MqttConnectError):
             code = getattr(exc.rc, "value", exc.rc)
-            # CONNACK 4/5 (3.1.1) and 0x86/0x87/0x85 (5.0): credentials, authorisation, id
-            if code in (2, 4, 5, 0x85, 0x86, 0x87, 0x8C):
-                return NeedsUserFix(f"broker refused the connection: {exc}")
-        if isinstance(exc, ssl.SSLError):
-            return NeedsUserFix(f"TLS failed: {exc}")
+            refused = REFUSED.get(code) if isinstance(code, int) else None
+            if refused is not None:
+                return NeedsUserFix(f"{refused}: the broker refused the login ({exc})")
+        from edge_runner.nodes.tls_config import tls_failure
+
+        tls = tls_failure(exc)
+        if tls is not None:
+            return tls
         if isinstance(exc, MqttCodeError):
             return RetryLater(str(exc))
         return super().classify(exc)

@@ -211,24 +211,19 @@ class MqttBrokerNode(Node):
             props,
         )
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def _tls(self) -> tuple[ssl.SSLContext, str]:
+        """The TLS context and a key naming its settings (for the shared connection)."""
+        if self.cfg.tls:
+            from edge_runner.nodes.tls_config import tls_of
+
+            tls = tls_of(self, self.cfg.tls)
+            return tls.client_context(), f"{self.cfg.tls}:{tls.fingerprint}"
+        # usetls without a tls-config node (older flows): system roots, the broker's own flag
         context = ssl.create_default_context()
-        tls_node = self.rt.config_node(self.cfg.tls) if self.cfg.tls else None
-        tls_cfg: Any = getattr(tls_node, "config", None)
-        # a tls-config node's fields (file paths), read by name: that node type is not ours
-        fields: dict[str, Any] = dict(getattr(tls_cfg, "__dict__", {}) or {})
-        verify = fields.get("verifyservercert", self.cfg.verifyservercert)
-        try:
-            if fields.get("ca"):
-                context.load_verify_locations(cafile=str(fields["ca"]))
-            if fields.get("cert"):
-                context.load_cert_chain(str(fields["cert"]), str(fields.get("key") or "") or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise NeedsUserFix(f"TLS files of {self.cfg.tls!r} cannot be loaded: {exc}") from exc
-        if not _flag(verify):
+        if not self.cfg.verifyservercert:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        return context
+        return context, f"system:{int(self.cfg.verifyservercert)}"
 
     def endpoint(self) -> mqtt.MqttEndpoint:
         cfg = self.cfg
@@ -251,6 +246,7 @@ class MqttBrokerNode(Node):
                 "ssl": 8883,
             }.get(parts.scheme, 1883)
             path = parts.path or "/"
+        tls, tls_key = self._tls() if secure else (None, "")
         creds = self.rt.credentials
         user = str(creds.get("user") or cfg.user or "") or None
         password = str(creds.get("password") or cfg.password or "") or None
@@ -265,8 +261,8 @@ class MqttBrokerNode(Node):
             keepalive=cfg.keepalive,
             clean_session=cfg.cleansession,
             protocol=self.protocol,
-            tls=self._tls_context() if secure else None,
-            tls_key=f"{self.cfg.tls}:{int(secure)}",
+            tls=tls,
+            tls_key=tls_key,
             will=self._message("will"),
             birth=self._message("birth"),
             close=self._message("close"),
@@ -282,8 +278,8 @@ class MqttBrokerNode(Node):
     def _on_state(self, state: State, detail: str) -> None:
         if state == "connected":
             self.status("green", "dot", "connected")
-        elif state == "unavailable":
-            self.status("red", "ring", "unavailable")
+        elif state == "unavailable" and self.connection is not None:
+            self.status("red", "ring", mqtt.status_text(self.connection))
 
     async def stop(self) -> None:
         conn, self.connection = self.connection, None

@@ -120,7 +120,10 @@ class MqttInNode(Node):
             )
 
     def _on_state(self, state: State, detail: str) -> None:
-        show_state(self, state, detail)
+        if state == "unavailable" and self.connection is not None:
+            self.status("red", "ring", mqtt.status_text(self.connection))
+        else:
+            show_state(self, state, detail)
 
     def _on_mqtt(self, message: Any) -> None:
         self.received += 1

@@ -175,11 +175,14 @@ class MqttOutNode(Node):
         elif self._state == "connected":
             self.status("yellow", "dot", f"queued {queued} (dropped {dropped})")
         elif self._state in ("unavailable", "connecting") and (queued or dropped):
-            self.status("red", "ring", f"unavailable, queued {queued} (dropped {dropped})")
+            self.status("red", "ring", f"{self._reason()}, queued {queued} (dropped {dropped})")
         elif self._state == "unavailable":
-            self.status("red", "ring", "unavailable")
+            self.status("red", "ring", self._reason())
         elif self._state == "connecting":
             self.status("yellow", "ring", "connecting")
+
+    def _reason(self) -> str:
+        return mqtt.status_text(self.connection) if self.connection is not None else "unavailable"
 
     # ------------------------------------------------------------------ messages
     def outgoing(self, msg: Msg) -> mqtt.Outgoing:

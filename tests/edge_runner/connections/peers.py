@@ -1,5 +1,6 @@
 """Real peers on loopback for the connection tests: a pymodbus TCP server that can be stopped
-and started again on the same port, and a private Mosquitto for broker outages."""
+and started again on the same port, and a private Mosquitto for broker outages, TLS (with
+certificates from ``certs.make_pki``) and password logins."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from pymodbus.datastore import (
     ModbusServerContext,
 )
 from pymodbus.server import ModbusTcpServer
+
+from tests.edge_runner.connections.certs import Pki
 
 
 def free_port() -> int:
@@ -123,10 +126,70 @@ class Mosquitto:
     machine's shared broker on 1883 is never touched). With ``persist_dir`` it keeps sessions
     and queued QoS 1 messages across a graceful restart (SIGTERM saves them)."""
 
-    def __init__(self, port: int | None = None, persist_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        persist_dir: Path | None = None,
+        *,
+        tls: Pki | None = None,
+        require_certificate: bool = False,
+        users: dict[str, str] | None = None,
+        folder: Path | None = None,
+    ) -> None:
+        """``tls``: a TLS-only listener with the server certificate of that PKI (client
+        certificates signed by its CA are required with ``require_certificate``). ``users``:
+        a password file with these accounts and no anonymous access. ``folder`` keeps the
+        config, password file and the broker's log (``log_path``) for tests to read."""
         self.port = port or free_port()
         self.persist_dir = persist_dir
+        self.tls = tls
+        self.require_certificate = require_certificate
+        self.users = users
+        self.folder = folder
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        assert self.folder is not None, "a broker log needs a folder"  # test helper
+        return self.folder / "mosquitto.log"
+
+    def log_lines(self, containing: str) -> list[str]:
+        """Lines of the broker's log that contain ``containing``."""
+        if not self.log_path.exists():
+            return []
+        return [ln for ln in self.log_path.read_text().splitlines() if containing in ln]
+
+    def _secure_config(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'false' if self.users else 'true'}",
+            f"log_dest file {self.log_path}",
+            "log_type all",
+            "connection_messages true",
+            f"user {getpass.getuser()}",
+        ]
+        if self.tls is not None:
+            lines += [
+                f"cafile {self.tls.ca}",
+                f"certfile {self.tls.server_cert}",
+                f"keyfile {self.tls.server_key}",
+                f"require_certificate {'true' if self.require_certificate else 'false'}",
+            ]
+        if self.users:
+            passwd = folder / "passwd"
+            passwd.write_text("")
+            passwd_binary = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            for name, secret in self.users.items():
+                subprocess.run(
+                    [passwd_binary, "-b", str(passwd), name, secret],
+                    check=True,
+                    capture_output=True,
+                )
+            lines.append(f"password_file {passwd}")
+        conf = folder / "mosquitto.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
 
     def start(self) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -141,6 +204,9 @@ class Mosquitto:
                 f"user {getpass.getuser()}\n"
             )
             args = [binary, "-c", str(conf)]
+        elif self.tls is not None or self.users or self.folder is not None:
+            assert self.folder is not None, "TLS and password brokers need a folder"
+            args = [binary, "-c", str(self._secure_config(self.folder))]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5
         while not port_open(self.port):
