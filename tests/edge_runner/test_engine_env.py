@@ -291,3 +291,33 @@ async def test_process_environment_is_reachable_from_every_scope(
         CAP,
     ]
     assert await read(flow) == {"MANIFOLD_TEST_PROCESS_VAR": "from-process"}
+
+
+async def test_parent_prefixes_climb_through_nested_subflows() -> None:
+    flow = [
+        {"id": "t1", "type": "tab"},
+        {"id": "outer", "type": "subflow", "name": "Outer", "in": [{"wires": [{"id": "oi"}]}]},
+        {"id": "inner", "type": "subflow", "name": "Inner", "in": [{"wires": [{"id": "fn"}]}]},
+        {"id": "oi", "type": "subflow:inner", "z": "outer", "wires": []},
+        {
+            "id": "fn",
+            "type": "python-function",
+            "z": "inner",
+            "outputs": 1,
+            "func": (
+                "flow.set('level', 'inner')\n"
+                "flow.set('$parent.level', 'outer')\n"
+                "flow.set('$parent.$parent.level', 'tab')\n"
+                "return None"
+            ),
+            "wires": [[]],
+        },
+        {"id": "inst", "type": "subflow:outer", "z": "t1", "wires": []},
+    ]
+    async with FlowHarness(flow) as h:
+        h.receive("inst", {})
+        await h.quiet(0.02)
+        engine = h.engine
+        assert engine.flow_context("inst.oi").get("level") == "inner"
+        assert engine.flow_context("inst").get("level") == "outer"
+        assert engine.flow_context("t1").get("level") == "tab"
