@@ -218,8 +218,10 @@ class MqttBrokerNode(Node):
 
             tls = tls_of(self, self.cfg.tls)
             return tls.client_context(), f"{self.cfg.tls}:{tls.fingerprint}"
+        from edge_runner.nodes.tls_config import new_client_context
+
         # usetls without a tls-config node (older flows): system roots, the broker's own flag
-        context = ssl.create_default_context()
+        context = new_client_context()
         if not self.cfg.verifyservercert:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE

@@ -112,12 +112,25 @@ class _Source:
     where: str
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when its handshake fails: paho drops a socket whose handshake raised
+    without closing it, leaking one descriptor per failed attempt until garbage collection."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 class TlsContext(ssl.SSLContext):
     """An ``SSLContext`` that presents ``servername`` (SNI and the name the certificate is
     checked against) whatever host the client library connects to. paho and asyncio pass the
     host they dial as ``server_hostname``; neither lets a caller choose another name."""
 
     servername: str | None = None
+    sslsocket_class = _ClosingSSLSocket
 
     def wrap_socket(  # type: ignore[override]  # same parameters, narrower typing than stubs
         self,
@@ -283,12 +296,7 @@ class TlsConfigNode(Node):
             if key is not None and chain:
                 check_pair(chain[0], key, cert_src.where if cert_src else "")
 
-        context = TlsContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if ca:
-            context.load_verify_locations(cadata=pem_text(ca))
-        else:
-            context.load_default_certs()
+        context = new_client_context(pem_text(ca) if ca else None)
         if key is not None and chain:
             self._load_chain(context, chain_pem(chain, key))
         if self.cfg.alpnprotocol:
@@ -314,6 +322,18 @@ class TlsConfigNode(Node):
             raise NeedsUserFix(f"the certificate and key cannot be used: {exc}") from exc
         finally:
             os.unlink(path)
+
+
+def new_client_context(cadata: str | None = None) -> TlsContext:
+    """A client context requiring TLS 1.2+, trusting ``cadata`` (PEM) or else the system's
+    roots (a CA replaces the roots, as in Node-RED)."""
+    context = TlsContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cadata:
+        context.load_verify_locations(cadata=cadata)
+    else:
+        context.load_default_certs()
+    return context
 
 
 def tls_failure(exc: BaseException) -> NeedsUserFix | None:
