@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 from typing import Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -111,7 +112,8 @@ SPEC = NodeSpec(
   `content-type` is `application/x-www-form-urlencoded`); for GET with *paytoqs* `query` an
   object's keys are added to the query string, with `body` it is sent as the body.
 - **requestTimeout** *number*: milliseconds before the request fails (default 120000).
-- **rejectUnauthorized** *boolean*: `false` accepts any TLS certificate for this request.
+- **rejectUnauthorized** *boolean*: `false` accepts any TLS certificate for this request
+  (only without a *tls* node: the TLS configuration decides when there is one).
 - **followRedirects** *boolean*: `false` returns 3xx responses instead of following them.
 
 ### Outputs
@@ -121,6 +123,11 @@ SPEC = NodeSpec(
   *string* (after redirects), **redirectList** *array*, **responseCookies** *object*.
 
 ### Details
+*tls* names a `tls-config` node: its CA is trusted for `https://` URLs, its certificate and
+key are presented when the server asks for one, and its *verifyservercert* decides whether the
+server's certificate is checked. A server certificate that cannot be verified fails the request
+with `certificate verify failed` and the reason.
+
 *URL* may hold `{{property}}` templates filled from the message (`{{{property}}}` unescaped).
 *authType* `basic`/`digest` use the *user*/*password* credentials, `bearer` sends the
 password as a token. *persist* keeps connections open between requests. A failed request
@@ -202,7 +209,8 @@ class HttpRequestNode(Node):
         self.session: Any = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.gate = asyncio.Semaphore(CONCURRENCY)
-        self.verify_tls = True
+        self.tls: ssl.SSLContext | None = None
+        self.client_certificate = False
         self.proxy_url: str | None = None
         self.failing = False
 
@@ -216,8 +224,12 @@ class HttpRequestNode(Node):
         import aiohttp  # lazily: idle startup of the runner must not pay for it
 
         if self.cfg.tls:
-            tls = self._config_node(self.cfg.tls, "TLS")
-            self.verify_tls = getattr(tls, "verifyservercert", True) is not False
+            from edge_runner.nodes.tls_config import tls_of
+
+            # checked now: a bad certificate or key fails the deploy's start, not each request
+            tls = tls_of(self, self.cfg.tls)
+            self.tls = tls.client_context()
+            self.client_certificate = tls.has_client_certificate
         if self.cfg.proxy:
             proxy = self._config_node(self.cfg.proxy, "proxy")
             self.proxy_url = getattr(proxy, "url", None) or None
@@ -377,8 +389,7 @@ class HttpRequestNode(Node):
             if timeout_ms is not None:
                 self.warn("requestTimeout must be a positive number of milliseconds")
             timeout_ms = DEFAULT_TIMEOUT_MS
-        ssl: Any = self.verify_tls and msg.get("rejectUnauthorized") is not False
-        ssl = None if ssl else False
+        tls = self._tls_option(msg)
         self.status("blue", "dot", "requesting")
         try:
             request_url = URL(url)
@@ -395,7 +406,7 @@ class HttpRequestNode(Node):
                 data=data,
                 headers=headers,
                 middlewares=middlewares or None,
-                ssl=ssl,
+                ssl=tls,
                 proxy=self.proxy_url,
                 allow_redirects=msg.get("followRedirects") is not False,
                 timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),
@@ -408,6 +419,14 @@ class HttpRequestNode(Node):
                 self._respond(msg, response, body, history)
         except TimeoutError:
             self._failed(msg, "No response from server", "No response from server", url)
+        except aiohttp.ClientConnectorCertificateError as exc:  # a ValueError too
+            cause = exc.certificate_error
+            detail = getattr(cause, "verify_message", "") or str(cause)
+            self._failed(
+                msg, f"Error: certificate verify failed: {detail}", "certificate verify failed", url
+            )
+        except aiohttp.ClientConnectorSSLError as exc:
+            self._tls_failed(msg, exc, url)
         except (aiohttp.InvalidURL, ValueError) as exc:
             self._failed(msg, f"Invalid URL {url!r}: {exc}", "invalid url")
         except aiohttp.ClientConnectorError as exc:
@@ -416,7 +435,45 @@ class HttpRequestNode(Node):
                 msg, f"Error: connect {reason} {exc.host}:{exc.port}", "connection failed", url
             )
         except aiohttp.ClientError as exc:
-            self._failed(msg, f"Error: {exc or type(exc).__name__}", type(exc).__name__, url)
+            if self._tls_failed(msg, exc, url):
+                return
+            text = f"Error: {exc or type(exc).__name__}"
+            if (
+                isinstance(exc, aiohttp.ServerDisconnectedError)
+                and url.lower().startswith("https:")
+                and not self.client_certificate
+            ):
+                # asyncio drops TLS 1.3's "certificate required" alert: name the likely cause
+                text += " (a server that requires a client certificate does this; none is set)"
+            self._failed(msg, text, type(exc).__name__, url)
+
+    def _tls_option(self, msg: Msg) -> ssl.SSLContext | bool | None:
+        """aiohttp's ``ssl``: the tls-config node's context when there is one (it decides
+        verification, and ``msg.rejectUnauthorized`` is ignored, as in Node-RED); otherwise
+        ``msg.rejectUnauthorized`` false turns verification off; None is aiohttp's default."""
+        if self.tls is not None:
+            return self.tls
+        value = msg.get("rejectUnauthorized")
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.warn("msg.rejectUnauthorized must be true or false; ignored")
+            return None
+        return None if value else False
+
+    def _tls_failed(self, msg: Msg, exc: BaseException, url: str) -> bool:
+        """Report a TLS failure (untrusted server, refused client certificate) with its short
+        reason; False when ``exc`` is not about TLS."""
+        from edge_runner.nodes.tls_config import tls_failure
+
+        failure = tls_failure(exc)
+        if failure is None:
+            return False
+        text = str(failure)
+        self._failed(msg, f"Error: {text}", text.split(":", 1)[0], url)
+        return True
 
     async def _read(self, response: Any) -> bytes:
         length = response.content_length

@@ -175,6 +175,7 @@ class TlsConfigNode(Node):
         self.cfg = cast(Config, config)
         self._contexts: dict[bool, ssl.SSLContext] = {}
         self._failure: NeedsUserFix | None = None
+        self.has_client_certificate = False  # known once a context is built
 
     @property
     def verify(self) -> bool:
@@ -299,6 +300,7 @@ class TlsConfigNode(Node):
         context = new_client_context(pem_text(ca) if ca else None)
         if key is not None and chain:
             self._load_chain(context, chain_pem(chain, key))
+            self.has_client_certificate = True
         if self.cfg.alpnprotocol:
             context.set_alpn_protocols([self.cfg.alpnprotocol])
         context.servername = self.cfg.servername or None
