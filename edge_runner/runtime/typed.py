@@ -73,9 +73,40 @@ def evaluate_jsonata(
     for key, value in (bindings or {}).items():
         frame.bind(key, value)
     try:
-        return expr.evaluate(msg, frame)
+        return expr.evaluate(jsonata_view(msg), frame)
     except Exception as exc:
         raise NodeFailed(f"JSONata error in {expression!r}: {exc}") from exc
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def jsonata_view(value: Any) -> Any:
+    """What JSONata sees of a message: JSON types only.
+
+    jsonata-python refuses anything else, so bytes become a list of byte values (what a Node-RED
+    Buffer shows as in JSON) and objects with no JSON form (``msg.res``, sockets) are left out.
+    """
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, _JSON_SCALARS):
+                out[key] = item
+            else:
+                view = jsonata_view(item)
+                if view is not _OPAQUE:
+                    out[key] = view
+        return out
+    if isinstance(value, (list, tuple)):
+        return [None if (v := jsonata_view(item)) is _OPAQUE else v for item in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return list(bytes(value))
+    return _OPAQUE
+
+
+_OPAQUE: Any = object()
 
 
 def jsonata_function(fn: Callable[[Any], Any]) -> Any:
