@@ -227,6 +227,12 @@ class TlsConfigNode(Node):
     def _env(self, name: str, what: str) -> _Source | None:
         if not name:
             return None
+        if "-----BEGIN" in name or "\n" in name:
+            # "${VAR}" is replaced at deploy time, so the field already holds the PEM text;
+            # never echo it (it may be a private key)
+            raise NeedsUserFix(
+                f"the {what} field holds PEM text, not a variable name: write VAR, not ${{VAR}}"
+            )
         value = self.rt.evaluate(name, "env")
         if value in (None, ""):
             raise NeedsUserFix(f"environment variable {name!r} for the {what} is not set")
