@@ -121,7 +121,7 @@ async def peer_messages(port: int, pki: Pki, topic: str, seconds: float) -> list
                     message = await anext(aiter(client.messages))
             except TimeoutError:
                 break
-            got.append(bytes(message.payload))  # type: ignore[arg-type]  # bytes payloads here
+            got.append(bytes(message.payload))
     return got
 
 
