@@ -167,7 +167,13 @@ Nodes using the same broker, port, user and client id share **one** connection. 
 goes away every node using it turns red ("unavailable") once and one warning is logged; the
 runner reconnects with a doubling backoff from **reconnectPeriod** to **reconnectMaxPeriod**
 milliseconds and turns green once when back. Subscriptions are renewed after each reconnect.
-A refused login (bad credentials, not authorised) is retried at the slow end of the backoff.
+Problems only the user can fix show their reason in the status of the broker and of every node
+using it — `not authorised`, `bad user name or password`, `certificate verify failed` (the
+broker's certificate is not signed by the trusted CA, or does not name the host or
+*servername*), `client certificate rejected` — and are retried only at the slow end of the
+backoff (**reconnectMaxPeriod**), so a wrong password never turns into a retry storm. Without a
+`tls-config` node, **usetls** trusts the system's roots and **verifyservercert** decides
+whether the broker's certificate is checked.
 *autoConnect*, *autoUnsubscribe* and *userProps* are accepted for compatibility; the runner
 always connects at deploy.
 """,
