@@ -124,14 +124,22 @@ class MotorSimulator:
         self._tasks.append(loop.create_task(self._run()))
 
     async def stop(self) -> None:
-        for task in reversed(self._tasks):
+        serving, updaters = self._tasks[:1], self._tasks[1:]
+        for task in updaters:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        # Shut the server down while serve_forever still runs: cancelling serve_forever first
+        # leaves shutdown() waiting for a serving future that never completes.
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.shutdown(), 5)
+            self.server = None
+        for task in serving:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        if self.server is not None:
-            await self.server.shutdown()
-            self.server = None
 
 
 async def serve(port: int, fault_after: float | None) -> None:

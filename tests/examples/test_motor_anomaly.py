@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 import uuid
@@ -64,26 +65,30 @@ async def test_demo_alerts_on_an_injected_fault_and_stays_quiet_before(tmp_path:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MANIFOLD_RUNNER_")}
     log_path = tmp_path / "runner.log"
     with log_path.open("wb") as log_file:
-        runner = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "edge_runner",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--userdir",
-            str(userdir),
+        # A plain Popen polled from the loop: asyncio's child watcher is process-wide state that
+        # other tests in the same xdist worker may have left attached to a closed loop.
+        runner = subprocess.Popen(  # noqa: ASYNC220  # fork+exec is quick; see above
+            [
+                sys.executable,
+                "-m",
+                "edge_runner",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--userdir",
+                str(userdir),
+            ],
             cwd=ROOT,
             env=env,
             stdout=log_file,
-            stderr=asyncio.subprocess.STDOUT,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 20
         while not port_open(port):
-            assert runner.returncode is None, log_path.read_text()
+            assert runner.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "the runner did not start"
             await asyncio.sleep(0.1)
         # healthy motor: the first windows fill (2 s) and are judged normal
@@ -103,13 +108,19 @@ async def test_demo_alerts_on_an_injected_fault_and_stays_quiet_before(tmp_path:
         await asyncio.sleep(1.5)  # let the historian flush
     finally:
         runner.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(runner.wait(), 10)
-        except TimeoutError:
+        deadline = time.monotonic() + 10
+        while runner.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110  # polling a Popen
+            await asyncio.sleep(0.05)
+        if runner.poll() is None:
             runner.kill()
-            await runner.wait()
-        await subscriber.stop()
-        await sim.stop()
+            runner.wait(5)
+        # Bounded teardown: a peer that hangs on shutdown must fail loudly, not eat the
+        # suite's timeout.
+        for name, step in (("subscriber", subscriber.stop()), ("simulator", sim.stop())):
+            try:
+                await asyncio.wait_for(step, 10)
+            except TimeoutError:
+                pytest.fail(f"{name} did not stop within 10 s")
     with sqlite3.connect(userdir / "historian" / "motor.sqlite3") as db:
         tags = dict(db.execute("SELECT tag, count(*) FROM historian GROUP BY tag").fetchall())
         alerts = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
