@@ -512,7 +512,7 @@ def _team_filter(model: type[models.Model], team: Team) -> models.Q | None:
     for fk in fks:
         if fk.related_model is User:
             return models.Q(**{f"{fk.name}__memberships__team": team})
-        for inner in fk.related_model._meta.concrete_fields:  # type: ignore[union-attr]
+        for inner in fk.related_model._meta.concrete_fields:  # type: ignore[union-attr]  # a ForeignKey always has a related model
             if isinstance(inner, models.ForeignKey) and inner.related_model is Team:
                 return models.Q(**{f"{fk.name}__{inner.name}": team})
     return None

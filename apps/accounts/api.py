@@ -52,7 +52,7 @@ class PasswordChangeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TokenListView(generics.ListCreateAPIView):  # type: ignore[type-arg]
+class TokenListView(generics.ListCreateAPIView):  # type: ignore[type-arg]  # DRF generics are not generic at runtime
     """One's own personal access tokens; create one (the secret is in the answer, once)."""
 
     serializer_class = TokenSerializer

@@ -50,7 +50,7 @@ class TokenSerializer(serializers.ModelSerializer[PersonalAccessToken]):
 class TokenCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     # DRF Field has a read_only attribute; this is a field of the same name, not that flag.
-    read_only = serializers.BooleanField(default=False)  # type: ignore[assignment]
+    read_only = serializers.BooleanField(default=False)  # type: ignore[assignment]  # a field named like Field.read_only
     teams = serializers.ListField(
         child=serializers.CharField(max_length=50),
         required=False,

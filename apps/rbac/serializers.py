@@ -40,6 +40,6 @@ class PermissionRowSerializer(serializers.Serializer[Any]):
     minimum_role = serializers.ChoiceField(choices=ROLES)
     description = serializers.CharField()
     # DRF Field has a read_only attribute; this is a field of the same name, not that flag.
-    read_only = serializers.BooleanField()  # type: ignore[assignment]
+    read_only = serializers.BooleanField()  # type: ignore[assignment]  # a field named like Field.read_only
     application_scoped = serializers.BooleanField()
     custom_role_allowed = serializers.BooleanField()

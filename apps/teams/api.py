@@ -46,7 +46,7 @@ from apps.teams.serializers import (
 TEAM_SLUG = OpenApiParameter("team_slug", OpenApiTypes.STR, OpenApiParameter.PATH)
 
 
-class TeamListView(generics.ListCreateAPIView):  # type: ignore[type-arg]
+class TeamListView(generics.ListCreateAPIView):  # type: ignore[type-arg]  # DRF generics are not generic at runtime
     """Teams of the signed-in user (narrowed to the token's teams); create a team."""
 
     serializer_class = TeamSerializer
@@ -87,7 +87,7 @@ class TeamViewSet(TeamScopedViewSet):
     }
 
     def scoped_queryset(self) -> QuerySet[Team]:
-        return Team.objects.all()
+        return selectors.team_detail_queryset(team=self.team)
 
     def access_object(self, lookup: str, permission: str) -> Team:
         return self.team

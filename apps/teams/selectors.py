@@ -40,6 +40,11 @@ def team_list(actor: Actor) -> QuerySet[Team]:
     return teams.order_by("name", "id")
 
 
+def team_detail_queryset(*, team: Team) -> QuerySet[Team]:
+    """The one team a team-scoped detail endpoint may show (already resolved through access)."""
+    return Team.objects.filter(pk=team.pk)
+
+
 def platform_team_list(*, search: str = "") -> QuerySet[Team]:
     """Every team of the installation (for platform admins: names and counts, no team data),
     with ``members_count`` and ``applications_count``."""

@@ -101,7 +101,7 @@ def _set_active(request: HttpRequest, user_id: int, active: bool) -> HttpRespons
             done = "reactivated" if active else "deactivated"
             messages.success(request, f"{target.email} {done}.")
         return redirect(reverse("teams:platform_users") + "?" + urlencode({"q": target.email}))
-    teams_count = platform_user_list().get(pk=target.pk).teams_count  # type: ignore[attr-defined]
+    teams_count = platform_user_list().get(pk=target.pk).teams_count  # type: ignore[attr-defined]  # annotated by the selector
     context = {
         "nav": "users",
         "target": target,

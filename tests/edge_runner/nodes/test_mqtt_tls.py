@@ -236,7 +236,7 @@ async def test_servername_is_the_name_checked_against_the_certificate(
     bad = [tls_node(ca=str(pki.ca), servername="plc.test"), broker(tls_broker.port)]
     async with FlowHarness(bad) as h:
         await wait_text(h, "bk", "certificate verify failed")
-        failure = str(h.node("bk").connection.failure)  # type: ignore[attr-defined]
+        failure = str(h.node("bk").connection.failure)  # type: ignore[attr-defined]  # Node base type; the config node defines it
     assert "Hostname mismatch" in failure
     assert "plc.test" in failure
 
