@@ -20,6 +20,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help:
 	@echo "make run    - install, migrate, seed the demo, start web + worker + beat on $(HOST):$(PORT)"
+	@echo "             and the demo edge runner (:1880) running examples/motor-anomaly.json"
 	@echo "make test   - install test dependencies, run the suite, then the browser tests"
 	@echo "make check  - ruff, ruff format --check, mypy, import-linter, migrations, conventions"
 
@@ -27,9 +28,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Stamps make a second `make run` skip pip unless the pins changed.
+# Stamps make a second `make run` skip pip unless the pins changed. The `demo` extra brings
+# the model generator of the demo runner's motor-anomaly flow (dev has the same pins).
 $(VENV)/.installed-run: pyproject.toml requirements.lock | $(PY)
-	$(PY) -m pip install --quiet -c requirements.lock -e .
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[demo]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml requirements.lock | $(PY)
@@ -61,8 +63,9 @@ seed: migrate
 
 setup: install node static migrate seed
 
+# RUN_ARGS passes supervisor options, e.g. RUN_ARGS="--runner-port 1881 --motor-port 5021".
 run: setup
-	$(PY) -m config.run --host $(HOST) --port $(PORT)
+	$(PY) -m config.run --host $(HOST) --port $(PORT) $(RUN_ARGS)
 
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \

@@ -1,5 +1,8 @@
-"""One supervisor for `make run`: the ASGI server, a Celery worker, Celery beat (and, when the
-edge runner exists, a demo edge runner) as children of one process.
+"""One supervisor for `make run`: the ASGI server, a Celery worker, Celery beat, the demo edge
+runner and the simulated motor its demo flow polls, as children of one process.
+
+Before starting them it prepares the demo runner's user directory once: a userdir without
+flows.json gets the motor-anomaly model and flow (examples/); an existing flows.json is kept.
 
 Each child runs in its own process group, so Ctrl-C reaches only the supervisor, which then stops
 every child in order (SIGTERM, then SIGKILL after a grace period) and exits. If any child exits
@@ -7,27 +10,37 @@ on its own, the supervisor stops the rest and exits non-zero: a half-running pla
 worker dead) would look healthy while silently dropping work.
 
     python -m config.run [--host 127.0.0.1] [--port 8000] [--no-beat] [--no-runner]
+                         [--runner-port 1880] [--motor-port 5020]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any, Literal
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 10.0
 DEMO_RUNNER_PORT = 1880
+DEMO_MOTOR_PORT = 5020  # examples/motor-anomaly.json polls the simulator here
+DEMO_FLOW = BASE_DIR / "examples" / "motor-anomaly.json"
+# What examples/make_motor_model.py needs beyond the runtime (the `demo` extra).
+DEMO_MODEL_MODULES: tuple[str, ...] = ("sklearn", "skl2onnx", "onnx")
+MODEL_TIMEOUT_SECONDS = 300.0
+FLOWS_FILE = "flows.json"
 
 
 @dataclass
@@ -39,40 +52,175 @@ class Child:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class DemoPreparation:
+    """What `prepare_demo_userdir` did: ``prepared`` (model + flow written), ``kept`` (a
+    flows.json was already there) or ``empty`` (no flow: the runner starts with none)."""
+
+    outcome: Literal["prepared", "kept", "empty"]
+    message: str
+
+
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def demo_edge_runner(var_dir: Path) -> Child | None:
-    """Extension point: the demo edge runner, started only once the runner package has a CLI.
+def runner_available() -> bool:
+    return (BASE_DIR / "edge_runner" / "__main__.py").exists()
 
-    A later issue links it to the demo application; until then it runs standalone on
-    127.0.0.1:1880 with its user directory under var/demo-runner.
+
+def demo_userdir(var_dir: Path) -> Path:
+    return var_dir / "demo-runner"
+
+
+def demo_flow(motor_port: int, model_digest: str) -> list[dict[str, Any]]:
+    """examples/motor-anomaly.json polling the simulator on ``motor_port`` with the model the
+    generator just stored (its hash is the same as the shipped one unless library versions
+    differ; writing it keeps the demo working either way)."""
+    nodes: list[dict[str, Any]] = json.loads(DEMO_FLOW.read_text())
+    for node in nodes:
+        if node.get("type") == "modbus-client":
+            node["tcpPort"] = motor_port
+        elif node.get("type") == "onnx-infer":
+            node["model"] = model_digest
+    return nodes
+
+
+def write_new_file(path: Path, data: bytes) -> bool:
+    """Create ``path`` with ``data`` unless it exists; never replaces a file. Temp file + fsync
+    + hard link (which refuses an existing name) + fsync(dir): after a crash the file is either
+    absent or complete, so a half-written demo flow is never mistaken for the user's."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def generate_demo_model(
+    userdir: Path, modules: Sequence[str] = DEMO_MODEL_MODULES
+) -> tuple[str | None, str]:
+    """Run examples/make_motor_model.py into the userdir's model store, in a child process so
+    scikit-learn never stays loaded in the supervisor. Return (digest, "") or (None, reason)."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        return None, (
+            f"the model generator needs {', '.join(missing)} (the `demo` extra: "
+            f"`{Path(sys.executable).parent / 'pip'} install -e '.[demo]'`, which `make run` does)"
+        )
+    try:
+        done = subprocess.run(
+            python_module("examples.make_motor_model", "--userdir", str(userdir)),
+            cwd=BASE_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=MODEL_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"the model generator took longer than {MODEL_TIMEOUT_SECONDS:.0f} s"
+    output = done.stdout.strip().splitlines()
+    digest = output[-1].strip() if output else ""
+    if done.returncode != 0 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        errors = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        reason = errors[-1] if errors else f"exit code {done.returncode}, no digest printed"
+        return None, f"the model generator failed: {reason}"
+    return digest, ""
+
+
+def prepare_demo_userdir(
+    userdir: Path,
+    motor_port: int = DEMO_MOTOR_PORT,
+    *,
+    modules: Sequence[str] = DEMO_MODEL_MODULES,
+) -> DemoPreparation:
+    """Give a fresh demo runner the motor-anomaly flow, once.
+
+    Only a userdir without flows.json is prepared: a flows.json that exists (the demo's own,
+    or whatever the user deployed since, even an empty one) is the user's and is kept. The model
+    goes in first, so the flow never references a model that is not there; if it cannot be
+    generated, no flows.json is written and the runner starts empty (the next run tries again).
     """
-    if not (BASE_DIR / "edge_runner" / "__main__.py").exists():
-        return None
-    userdir = var_dir / "demo-runner"
     userdir.mkdir(parents=True, exist_ok=True)
-    return Child(
-        "runner",
-        python_module(
-            "edge_runner",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(DEMO_RUNNER_PORT),
-            "--userdir",
-            str(userdir),
-        ),
+    flows = userdir / FLOWS_FILE
+    if flows.exists():
+        return DemoPreparation("kept", f"demo runner: keeping {flows}")
+    digest, reason = generate_demo_model(userdir, modules)
+    if digest is None:
+        return DemoPreparation(
+            "empty", f"demo runner: no demo flow, {reason}; starting the runner with no flows"
+        )
+    data = (json.dumps(demo_flow(motor_port, digest), indent=4) + "\n").encode()
+    if not write_new_file(flows, data):
+        return DemoPreparation("kept", f"demo runner: keeping {flows}")
+    return DemoPreparation(
+        "prepared",
+        f"demo runner: wrote the motor-anomaly flow (motor on 127.0.0.1:{motor_port}, "
+        f"model {digest[:12]}) to {flows}",
     )
 
 
+def demo_children(
+    var_dir: Path, runner_port: int = DEMO_RUNNER_PORT, motor_port: int = DEMO_MOTOR_PORT
+) -> list[Child]:
+    """The demo edge runner (standalone, user directory var/demo-runner) and the simulated
+    motor its demo flow polls; none until the runner package has a CLI."""
+    if not runner_available():
+        return []
+    userdir = demo_userdir(var_dir)
+    userdir.mkdir(parents=True, exist_ok=True)
+    return [
+        Child("motor", python_module("examples.motor_sim", "--port", str(motor_port))),
+        Child(
+            "runner",
+            python_module(
+                "edge_runner",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(runner_port),
+                "--userdir",
+                str(userdir),
+                "--log-level",
+                "info",
+            ),
+        ),
+    ]
+
+
+def var_dir_of(environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(environ.get("MANIFOLD_VAR_DIR", BASE_DIR / "var"))
+
+
 def default_children(
-    host: str, port: int, *, beat: bool = True, runner: bool = True, var_dir: Path | None = None
+    host: str,
+    port: int,
+    *,
+    beat: bool = True,
+    runner: bool = True,
+    var_dir: Path | None = None,
+    runner_port: int = DEMO_RUNNER_PORT,
+    motor_port: int = DEMO_MOTOR_PORT,
 ) -> list[Child]:
     """The processes of a development platform."""
-    var_dir = var_dir or Path(os.environ.get("MANIFOLD_VAR_DIR", BASE_DIR / "var"))
+    var_dir = var_dir or var_dir_of()
     children = [
         Child(
             "web",
@@ -124,8 +272,8 @@ def default_children(
                 ),
             )
         )
-    if runner and (demo := demo_edge_runner(var_dir)) is not None:
-        children.append(demo)
+    if runner:
+        children.extend(demo_children(var_dir, runner_port, motor_port))
     return children
 
 
@@ -173,6 +321,10 @@ class Supervisor:
             )
             threading.Thread(target=self._relay, args=(child,), daemon=True).start()
             self.say("run", f"started {child.name} (pid {child.process.pid})")
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
 
     def request_stop(self, signum: int, _frame: FrameType | None = None) -> None:
         self.say("run", f"received {signal.Signals(signum).name}, stopping")
@@ -227,21 +379,58 @@ class Supervisor:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        description=" ".join(__doc__.split("\n\n")[0].split()) if __doc__ else None
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-beat", action="store_true", help="do not start Celery beat")
-    parser.add_argument("--no-runner", action="store_true", help="do not start the demo runner")
+    parser.add_argument(
+        "--no-runner", action="store_true", help="start neither the demo runner nor the motor"
+    )
+    parser.add_argument("--runner-port", type=int, default=DEMO_RUNNER_PORT)
+    parser.add_argument(
+        "--motor-port",
+        type=int,
+        default=DEMO_MOTOR_PORT,
+        help="simulated motor (Modbus TCP); a fresh demo flow polls this port",
+    )
     options = parser.parse_args(argv)
+    for flag, value in (
+        ("--runner-port", options.runner_port),
+        ("--motor-port", options.motor_port),
+    ):
+        if not 0 < value < 65536:
+            parser.error(f"{flag} must be 1-65535, got {value}")
+    var_dir = var_dir_of()
     supervisor = Supervisor(
         default_children(
-            options.host, options.port, beat=not options.no_beat, runner=not options.no_runner
+            options.host,
+            options.port,
+            beat=not options.no_beat,
+            runner=not options.no_runner,
+            var_dir=var_dir,
+            runner_port=options.runner_port,
+            motor_port=options.motor_port,
         )
     )
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
+    if not options.no_runner and runner_available():
+        supervisor.say("run", "demo runner: preparing its user directory")
+        preparation = prepare_demo_userdir(demo_userdir(var_dir), options.motor_port)
+        supervisor.say("run", preparation.message)
+        if supervisor.stop_requested:  # Ctrl-C while the model was being trained
+            supervisor.say("run", "stopped before starting anything")
+            return 0
     supervisor.start()
     supervisor.say("run", f"Manifold on http://{options.host}:{options.port}/  (Ctrl-C stops all)")
+    if any(child.name == "runner" for child in supervisor.children):
+        supervisor.say(
+            "run",
+            f"demo edge runner on http://127.0.0.1:{options.runner_port}/flows, "
+            f"simulated motor on 127.0.0.1:{options.motor_port} (Modbus TCP)",
+        )
     return supervisor.wait()
 
 
