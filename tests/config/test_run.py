@@ -1,11 +1,18 @@
-"""The `make run` supervisor as a real process tree: serves, relays output, stops everything."""
+"""The `make run` supervisor as a real process tree: serves, relays output, stops everything;
+prepares the demo runner once and runs it with the simulated motor."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import json
 import os
 import re
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,7 +21,17 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+
+from config.run import (
+    DEMO_FLOW,
+    DemoPreparation,
+    Supervisor,
+    demo_children,
+    prepare_demo_userdir,
+    write_new_file,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -131,3 +148,147 @@ def test_one_child_dying_stops_the_rest_and_fails(platform: Running) -> None:
     platform.wait_for_line(r"worker exited with code -9; stopping the others", 5)
     assert not alive(children["web"])
     assert not alive(children["beat"])
+
+
+# --- The demo runner: prepared once from examples/, then run with the simulated motor. ---
+
+
+@pytest.fixture(scope="module")
+def prepared_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, DemoPreparation]:
+    """One real preparation (training the model takes seconds) shared by the tests below."""
+    userdir = tmp_path_factory.mktemp("var") / "demo-runner"
+    motor_port = free_port()
+    return userdir, motor_port, prepare_demo_userdir(userdir, motor_port)
+
+
+def test_preparation_writes_the_demo_flow_and_its_model_once(
+    prepared_demo: tuple[Path, int, DemoPreparation],
+) -> None:
+    userdir, motor_port, first = prepared_demo
+    assert first.outcome == "prepared", first.message
+    assert first.message.startswith("demo runner: wrote the motor-anomaly flow")
+    flows = json.loads((userdir / "flows.json").read_text())
+    by_type = {node["type"]: node for node in flows}
+    assert by_type["modbus-client"]["tcpPort"] == motor_port
+    assert by_type["modbus-client"]["tcpHost"] == "127.0.0.1"
+    digest = by_type["onnx-infer"]["model"]
+    model = userdir / "models" / f"{digest}.onnx"
+    assert model.is_file()
+    shipped = json.loads(DEMO_FLOW.read_text())
+    assert [node["id"] for node in flows] == [node["id"] for node in shipped]
+    before = ((userdir / "flows.json").read_bytes(), model.stat().st_mtime_ns)
+    again = prepare_demo_userdir(userdir, motor_port)
+    assert again.outcome == "kept"
+    assert again.message == f"demo runner: keeping {userdir / 'flows.json'}"
+    assert ((userdir / "flows.json").read_bytes(), model.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in (userdir / "models").iterdir()) == [model.name]
+
+
+@pytest.mark.parametrize("content", [b"[]", b'[{"id": "mine", "type": "tab"}]\n', b"not json"])
+def test_preparation_keeps_a_flows_file_the_user_has(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "flows.json").write_bytes(content)
+    result = prepare_demo_userdir(tmp_path, free_port())
+    assert result.outcome == "kept"
+    assert (tmp_path / "flows.json").read_bytes() == content
+    assert not (tmp_path / "models").exists(), "kept a flow but still trained a model"
+
+
+def test_preparation_without_the_demo_extra_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    result = prepare_demo_userdir(
+        tmp_path / "demo-runner", free_port(), modules=("sklearn", "manifold_no_such_module")
+    )
+    assert result.outcome == "empty"
+    assert "\n" not in result.message
+    assert result.message.startswith("demo runner: no demo flow, the model generator needs ")
+    assert "manifold_no_such_module" in result.message
+    assert "install -e '.[demo]'" in result.message
+    assert result.message.endswith("starting the runner with no flows")
+    assert sorted((tmp_path / "demo-runner").iterdir()) == []
+
+
+def test_preparation_reports_a_failing_generator_in_one_line(tmp_path: Path) -> None:
+    # The model store's directory is taken by a file: the real generator fails in the child.
+    (tmp_path / "models").write_text("in the way")
+    result = prepare_demo_userdir(tmp_path, free_port())
+    assert result.outcome == "empty"
+    assert "\n" not in result.message
+    assert result.message.startswith("demo runner: no demo flow, the model generator failed: ")
+    assert "models" in result.message
+    assert not (tmp_path / "flows.json").exists()
+    # Nothing stored was touched, and the next run tries again once the obstacle is gone.
+    assert (tmp_path / "models").read_text() == "in the way"
+
+
+def test_a_flows_file_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "flows.json"
+    assert write_new_file(target, b"[1]")
+    assert not write_new_file(target, b"[2]")
+    assert target.read_bytes() == b"[1]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flows.json"], "temp file left behind"
+
+
+async def comms_status(runner_port: int, node_id: str, fill: str, seconds: float) -> float:
+    """Subscribe to the runner's /comms and wait for ``status/<node_id>`` with ``fill``."""
+    started = time.monotonic()
+    deadline = started + seconds
+    seen: list[object] = []
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                ws = await session.ws_connect(f"http://127.0.0.1:{runner_port}/comms")
+                break
+            except aiohttp.ClientError:
+                assert time.monotonic() < deadline, "the demo runner never served /comms"
+                await asyncio.sleep(0.2)
+        async with ws:
+            await ws.send_json({"subscribe": f"status/{node_id}"})
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    frame = await ws.receive_json(timeout=left)
+                except TimeoutError:
+                    break
+                for item in frame:
+                    seen.append(item["data"])
+                    if item["topic"] == f"status/{node_id}" and item["data"].get("fill") == fill:
+                        return time.monotonic() - started
+    raise AssertionError(f"no {fill} status for {node_id} within {seconds} s; saw {seen}")
+
+
+def test_demo_runner_and_motor_children_run_the_prepared_flow(
+    prepared_demo: tuple[Path, int, DemoPreparation],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source, motor_port, preparation = prepared_demo
+    assert preparation.outcome == "prepared", preparation.message
+    shutil.copytree(source, tmp_path / "demo-runner")
+    for name in [name for name in os.environ if name.startswith("MANIFOLD_RUNNER_")]:
+        monkeypatch.delenv(name)
+    runner_port = free_port()
+    children = demo_children(tmp_path, runner_port, motor_port)
+    assert [child.name for child in children] == ["motor", "runner"]
+    out = io.StringIO()
+    supervisor = Supervisor(children, out=out)
+    supervisor.start()
+    try:
+        took = asyncio.run(comms_status(runner_port, "poll-motor", "green", 60))
+        print(f"\ndemo children start -> modbus-read green on /comms in {took:.1f} s")
+        with urllib.request.urlopen(  # fixed loopback URL
+            f"http://127.0.0.1:{runner_port}/flows", timeout=5
+        ) as response:
+            served = json.loads(response.read())
+        nodes = served["flows"] if isinstance(served, dict) else served
+        assert "poll-motor" in {node["id"] for node in nodes}
+        assert all(supervisor.process_of(child).poll() is None for child in children)
+    finally:
+        stop_started = time.monotonic()
+        supervisor.stop_all()
+        print(f"demo children stopped in {time.monotonic() - stop_started:.1f} s")
+    assert all(supervisor.process_of(child).poll() is not None for child in children)
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("motor  | ready ") for line in lines), lines
+    assert any(line.startswith("runner | ") and "edge runner on" in line for line in lines), lines
+    history = tmp_path / "demo-runner" / "historian" / "motor.sqlite3"
+    with contextlib.closing(sqlite3.connect(history)) as db:
+        (values,) = db.execute("SELECT count(*) FROM historian").fetchone()
+    assert values > 0, "modbus-read was green but no value reached the historian"
