@@ -159,8 +159,9 @@ def prepare_demo_userdir(
     """
     userdir.mkdir(parents=True, exist_ok=True)
     flows = userdir / FLOWS_FILE
+    kept = f"demo runner: keeping {flows} (delete it to get the demo flow back)"
     if flows.exists():
-        return DemoPreparation("kept", f"demo runner: keeping {flows}")
+        return DemoPreparation("kept", kept)
     digest, reason = generate_demo_model(userdir, modules)
     if digest is None:
         return DemoPreparation(
@@ -168,7 +169,7 @@ def prepare_demo_userdir(
         )
     data = (json.dumps(demo_flow(motor_port, digest), indent=4) + "\n").encode()
     if not write_new_file(flows, data):
-        return DemoPreparation("kept", f"demo runner: keeping {flows}")
+        return DemoPreparation("kept", kept)
     return DemoPreparation(
         "prepared",
         f"demo runner: wrote the motor-anomaly flow (motor on 127.0.0.1:{motor_port}, "

@@ -179,7 +179,7 @@ def test_preparation_writes_the_demo_flow_and_its_model_once(
     before = ((userdir / "flows.json").read_bytes(), model.stat().st_mtime_ns)
     again = prepare_demo_userdir(userdir, motor_port)
     assert again.outcome == "kept"
-    assert again.message == f"demo runner: keeping {userdir / 'flows.json'}"
+    assert again.message.startswith(f"demo runner: keeping {userdir / 'flows.json'} (delete it")
     assert ((userdir / "flows.json").read_bytes(), model.stat().st_mtime_ns) == before
     assert sorted(p.name for p in (userdir / "models").iterdir()) == [model.name]
 
