@@ -126,6 +126,8 @@ STATICFILES_DIRS = [
 EMAIL_BACKEND = os.environ.get(
     "MANIFOLD_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
+# Absolute base of links in emails sent outside a request (e.g. invitations from a task).
+MANIFOLD_BASE_URL = os.environ.get("MANIFOLD_BASE_URL", "http://127.0.0.1:8000")
 DEFAULT_FROM_EMAIL = os.environ.get("MANIFOLD_FROM_EMAIL", "manifold@localhost")
 
 REDIS_URL = os.environ.get("MANIFOLD_REDIS_URL", "")
