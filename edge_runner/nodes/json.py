@@ -15,13 +15,11 @@ from edge_runner.contract import (
     NodeConfig,
     NodeFailed,
     NodeSpec,
-    get_property,
     parse_path,
     register,
     set_property,
 )
-
-_MISSING = object()
+from edge_runner.nodes._parser import MISSING, payload_path, take_property, utf8_text
 
 
 class Config(NodeConfig):
@@ -32,9 +30,7 @@ class Config(NodeConfig):
     @field_validator("property")
     @classmethod
     def _valid_property(cls, value: str) -> str:
-        value = value or "payload"
-        parse_path(value)
-        return value
+        return payload_path(value)
 
 
 SPEC = NodeSpec(
@@ -120,15 +116,11 @@ class JsonNode(Node):
 
     def on_message(self, msg: Msg) -> None:
         schema = msg.get("schema")
-        value = get_property(msg, self.path, _MISSING)
-        if value is _MISSING:
-            self.send(msg)
+        value = take_property(self, msg, self.path)
+        if value is MISSING:
             return
         if isinstance(value, (bytes, bytearray)) and self.action != "str":
-            try:
-                value = bytes(value).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise NodeFailed(f"Invalid JSON: bytes are not UTF-8 text ({exc})") from exc
+            value = utf8_text(value, "JSON")
         if isinstance(value, str):
             if self.action == "str":
                 if schema:

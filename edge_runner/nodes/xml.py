@@ -21,13 +21,12 @@ from edge_runner.contract import (
     NodeConfig,
     NodeFailed,
     NodeSpec,
-    get_property,
     parse_path,
     register,
     set_property,
 )
+from edge_runner.nodes._parser import MISSING, payload_path, take_property
 
-_MISSING = object()
 MAX_TEXT = 16 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z_:\u00C0-\uFFFF][\w.\-:\u00B7\u00C0-\uFFFF]*$")
 _WHITESPACE = re.compile(r"^\s*$")
@@ -41,9 +40,7 @@ class Config(NodeConfig):
     @field_validator("property")
     @classmethod
     def _valid_path(cls, value: str) -> str:
-        value = value or "payload"
-        parse_path(value)
-        return value
+        return payload_path(value)
 
 
 SPEC = NodeSpec(
@@ -291,9 +288,8 @@ class XmlNode(Node):
         return options
 
     def on_message(self, msg: Msg) -> None:
-        value = get_property(msg, self.path, _MISSING)
-        if value is _MISSING:
-            self.send(msg)
+        value = take_property(self, msg, self.path)
+        if value is MISSING:
             return
         if isinstance(value, (str, bytes, bytearray)):
             result = parse_xml(

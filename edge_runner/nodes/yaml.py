@@ -15,13 +15,12 @@ from edge_runner.contract import (
     NodeConfig,
     NodeFailed,
     NodeSpec,
-    get_property,
     parse_path,
     register,
     set_property,
 )
+from edge_runner.nodes._parser import MISSING, take_property, utf8_text
 
-_MISSING = object()
 # Documents larger than this are refused: a YAML "billion laughs" alias bomb stays cheap to
 # reject, and a device has no business parsing many megabytes of YAML in one message.
 MAX_TEXT = 8 * 1024 * 1024
@@ -163,15 +162,11 @@ class YamlNode(Node):
         self.out_path = parse_path(config.propertyOut or config.property)
 
     def on_message(self, msg: Msg) -> None:
-        value = get_property(msg, self.path, _MISSING)
-        if value is _MISSING:
-            self.send(msg)
+        value = take_property(self, msg, self.path)
+        if value is MISSING:
             return
         if isinstance(value, (bytes, bytearray)):
-            try:
-                value = bytes(value).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise NodeFailed(f"Invalid YAML: bytes are not UTF-8 text ({exc})") from exc
+            value = utf8_text(value, "YAML")
         if isinstance(value, str):
             set_property(msg, self.out_path, load(value))
         elif isinstance(value, (dict, list)):
