@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from typing import ClassVar
 
-from pydantic import field_validator
-
-from edge_runner.connections.opcua import OpcUaConnection
-from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeSpec, register
-from edge_runner.nodes.opcua_endpoint import attach, live
-from edge_runner.nodes.opcua_read import check_node_id
+from edge_runner.contract import Category, Msg, NodeConfig, NodeSpec, register
+from edge_runner.nodes._opcua import NodeIdConfig, SessionNode
+from edge_runner.nodes.opcua_endpoint import live
 
 OBJECTS_FOLDER = "i=85"
 
 
-class Config(NodeConfig):
-    endpoint: str = ""
-    nodeId: str = ""  # noqa: N815  # flows.json field name
-
-    @field_validator("nodeId")
-    @classmethod
-    def _node_id(cls, value: str) -> str:
-        return check_node_id(value)
+class Config(NodeIdConfig):
+    pass  # no docstring: pydantic would publish it in the catalog schema
 
 
 SPEC = NodeSpec(
@@ -55,19 +46,11 @@ Use it to find the node ids to give `opcua-read`, `opcua-write` and `opcua-subsc
 
 
 @register
-class OpcUaBrowse(Node):
+class OpcUaBrowse(SessionNode[Config]):
     """Browses on the endpoint's shared session."""
 
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
-
-    def __init__(self, runtime: Any, config: NodeConfig) -> None:
-        super().__init__(runtime, config)
-        self.cfg = cast(Config, config)
-        self.connection: OpcUaConnection | None = None
-
-    async def start(self) -> None:
-        self.connection = attach(self, self.cfg.endpoint)
 
     async def on_message(self, msg: Msg) -> None:
         connection = live(self.connection)
@@ -78,8 +61,3 @@ class OpcUaBrowse(Node):
         msg["payload"] = await connection.browse(node_id)
         msg["topic"] = node_id
         self.send(msg)
-
-    async def stop(self) -> None:
-        if self.connection is not None:
-            self.connection.remove_listener(self)
-            self.connection = None

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from typing import ClassVar
 
-from pydantic import field_validator
-
-from edge_runner.connections.opcua import NODE_ID, OpcUaConnection, classify_status
+from edge_runner.connections.opcua import classify_status
 from edge_runner.contract import (
     Category,
     Msg,
-    Node,
     NodeConfig,
     NodeFailed,
     NodeSpec,
     register,
 )
-from edge_runner.nodes.opcua_endpoint import attach, live
-
-
-def check_node_id(value: str) -> str:
-    """Config validator: blank, or an OPC-UA node id in its string form."""
-    text = value.strip()
-    if text and not NODE_ID.match(text):
-        raise ValueError(f"invalid node id {value!r} (expected e.g. 'ns=2;s=Tag' or 'i=2258')")
-    return text
+from edge_runner.nodes._opcua import NodeIdConfig, SessionNode
+from edge_runner.nodes._opcua import check_node_id as check_node_id  # re-exported: public name
+from edge_runner.nodes.opcua_endpoint import live
 
 
 def node_ids_from(msg: Msg, configured: str) -> tuple[list[str], bool]:
@@ -46,14 +37,8 @@ def node_ids_from(msg: Msg, configured: str) -> tuple[list[str], bool]:
     )
 
 
-class Config(NodeConfig):
-    endpoint: str = ""
-    nodeId: str = ""  # noqa: N815  # flows.json field name
-
-    @field_validator("nodeId")
-    @classmethod
-    def _node_id(cls, value: str) -> str:
-        return check_node_id(value)
+class Config(NodeIdConfig):
+    pass  # no docstring: pydantic would publish it in the catalog schema
 
 
 SPEC = NodeSpec(
@@ -95,19 +80,11 @@ that `catch` nodes receive; while the endpoint is unavailable every read fails f
 
 
 @register
-class OpcUaRead(Node):
+class OpcUaRead(SessionNode[Config]):
     """Reads variables on the endpoint's shared session."""
 
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
-
-    def __init__(self, runtime: Any, config: NodeConfig) -> None:
-        super().__init__(runtime, config)
-        self.cfg = cast(Config, config)
-        self.connection: OpcUaConnection | None = None
-
-    async def start(self) -> None:
-        self.connection = attach(self, self.cfg.endpoint)
 
     async def on_message(self, msg: Msg) -> None:
         connection = live(self.connection)
@@ -125,8 +102,3 @@ class OpcUaRead(Node):
         for key in ("statusCode", "sourceTimestamp", "serverTimestamp", "dataType"):
             msg[key] = result[key]
         self.send(msg)
-
-    async def stop(self) -> None:
-        if self.connection is not None:
-            self.connection.remove_listener(self)
-            self.connection = None

@@ -10,8 +10,8 @@ from pydantic import Field, field_validator
 from edge_runner.connections.base import State
 from edge_runner.connections.opcua import DeadbandType, MonitoredItem, OpcUaConnection
 from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeError, NodeSpec, register
+from edge_runner.nodes._opcua import check_node_id
 from edge_runner.nodes.opcua_endpoint import attach, show
-from edge_runner.nodes.opcua_read import check_node_id
 
 
 class Config(NodeConfig):

@@ -5,14 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal
 
-from pydantic import field_validator
-
-from edge_runner.connections.opcua import OpcUaConnection
-from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeFailed, NodeSpec, register
-from edge_runner.nodes.opcua_endpoint import attach, live
-from edge_runner.nodes.opcua_read import check_node_id
+from edge_runner.contract import Category, Msg, NodeConfig, NodeFailed, NodeSpec, register
+from edge_runner.nodes._opcua import NodeIdConfig, SessionNode
+from edge_runner.nodes.opcua_endpoint import live
 
 DataType = Literal[
     "auto",
@@ -121,15 +118,8 @@ def _datetime(value: Any) -> dt.datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
-class Config(NodeConfig):
-    endpoint: str = ""
-    nodeId: str = ""  # noqa: N815  # flows.json field names
-    dataType: DataType = "auto"  # noqa: N815
-
-    @field_validator("nodeId")
-    @classmethod
-    def _node_id(cls, value: str) -> str:
-        return check_node_id(value)
+class Config(NodeIdConfig):
+    dataType: DataType = "auto"  # noqa: N815  # flows.json field name
 
 
 SPEC = NodeSpec(
@@ -168,19 +158,11 @@ with the OPC-UA status name in the text.
 
 
 @register
-class OpcUaWrite(Node):
+class OpcUaWrite(SessionNode[Config]):
     """Writes typed values on the endpoint's shared session."""
 
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
-
-    def __init__(self, runtime: Any, config: NodeConfig) -> None:
-        super().__init__(runtime, config)
-        self.cfg = cast(Config, config)
-        self.connection: OpcUaConnection | None = None
-
-    async def start(self) -> None:
-        self.connection = attach(self, self.cfg.endpoint)
 
     async def on_message(self, msg: Msg) -> None:
         from asyncua import ua
@@ -211,8 +193,3 @@ class OpcUaWrite(Node):
         msg["topic"] = node_id
         msg["statusCode"] = "Good"
         self.send(msg)
-
-    async def stop(self) -> None:
-        if self.connection is not None:
-            self.connection.remove_listener(self)
-            self.connection = None
