@@ -3,6 +3,7 @@ line). Field names follow node-red-contrib-modbus so its flows load unchanged.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
@@ -181,6 +182,40 @@ class ModbusClientNode(Node):
         if conn is not None:
             conn.remove_listener(self)
             await modbus.release(conn)
+
+
+def attach(
+    node: Node, server_id: str, on_state: Callable[[State, str], None]
+) -> tuple[ModbusClientNode, modbus.ModbusConnection]:
+    """The ``modbus-client`` named in ``server`` and its connection, ``on_state`` listening."""
+    client = client_of(node, server_id)
+    connection = client.connection
+    assert connection is not None  # noqa: S101  # client_of checked it
+    connection.add_listener(node, on_state)
+    return client, connection
+
+
+def int_text(value: Any, name: str, default: int) -> Any:
+    """A config number the contrib editor may have stored as text (blank: ``default``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return default
+        try:
+            return int(float(text))
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    return value
+
+
+def unit_id(value: Any) -> Any:
+    """Config validator of a reader's/writer's ``unitid``: blank (the client's) or 0..255."""
+    if value in ("", None):
+        return None
+    value = int_text(value, "unitid", 1)
+    if not 0 <= value <= 255:
+        raise ValueError(f"unitid must be 0..255, got {value}")
+    return value
 
 
 def client_of(node: Node, server_id: str) -> ModbusClientNode:

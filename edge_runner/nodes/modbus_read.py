@@ -23,25 +23,13 @@ from edge_runner.contract import (
     RetryLater,
     register,
 )
-from edge_runner.nodes.modbus_client import ModbusClientNode, client_of
+from edge_runner.nodes.modbus_client import ModbusClientNode, attach, int_text, unit_id
 
 FUNCTION_CODES = {"Coil": 1, "Input": 2, "HoldingRegister": 3, "InputRegister": 4}
 RATE_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 ValueType = Literal[
     "raw", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
 ]
-
-
-def _int_text(value: Any, name: str, default: int) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return default
-        try:
-            return int(float(text))
-        except ValueError:
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
-    return value
 
 
 class Tag(BaseModel):
@@ -103,17 +91,12 @@ class Config(NodeConfig):
     @field_validator("unitid", mode="before")
     @classmethod
     def _unit(cls, value: Any) -> Any:
-        if value in ("", None):
-            return None
-        value = _int_text(value, "unitid", 1)
-        if not 0 <= value <= 255:
-            raise ValueError(f"unitid must be 0..255, got {value}")
-        return value
+        return unit_id(value)
 
     @field_validator("adr", "quantity", mode="before")
     @classmethod
     def _ints(cls, value: Any, info: Any) -> Any:
-        return _int_text(value, info.field_name, 0 if info.field_name == "adr" else 1)
+        return int_text(value, info.field_name, 0 if info.field_name == "adr" else 1)
 
     @field_validator("rate", "startDelayTime", mode="before")
     @classmethod
@@ -239,10 +222,7 @@ class ModbusReadNode(Node):
         )
 
     async def start(self) -> None:
-        self.client = client_of(self, self.cfg.server)
-        self.connection = self.client.connection
-        assert self.connection is not None  # noqa: S101  # client_of checked it
-        self.connection.add_listener(self, self._on_state)
+        self.client, self.connection = attach(self, self.cfg.server, self._on_state)
         interval = self.cfg.rate * RATE_UNITS[self.cfg.rateUnit]
         if interval > 0:
             if self.cfg.delayOnStart and self.cfg.startDelayTime > 0:

@@ -19,8 +19,8 @@ from edge_runner.contract import (
     NodeSpec,
     register,
 )
-from edge_runner.nodes.modbus_client import ModbusClientNode, client_of
-from edge_runner.nodes.modbus_read import ValueType, _int_text
+from edge_runner.nodes.modbus_client import ModbusClientNode, attach, int_text, unit_id
+from edge_runner.nodes.modbus_read import ValueType
 
 FUNCTION_CODES = {"Coil": 5, "HoldingRegister": 6, "MCoils": 15, "MHoldingRegisters": 16}
 
@@ -49,17 +49,12 @@ class Config(NodeConfig):
     @field_validator("unitid", mode="before")
     @classmethod
     def _unit(cls, value: Any) -> Any:
-        if value in ("", None):
-            return None
-        value = _int_text(value, "unitid", 1)
-        if not 0 <= value <= 255:
-            raise ValueError(f"unitid must be 0..255, got {value}")
-        return value
+        return unit_id(value)
 
     @field_validator("adr", "quantity", mode="before")
     @classmethod
     def _ints(cls, value: Any, info: Any) -> Any:
-        return _int_text(value, info.field_name, 0 if info.field_name == "adr" else 1)
+        return int_text(value, info.field_name, 0 if info.field_name == "adr" else 1)
 
     @field_validator("startDelayTime", mode="before")
     @classmethod
@@ -128,10 +123,7 @@ class ModbusWriteNode(Node):
         self.connection: modbus.ModbusConnection | None = None
 
     async def start(self) -> None:
-        self.client = client_of(self, self.cfg.server)
-        self.connection = self.client.connection
-        assert self.connection is not None  # noqa: S101  # client_of checked it
-        self.connection.add_listener(self, self._on_state)
+        self.client, self.connection = attach(self, self.cfg.server, self._on_state)
 
     def _on_state(self, state: State, detail: str) -> None:
         show_state(self, state, detail)
