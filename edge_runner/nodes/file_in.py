@@ -21,7 +21,15 @@ from edge_runner.contract import (
     new_msgid,
     register,
 )
-from edge_runner.nodes.file_out import codec_name, confine, data_dir, decode_bytes
+from edge_runner.nodes.file_out import (
+    codec_name,
+    confine,
+    data_dir,
+    decode_bytes,
+    default_filename_type,
+    filename_of,
+    known_encoding,
+)
 
 CHUNK = 64 * 1024  # Node-RED's stream chunk size
 # A whole file becomes one message only up to this size; larger files are read by line or
@@ -38,16 +46,8 @@ class Config(NodeConfig):
     encoding: str = "none"
     allProps: bool = False  # noqa: N815
 
-    @field_validator("filenameType", mode="before")
-    @classmethod
-    def _default_type(cls, value: Any) -> Any:
-        return value or "str"
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        codec_name(value)
-        return value or "none"
+    _default_type = field_validator("filenameType", mode="before")(default_filename_type)
+    _known_encoding = field_validator("encoding")(known_encoding)
 
 
 SPEC = NodeSpec(
@@ -101,10 +101,7 @@ class FileInNode(Node):
         self.root = data_dir(self.rt.engine)
 
     def _filename(self, msg: Msg) -> Any:
-        cfg = self.cfg
-        if not cfg.filename and cfg.filenameType == "str":
-            return msg.get("filename")
-        return self.rt.evaluate(cfg.filename, cfg.filenameType, msg)
+        return filename_of(self, self.cfg.filename, self.cfg.filenameType, msg)
 
     async def on_message(self, msg: Msg) -> None:
         name = self._filename(msg)

@@ -84,6 +84,24 @@ def decode_bytes(data: bytes, encoding: str) -> str:
     return data.decode(codec, errors="replace")
 
 
+def default_filename_type(cls: Any, value: Any) -> Any:
+    """Config validator (``mode="before"``) of ``filenameType``: blank means ``str``."""
+    return value or "str"
+
+
+def known_encoding(cls: Any, value: str) -> str:
+    """Config validator of ``encoding``: a name :func:`codec_name` knows; blank is ``none``."""
+    codec_name(value)
+    return value or "none"
+
+
+def filename_of(node: Node, filename: str, filename_type: str, msg: Msg) -> Any:
+    """The file name a file node uses for ``msg``: its typed *Filename*, evaluated."""
+    if not filename and filename_type == "str":
+        return msg.get("filename")  # legacy: an empty filename means msg.filename
+    return node.rt.evaluate(filename, filename_type, msg)
+
+
 def data_dir(engine: Any) -> Path:
     """The directory file nodes may use (created on first use)."""
     configured = getattr(engine, "data_dir", None) or os.environ.get(DATA_DIR_ENV) or os.getcwd()
@@ -160,16 +178,8 @@ class Config(NodeConfig):
             return "true" if value else "false"
         return value
 
-    @field_validator("filenameType", mode="before")
-    @classmethod
-    def _default_type(cls, value: Any) -> Any:
-        return value or "str"
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        codec_name(value)
-        return value or "none"
+    _default_type = field_validator("filenameType", mode="before")(default_filename_type)
+    _known_encoding = field_validator("encoding")(known_encoding)
 
 
 SPEC = NodeSpec(
@@ -240,10 +250,7 @@ class FileOutNode(Node):
         self.root = data_dir(self.rt.engine)
 
     def _filename(self, msg: Msg) -> Any:
-        cfg = self.cfg
-        if not cfg.filename and cfg.filenameType == "str":
-            return msg.get("filename")  # legacy: an empty filename means msg.filename
-        return self.rt.evaluate(cfg.filename, cfg.filenameType, msg)
+        return filename_of(self, self.cfg.filename, self.cfg.filenameType, msg)
 
     async def on_message(self, msg: Msg) -> None:
         cfg = self.cfg
