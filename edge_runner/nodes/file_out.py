@@ -11,7 +11,6 @@ import asyncio
 import codecs
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal, cast
 
@@ -26,6 +25,7 @@ from edge_runner.contract import (
     NodeSpec,
     register,
 )
+from edge_runner.runtime.fsutil import atomic_write_bytes
 
 DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 
@@ -126,32 +126,11 @@ def confine(root: Path, filename: Any) -> Path:
     return resolved
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` so that a crash leaves the old or the new content, never a mix:
-    temp file in the same directory, fsync, rename, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """Replace ``path`` so that a crash leaves the old or the new content, never a mix; the
+    file keeps its permission bits (a new one gets 0644, as Node-RED's would)."""
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    atomic_write_bytes(path, data, mode)
 
 
 def append(path: Path, data: bytes) -> None:

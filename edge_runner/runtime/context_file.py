@@ -15,12 +15,12 @@ import base64
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 from edge_runner.runtime.context import ContextStore
+from edge_runner.runtime.fsutil import atomic_write_bytes
 
 log = logging.getLogger("edge_runner.context")
 
@@ -38,23 +38,9 @@ def _decode(obj: dict[str, Any]) -> Any:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content."""
+    """Replace ``path`` with ``data`` atomically, creating its directory when missing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write_bytes(path, data)
 
 
 class FileContextStore(ContextStore):

@@ -23,10 +23,11 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from edge_runner.runtime.fsutil import atomic_write_bytes
 
 MODELS_DIR = "models"
 SUFFIX = ".onnx"
@@ -82,21 +83,7 @@ class ModelStore:
         if target.exists() and self._hash_file(target) == digest:
             return digest
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{digest[:12]}.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write_bytes(target, data)
         return digest
 
     def add_file(self, path: str | os.PathLike[str]) -> str:

@@ -15,6 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge_runner.runtime.fsutil import atomic_write_bytes, fsync_dir
+
+# One-step replacement; kept under this name for the modules that import it from here.
+atomic_write = atomic_write_bytes
+
 log = logging.getLogger("edge_runner.storage")
 
 FLOWS_FILE = "flows.json"
@@ -62,20 +67,11 @@ class PendingWrite:
         except BaseException:
             self.abort()
             raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
-    PendingWrite(path, data).commit()
 
 
 class FlowStorage:

@@ -7,9 +7,10 @@ import datetime as dt
 import logging
 import os
 import socket
-import uuid
 from pathlib import Path
 from typing import Any
+
+from edge_runner.runtime.fsutil import atomic_write_bytes
 
 log = logging.getLogger("edge_runner.connections.opcua")
 
@@ -32,17 +33,6 @@ def data_dir(engine: Any = None) -> Path:
 def application_uri() -> str:
     """The client's ApplicationUri; its certificate carries it as a URI SAN (asyncua checks)."""
     return f"urn:manifold:edge-runner:{socket.gethostname()}"
-
-
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def client_certificate(pki: Path, uri: str | None = None) -> tuple[Path, Path]:
@@ -107,7 +97,7 @@ def client_certificate(pki: Path, uri: str | None = None) -> tuple[Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(
+    atomic_write_bytes(
         key_path,
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -116,6 +106,6 @@ def client_certificate(pki: Path, uri: str | None = None) -> tuple[Path, Path]:
         ),
         0o600,
     )
-    _write_private(cert_path, cert.public_bytes(serialization.Encoding.DER), 0o644)
+    atomic_write_bytes(cert_path, cert.public_bytes(serialization.Encoding.DER), 0o644)
     log.info("made OPC-UA client certificate %s for %s", cert_path, uri)
     return cert_path, key_path
