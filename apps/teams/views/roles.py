@@ -88,6 +88,24 @@ def role_list(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     )
 
 
+def _role_form(
+    request: HttpRequest, access: TeamAccess, form: CustomRoleForm, role: CustomRole | None
+) -> HttpResponse:
+    """The create/edit page of a custom role; 400 while the form has errors."""
+    return render(
+        request,
+        "teams/role_form.html",
+        team_context(
+            access,
+            "roles",
+            form=form,
+            role=role,
+            permission_groups=permission_groups(form["permissions"].value()),
+        ),
+        status=400 if form.errors else 200,
+    )
+
+
 @team_page("customrole:manage")
 @require_http_methods(["GET", "POST"])
 def role_create(request: HttpRequest, access: TeamAccess) -> HttpResponse:
@@ -109,18 +127,7 @@ def role_create(request: HttpRequest, access: TeamAccess) -> HttpResponse:
                 request, f"Custom role “{role.name}” created. Assign it on the Members page."
             )
             return redirect("teams:roles", team_slug=access.team.slug)
-    return render(
-        request,
-        "teams/role_form.html",
-        team_context(
-            access,
-            "roles",
-            form=form,
-            role=None,
-            permission_groups=permission_groups(form["permissions"].value()),
-        ),
-        status=400 if form.errors else 200,
-    )
+    return _role_form(request, access, form, None)
 
 
 @team_page("customrole:manage")
@@ -152,18 +159,7 @@ def role_edit(request: HttpRequest, access: TeamAccess, role_id: int) -> HttpRes
         else:
             messages.success(request, f"Custom role “{role.name}” saved.")
             return redirect("teams:roles", team_slug=access.team.slug)
-    return render(
-        request,
-        "teams/role_form.html",
-        team_context(
-            access,
-            "roles",
-            form=form,
-            role=role,
-            permission_groups=permission_groups(form["permissions"].value()),
-        ),
-        status=400 if form.errors else 200,
-    )
+    return _role_form(request, access, form, role)
 
 
 @team_page("customrole:manage")
