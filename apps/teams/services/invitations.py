@@ -120,13 +120,37 @@ def invitation_create(
     return CreatedInvitation(invitation=invitation, secret=secret, link=link)
 
 
-def _lock_pending(invitation: Invitation) -> Invitation:
+def _lock_pending(invitation: Invitation, *, allow_expired: bool = False) -> Invitation:
     locked = Invitation.objects.select_for_update().select_related("team").get(pk=invitation.pk)
     if locked.status != InvitationStatus.PENDING:
         raise Conflict(f"This invitation was already {locked.status}.", code="invitation_used")
-    if locked.is_expired:
+    if not allow_expired and locked.is_expired:
         raise Conflict("This invitation has expired; ask for a new one.", code="invitation_expired")
     return locked
+
+
+def _close(
+    invitation: Invitation,
+    status: InvitationStatus,
+    event: str,
+    *,
+    actor: Actor,
+    request: HttpRequest | None,
+    before: dict[str, str] | None = None,
+) -> None:
+    """Record the answer on a locked pending invitation and audit it (inside the transaction)."""
+    invitation.status = status
+    invitation.responded_at = timezone.now()
+    invitation.save(update_fields=["status", "responded_at", "updated_at"])
+    audit_record(
+        event=event,
+        actor=actor,
+        team=invitation.team,
+        target=invitation,
+        before=before,
+        after=_snapshot(invitation),
+        request=request,
+    )
 
 
 def _check_invitee(actor: Actor, invitation: Invitation) -> None:
@@ -151,15 +175,11 @@ def invitation_accept(
         membership = Membership.objects.create(
             team=invitation.team, user=user, role=invitation.role
         )
-        invitation.status = InvitationStatus.ACCEPTED
-        invitation.responded_at = timezone.now()
-        invitation.save(update_fields=["status", "responded_at", "updated_at"])
-        audit_record(
-            event="team.invitation.accepted",
+        _close(
+            invitation,
+            InvitationStatus.ACCEPTED,
+            "team.invitation.accepted",
             actor=actor,
-            team=invitation.team,
-            target=invitation,
-            after=_snapshot(invitation),
             request=request,
         )
         audit_record(
@@ -180,15 +200,11 @@ def invitation_decline(
     with transaction.atomic():
         invitation = _lock_pending(invitation)
         _check_invitee(actor, invitation)
-        invitation.status = InvitationStatus.DECLINED
-        invitation.responded_at = timezone.now()
-        invitation.save(update_fields=["status", "responded_at", "updated_at"])
-        audit_record(
-            event="team.invitation.declined",
+        _close(
+            invitation,
+            InvitationStatus.DECLINED,
+            "team.invitation.declined",
             actor=actor,
-            team=invitation.team,
-            target=invitation,
-            after=_snapshot(invitation),
             request=request,
         )
     return invitation
@@ -199,20 +215,13 @@ def invitation_revoke(
 ) -> Invitation:
     """Withdraw a pending invitation (expired ones too, to tidy the list)."""
     with transaction.atomic():
-        locked = Invitation.objects.select_for_update().select_related("team").get(pk=invitation.pk)
-        if locked.status != InvitationStatus.PENDING:
-            raise Conflict(f"This invitation was already {locked.status}.", code="invitation_used")
-        before = _snapshot(locked)
-        locked.status = InvitationStatus.REVOKED
-        locked.responded_at = timezone.now()
-        locked.save(update_fields=["status", "responded_at", "updated_at"])
-        audit_record(
-            event="team.invitation.revoked",
+        locked = _lock_pending(invitation, allow_expired=True)
+        _close(
+            locked,
+            InvitationStatus.REVOKED,
+            "team.invitation.revoked",
             actor=actor,
-            team=locked.team,
-            target=locked,
-            before=before,
-            after=_snapshot(locked),
             request=request,
+            before=_snapshot(locked),
         )
     return locked
