@@ -7,6 +7,7 @@ a platform admin who needs those joins the team like anyone else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema
@@ -111,6 +112,14 @@ def _with_count(user: User) -> User:
     return platform_user_list().get(pk=user.pk)
 
 
+def _switch_user(request: Request, user_id: int, change: Callable[..., User]) -> Response:
+    """Deactivate or reactivate: ``change`` is the service, called as the request's actor."""
+    actor = request_actor(request)
+    user = access_user(actor, user_id, "platform:user_manage")
+    user = change(actor=actor, user=user, request=http_request(request))
+    return Response(PlatformUserSerializer(_with_count(user)).data)
+
+
 class PlatformUserDetailView(PlatformView):
     """GET: one account."""
 
@@ -127,10 +136,7 @@ class PlatformUserDeactivateView(PlatformView):
 
     @extend_schema(request=None, responses={200: PlatformUserSerializer})
     def post(self, request: Request, user_id: int) -> Response:
-        actor = request_actor(request)
-        user = access_user(actor, user_id, "platform:user_manage")
-        user = services.user_deactivate(actor=actor, user=user, request=http_request(request))
-        return Response(PlatformUserSerializer(_with_count(user)).data)
+        return _switch_user(request, user_id, services.user_deactivate)
 
 
 class PlatformUserReactivateView(PlatformView):
@@ -140,10 +146,7 @@ class PlatformUserReactivateView(PlatformView):
 
     @extend_schema(request=None, responses={200: PlatformUserSerializer})
     def post(self, request: Request, user_id: int) -> Response:
-        actor = request_actor(request)
-        user = access_user(actor, user_id, "platform:user_manage")
-        user = services.user_reactivate(actor=actor, user=user, request=http_request(request))
-        return Response(PlatformUserSerializer(_with_count(user)).data)
+        return _switch_user(request, user_id, services.user_reactivate)
 
 
 class PlatformTeamListView(PlatformView):
