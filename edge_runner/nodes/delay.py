@@ -219,10 +219,7 @@ class DelayNode(Node):
                 self._start_interval()
                 self._report_depth()
         if "flush" in msg:
-            count = len(self.buffer)
-            flush = msg["flush"]
-            if isinstance(flush, (int, float)) and not isinstance(flush, bool):
-                count = min(max(0, int(flush)), count)
+            count = _flush_count(msg["flush"], len(self.buffer))
             for _ in range(count):
                 item = self.buffer.popleft()
                 item.pop("flush", None)
@@ -267,10 +264,7 @@ class DelayNode(Node):
         else:
             self._enqueue(msg, front=False)
         if "flush" in msg:
-            count = len(self.buffer)
-            flush = msg["flush"]
-            if isinstance(flush, (int, float)) and not isinstance(flush, bool):
-                count = min(max(0, int(flush)), count)
+            count = _flush_count(msg["flush"], len(self.buffer))
             for _ in range(count):
                 item = self.buffer.popleft()
                 item.pop("flush", None)
@@ -343,6 +337,14 @@ class DelayNode(Node):
             self.warn(
                 f"more than {MAX_HELD} messages held; dropped the oldest ({self.dropped} so far)"
             )
+
+
+def _flush_count(flush: Any, held: int) -> int:
+    """How many of ``held`` queued messages ``msg.flush`` releases: a number caps it (at 0..held),
+    anything else releases them all."""
+    if isinstance(flush, (int, float)) and not isinstance(flush, bool):
+        return min(max(0, int(flush)), held)
+    return held
 
 
 def _only(msg: Msg, key: str) -> bool:
