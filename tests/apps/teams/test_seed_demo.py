@@ -29,6 +29,7 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(
     assert password.group(1) in second
     owner = User.objects.get(email="owner@acme.example")
     assert owner.check_password(password.group(1))
+    assert owner.is_platform_admin, "the demo owner sees the platform admin pages too"
     assert Team.objects.filter(slug="acme").count() == 1
     assert Application.objects.filter(team__slug="acme", slug="line-1").count() == 1
     assert Membership.objects.get(team__slug="acme").role == "owner"

@@ -53,7 +53,13 @@ class Command(BaseCommand):
             owner = User.objects.filter(email=DEMO_EMAIL).first()
             if owner is None:
                 password = password or f"demo-{secrets.token_urlsafe(12)}"
-                owner = user_create(email=DEMO_EMAIL, password=password, full_name="Demo Owner")
+                # The demo owner also administers the platform, so a newcomer can see every page.
+                owner = user_create(
+                    email=DEMO_EMAIL,
+                    password=password,
+                    full_name="Demo Owner",
+                    is_platform_admin=True,
+                )
             elif password is None or not owner.check_password(password):
                 # The remembered login was lost: issue a new one rather than print a wrong one.
                 password = f"demo-{secrets.token_urlsafe(12)}"
@@ -69,5 +75,5 @@ class Command(BaseCommand):
         _remember(password)
         self.stdout.write(
             f"Demo team '{team.name}' (/{team.slug}) with application '{DEMO_APPLICATION[0]}'.\n"
-            f"Log in as {DEMO_EMAIL} with password {password}\n"
+            f"Log in as {DEMO_EMAIL} with password {password} (team owner and platform admin)\n"
         )
