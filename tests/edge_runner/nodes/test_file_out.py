@@ -12,14 +12,6 @@ from edge_runner.testing import FlowHarness
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    monkeypatch.setenv("MANIFOLD_RUNNER_DATA_DIR", str(root))
-    return root
-
-
 def flow(**config: Any) -> list[dict[str, Any]]:
     node = {
         "id": "w",
