@@ -254,7 +254,7 @@ class MqttConnection(SharedConnection):
             enter.result()  # connected, or aiomqtt's own error (refused, unreachable)
             return
         reason = errors[-1] if errors else ""
-        from edge_runner.nodes.tls_config import tls_failure
+        from edge_runner.lib.tls import tls_failure
 
         tls = tls_failure(RuntimeError(reason)) if reason else None
         if tls is not None:
@@ -292,7 +292,7 @@ class MqttConnection(SharedConnection):
             refused = REFUSED.get(code) if isinstance(code, int) else None
             if refused is not None:
                 return NeedsUserFix(f"{refused}: the broker refused the login ({exc})")
-        from edge_runner.nodes.tls_config import tls_failure
+        from edge_runner.lib.tls import tls_failure
 
         tls = tls_failure(exc)
         if tls is not None:

@@ -104,7 +104,7 @@ def _number(value: Any) -> tuple[float | None, str | None]:
 def point_from(item: dict[str, Any], default_ts: float, default_tag: str = "") -> Point:
     """A Point from a tag-context reading (or any dict with ``tag``/``value``)."""
     from edge_runner.contract import NodeFailed
-    from edge_runner.nodes.tag_context import to_epoch_ms
+    from edge_runner.lib.timestamps import to_epoch_ms
 
     tag = str(item.get("tag") or default_tag)
     if not tag:
@@ -138,7 +138,7 @@ def point_from(item: dict[str, Any], default_ts: float, default_tag: str = "") -
 def points_from_payload(payload: Any, topic: str = "", timestamp: Any = None) -> list[Point]:
     """Readings (one, a list), a ``{tag: value}`` map, or a bare value tagged with ``topic``."""
     from edge_runner.contract import NodeFailed
-    from edge_runner.nodes.tag_context import to_epoch_ms
+    from edge_runner.lib.timestamps import to_epoch_ms
 
     try:
         now = to_epoch_ms(timestamp) if timestamp is not None else time.time() * 1000.0

@@ -25,7 +25,7 @@ from edge_runner.contract import (
     NodeSpec,
     register,
 )
-from edge_runner.runtime.fsutil import atomic_write_bytes
+from edge_runner.lib.fsutil import atomic_write_bytes
 
 DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 

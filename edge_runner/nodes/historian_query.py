@@ -93,7 +93,7 @@ class HistorianQueryNode(Node):
         self.backend = open_backend(self.cfg, self.rt.engine, self.rt.credentials.get("password"))
 
     def _window(self, msg: Msg) -> QueryWindow:
-        from edge_runner.nodes.tag_context import to_epoch_ms
+        from edge_runner.lib.timestamps import to_epoch_ms
 
         cfg = self.cfg
         extra = msg.get("payload")

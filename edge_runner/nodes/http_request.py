@@ -466,7 +466,7 @@ class HttpRequestNode(Node):
     def _tls_failed(self, msg: Msg, exc: BaseException, url: str) -> bool:
         """Report a TLS failure (untrusted server, refused client certificate) with its short
         reason; False when ``exc`` is not about TLS."""
-        from edge_runner.nodes.tls_config import tls_failure
+        from edge_runner.lib.tls import tls_failure
 
         failure = tls_failure(exc)
         if failure is None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal, cast
 from pydantic import field_validator
 
 from edge_runner.contract import Category, NeedsUserFix, Node, NodeConfig, NodeSpec, register
+from edge_runner.lib.tls import tls_failure as tls_failure  # re-exported: public name
 
 
 class Config(NodeConfig):
@@ -342,35 +343,6 @@ def new_client_context(cadata: str | None = None) -> TlsContext:
     else:
         context.load_default_certs()
     return context
-
-
-def tls_failure(exc: BaseException) -> NeedsUserFix | None:
-    """A ``NeedsUserFix`` for a TLS problem anywhere in ``exc``'s chain (client libraries
-    re-raise ``ssl`` errors as their own, keeping the original as cause or context), or None.
-    The text starts with the short reason nodes show in their status."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            detail = current.verify_message or str(current)
-            return NeedsUserFix(f"certificate verify failed: {detail}")
-        if isinstance(current, ssl.SSLError):
-            reason = (current.reason or str(current)).lower().replace("_", " ")
-            if "certificate required" in reason or "handshake failure" in reason:
-                return NeedsUserFix(f"client certificate rejected: {reason}")
-            if "bad certificate" in reason or "unknown ca" in reason:
-                return NeedsUserFix(f"client certificate rejected: {reason}")
-            return NeedsUserFix(f"TLS failed: {reason}")
-        current = current.__cause__ or current.__context__
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        return NeedsUserFix(f"certificate verify failed: {text}")
-    lowered = text.lower()
-    for alert in ("alert certificate required", "alert bad certificate", "alert unknown ca"):
-        if alert in lowered:
-            return NeedsUserFix(f"client certificate rejected: {text}")
-    return None
 
 
 def tls_of(node: Node, tls_id: str) -> TlsConfigNode:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from edge_runner.lib.fsutil import atomic_write_bytes
 from edge_runner.runtime.context import ContextStore
-from edge_runner.runtime.fsutil import atomic_write_bytes
 
 log = logging.getLogger("edge_runner.context")
 

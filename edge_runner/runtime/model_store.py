@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_runner.runtime.fsutil import atomic_write_bytes
+from edge_runner.lib.fsutil import atomic_write_bytes
 
 MODELS_DIR = "models"
 SUFFIX = ".onnx"

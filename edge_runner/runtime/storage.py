@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_runner.runtime.fsutil import atomic_write_bytes, fsync_dir
+from edge_runner.lib.fsutil import atomic_write_bytes, fsync_dir
 
 # One-step replacement; kept under this name for the modules that import it from here.
 atomic_write = atomic_write_bytes

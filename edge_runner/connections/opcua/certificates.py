@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from edge_runner.runtime.fsutil import atomic_write_bytes
+from edge_runner.lib.fsutil import atomic_write_bytes
 
 log = logging.getLogger("edge_runner.connections.opcua")
 
