@@ -23,12 +23,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-
-    from edge_runner.runtime.node_api import NodeRuntime
 
 Msg = dict[str, Any]
 
@@ -191,6 +190,126 @@ class NodeFailed(NodeError):  # noqa: N818  # public contract names
     running."""
 
 
+# ------------------------------------------------------------------------------ node API
+
+T = TypeVar("T")
+
+
+class ContextScope(Protocol):
+    """Node, flow or global context as a node sees it (Node-RED's ``context.get/set/keys``)."""
+
+    def get(self, key: str, default: Any = None, store: str | None = None) -> Any: ...
+
+    def set(self, key: str, value: Any = None, store: str | None = None) -> None: ...
+
+    def keys(self, store: str | None = None) -> list[str]: ...
+
+
+class Services(Protocol):
+    """The services of one engine, keyed like Home Assistant's ``hass.data``: connection pools,
+    the ``http in`` route table, the watchdog. ``get`` returns the engine's instance of ``key``,
+    made by ``factory`` on first use; the engine closes them (``close()``, awaited when it
+    returns an awaitable) in reverse order of creation when it stops. Two engines in one process
+    never share one."""
+
+    def get(self, key: str, factory: Callable[[], T]) -> T: ...
+
+
+class NodeApi(Protocol):
+    """What a node may use of the engine running it, reached as ``self.rt``.
+
+    Deliberately narrow: a node never sees the engine object, so engine-wide state (the node
+    table, connection pools, routes) stays per engine and behind this interface."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def z(self) -> str:
+        """The tab or subflow instance the node runs in."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> str:
+        """Node-RED's ``node._path``-like location (subflow instance chain) for debug output."""
+
+    @property
+    def defn_instance(self) -> str:
+        """The subflow instance this node was copied for, or ``""``."""
+
+    @property
+    def node(self) -> Node:
+        """The node instance itself (for peers found with ``peer``)."""
+
+    credentials: dict[str, Any]
+    manual_done: bool
+
+    @property
+    def watched(self) -> bool:
+        """Whether a ``complete`` node watches this node."""
+
+    # messaging ---------------------------------------------------------------------------
+    def send(self, msg: Msg | list[Any] | None, clone: bool = False) -> None: ...
+
+    def receive(self, msg: Msg) -> None:
+        """Deliver ``msg`` into this node as if a wire brought it."""
+
+    def done(self, msg: Msg) -> None: ...
+
+    # reporting ---------------------------------------------------------------------------
+    def status(self, status: NodeStatus) -> None: ...
+
+    def log(self, text: Any) -> None: ...
+
+    def warn(self, text: Any) -> None: ...
+
+    def error(self, err: Any, msg: Msg | None = None) -> None: ...
+
+    def emit_debug(self, item: dict[str, Any]) -> None:
+        """Publish one item to the debug sidebar (/comms ``debug``)."""
+
+    # context, env, typed values -----------------------------------------------------------
+    @property
+    def context(self) -> ContextScope: ...
+
+    @property
+    def flow(self) -> ContextScope: ...
+
+    @property
+    def global_(self) -> ContextScope: ...
+
+    def env(self, name: str) -> Any: ...
+
+    def evaluate(self, value: Any, vtype: str | None, msg: Msg | None = None) -> Any: ...
+
+    # other nodes of the same engine -------------------------------------------------------
+    def config_node(self, node_id: Any) -> Node | None:
+        """The running config node (or any node) with this id, e.g. a broker or endpoint."""
+
+    def peer(self, node_id: str) -> NodeApi | None:
+        """Another running node of this engine (link targets, subflow instances)."""
+
+    def link_ins_named(self, name: str) -> list[NodeApi]:
+        """The ``link in`` nodes outside subflows called ``name`` (dynamic link calls)."""
+
+    # per-engine services and directories ------------------------------------------------
+    @property
+    def services(self) -> Services: ...
+
+    @property
+    def data_dir(self) -> Path:
+        """Where nodes keep files (created on demand)."""
+
+    @property
+    def userdir(self) -> Path | None:
+        """The runner's user directory, if it has one."""
+
+
 # ------------------------------------------------------------------------------ node class
 
 
@@ -218,7 +337,7 @@ class Node:
     Config: ClassVar[type[NodeConfig]]
     QUEUE_LIMIT: ClassVar[int] = 1000
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         self.rt = runtime
         self.config = config
 
@@ -257,7 +376,7 @@ class Node:
         self.rt.done(msg)
 
 
-NodeFactory = Callable[["NodeRuntime", "NodeConfig"], Node]
+NodeFactory = Callable[["NodeApi", "NodeConfig"], Node]
 
 
 # ------------------------------------------------------------------------------ registry

@@ -26,6 +26,13 @@ from edge_runner.contract import (
 )
 from edge_runner.runtime.engine import Engine
 
+# the harness is a service of the engine it drives, so helper nodes find it through their API
+HARNESS_KEY = "testing.harness"
+
+
+def _no_harness() -> FlowHarness | None:
+    return None
+
 
 class HelperConfig(NodeConfig):
     model_config = NodeConfig.model_config | {"extra": "allow"}
@@ -45,7 +52,7 @@ class HelperNode(Node):
     Config: ClassVar[type[NodeConfig]] = HelperConfig
 
     def on_message(self, msg: Msg) -> None:
-        harness = getattr(self.rt.engine, "harness", None)
+        harness = self.rt.services.get(HARNESS_KEY, _no_harness)
         if harness is not None:
             harness.record(self.id, msg)
         self.send(msg)
@@ -68,7 +75,7 @@ class FlowHarness:
         if not any(n.get("type") == "tab" for n in self.flow):
             self.flow.insert(0, {"id": "t1", "type": "tab", "label": "test"})
         self.engine = engine or Engine(env=env)
-        self.engine.harness = self  # type: ignore[attr-defined]  # test-only back reference
+        self.engine.services.get(HARNESS_KEY, lambda: self)
         self.messages: dict[str, list[Msg]] = {}
         self.times: dict[str, list[float]] = {}
         self.events: list[tuple[str, Any]] = []
@@ -85,6 +92,7 @@ class FlowHarness:
         self._changed.set()
 
     async def __aenter__(self) -> FlowHarness:
+        self.engine.services.get(HARNESS_KEY, lambda: self)  # again after a stop() closed it
         await self.engine.deploy(self.flow)
         return self
 

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterator
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from edge_runner.contract import NeedsUserFix, Node, NodeError, RetryLater
 
@@ -219,21 +219,32 @@ class SharedConnection:
         return RetryLater(f"{type(exc).__name__}: {exc}")
 
 
+class Endpoint(Protocol):
+    @property
+    def key(self) -> str:
+        """Equal for endpoints one client can serve."""
+
+
 C = TypeVar("C", bound=SharedConnection)
+E = TypeVar("E", bound=Endpoint)
 
 
-class ConnectionPool(Generic[C]):
+class ConnectionPool(Generic[E, C]):
     """Connections by endpoint key, reference counted: the first user starts one, the last
-    user's release closes it."""
+    user's release closes it. One pool per protocol per engine (an engine service), so two
+    engines never share a client."""
 
-    def __init__(self) -> None:
+    def __init__(self, connect: Callable[[E], C]) -> None:
+        self._connect = connect
         self._items: dict[str, C] = {}
 
-    def acquire(self, key: str, factory: Callable[[], C]) -> C:
-        conn = self._items.get(key)
+    def acquire(self, endpoint: E) -> C:
+        """The shared connection for ``endpoint`` (started on first use); pair with
+        ``release``."""
+        conn = self._items.get(endpoint.key)
         if conn is None:
-            conn = factory()
-            self._items[key] = conn
+            conn = self._connect(endpoint)
+            self._items[endpoint.key] = conn
             conn.start()
         conn.users += 1
         return conn
@@ -249,3 +260,10 @@ class ConnectionPool(Generic[C]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    async def close(self) -> None:
+        """Close every connection still open (its users were not stopped: engine shutdown)."""
+        items = list(self._items.values())
+        self._items.clear()
+        for conn in items:
+            await conn.close()

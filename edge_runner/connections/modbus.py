@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edge_runner.connections.base import ConnectionPool, SharedConnection
-from edge_runner.contract import NeedsUserFix, NodeError, NodeFailed, RetryLater
+from edge_runner.contract import NeedsUserFix, NodeError, NodeFailed, RetryLater, Services
 
 log = logging.getLogger("edge_runner.connections.modbus")
 
@@ -308,16 +308,12 @@ class ModbusConnection(SharedConnection):
         await super().close()
 
 
-POOL: ConnectionPool[ModbusConnection] = ConnectionPool()
+POOL_KEY = "modbus.connections"
 
 
-def acquire(endpoint: ModbusEndpoint) -> ModbusConnection:
-    """The shared connection for ``endpoint`` (started on first use); pair with ``release``."""
-    return POOL.acquire(endpoint.key, lambda: ModbusConnection(endpoint))
-
-
-async def release(conn: ModbusConnection) -> None:
-    await POOL.release(conn)
+def pool_of(services: Services) -> ConnectionPool[ModbusEndpoint, ModbusConnection]:
+    """The engine's modbus connections, one per endpoint (an engine service)."""
+    return services.get(POOL_KEY, lambda: ConnectionPool(ModbusConnection))
 
 
 # ---------------------------------------------------------------------------------- codec

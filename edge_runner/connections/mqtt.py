@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runner.connections.base import ConnectionPool, SharedConnection
-from edge_runner.contract import NeedsUserFix, NodeError, NodeFailed, RetryLater
+from edge_runner.contract import NeedsUserFix, NodeError, NodeFailed, RetryLater, Services
 
 log = logging.getLogger("edge_runner.connections.mqtt")
 
@@ -373,15 +373,12 @@ class MqttConnection(SharedConnection):
             raise failure from exc
 
 
-POOL: ConnectionPool[MqttConnection] = ConnectionPool()
+POOL_KEY = "mqtt.connections"
 
 
-def acquire(endpoint: MqttEndpoint) -> MqttConnection:
-    return POOL.acquire(endpoint.key, lambda: MqttConnection(endpoint))
-
-
-async def release(conn: MqttConnection) -> None:
-    await POOL.release(conn)
+def pool_of(services: Services) -> ConnectionPool[MqttEndpoint, MqttConnection]:
+    """The engine's mqtt connections, one per endpoint (an engine service)."""
+    return services.get(POOL_KEY, lambda: ConnectionPool(MqttConnection))
 
 
 # ------------------------------------------------------------------------------ disk queue

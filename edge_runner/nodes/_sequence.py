@@ -18,7 +18,7 @@ from edge_runner.contract import Msg, NodeFailed, parse_path
 from edge_runner.runtime.typed import to_number
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 
 class _Undefined:
@@ -126,13 +126,13 @@ def context_key(key: str) -> str:
     return match.group(2) if match else key
 
 
-def context_get(rt: NodeRuntime, scope: str, key: str) -> Any:
+def context_get(rt: NodeApi, scope: str, key: str) -> Any:
     store = rt.flow if scope == "flow" else rt.global_
     key = context_key(key)
     return store.get(key, UNDEFINED)
 
 
-def evaluate_typed(rt: NodeRuntime, value: Any, vtype: str, msg: Msg) -> Any:
+def evaluate_typed(rt: NodeApi, value: Any, vtype: str, msg: Msg) -> Any:
     """``RED.util.evaluateNodeProperty`` with JS ``undefined`` for missing msg/context values."""
     if vtype == "msg":
         return get_path(msg, compile_path(str(value)))

@@ -12,7 +12,7 @@ from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeSpec, clon
 from edge_runner.nodes._sequence import js_number, new_id, require_parts
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 MAX_HELD = 10_000  # messages held for one batch; past this the oldest is dropped with a warning
 
@@ -94,7 +94,7 @@ class BatchNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, BatchConfig):
             raise TypeError("batch node needs its own Config")

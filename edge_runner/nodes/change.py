@@ -26,7 +26,7 @@ from edge_runner.nodes._sequence import (
 from edge_runner.runtime.typed import compile_jsonata, evaluate_jsonata
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 ValueType = Literal[
     "str", "num", "bool", "json", "bin", "date", "jsonata", "env", "msg", "flow", "global"
@@ -173,7 +173,7 @@ class ChangeNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, Config):
             raise TypeError("change node needs its own Config")

@@ -289,7 +289,7 @@ class DebugNode(Node):
         if cfg.console:
             log.info("[debug:%s] %s", self.rt.name or self.rt.id, inspect_value(value))
         if self.active and cfg.tosidebar:
-            self.rt.engine.emit("debug", self.sidebar_item(msg, value))
+            self.rt.emit_debug(self.sidebar_item(msg, value))
 
     def sidebar_item(self, msg: Msg, value: Any) -> dict[str, Any]:
         rt = self.rt

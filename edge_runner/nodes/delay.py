@@ -13,7 +13,7 @@ from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeSpec, regi
 from edge_runner.nodes._sequence import duration_ms, js_number
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 # Held messages (timers or rate-limit queue) are bounded; when full the OLDEST held message is
 # dropped and a warning logged (first drop, then every 1000th).
@@ -103,7 +103,7 @@ class DelayNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, DelayConfig):
             raise TypeError("delay node needs its own Config")

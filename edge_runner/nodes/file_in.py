@@ -98,7 +98,7 @@ class FileInNode(Node):
             self.format = "lines"  # pre-1.0 flows: "chunk" meant one message per line
 
     async def start(self) -> None:
-        self.root = data_dir(self.rt.engine)
+        self.root = data_dir(self.rt)
 
     def _filename(self, msg: Msg) -> Any:
         return filename_of(self, self.cfg.filename, self.cfg.filenameType, msg)
@@ -106,7 +106,7 @@ class FileInNode(Node):
     async def on_message(self, msg: Msg) -> None:
         name = self._filename(msg)
         try:
-            path = confine(self.root or data_dir(self.rt.engine), name)
+            path = confine(self.root or data_dir(self.rt), name)
             if path.is_dir():
                 raise NodeFailed(f"{name!r} is a directory, not a file")
             if self.format in ("utf8", ""):

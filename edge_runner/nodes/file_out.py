@@ -226,14 +226,14 @@ class FileOutNode(Node):
         self.failing = False
 
     async def start(self) -> None:
-        self.root = data_dir(self.rt.engine)
+        self.root = data_dir(self.rt)
 
     def _filename(self, msg: Msg) -> Any:
         return filename_of(self, self.cfg.filename, self.cfg.filenameType, msg)
 
     async def on_message(self, msg: Msg) -> None:
         cfg = self.cfg
-        root = self.root or data_dir(self.rt.engine)
+        root = self.root or data_dir(self.rt)
         name = self._filename(msg)
         try:
             path = confine(root, name)

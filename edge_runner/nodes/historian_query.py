@@ -21,7 +21,7 @@ from edge_runner.historian.base import (
 from edge_runner.historian.connection import CONNECTION_HELP, HistorianConnection, open_backend
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 
 class Config(HistorianConnection):
@@ -82,7 +82,7 @@ class HistorianQueryNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, Config):
             raise TypeError("historian-query needs its own Config")
@@ -90,7 +90,7 @@ class HistorianQueryNode(Node):
         self.backend: Any = None
 
     async def start(self) -> None:
-        self.backend = open_backend(self.cfg, self.rt.engine, self.rt.credentials.get("password"))
+        self.backend = open_backend(self.cfg, self.rt, self.rt.credentials.get("password"))
 
     def _window(self, msg: Msg) -> QueryWindow:
         from edge_runner.lib.timestamps import to_epoch_ms

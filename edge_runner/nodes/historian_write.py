@@ -34,9 +34,9 @@ from edge_runner.historian.connection import (
 )
 
 if TYPE_CHECKING:
+    from edge_runner.contract import NodeApi
     from edge_runner.historian.base import Point
     from edge_runner.historian.sqlite import Spool
-    from edge_runner.runtime.node_api import NodeRuntime
 
 log = logging.getLogger("edge_runner.historian")
 DRAIN_BATCH = 500
@@ -111,7 +111,7 @@ class HistorianWriteNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, Config):
             raise TypeError("historian-write needs its own Config")
@@ -129,7 +129,7 @@ class HistorianWriteNode(Node):
 
     async def start(self) -> None:
         cfg = self.cfg
-        self.backend = open_backend(cfg, self.rt.engine, self.rt.credentials.get("password"))
+        self.backend = open_backend(cfg, self.rt, self.rt.credentials.get("password"))
         self._wake = asyncio.Event()
         if cfg.backend == "sqlite":
             try:
@@ -141,9 +141,7 @@ class HistorianWriteNode(Node):
         else:
             from edge_runner.historian.sqlite import Spool
 
-            self.spool = Spool(
-                historian_root(self.rt.engine) / f"spool-{self.id}.sqlite3", cfg.maxSpool
-            )
+            self.spool = Spool(historian_root(self.rt) / f"spool-{self.id}.sqlite3", cfg.maxSpool)
             try:
                 await self.spool.open()
             except HistorianError as exc:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal, cast
 from pydantic import field_validator
 
 from edge_runner.contract import Category, NeedsUserFix, Node, NodeConfig, NodeSpec, register
-from edge_runner.runtime.http_routes import ResponseHandle, compile_path, router_for
+from edge_runner.runtime.http_routes import ResponseHandle, compile_path, router_of
 
 
 class Config(NodeConfig):
@@ -74,7 +74,7 @@ class HttpInNode(Node):
     async def start(self) -> None:
         if not self.cfg.url:
             raise NeedsUserFix("missing path: set the URL of this http in node")
-        router_for(self.rt.engine).add(
+        router_of(self.rt.services).add(
             self.cfg.method,
             self.cfg.url,
             self,
@@ -83,7 +83,7 @@ class HttpInNode(Node):
         )
 
     async def stop(self) -> None:
-        router_for(self.rt.engine).remove(self)
+        router_of(self.rt.services).remove(self)
 
     def handle(self, req: dict[str, Any], params: dict[str, str], res: ResponseHandle) -> None:
         """Called by the server for each matching request."""

@@ -215,7 +215,7 @@ class HttpRequestNode(Node):
         self.failing = False
 
     def _config_node(self, node_id: str, what: str) -> Any:
-        rt = self.rt.engine.nodes.get(node_id)
+        rt = self.rt.peer(node_id)
         if rt is None:
             raise NeedsUserFix(f"{what} configuration node {node_id!r} not found")
         return rt.node.config

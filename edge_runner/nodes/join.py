@@ -23,7 +23,7 @@ from edge_runner.nodes._sequence import (
 from edge_runner.runtime.typed import compile_jsonata, evaluate_jsonata
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 # Open groups are bounded; past this the oldest group is dropped with an error.
 MAX_GROUPS = 1000
@@ -131,7 +131,7 @@ class JoinNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, JoinConfig):
             raise TypeError("join node needs its own Config")

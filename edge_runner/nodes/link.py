@@ -20,6 +20,7 @@ from edge_runner.contract import (
     Category,
     Msg,
     Node,
+    NodeApi,
     NodeConfig,
     NodeFailed,
     NodeSpec,
@@ -137,7 +138,6 @@ class LinkOutNode(Node):
     config: LinkOutConfig
 
     def on_message(self, msg: Msg) -> None:
-        engine = self.rt.engine
         if self.config.mode == "return":
             stack = msg.get("_linkSource")
             if not isinstance(stack, list) or not stack:
@@ -145,17 +145,17 @@ class LinkOutNode(Node):
             entry = stack.pop()
             if len(stack) == 0:
                 del msg["_linkSource"]
-            caller = engine.nodes.get(str(entry.get("node"))) if isinstance(entry, dict) else None
+            caller = self.rt.peer(str(entry.get("node"))) if isinstance(entry, dict) else None
             if caller is None or not isinstance(caller.node, LinkCallNode):
                 raise NodeFailed("the link call node to return to no longer exists")
             caller.node.returned(entry.get("id"), msg)
             return
         first = True
         for target_id in self.config.links:
-            target = engine.nodes.get(target_id)
+            target = self.rt.peer(target_id)
             if target is None or target.type != "link in":
                 continue
-            engine.deliver(target, msg if first else clone_msg(msg))
+            target.receive(msg if first else clone_msg(msg))
             first = False
 
 
@@ -175,16 +175,15 @@ class LinkCallNode(Node):
         self.timeout = float(seconds)
         self.pending: dict[int, tuple[Msg, asyncio.TimerHandle | None]] = {}
 
-    def _target(self, msg: Msg) -> Any:
-        engine = self.rt.engine
+    def _target(self, msg: Msg) -> NodeApi:
         if self.config.linkType == "dynamic":
             wanted = msg.get("target")
             if not isinstance(wanted, str) or not wanted:
                 raise NodeFailed("msg.target must name the link in node to call")
-            found = engine.nodes.get(wanted)
+            found = self.rt.peer(wanted)
             if found is not None and found.type == "link in" and not found.defn_instance:
                 return found
-            named = engine.link_ins_by_name.get(wanted, [])
+            named = self.rt.link_ins_named(wanted)
             if len(named) > 1:
                 raise NodeFailed(f"multiple link in nodes named {wanted!r}")
             if not named:
@@ -192,7 +191,7 @@ class LinkCallNode(Node):
             return named[0]
         if not self.config.links:
             raise NodeFailed("no link in node selected")
-        found = engine.nodes.get(self.config.links[0])
+        found = self.rt.peer(self.config.links[0])
         if found is None or found.type != "link in":
             raise NodeFailed(f"target link in node {self.config.links[0]!r} not found")
         return found
@@ -211,7 +210,7 @@ class LinkCallNode(Node):
             *(stack if isinstance(stack, list) else []),
             {"id": event_id, "node": self.id},
         ]
-        self.rt.engine.deliver(target, msg)
+        target.receive(msg)
 
     def returned(self, event_id: Any, msg: Msg) -> None:
         entry = self.pending.pop(event_id, None) if isinstance(event_id, int) else None

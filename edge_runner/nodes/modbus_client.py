@@ -168,7 +168,7 @@ class ModbusClientNode(Node):
     async def start(self) -> None:
         if self.cfg.clienttype == "tcp" and not self.cfg.tcpHost.strip():
             raise NeedsUserFix("tcpHost is empty")
-        self.connection = modbus.acquire(self.endpoint)
+        self.connection = modbus.pool_of(self.rt.services).acquire(self.endpoint)
         self.connection.add_listener(self, self._on_state)
 
     def _on_state(self, state: State, detail: str) -> None:
@@ -181,7 +181,7 @@ class ModbusClientNode(Node):
         conn, self.connection = self.connection, None
         if conn is not None:
             conn.remove_listener(self)
-            await modbus.release(conn)
+            await modbus.pool_of(self.rt.services).release(conn)
 
 
 def attach(

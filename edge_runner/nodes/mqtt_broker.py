@@ -280,7 +280,7 @@ class MqttBrokerNode(Node):
         )
 
     async def start(self) -> None:
-        self.connection = mqtt.acquire(self.endpoint())
+        self.connection = mqtt.pool_of(self.rt.services).acquire(self.endpoint())
         self.connection.add_listener(self, self._on_state)
 
     def _on_state(self, state: State, detail: str) -> None:
@@ -293,7 +293,7 @@ class MqttBrokerNode(Node):
         conn, self.connection = self.connection, None
         if conn is not None:
             conn.remove_listener(self)
-            await mqtt.release(conn)
+            await mqtt.pool_of(self.rt.services).release(conn)
 
 
 def broker_of(node: Node, broker_id: str) -> MqttBrokerNode:

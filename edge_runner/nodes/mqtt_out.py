@@ -36,17 +36,13 @@ FLUSH_BATCH = 100
 
 def data_dir(node: Node) -> Path:
     """Where the runner keeps node data: ``$MANIFOLD_RUNNER_DATA_DIR``, else the engine's
-    userdir (or the folder of its credentials file), else a folder in the temp dir."""
+    userdir (which holds its credentials file), else a folder in the temp dir."""
     given = os.environ.get(DATA_DIR_ENV)
     if given:
         return Path(given)
-    engine = node.rt.engine
-    userdir = getattr(engine, "userdir", None)
+    userdir = node.rt.userdir
     if userdir:
         return Path(userdir)
-    cred_path = getattr(getattr(engine, "credentials", None), "path", None)
-    if cred_path:
-        return Path(cred_path).parent
     return Path(tempfile.gettempdir()) / f"manifold-runner-{os.getuid()}"
 
 

@@ -28,8 +28,8 @@ from edge_runner.contract import (
 )
 
 if TYPE_CHECKING:
+    from edge_runner.contract import NodeApi
     from edge_runner.runtime.model_store import ModelInfo
-    from edge_runner.runtime.node_api import NodeRuntime
 
 DType = Literal[
     "", "float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool", "str"
@@ -203,7 +203,7 @@ class OnnxInferNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, Config):
             raise TypeError("onnx-infer needs its own Config")
@@ -221,7 +221,7 @@ class OnnxInferNode(Node):
         from edge_runner.runtime.model_store import ModelStoreError, describe_session, store_for
 
         cfg = self.cfg
-        store = store_for(self.rt.engine)
+        store = store_for(self.rt)
         try:
             data = store.load(cfg.model)
         except ModelStoreError as exc:

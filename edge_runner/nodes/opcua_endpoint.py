@@ -142,7 +142,7 @@ class OpcUaEndpoint(Node):
 
     def settings(self) -> EndpointSettings:
         cfg = self.cfg
-        base = data_dir(self.rt.engine)
+        base = data_dir(self.rt)
         creds = self.rt.credentials
         username, password = str(creds.get("user") or ""), str(creds.get("password") or "")
         if cfg.authType == "username" and not username:

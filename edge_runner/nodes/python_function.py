@@ -34,7 +34,7 @@ from edge_runner.contract import (
     NodeStatus,
     register,
 )
-from edge_runner.runtime.watchdog import DEFAULT_LIMIT_S, WATCHDOG, Frame, WatchdogInterrupt
+from edge_runner.runtime.watchdog import DEFAULT_LIMIT_S, Frame, WatchdogInterrupt, watchdog_of
 
 CRASH_KILLS = 5
 CRASH_WINDOW_S = 60.0
@@ -280,6 +280,7 @@ class PythonFunctionNode(Node):
         runtime.manual_done = "node.done" in cfg.func
         self.api = FunctionApi(self)
         self.env_api = EnvApi(runtime)
+        self.watchdog = watchdog_of(runtime.services)
         self.crashed = False
         self.kills: deque[float] = deque(maxlen=CRASH_KILLS)
         self.dropped = 0
@@ -296,7 +297,7 @@ class PythonFunctionNode(Node):
                 self.globals[var] = importlib.import_module(module)
             except ImportError as exc:
                 raise NodeFailed(f"cannot import module {module!r}: {exc}") from exc
-        WATCHDOG.acquire()
+        self.watchdog.acquire()
         self._watching = True
         if self.setup is not None:
             await self._run_hook(self.setup, "initialize")
@@ -305,14 +306,15 @@ class PythonFunctionNode(Node):
         fn, is_coroutine = hook
         rt = self.rt
         frame = Frame(self.filename, self.limit)
-        WATCHDOG.stack.append(frame)
+        stack = self.watchdog.stack
+        stack.append(frame)
         try:
             try:
                 result = fn(self.api, rt.context, rt.flow, rt.global_, self.env_api)
             finally:
                 frame.in_own = False
-                if WATCHDOG.stack and WATCHDOG.stack[-1] is frame:
-                    WATCHDOG.stack.pop()
+                if stack and stack[-1] is frame:
+                    stack.pop()
             if is_coroutine or hasattr(result, "__await__"):
                 await result
         except WatchdogInterrupt as exc:
@@ -330,7 +332,7 @@ class PythonFunctionNode(Node):
         finally:
             if self._watching:
                 self._watching = False
-                WATCHDOG.release()
+                self.watchdog.release()
 
     # ------------------------------------------------------------------ messages
     def on_message(self, msg: Msg) -> None:
@@ -350,7 +352,7 @@ class PythonFunctionNode(Node):
         saved_frame, saved_id = api._frame, api._msgid
         api._frame = frame
         msgid = api._msgid = msg.get("_msgid")
-        stack = WATCHDOG.stack
+        stack = self.watchdog.stack
         try:
             stack.append(frame)
             try:
@@ -414,7 +416,7 @@ class PythonFunctionNode(Node):
             self.rt.error(failed, msg)
         else:
             if self.rt.watched and not self.rt.manual_done:
-                self.rt.engine.completed(self.rt, msg)
+                self.rt.done(msg)
 
     def _interrupted(self, exc: WatchdogInterrupt, msg: Msg) -> None:
         now = time.monotonic()

@@ -11,7 +11,7 @@ from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeSpec, regi
 from edge_runner.nodes._sequence import UNDEFINED, compile_path, get_path, js_number, set_path
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 
 class Config(NodeConfig):
@@ -80,7 +80,7 @@ class RangeNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, Config):
             raise TypeError("range node needs its own Config")

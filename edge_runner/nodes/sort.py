@@ -19,7 +19,7 @@ from edge_runner.nodes._sequence import (
 from edge_runner.runtime.typed import compile_jsonata, evaluate_jsonata
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 MAX_HELD = 10_000  # messages of unfinished sequences; past this they are dropped with an error
 
@@ -89,7 +89,7 @@ class SortNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, SortConfig):
             raise TypeError("sort node needs its own Config")

@@ -19,7 +19,7 @@ from edge_runner.nodes._sequence import (
 )
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 
 class Config(NodeConfig):
@@ -98,7 +98,7 @@ class SplitNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, SplitConfig):
             raise TypeError("split node needs its own Config")

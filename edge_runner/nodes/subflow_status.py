@@ -89,6 +89,6 @@ class SubflowStatus(Node):
 
     def on_message(self, msg: Msg) -> None:
         status = status_of(msg)
-        instance = self.rt.engine.nodes.get(self.rt.z)
+        instance = self.rt.peer(self.rt.z)
         if status is not None and instance is not None:
             instance.status(status)

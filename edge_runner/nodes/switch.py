@@ -40,7 +40,7 @@ from edge_runner.runtime.typed import compile_jsonata, evaluate_jsonata
 if TYPE_CHECKING:
     import re
 
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 RuleType = Literal[
     "eq",
@@ -173,7 +173,7 @@ class SwitchNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, Config):
             raise TypeError("switch node needs its own Config")

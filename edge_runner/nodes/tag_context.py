@@ -29,7 +29,7 @@ from edge_runner.lib.timestamps import opcua_ticks as opcua_ticks
 from edge_runner.lib.timestamps import to_epoch_ms as to_epoch_ms
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 QUALITIES = ("good", "uncertain", "bad")
 # keys a reading object may carry (anything else makes it a {tag: value} map)
@@ -135,7 +135,7 @@ class TagContextNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, Config):
             raise TypeError("tag-context needs its own Config")

@@ -21,7 +21,7 @@ from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeFailed, No
 from edge_runner.nodes._sequence import UNDEFINED, compile_path, context_key, js_string, set_path
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 # --------------------------------------------------------------------------- mustache
 
@@ -272,7 +272,7 @@ class TemplateNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, TemplateConfig):
             raise TypeError("template node needs its own Config")

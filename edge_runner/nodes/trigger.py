@@ -20,7 +20,7 @@ from edge_runner.nodes._sequence import (
 from edge_runner.nodes.template import TemplateError, _Renderer, parse_mustache
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 OpType = Literal[
     "str",
@@ -126,7 +126,7 @@ class TriggerNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, TriggerConfig):
             raise TypeError("trigger node needs its own Config")

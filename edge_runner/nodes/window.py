@@ -25,7 +25,7 @@ from edge_runner.contract import (
 )
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 Feature = Literal["mean", "std", "min", "max", "rms", "peak", "p2p"]
 ALL_FEATURES: tuple[Feature, ...] = ("mean", "std", "min", "max", "rms", "peak", "p2p")
@@ -147,7 +147,7 @@ class WindowNode(Node):
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
 
-    def __init__(self, runtime: NodeRuntime, config: NodeConfig) -> None:
+    def __init__(self, runtime: NodeApi, config: NodeConfig) -> None:
         super().__init__(runtime, config)
         if not isinstance(config, Config):
             raise TypeError("window needs its own Config")

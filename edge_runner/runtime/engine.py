@@ -62,6 +62,7 @@ from edge_runner.runtime.loader import (  # noqa: F401  # re-exported for caller
 from edge_runner.runtime.node_api import NodeRuntime
 from edge_runner.runtime.planner import DEPLOY_KINDS, plan_deploy
 from edge_runner.runtime.routing import Router
+from edge_runner.runtime.services import EngineServices
 
 if TYPE_CHECKING:
     from edge_runner.contract import NodeConfig
@@ -151,6 +152,8 @@ class Engine(Router):
         self._secrets: set[str] = set()
         self._flow_contexts: dict[str, Context] = {}
         self.started_at = time.time()
+        # this engine's connection pools, route table and watchdog: never shared with another
+        self.services = EngineServices()
         Router.__init__(self)
 
     # ------------------------------------------------------------------ directories
@@ -460,13 +463,15 @@ class Engine(Router):
             rt.last_status = None
 
     async def stop(self) -> None:
-        """Stop every node and flush the context stores (shutdown)."""
+        """Stop every node, close this engine's services (connection pools, routes, watchdog)
+        and flush the context stores (shutdown)."""
         self._warm_up.cancel()
         self.emit("notification/runtime-state", {"state": "stop"})
         await self.stop_nodes(list(self.nodes.values()))
         self.nodes = {}
         self.state = "stop"
         self.reindex()
+        await self.services.close()
         await self.context_stores.close()
         if self._temp_data_dir is not None:
             shutil.rmtree(self._temp_data_dir, ignore_errors=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
+
+from edge_runner.contract import Services
 
 METHODS = ("get", "post", "put", "delete", "patch")
 
@@ -151,15 +152,22 @@ class HttpRouter:
         return any(r.regex.match(path) for r in self.routes)
 
 
-_ROUTERS: weakref.WeakKeyDictionary[object, HttpRouter] = weakref.WeakKeyDictionary()
+ROUTER_KEY = "http.routes"
 
 
-def router_for(engine: object) -> HttpRouter:
+class _HasServices(Protocol):
+    @property
+    def services(self) -> Services: ...
+
+
+def router_of(services: Services) -> HttpRouter:
+    """The route table of one engine, an engine service (``http in`` nodes add to it)."""
+    return services.get(ROUTER_KEY, HttpRouter)
+
+
+def router_for(engine: _HasServices) -> HttpRouter:
     """The router of ``engine`` (created on first use; the server and ``http in`` share it)."""
-    router = _ROUTERS.get(engine)
-    if router is None:
-        router = _ROUTERS[engine] = HttpRouter()
-    return router
+    return router_of(engine.services)
 
 
 def parse_query(query: list[tuple[str, str]]) -> dict[str, Any]:

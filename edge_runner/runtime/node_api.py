@@ -1,4 +1,7 @@
-"""What the engine gives one node instance: sending, status, logging, context, env."""
+"""What the engine gives one node instance: ``NodeRuntime``, the engine's implementation of
+the contract's ``NodeApi`` (sending, status, logging, context, env, per-engine services).
+
+The engine is held privately: nodes are typed against ``NodeApi`` and never reach it."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import asyncio
 import logging
 import os
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_runner.contract import Msg, Node, NodeStatus, clone_msg, new_msgid
+from edge_runner.contract import Msg, Node, NodeApi, NodeStatus, clone_msg, new_msgid
 from edge_runner.runtime.context import Context
 from edge_runner.runtime.typed import evaluate
 
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from edge_runner.contract import NodeConfig
     from edge_runner.runtime.engine import Engine
     from edge_runner.runtime.flows import NodeDef
+    from edge_runner.runtime.services import EngineServices
 
 log = logging.getLogger("edge_runner.node")
 
@@ -35,7 +40,7 @@ class NodeRuntime:
         env: dict[str, Any] | None = None,
         defn: NodeDef | None = None,
     ) -> None:
-        self.engine = engine
+        self._engine = engine
         self.raw = raw
         self.defn = defn
         self.id: str = raw["id"]
@@ -73,17 +78,17 @@ class NodeRuntime:
     def context(self) -> Context:
         if self._context is None:
             self._context = Context(
-                self.engine.context, f"node:{self.id}", self.engine.context_stores
+                self._engine.context, f"node:{self.id}", self._engine.context_stores
             )
         return self._context
 
     @property
     def flow(self) -> Context:
-        return self.engine.flow_context(self.z)
+        return self._engine.flow_context(self.z)
 
     @property
     def global_(self) -> Context:
-        return self.engine.global_context
+        return self._engine.global_context
 
     def env(self, name: str) -> Any:
         """Node built-ins, then group chain / subflow instance / tab, then the engine's env,
@@ -92,15 +97,34 @@ class NodeRuntime:
             return self.env_vars[name]
         if self.defn is not None:
             return self.defn.env.get(name)
-        return self.engine.env(self.z, name)
+        return self._engine.env(self.z, name)
 
     def config_node(self, node_id: Any) -> Node | None:
         """The running config node (or any node) with this id, e.g. a broker or endpoint."""
-        rt = self.engine.nodes.get(node_id) if isinstance(node_id, str) else None
+        rt = self._engine.nodes.get(node_id) if isinstance(node_id, str) else None
         return rt.node if rt is not None else None
+
+    def peer(self, node_id: str) -> NodeRuntime | None:
+        return self._engine.nodes.get(node_id)
+
+    def link_ins_named(self, name: str) -> list[NodeApi]:
+        return list(self._engine.link_ins_by_name.get(name, ()))
 
     def evaluate(self, value: Any, vtype: str | None, msg: Msg | None = None) -> Any:
         return evaluate(self, value, vtype, msg)
+
+    # ---------------------------------------------------------------- services / paths
+    @property
+    def services(self) -> EngineServices:
+        return self._engine.services
+
+    @property
+    def data_dir(self) -> Path:
+        return self._engine.data_dir
+
+    @property
+    def userdir(self) -> Path | None:
+        return self._engine.userdir
 
     # ---------------------------------------------------------------- messaging
     def send(self, msg: Msg | list[Any] | None, clone: bool = False) -> None:
@@ -124,7 +148,7 @@ class NodeRuntime:
             if "_msgid" not in msg:
                 msg["_msgid"] = new_msgid()
             if len(wires) == 1:  # the common case: one wire, no copy
-                self.engine.deliver(wires[0], clone_msg(msg) if clone else msg)
+                self._engine.deliver(wires[0], clone_msg(msg) if clone else msg)
                 return
             events = [(target, msg) for target in wires]
         else:
@@ -150,7 +174,7 @@ class NodeRuntime:
                 target, one = events[0]
                 if not one.get("_msgid"):
                     one["_msgid"] = new_msgid()
-                self.engine.deliver(target, clone_msg(one) if clone else one)
+                self._engine.deliver(target, clone_msg(one) if clone else one)
                 return
             if not events:
                 return
@@ -159,7 +183,7 @@ class NodeRuntime:
             for _, one in events:
                 if not one.get("_msgid"):
                     one["_msgid"] = msgid
-        deliver = self.engine.deliver
+        deliver = self._engine.deliver
         if len(events) == 1:
             target, one = events[0]
             deliver(target, clone_msg(one) if clone else one)
@@ -173,7 +197,7 @@ class NodeRuntime:
         """Deliver a message into this node as if a wire brought it."""
         if "_msgid" not in msg:
             msg["_msgid"] = new_msgid()
-        self.engine.deliver(self, msg)
+        self._engine.deliver(self, msg)
 
     def enqueue(self, msg: Msg) -> None:
         if len(self.queue) >= self.queue_limit:
@@ -198,25 +222,28 @@ class NodeRuntime:
                 self.error(exc, msg)
             else:
                 if self.watched and not self.manual_done:
-                    self.engine.completed(self, msg)
+                    self._engine.completed(self, msg)
 
     def done(self, msg: Msg) -> None:
         """The node finished ``msg`` (for nodes with ``manual_done``): feeds complete nodes."""
         if self.watched:
-            self.engine.completed(self, msg)
+            self._engine.completed(self, msg)
 
     # ---------------------------------------------------------------- reporting
     def status(self, status: NodeStatus) -> None:
         if status == self.last_status:
             return
         self.last_status = status
-        self.engine.node_status(self, status)
+        self._engine.node_status(self, status)
 
     def warn(self, text: Any) -> None:
-        self.engine.node_log(self, 30, text, None)
+        self._engine.node_log(self, 30, text, None)
 
     def error(self, err: Any, msg: Msg | None = None) -> None:
-        self.engine.node_error(self, err, msg)
+        self._engine.node_error(self, err, msg)
+
+    def emit_debug(self, item: dict[str, Any]) -> None:
+        self._engine.emit("debug", item)
 
     def log(self, text: Any) -> None:
         log.info("[%s:%s] %s", self.type, self.name or self.id, text)

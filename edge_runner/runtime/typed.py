@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from edge_runner.contract import Msg, NodeFailed, get_property
 
 if TYPE_CHECKING:
-    from edge_runner.runtime.node_api import NodeRuntime
+    from edge_runner.contract import NodeApi
 
 _INT = re.compile(r"[+-]?\d+")
 _HEX = re.compile(r"0[xX][0-9a-fA-F]+")
@@ -62,7 +62,7 @@ def compile_jsonata(expression: str) -> Any:
 
 
 def evaluate_jsonata(
-    rt: NodeRuntime | None, expression: str, msg: Msg | None, bindings: dict[str, Any] | None = None
+    rt: NodeApi | None, expression: str, msg: Msg | None, bindings: dict[str, Any] | None = None
 ) -> Any:
     expr = compile_jsonata(expression)
     frame = expr.create_frame()
@@ -151,7 +151,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def evaluate(rt: NodeRuntime | None, value: Any, vtype: str | None, msg: Msg | None = None) -> Any:
+def evaluate(rt: NodeApi | None, value: Any, vtype: str | None, msg: Msg | None = None) -> Any:
     """Evaluate a typed input the way RED.util.evaluateNodeProperty does."""
     vtype = vtype or "str"
     if vtype == "str":

@@ -2,7 +2,8 @@
 
 How it works (RELIABILITY family 27):
 
-* Every python-function call pushes a ``Frame`` on ``WATCHDOG.stack``; ``node.send`` from the
+* Each engine has its own watchdog (an engine service, ``watchdog_of(services)``); every
+  python-function call pushes a ``Frame`` on its ``stack``; ``node.send`` from the
   body pauses the frame's clock while downstream nodes run, so a frame's ``own`` time is time
   spent in *its* body only (a generator that sends 200 000 messages is not a hog; a
   ``while True: pass`` is).
@@ -28,6 +29,8 @@ import signal
 import threading
 import time
 from typing import Any
+
+from edge_runner.contract import Services
 
 log = logging.getLogger("edge_runner.watchdog")
 
@@ -82,7 +85,7 @@ def rss_mib() -> float:
 
 
 class Watchdog:
-    """Process-wide: there is one main thread to protect. Users ``acquire``/``release`` it."""
+    """One engine's watchdog: its frames, its thread. Users ``acquire``/``release`` it."""
 
     def __init__(self, interval: float = INTERVAL_S) -> None:
         self.stack: list[Frame] = []
@@ -107,7 +110,7 @@ class Watchdog:
             self._target_ident = threading.get_ident()
             self._use_signal = threading.current_thread() is threading.main_thread()
             if self._use_signal:
-                signal.signal(signal.SIGUSR2, self._on_signal)
+                _arm(self)
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="manifold-watchdog", daemon=True)
             self._thread.start()
@@ -115,7 +118,16 @@ class Watchdog:
     def release(self) -> None:
         with self._lock:
             self._users = max(0, self._users - 1)
-            if self._users or self._thread is None:
+            if self._users:
+                return
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching (engine shutdown, or the last user released it)."""
+        with self._lock:
+            self._users = 0
+            _disarm(self)
+            if self._thread is None:
                 return
             self._stop.set()
             thread, self._thread = self._thread, None
@@ -158,11 +170,37 @@ class Watchdog:
                 ctypes.c_ulong(self._target_ident), ctypes.py_object(WatchdogInterrupt)
             )
 
-    def _on_signal(self, _signum: int, _frame: Any) -> None:
+    def on_signal(self, _signum: int, _frame: Any) -> None:
         frame, self._pending = self._pending, None
         stack = self.stack
         if frame is not None and stack and stack[-1] is frame and frame.in_own:
             raise WatchdogInterrupt(frame.reason or "time limit exceeded")
 
 
-WATCHDOG = Watchdog()
+WATCHDOG_KEY = "function.watchdog"
+
+
+def watchdog_of(services: Services) -> Watchdog:
+    """The engine's watchdog (an engine service)."""
+    return services.get(WATCHDOG_KEY, Watchdog)
+
+
+# Signal handlers are process-wide while watchdogs are per engine: one handler passes SIGUSR2 to
+# every armed watchdog, and each raises only for the frame it asked to interrupt.
+_ARMED: list[Watchdog] = []
+
+
+def _arm(watchdog: Watchdog) -> None:
+    signal.signal(signal.SIGUSR2, _on_signal)
+    if watchdog not in _ARMED:
+        _ARMED.append(watchdog)
+
+
+def _disarm(watchdog: Watchdog) -> None:
+    if watchdog in _ARMED:
+        _ARMED.remove(watchdog)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    for watchdog in list(_ARMED):
+        watchdog.on_signal(signum, frame)

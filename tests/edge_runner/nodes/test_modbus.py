@@ -152,8 +152,11 @@ async def test_two_client_nodes_on_one_endpoint_share_one_connection(plc: Plc) -
     async with FlowHarness(flow) as h:
         await h.wait("cap", 2)
         assert h.node("mb").connection is h.node("mb2").connection  # type: ignore[attr-defined]  # Node base type; the config node defines it
-        assert len(modbus.POOL) == 1
-    assert len(modbus.POOL) == 0
+        pool = modbus.pool_of(h.engine.services)
+        assert len(pool) == 1
+        conn = h.node("mb").connection  # type: ignore[attr-defined]  # ModbusClientNode
+    assert len(pool) == 0
+    assert conn.state == "closed"
 
 
 async def test_read_on_input_with_an_override(plc: Plc) -> None:

@@ -286,9 +286,11 @@ async def test_broker_nodes_for_one_endpoint_share_one_connection(base: str) -> 
     async with FlowHarness(flow) as h:
         await connected(h, "in")
         assert h.node("bk").connection is h.node("bk2").connection  # type: ignore[attr-defined]  # Node base type; the config node defines it
+        pool = mqtt.pool_of(h.engine.services)
+        assert len(pool) == 1
         h.receive("out", {"payload": "loop"})
         assert (await h.wait("cap"))[0]["payload"] == "loop"
-    assert len(mqtt.POOL) == 0
+    assert len(pool) == 0
 
 
 async def test_birth_and_close_messages(base: str) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from edge_runner.nodes.python_function import PythonFunctionNode
-from edge_runner.runtime.engine import DeployError
-from edge_runner.runtime.watchdog import WATCHDOG
+from edge_runner.runtime.engine import DeployError, Engine
+from edge_runner.runtime.watchdog import watchdog_of
 from edge_runner.testing import FlowHarness
 
 pytestmark = pytest.mark.asyncio
@@ -279,7 +279,8 @@ async def test_watchdog_overhead_per_call_is_small() -> None:
             f"{bare * 1e9:.0f} ns bare body call (overhead {(per_call - bare) * 1e9:.0f} ns)"
         )
         assert per_call - bare < 2e-6
-        assert not WATCHDOG.stack
+        assert not node.watchdog.stack
+        assert node.watchdog is watchdog_of(h.engine.services)
 
 
 async def test_memory_hog_is_interrupted_at_the_soft_rss_limit() -> None:
@@ -294,16 +295,13 @@ async def test_memory_hog_is_interrupted_at_the_soft_rss_limit() -> None:
         {"id": "c", "type": "catch", "wires": [["errs"]]},
         {"id": "errs", "type": "helper"},
     ]
-    saved = WATCHDOG.rss_limit_mib
-    WATCHDOG.rss_limit_mib = rss_mib() + 150
-    try:
-        async with FlowHarness(flow) as h:
-            started = time.monotonic()
-            h.receive("hog", {})
-            took = time.monotonic() - started
-            (err,) = await h.wait("errs")
-            print(f"\nmemory hog stopped after {took * 1000:.0f} ms")
-            assert "memory limit exceeded" in err["error"]["message"]
-            assert took < 5
-    finally:
-        WATCHDOG.rss_limit_mib = saved
+    engine = Engine()  # the limit is this engine's: its watchdog is its own service
+    watchdog_of(engine.services).rss_limit_mib = rss_mib() + 150
+    async with FlowHarness(flow, engine=engine) as h:
+        started = time.monotonic()
+        h.receive("hog", {})
+        took = time.monotonic() - started
+        (err,) = await h.wait("errs")
+        print(f"\nmemory hog stopped after {took * 1000:.0f} ms")
+        assert "memory limit exceeded" in err["error"]["message"]
+        assert took < 5
