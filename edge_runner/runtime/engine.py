@@ -16,6 +16,11 @@ deployed type nobody registers is rejected like any other bad node.
 Directories: ``userdir`` (flows, credentials, context) and ``data_dir`` (where nodes keep
 files: ``<userdir>/data``, else ``$MANIFOLD_RUNNER_DATA_DIR``, else a private temp dir).
 
+Per-instance services (STYLE rule 12): ``services`` holds this engine's connection pools,
+``http in`` route table and function watchdog; ``nodes`` is its registry of running nodes. Nodes
+see only the contract's ``NodeApi`` (``node_api.NodeRuntime``), never the engine, so two engines
+in one process share nothing live (``tests/edge_runner/test_two_engines.py``).
+
 Events (``subscribe``): ``debug`` (node warnings/errors and debug output), ``status/<id>``,
 ``notification/runtime-state`` and ``notification/runtime-deploy`` like Node-RED's /comms.
 """

@@ -36,6 +36,9 @@ NODES_PACKAGE = "edge_runner.nodes"
 INDEX_PATH = Path(__file__).resolve().parent.parent / "nodes" / "_index.json"
 INDEX_VERSION = 1
 
+# Process-wide on purpose: these describe imported modules and immutable node classes, which
+# Python shares per process anyway. What runs (the node instances, their connections, routes
+# and watchdog) is per engine: ``Engine.nodes`` and ``Engine.services``.
 FAILED_NODE_MODULES: dict[str, str] = {}  # module -> error, for diagnostics
 _state = {"all_loaded": False}
 _index: dict[str, str] | None = None
