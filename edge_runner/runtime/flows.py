@@ -38,6 +38,7 @@ from edge_runner.runtime.env import (  # noqa: F401  # EnvScope and GlobalEnv re
 SUBFLOW_PREFIX = "subflow:"
 T = TypeVar("T")
 MAX_SUBFLOW_DEPTH = 16
+MAX_PORTS = 1000  # outputs of one node; Node-RED's editor offers far fewer
 
 
 def _err(raw: dict[str, Any], text: str) -> dict[str, Any]:
@@ -112,6 +113,21 @@ class FlowModel:
 _STRUCTURE_TYPES = frozenset({"tab", "subflow", "group"})
 
 
+def _shape_error(raw: dict[str, Any]) -> str:
+    """What is wrong with the shape of a node's structural keys (Node-RED writes strings and
+    lists of lists there; anything else would crash the lookups that follow)."""
+    for key in ("z", "g"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            return f"{key} must be a string id, got {type(raw[key]).__name__}"
+    wires = raw.get("wires")
+    if wires is not None and not (
+        isinstance(wires, list)
+        and all(isinstance(port, list) and all(isinstance(t, str) for t in port) for port in wires)
+    ):
+        return "wires must be a list of lists of node ids"
+    return ""
+
+
 def parse_flows(
     flows: Any, global_env: EnvScope, credentials: dict[str, dict[str, Any]] | None = None
 ) -> FlowModel:
@@ -141,6 +157,10 @@ def parse_flows(
             continue
         if raw["id"] in model.known:
             model.errors.append(_err(raw, "duplicate node id"))
+            continue
+        shape_error = _shape_error(raw)
+        if shape_error:
+            model.errors.append(_err(raw, shape_error))
             continue
         model.known.add(raw["id"])
         kind = raw["type"]
@@ -264,7 +284,8 @@ def _expand_instance(
     for source in (sf.get("env"), inst.raw.get("env")):
         if isinstance(source, list):
             for entry in source:
-                merged[entry.get("name") if isinstance(entry, dict) else id(entry)] = entry
+                name = entry.get("name") if isinstance(entry, dict) else None
+                merged[name if isinstance(name, str) else id(entry)] = entry
         elif source not in (None, ""):
             merged[id(source)] = source  # reported as malformed below
     creds = {**model.credentials.get(sf_id, {}), **model.credentials.get(inst.id, {})}
@@ -280,7 +301,7 @@ def _expand_instance(
     members = [m for m in by_subflow.get(sf_id, []) if m.get("d") is not True]
     id_map = {m["id"]: f"{inst.id}.{m['id']}" for m in members}
     external = inst.wires()
-    out_ports = list(sf.get("out") or [])
+    out_ports = _list(sf.get("out"))
     status_id = ""
     status = sf.get("status")
     if isinstance(status, dict):
@@ -297,18 +318,21 @@ def _expand_instance(
             targets = [status_id]
         else:
             targets = external[k] if k < len(external) else []
-        for source in (port.get("wires") if isinstance(port, dict) else None) or []:
+        for source in _list(port.get("wires") if isinstance(port, dict) else None):
             if not isinstance(source, dict):
                 continue
+            port_no = source.get("port") or 0
             if source.get("id") == sf_id:  # input wired straight to this output
                 passthrough.extend(targets)
+            elif isinstance(port_no, int) and 0 <= port_no < MAX_PORTS:
+                extra.setdefault((str(source.get("id")), port_no), []).extend(targets)
             else:
-                extra.setdefault((str(source.get("id")), int(source.get("port") or 0)), []).extend(
-                    targets
+                model.errors.append(
+                    _err(sf, f"output {k + 1} is wired from port {port_no!r} of a node")
                 )
     entries: list[str] = []
-    for port in sf.get("in") or []:
-        for target in (port.get("wires") if isinstance(port, dict) else None) or []:
+    for port in _list(sf.get("in")):
+        for target in _list(port.get("wires") if isinstance(port, dict) else None):
             if isinstance(target, dict) and target.get("id") in id_map:
                 entries.append(id_map[target["id"]])
     # The instance forwards its input to the entry nodes (and straight through, if wired so).
@@ -351,6 +375,11 @@ def _expand_instance(
             status_id, status_raw, inst.id, inst.tab, scope, path, "", inst.id
         )
         model.known.add(status_id)
+
+
+def _list(value: Any) -> list[Any]:
+    """A subflow's port list as written; any other shape wires nothing (and cannot crash)."""
+    return value if isinstance(value, list) else []
 
 
 def _remap(value: Any, id_map: dict[str, str]) -> Any:

@@ -61,6 +61,38 @@ NODE = st.fixed_dictionaries(
     },
 )
 FLOWS = st.one_of(st.lists(st.one_of(NODE, JSON), max_size=8), JSON)
+# Node-RED's structural keys holding any JSON shape ("z": {...}, "wires": {"a": 1}, a port
+# "wires" entry of {"id": [], "port": "x"}): per-node errors, never a crash (issue #7).
+ANY_SHAPE = st.one_of(IDS, JSON)
+PORT = st.fixed_dictionaries(
+    {},
+    optional={
+        "wires": st.one_of(
+            JSON, st.lists(st.fixed_dictionaries({"id": ANY_SHAPE, "port": JSON}), max_size=2)
+        )
+    },
+)
+SHAPED_NODE = st.fixed_dictionaries(
+    {"id": ANY_SHAPE, "type": st.one_of(TYPES, JSON)},
+    optional={
+        "z": ANY_SHAPE,
+        "g": ANY_SHAPE,
+        "d": JSON,
+        "disabled": JSON,
+        "wires": st.one_of(JSON, st.lists(st.lists(ANY_SHAPE, max_size=3), max_size=3)),
+        "env": st.one_of(
+            JSON,
+            st.lists(
+                st.fixed_dictionaries({"name": ANY_SHAPE, "value": JSON, "type": JSON}), max_size=2
+            ),
+        ),
+        "in": st.one_of(JSON, st.lists(PORT, max_size=2)),
+        "out": st.one_of(JSON, st.lists(PORT, max_size=2)),
+        "status": st.one_of(JSON, PORT),
+        "scope": JSON,
+        "links": st.one_of(JSON, st.lists(ANY_SHAPE, max_size=2)),
+    },
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -80,6 +112,24 @@ def test_generated_flows_deploy_or_fail_with_per_node_errors(
             if errors:
                 assert all(isinstance(e.get("error"), str) for e in errors)
                 assert engine.nodes == before  # a rejected deploy changes nothing
+        await engine.stop()
+
+    asyncio.run(run())
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flows=st.lists(SHAPED_NODE, max_size=6))
+def test_any_shape_of_structural_keys_gives_per_node_errors(flows: list[Any]) -> None:
+    async def run() -> None:
+        engine = Engine()
+        errors: list[dict[str, Any]] = []
+        try:
+            await engine.deploy(flows, "full")
+        except DeployError as exc:
+            errors = exc.errors or [{"error": None}]
+        if errors:
+            assert all(isinstance(e.get("error"), str) for e in errors)
+            assert engine.nodes == {}
         await engine.stop()
 
     asyncio.run(run())
