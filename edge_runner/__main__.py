@@ -36,6 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
         "$EDGE_RUNNER_CREDENTIAL_SECRET, else one generated in the userdir)",
     )
     serve.add_argument(
+        "--admin-token-file",
+        default=None,
+        metavar="PATH",
+        help="file holding the token the Admin API and /comms require as "
+        "Authorization: Bearer <token> (default: $MANIFOLD_RUNNER_ADMIN_TOKEN; without a "
+        "token only a loopback --host is accepted)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a Host name the Admin API accepts besides loopback ones (repeatable; also "
+        "comma-separated in $MANIFOLD_RUNNER_ALLOWED_HOSTS)",
+    )
+    serve.add_argument(
         "--loop",
         choices=("auto", "uvloop", "asyncio"),
         default="auto",
@@ -59,11 +75,24 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.port < 65536:
         sys.stderr.write(f"edge-runner: --port must be 1-65535, got {args.port}\n")
         return 2
-    from edge_runner.runtime.server import run
+    from edge_runner.runtime.admin_guard import AdminGuardError, hosts_from, token_from
+    from edge_runner.runtime.server import Server, run
     from edge_runner.runtime.storage import StorageError
 
     try:
-        run(args.host, args.port, args.userdir, args.credential_secret, args.loop)
+        server = Server(
+            args.host,
+            args.port,
+            args.userdir,
+            args.credential_secret,
+            admin_token=token_from(args.admin_token_file, os.environ),
+            allowed_hosts=hosts_from(args.allowed_host, os.environ),
+        )
+    except AdminGuardError as exc:
+        sys.stderr.write(f"edge-runner: {exc}\n")
+        return 2
+    try:
+        run(server, args.loop)
     except OSError as exc:
         sys.stderr.write(f"edge-runner: cannot serve on {args.host}:{args.port}: {exc}\n")
         return 1

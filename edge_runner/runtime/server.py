@@ -15,11 +15,13 @@ import logging
 import os
 import secrets
 import signal
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_runner.contract import new_msgid
 from edge_runner.runtime.admin_api import AdminApi
+from edge_runner.runtime.admin_guard import AdminGuard
 from edge_runner.runtime.comms import CommsHub
 from edge_runner.runtime.http_routes import handle_request, router_for
 from edge_runner.runtime.storage import FlowStorage, StorageError, atomic_write
@@ -83,7 +85,11 @@ def build_engine(userdir: Path, secret: str | None) -> Engine:
 
 
 class Server:
-    """The runner in standalone mode: engine + storage + Admin API + /comms + http in routes."""
+    """The runner in standalone mode: engine + storage + Admin API + /comms + http in routes.
+
+    The Admin API and ``/comms`` pass the :class:`AdminGuard` (Host, Origin, content type and,
+    with ``admin_token``, a Bearer token); without a token only a loopback ``host`` is accepted
+    (:class:`~edge_runner.runtime.admin_guard.AdminGuardError` otherwise)."""
 
     def __init__(
         self,
@@ -92,7 +98,10 @@ class Server:
         userdir: str | os.PathLike[str],
         credential_secret: str | None = None,
         engine: Engine | None = None,
+        admin_token: str | None = None,
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
+        self.guard = AdminGuard.build(host, admin_token, allowed_hosts)
         self.host = host
         self.port = port
         self.userdir = Path(userdir)
@@ -132,7 +141,7 @@ class Server:
                 # Keep the file as it is (the user may fix it from the editor); run nothing.
                 log.error("stored flows rejected, running no flows: %s", exc)
         api = self.api = AdminApi(engine, self.storage)
-        app = web.Application(client_max_size=MAX_ADMIN_BODY)
+        app = web.Application(client_max_size=MAX_ADMIN_BODY, middlewares=[self.guard.middleware()])
         api.add_routes(app)
         app.router.add_get("/comms", self.hub.handle)
         router = router_for(engine)
@@ -170,9 +179,8 @@ class Server:
             self.api.close()
 
 
-async def serve(host: str, port: int, userdir: str, credential_secret: str | None = None) -> None:
+async def serve(server: Server) -> None:
     """Run until SIGTERM/SIGINT."""
-    server = Server(host, port, userdir, credential_secret)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -186,9 +194,7 @@ async def serve(host: str, port: int, userdir: str, credential_secret: str | Non
         await server.stop()
 
 
-def run(
-    host: str, port: int, userdir: str, credential_secret: str | None = None, loop: str = "auto"
-) -> None:
+def run(server: Server, loop: str = "auto") -> None:
     """Blocking entry point; ``loop`` is ``auto`` (uvloop when installed), ``uvloop`` or
     ``asyncio``."""
     if loop in ("auto", "uvloop"):
@@ -198,6 +204,6 @@ def run(
             if loop == "uvloop":
                 raise
         else:
-            uvloop.run(serve(host, port, userdir, credential_secret))
+            uvloop.run(serve(server))
             return
-    asyncio.run(serve(host, port, userdir, credential_secret))
+    asyncio.run(serve(server))

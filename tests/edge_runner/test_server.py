@@ -257,10 +257,10 @@ async def test_storage_failure_refuses_the_deploy_and_keeps_the_old_flows(
 
 async def test_inject_button_and_unknown_node(runner: Runner) -> None:
     await runner.deploy(probe_flow("i", inject_debug()))
-    async with runner.client.post(f"{runner.base}/inject/inj") as r:
+    async with runner.client.post(f"{runner.base}/inject/inj", json={}) as r:
         assert (r.status, await r.text()) == (200, "OK")
         assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
-    async with runner.client.post(f"{runner.base}/inject/nope") as r:
+    async with runner.client.post(f"{runner.base}/inject/nope", json={}) as r:
         assert (r.status, await r.text()) == (404, "Not Found")
     async with runner.client.post(
         f"{runner.base}/inject/inj", data="{bad", headers={"Content-Type": "application/json"}
@@ -294,7 +294,7 @@ async def test_comms_debug_status_and_retained_replay(runner: Runner) -> None:
         (status,) = await frames(ws, 1, "status/dbg")  # retained: the debug node's grey ring
         assert status["data"] == {"fill": "grey", "shape": "ring"}
         await asyncio.sleep(0.05)
-        async with runner.client.post(f"{runner.base}/inject/inj"):
+        async with runner.client.post(f"{runner.base}/inject/inj", json={}):
             pass
         items = await frames(ws, 2)
     by_topic = {i["topic"]: i["data"] for i in items}
@@ -324,7 +324,7 @@ async def test_comms_notifications_on_deploy_and_unsubscribe(runner: Runner) -> 
         await ws.send_json({"subscribe": "debug"})
         await asyncio.sleep(0.05)
         await runner.deploy(probe_flow("n2", inject_debug()))
-        async with runner.client.post(f"{runner.base}/inject/inj"):
+        async with runner.client.post(f"{runner.base}/inject/inj", json={}):
             pass
         items = await frames(ws, 1)
         assert [i["topic"] for i in items] == ["debug"]
@@ -405,7 +405,9 @@ def test_pending_write_abort_leaves_the_old_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- the CLI process
 
 
-def start_cli(userdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_cli(
+    userdir: Path, port: int, *options: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
@@ -417,8 +419,9 @@ def start_cli(userdir: Path, port: int) -> subprocess.Popen[bytes]:
         str(port),
         "--userdir",
         str(userdir),
+        *options,
     ]
-    env = {**os.environ, "EDGE_RUNNER_CREDENTIAL_SECRET": "cli-secret"}
+    env = {**os.environ, "EDGE_RUNNER_CREDENTIAL_SECRET": "cli-secret", **(env or {})}
     userdir.parent.mkdir(parents=True, exist_ok=True)
     with open(userdir.parent / "runner.log", "ab") as log:
         return subprocess.Popen(
@@ -432,13 +435,17 @@ def start_cli(userdir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 async def wait_ready(
-    client: aiohttp.ClientSession, port: int, proc: subprocess.Popen[bytes], within: float = 20
+    client: aiohttp.ClientSession,
+    port: int,
+    proc: subprocess.Popen[bytes],
+    within: float = 20,
+    headers: dict[str, str] | None = None,
 ) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < within:
         assert proc.poll() is None, f"runner exited with {proc.returncode}"
         try:
-            async with client.get(f"http://127.0.0.1:{port}/flows") as r:
+            async with client.get(f"http://127.0.0.1:{port}/flows", headers=headers) as r:
                 if r.status == 200:
                     return time.perf_counter() - t0
         except aiohttp.ClientConnectionError:
