@@ -18,6 +18,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from edge_runner.runtime.jsonbody import parse_json
 from edge_runner.runtime.storage import FlowStorage, PendingWrite, revision, serialize_flows
 
 if TYPE_CHECKING:
@@ -32,15 +33,6 @@ JSON_TYPE = "application/json"
 ACCEPTED_TOPIC = "notification/runtime-state"
 ACCEPTED_DATA = {"state": "stop", "deploy": True}
 DEPLOY_TYPES = ("full", "flows", "nodes", "reload")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(raw: bytes) -> Any:
-    """Strict JSON (no NaN/Infinity literals, which would not survive a round trip)."""
-    return json.loads(raw, parse_constant=_reject_constant)
 
 
 def strip_credentials(flows: list[Any]) -> list[Any]:
@@ -213,7 +205,9 @@ class AdminApi:
             try:
                 body = parse_json(raw)
             except ValueError as exc:
-                return self._text(400, f"request body is not valid JSON: {exc}")
+                return self._error(
+                    400, "unexpected_error", f"request body is not valid JSON: {exc}"
+                )
             if isinstance(body, dict) and body.get("__user_inject_props__"):
                 msg = body
         try:

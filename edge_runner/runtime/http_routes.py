@@ -231,6 +231,19 @@ def _is_text(content_type: str) -> bool | None:
     return None
 
 
+async def read_whole(content: Any) -> bytes:
+    """The whole body, however it was split (writes, chunks); 413 once it passes ``MAX_BODY``.
+    (One ``content.read(n)`` returns only what has arrived so far.)"""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise BadRequestError(413, f"request body larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_body(request: Any, upload: bool) -> tuple[Any, list[dict[str, Any]]]:
     """Parse a request body like Node-RED's ``http in`` middleware chain.
 
@@ -249,10 +262,13 @@ async def read_body(request: Any, upload: bool) -> tuple[Any, list[dict[str, Any
         async for part in reader:
             if part.name is None:
                 continue
-            data = await part.read(decode=True)
-            total += len(data)
-            if total > MAX_BODY:
-                raise BadRequestError(413, f"request body larger than {MAX_BODY} bytes")
+            encoded = bytearray()
+            while chunk := await part.read_chunk():
+                total += len(chunk)
+                if total > MAX_BODY:
+                    raise BadRequestError(413, f"request body larger than {MAX_BODY} bytes")
+                encoded.extend(chunk)
+            data = part.decode(bytes(encoded))
             if part.filename is not None:
                 files.append(
                     {
@@ -266,16 +282,14 @@ async def read_body(request: Any, upload: bool) -> tuple[Any, list[dict[str, Any
             else:
                 fields[part.name] = data.decode(part.get_charset("utf-8"), errors="replace")
         return fields, files
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BadRequestError(413, f"request body larger than {MAX_BODY} bytes")
+    raw = await read_whole(request.content)
     if content_type == "application/json" or content_type.endswith("+json"):
         if not raw.strip():
             return {}, files
-        import json
+        from edge_runner.runtime.jsonbody import parse_json
 
         try:
-            return json.loads(raw), files
+            return parse_json(raw), files
         except ValueError as exc:
             raise BadRequestError(400, f"request body is not valid JSON: {exc}") from exc
     if content_type == "application/x-www-form-urlencoded":

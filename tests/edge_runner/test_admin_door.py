@@ -4,7 +4,7 @@ against a real ``Server`` and a real ``python -m edge_runner serve``.
 The attack: a web page on any origin (or a DNS-rebound name) posts a flow ``http in ->
 python-function -> http response`` that serves ``/etc/passwd``. Every variant must be refused
 with a 4xx JSON ``{code, message}`` and leave the flows unchanged on disk, in ``GET /flows`` and
-in what runs (the attack route stays 404).
+in what runs (the attack route stays 404). Bodies must arrive whole or be refused with 413.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from edge_runner.runtime import http_routes
 from edge_runner.runtime import server as server_module
 from edge_runner.runtime.admin_guard import AdminGuardError
 from edge_runner.runtime.server import Server
@@ -387,6 +388,26 @@ async def test_the_cli_with_a_token_file_keeps_the_door_shut(tmp_path: Path) -> 
 # ------------------------------------------------------------------ bad deploys: 4xx JSON only
 
 
+async def test_a_deeply_nested_body_is_a_400(door: Door) -> None:
+    stored, flows = door.stored(), await door.get_flows()
+    for depth in (200_000, 101):
+        body = "[" * depth + "]" * depth
+        status, doc, _ = await door.knock("POST", "/flows", JSON_HEADERS, body)
+        assert (status, doc["code"]) == (400, "unexpected_error")
+        assert "nested deeper than 100" in doc["message"]
+    await door.assert_nothing_deployed(stored, flows)
+
+
+@pytest.mark.parametrize("z", [{}, {"a": 1}, [1], 5])
+async def test_a_node_with_a_non_string_z_is_a_per_node_400(door: Door, z: Any) -> None:
+    stored, flows = door.stored(), await door.get_flows()
+    bad = [*ATTACK[:1], {"id": "n1", "type": "comment", "z": z}]
+    status, doc, _ = await door.knock("POST", "/flows", JSON_HEADERS, json.dumps(bad))
+    assert (status, doc["code"]) == (400, "invalid_flows")
+    assert [e["id"] for e in doc["errors"]] == ["n1"]
+    await door.assert_nothing_deployed(stored, flows)
+
+
 async def test_an_admin_body_over_the_limit_is_a_json_413(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -397,3 +418,92 @@ async def test_an_admin_body_over_the_limit_is_a_json_413(
         assert status == 413
         assert set(doc) == {"code", "message"}
         await door.assert_nothing_deployed(stored, flows)
+
+
+# -------------------------------------------------------- family 37: http in bodies arrive whole
+
+ECHO = [
+    {"id": "et", "type": "tab"},
+    {
+        "id": "ein",
+        "type": "http in",
+        "z": "et",
+        "url": "/echo",
+        "method": "post",
+        "wires": [["eo"]],
+    },
+    {"id": "eo", "type": "http response", "z": "et", "wires": []},
+]
+
+
+@pytest.fixture
+async def echo(door: Door) -> Door:
+    async with door.client.post(f"{door.base}/flows", json=ECHO) as r:
+        assert r.status == 204
+    return door
+
+
+async def raw_exchange(port: int, parts: list[bytes], pause: float = 0.2) -> tuple[int, bytes]:
+    """Send ``parts`` as separate writes with a pause between them; the status and body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for index, part in enumerate(parts):
+            if index:
+                await asyncio.sleep(pause)
+            writer.write(part)
+            await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        return status, await reader.readexactly(length)
+    finally:
+        writer.close()
+
+
+def request_head(size: int | None) -> bytes:
+    framing = f"Content-Length: {size}" if size is not None else "Transfer-Encoding: chunked"
+    return (
+        "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: application/octet-stream\r\n{framing}\r\n\r\n"
+    ).encode()
+
+
+def chunked(body: bytes, size: int = 65536) -> list[bytes]:
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    return [f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks] + [b"0\r\n\r\n"]
+
+
+async def test_a_body_in_two_writes_arrives_whole(echo: Door) -> None:
+    body = os.urandom(20_000)
+    parts = [request_head(len(body)) + body[:10_000], body[10_000:]]
+    assert await raw_exchange(echo.server.port, parts) == (200, body)
+
+
+async def test_a_chunked_body_arrives_whole_up_to_the_limit(echo: Door) -> None:
+    body = os.urandom(http_routes.MAX_BODY)
+    status, got = await raw_exchange(
+        echo.server.port, [request_head(None), b"".join(chunked(body))], pause=0.05
+    )
+    assert (status, len(got)) == (200, len(body))
+    assert got == body
+
+
+async def test_a_chunked_body_over_the_limit_is_a_413(echo: Door) -> None:
+    body = os.urandom(http_routes.MAX_BODY + 1)
+    status, got = await raw_exchange(
+        echo.server.port, [request_head(None), b"".join(chunked(body))], pause=0.05
+    )
+    assert status == 413
+    assert b"larger than" in got
+
+
+async def test_a_deeply_nested_json_body_to_http_in_is_a_400(echo: Door) -> None:
+    async with echo.client.post(
+        f"{echo.base}/echo", data="[" * 100_000 + "]" * 100_000, headers=JSON_HEADERS
+    ) as r:
+        assert r.status == 400
+        assert "nested deeper" in await r.text()
