@@ -311,7 +311,10 @@ async def test_comms_needs_the_token_when_one_is_set(locked_door: Door) -> None:
 def test_a_non_loopback_address_without_a_token_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AdminGuardError, match="not a loopback address"):
         Server("0.0.0.0", 0, tmp_path, credential_secret="s")  # noqa: S104  (never bound)
-    Server("0.0.0.0", 0, tmp_path, credential_secret="s", admin_token=TOKEN)  # noqa: S104
+    anywhere = Server("0.0.0.0", 0, tmp_path, credential_secret="s", admin_token=TOKEN)  # noqa: S104
+    assert anywhere.guard.allowed_hosts == frozenset()
+    lan = Server("192.0.2.1", 0, tmp_path, credential_secret="s", admin_token=TOKEN)
+    assert lan.guard.allowed_hosts == {"192.0.2.1"}  # clients reach it by that address
 
 
 def run_cli(*options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
