@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from edge_runner.__main__ import build_parser
+
 ROOT = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r"\bMANIFOLD_[A-Z_]+\b")
 
@@ -54,3 +56,35 @@ def test_systemd_units_start_real_entry_points() -> None:
     for text in units.values():
         assert "ExecStart=" in text
         assert "[Install]" in text
+
+
+def test_the_runner_unit_is_its_own_unprivileged_user_behind_a_token() -> None:
+    """Issue #7: whoever deploys runs code as this user, so it owns only a private data
+    directory, sees the rest of the system read-only, and its Admin API needs a token."""
+    text = (ROOT / "deploy" / "systemd" / "manifold-edge-runner.service").read_text()
+    settings: dict[str, list[str]] = {}
+    for line in text.replace("\\\n", " ").splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    assert settings["User"] == ["manifold-runner"]
+    assert settings["StateDirectory"] == ["manifold-runner"]
+    assert settings["StateDirectoryMode"] == ["0700"]
+    for key, value in {
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "NoNewPrivileges": "yes",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "CapabilityBoundingSet": "",
+        "ProtectKernelTunables": "yes",
+        "RestrictSUIDSGID": "yes",
+    }.items():
+        assert settings[key] == [value], key
+    exec_start = settings["ExecStart"][0].split()
+    assert exec_start[exec_start.index("--host") + 1] == "127.0.0.1"
+    assert settings["LoadCredential"] == ["admin-token:/etc/manifold-runner/admin-token"]
+    assert exec_start[exec_start.index("--admin-token-file") + 1] == "%d/admin-token"
+    module = exec_start.index("edge_runner")
+    options = build_parser().parse_args(exec_start[module + 1 :])
+    assert options.admin_token_file == "%d/admin-token"
