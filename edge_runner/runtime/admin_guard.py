@@ -27,8 +27,9 @@ import ipaddress
 import logging
 import os
 import stat
+import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -158,12 +159,40 @@ def hosts_from(given: Iterable[str], environ: dict[str, str] | os._Environ[str])
     return [*given, *from_env]
 
 
+class RefusalLog:
+    """A warning per refusal, at most one a minute (a hostile page can knock in a loop)."""
+
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        self.logged_at = -self.EVERY_S
+        self.suppressed = 0
+
+    def report(self, request: web.Request, refused: web.Response) -> None:
+        now = time.monotonic()
+        if now - self.logged_at < self.EVERY_S:
+            self.suppressed += 1
+            return
+        suppressed, self.suppressed, self.logged_at = self.suppressed, 0, now
+        log.warning(
+            "refused %s %s from %s with %s (Host %r, Origin %r)%s",
+            request.method,
+            request.path,
+            request.remote,
+            refused.status,
+            request.headers.get("Host"),
+            request.headers.get("Origin"),
+            f"; {suppressed} more refused since the last report" if suppressed else "",
+        )
+
+
 @dataclass(frozen=True)
 class AdminGuard:
     """The access rules of one server's Admin API and ``/comms``."""
 
-    token: str | None
+    token: str | None = field(repr=False)  # never in a log line or traceback
     allowed_hosts: frozenset[str]
+    refusals: RefusalLog = field(default_factory=RefusalLog, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -238,13 +267,7 @@ class AdminGuard:
                 return await handler(request)
             refused = self.refusal(request)
             if refused is not None:
-                log.warning(
-                    "refused %s %s from %s: %s",
-                    request.method,
-                    request.path,
-                    request.remote,
-                    refused.status,
-                )
+                self.refusals.report(request, refused)
                 return refused
             try:
                 return await handler(request)

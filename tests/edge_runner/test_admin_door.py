@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ import pytest
 
 from edge_runner.runtime import http_routes
 from edge_runner.runtime import server as server_module
-from edge_runner.runtime.admin_guard import AdminGuardError
+from edge_runner.runtime.admin_guard import AdminGuard, AdminGuardError
 from edge_runner.runtime.server import Server
 from tests.edge_runner.test_server import free_port, probe_flow, start_cli, wait_ready
 
@@ -203,6 +204,19 @@ async def test_a_preflight_is_refused_without_cors_headers(door: Door) -> None:
     await door.assert_nothing_deployed(stored, flows)
 
 
+async def test_refusals_are_logged_without_flooding_the_log(
+    door: Door, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="edge_runner.admin_guard"):
+        for _ in range(50):
+            await door.knock("POST", "/flows", {"Origin": EVIL}, ATTACK_BODY)
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge_runner.admin_guard"]
+    assert len(lines) == 1
+    assert "refused POST /flows" in lines[0]
+    assert "'http://evil.example'" in lines[0]
+    assert TOKEN not in repr(AdminGuard.build("127.0.0.1", TOKEN))
+
+
 @pytest.mark.parametrize(
     "host", ["localhost", "LOCALHOST:1880", "127.0.0.1", "127.1.2.3:80", "[::1]", "[::1]:1880"]
 )
@@ -233,6 +247,71 @@ async def test_http_in_routes_are_user_routes_outside_the_door(door: Door) -> No
         f"{door.base}/probe/known", headers={"Host": "evil.example", "Origin": EVIL}
     ) as r:
         assert r.status == 200
+
+
+def door_oracle(method: str, host: str, origin: str | None, media: str | None, auth: str) -> str:
+    """What the door must answer (README, "Runner security"): the first failed rule's code,
+    or "pass"."""
+    if host.startswith("evil."):
+        return "host_not_allowed"
+    if origin is not None and origin != f"http://{host}":
+        return "origin_not_allowed"
+    if method == "OPTIONS":
+        return "cors_refused"
+    if auth != f"Bearer {TOKEN}":
+        return "unauthorized"
+    if method in ("POST", "DELETE") and (media or "").partition(";")[0] != "application/json":
+        return "unsupported_media_type"
+    return "pass"
+
+
+@pytest.mark.slow
+async def test_every_combination_at_the_door_is_refused_or_let_in_as_the_rules_say(
+    locked_door: Door,
+) -> None:
+    """Family 33: 1 800 requests, every combination of method, Host, Origin, content type and
+    token; each refusal is a 4xx JSON and deploys nothing, each pass does what it asked."""
+    door = locked_door
+    port = door.server.port
+    known_rev, known = door.server.storage.rev, await door.get_flows()
+    counts: dict[str, int] = {}
+    for method, host, origin_of, media, auth in itertools.product(
+        ("POST", "GET", "OPTIONS", "DELETE"),
+        (f"127.0.0.1:{port}", "localhost", f"[::1]:{port}", "evil.example", f"evil.example:{port}"),
+        (None, "own", EVIL, "null", f"https://127.0.0.1:{port}"),
+        (
+            None,
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+        ),
+        ("", f"Bearer {TOKEN}", "Bearer wrong-token-0123456789"),
+    ):
+        origin = f"http://{host}" if origin_of == "own" else origin_of
+        headers = {"Host": host}
+        for name, value in (("Origin", origin), ("Content-Type", media), ("Authorization", auth)):
+            if value:
+                headers[name] = value
+        expected = door_oracle(method, host, origin, media, auth)
+        counts[expected] = counts.get(expected, 0) + 1
+        body = ATTACK_BODY.encode() if method == "POST" else None
+        async with door.client.request(
+            method, f"{door.base}/flows", headers=headers, data=body
+        ) as r:
+            if expected != "pass":
+                assert 400 <= r.status < 500, (headers, method)
+                assert (await r.json())["code"] == expected, (headers, method)
+                assert door.server.storage.rev == known_rev, (headers, method)
+                continue
+            assert r.status == {"GET": 200, "POST": 204, "DELETE": 404}[method], headers
+        if method == "POST":  # the attack went in through the front door: put things back
+            async with door.client.post(f"{door.base}/flows", json=known, headers=door.auth) as r:
+                assert r.status == 204
+            known_rev = door.server.storage.rev
+    await door.assert_nothing_deployed(door.stored(), known)
+    print("door outcomes:", dict(sorted(counts.items())))
 
 
 # ------------------------------------------------------------------------------- the token
