@@ -7,6 +7,9 @@ the oldest items are dropped and the next frame starts with an explicit warning 
 many were lost, so a gap is never silent. ``status/<id>`` and ``notification/*`` topics are
 retained and replayed to a client when it subscribes to a matching pattern (MQTT wildcards
 ``+``/``#``). After 15 s without traffic a client gets ``{"topic": "hb", "data": <epoch ms>}``.
+
+Who may connect is decided before the upgrade, by the server's ``AdminGuard`` middleware
+(Host, Origin and, when configured, ``Authorization: Bearer``), exactly as for the Admin API.
 """
 
 from __future__ import annotations
