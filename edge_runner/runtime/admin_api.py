@@ -18,7 +18,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from edge_runner.runtime.jsonbody import parse_json
+from edge_runner.lib.jsonbody import parse_json
 from edge_runner.runtime.storage import FlowStorage, PendingWrite, revision, serialize_flows
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from edge_runner.contract import Services
+from edge_runner.lib.jsonbody import parse_json
 
 METHODS = ("get", "post", "put", "delete", "patch")
 
@@ -286,8 +287,6 @@ async def read_body(request: Any, upload: bool) -> tuple[Any, list[dict[str, Any
     if content_type == "application/json" or content_type.endswith("+json"):
         if not raw.strip():
             return {}, files
-        from edge_runner.runtime.jsonbody import parse_json
-
         try:
             return parse_json(raw), files
         except ValueError as exc:
