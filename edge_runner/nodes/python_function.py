@@ -34,6 +34,7 @@ from edge_runner.contract import (
     NodeStatus,
     register,
 )
+from edge_runner.runtime.containment import is_node_failure
 from edge_runner.runtime.watchdog import DEFAULT_LIMIT_S, Frame, WatchdogInterrupt, watchdog_of
 
 CRASH_KILLS = 5
@@ -319,7 +320,9 @@ class PythonFunctionNode(Node):
                 await result
         except WatchdogInterrupt as exc:
             raise NodeFailed(f"{what} interrupted: {exc.reason}") from None
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() in initialize fails the node, not the runner
+            if not is_node_failure(exc):
+                raise
             raise NodeFailed(f"{what} failed: {describe(exc, self.filename + ' ' + what)}") from exc
 
     async def stop(self) -> None:
@@ -369,7 +372,9 @@ class PythonFunctionNode(Node):
             return
         except NodeFailed:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() in the body fails the message, not the runner
+            if not is_node_failure(exc):
+                raise
             raise NodeFailed(describe(exc, self.filename)) from exc
         if result is None:
             return
@@ -397,15 +402,28 @@ class PythonFunctionNode(Node):
         if len(self.tasks) >= MAX_ASYNC_PENDING:
             coro.close()
             raise NodeFailed(f"too many pending async calls ({MAX_ASYNC_PENDING})")
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(self._contained(coro))
         self.tasks.add(task)
         task.add_done_callback(lambda t: self._finished(t, msg))
+
+    async def _contained(self, coro: Any) -> Any:
+        # asyncio re-raises SystemExit and KeyboardInterrupt from a task out of the event
+        # loop, which would end the runner: they become this message's error instead.
+        try:
+            return await coro
+        except BaseException as exc:
+            if isinstance(exc, Exception) or not is_node_failure(exc):
+                raise
+            raise NodeFailed(describe(exc, self.filename)) from exc
 
     def _finished(self, task: asyncio.Task[Any], msg: Msg) -> None:
         self.tasks.discard(task)
         if task.cancelled():
             return
         exc = task.exception()
+        if isinstance(exc, NodeFailed):
+            self.rt.error(exc, msg)
+            return
         if exc is not None:
             self.rt.error(describe(exc, self.filename), msg)
             return

@@ -44,7 +44,7 @@ ALLOWED_HOSTS_ENV = "MANIFOLD_RUNNER_ALLOWED_HOSTS"
 MIN_TOKEN_LENGTH = 16
 # Paths the Admin API owns (compared like the http in router: case-insensitive, one trailing
 # slash ignored), whatever the method, so an http in route can never shadow them unguarded.
-ADMIN_PATHS = frozenset({"/flows", "/comms"})
+ADMIN_PATHS = frozenset({"/flows", "/flows/state", "/comms"})
 ADMIN_PREFIXES = ("/inject/",)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_TYPE = "application/json"

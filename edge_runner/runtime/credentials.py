@@ -196,13 +196,18 @@ class CredentialStore:
             v for c in self.creds.values() for v in c.values() if isinstance(v, str) and len(v) >= 3
         }
 
-    def save(self) -> None:
-        if self.path is None:
-            return
+    def encode(self, creds: dict[str, dict[str, Any]] | None = None) -> bytes:
+        """The credential file's content for ``creds`` (default: the current set), encrypted."""
         if not self.secret:
             raise CredentialError("refusing to write credentials without a credential secret")
-        data = json.dumps(encrypt(self.secret, self.creds), indent=1).encode()
-        atomic_write(self.path, data)
+        return json.dumps(encrypt(self.secret, self.creds if creds is None else creds)).encode()
+
+    def save(self, creds: dict[str, dict[str, Any]] | None = None) -> None:
+        """Write the file on its own (engines without a deployer; the deployer commits it with
+        the flows instead)."""
+        if self.path is None:
+            return
+        atomic_write(self.path, self.encode(creds))
 
 
 # ------------------------------------------------------------------------------ deploys

@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ from edge_runner.contract import (
     NodeStatus,
     Registry,
 )
+from edge_runner.runtime.containment import describe_failure, is_node_failure
 from edge_runner.runtime.context import Context, ContextStore, ContextStores
 from edge_runner.runtime.credentials import (
     CredentialStore,
@@ -65,7 +66,7 @@ from edge_runner.runtime.loader import (  # noqa: F401  # re-exported for caller
     unavailable_reason,
 )
 from edge_runner.runtime.node_api import NodeRuntime
-from edge_runner.runtime.planner import DEPLOY_KINDS, plan_deploy
+from edge_runner.runtime.planner import DEPLOY_KINDS, Plan, plan_deploy
 from edge_runner.runtime.routing import Router
 from edge_runner.runtime.services import EngineServices
 
@@ -101,6 +102,21 @@ class DeployError(Exception):
 
     def __str__(self) -> str:
         return "; ".join(f"{e.get('id')}: {e.get('error')}" for e in self.errors[:10])
+
+
+@dataclass
+class Prepared:
+    """A validated deploy, built but not running yet (``Engine.prepare``)."""
+
+    flows: list[Any]  # as stored: credentials stripped
+    revision: str
+    model: FlowModel
+    plan: Plan
+    built: dict[str, NodeRuntime]
+    future: dict[str, NodeRuntime | None]
+    wiring: dict[str, list[list[NodeRuntime]]]
+    credentials: dict[str, dict[str, Any]]  # the credential set after this deploy
+    credentials_changed: bool
 
 
 def node_config_fields(raw: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +266,10 @@ class Engine(Router):
             target.node.on_message(msg)
         except Exception as exc:  # a node that raises never stops the engine
             target.error(exc, msg)
+        except BaseException as exc:  # sys.exit() in node code neither
+            if not is_node_failure(exc):
+                raise
+            target.error(describe_failure(exc), msg)
         else:
             if target.watched and not target.manual_done:
                 self.completed(target, msg)
@@ -301,38 +321,60 @@ class Engine(Router):
                 fields = migrate(fields)
             config = cls.Config.model_validate(fields)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+            found = [
+                {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                 for e in exc.errors()
+            ]
+            problems = "; ".join(f"{f['path'] or 'config'}: {f['message']}" for f in found)
+            errors.append(
+                {"id": raw["id"], "type": raw["type"], "error": problems, "fields": found}
             )
-            errors.append({"id": raw["id"], "type": raw["type"], "error": problems})
             return None
         except (ValueError, TypeError) as exc:
             errors.append({"id": raw["id"], "type": raw["type"], "error": str(exc)})
             return None
         try:
             rt = NodeRuntime(self, raw, config, cls, defn=definition)
-        except Exception as exc:  # the constructor rejected the config
-            errors.append({"id": raw["id"], "type": raw["type"], "error": str(exc) or repr(exc)})
+        except BaseException as exc:  # the constructor rejected the config
+            if not is_node_failure(exc):
+                raise
+            text = str(exc) if isinstance(exc, Exception) and str(exc) else repr(exc)
+            errors.append({"id": raw["id"], "type": raw["type"], "error": text})
             return None
         rt.credentials = dict(creds.get(raw["id"]) or creds.get(definition.alias) or {})
         return rt
 
     # ------------------------------------------------------------------ lifecycle
+    @property
+    def deploy_lock(self) -> asyncio.Lock:
+        """Held from ``prepare`` to the end of ``apply`` by whoever deploys."""
+        if self._deploy_lock is None:
+            self._deploy_lock = asyncio.Lock()
+        return self._deploy_lock
+
     async def deploy(
         self, flows: list[Any], kind: str = "full", revision: str | None = None
     ) -> str:
-        """Validate ``flows`` and run them; returns the new revision.
+        """Validate ``flows`` and run them; returns the new revision. The credentials are
+        saved when they changed (``runtime.deployer`` persists flows and credentials together
+        instead, between ``prepare`` and ``apply``).
 
         Raises ``DeployError`` (per-node errors) without touching the running flows when the
         configuration is rejected."""
-        if self._deploy_lock is None:
-            self._deploy_lock = asyncio.Lock()
-        async with self._deploy_lock:
-            return await self._deploy(flows, kind, revision)
+        async with self.deploy_lock:
+            prepared = self.prepare(flows, kind, revision)
+            if prepared.credentials_changed:
+                try:
+                    self.credentials.save(prepared.credentials)
+                except OSError as exc:
+                    log.error("credentials could not be saved: %s", exc)
+            await self.apply(prepared)
+            return prepared.revision
 
-    async def _deploy(self, flows: list[Any], kind: str, revision: str | None) -> str:
-        self._loop = asyncio.get_running_loop()
+    def prepare(self, flows: Any, kind: str = "full", revision: str | None = None) -> Prepared:
+        """Phase one of a deploy, a dry run: parse ``flows``, merge the credentials they carry,
+        build (construct, not start) every node that would restart. Nothing running changes
+        and no node is started; raises ``DeployError`` listing every problem found."""
         if kind not in DEPLOY_KINDS:
             raise DeployError(
                 [{"id": None, "type": None, "error": f"unknown deployment type {kind!r}"}]
@@ -365,11 +407,32 @@ class Engine(Router):
         wiring = resolve_wires(model, future, errors)
         if errors:
             raise DeployError(errors)
-        # ---- accepted: from here on the running configuration changes
+        stripped = [self._strip_credentials(n) for n in flows]
+        return Prepared(
+            flows=stripped,
+            revision=revision or flows_revision(stripped),
+            model=model,
+            plan=plan,
+            built=built,
+            future=future,
+            wiring=wiring,
+            credentials=new_creds,
+            credentials_changed=creds_changed,
+        )
+
+    async def apply(
+        self, prepared: Prepared, before_start: Callable[[], Awaitable[None]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Phase two: stop what changes, switch to the prepared configuration, start the new
+        nodes. ``before_start`` runs once the old nodes stopped and before any new one starts.
+        Returns the nodes that failed to start (``{"id", "type", "error"}``): they are red and
+        receive nothing, the rest runs (Node-RED keeps such a deploy too)."""
+        self._loop = asyncio.get_running_loop()
+        model, plan, future = prepared.model, prepared.plan, prepared.future
         self.emit("notification/runtime-state", {"state": "stop", "deploy": True})
         await self.stop_nodes([self.nodes[i] for i in plan.stop if i in self.nodes])
         self.nodes = {i: rt for i, rt in future.items() if rt is not None}
-        for node_id, wires in wiring.items():
+        for node_id, wires in prepared.wiring.items():
             if node_id in self.nodes:
                 self.nodes[node_id].wires = wires
         for rt in self.nodes.values():
@@ -377,24 +440,21 @@ class Engine(Router):
                 rt.defn = model.nodes[rt.id]
         self.model = model
         self.tabs = model.tabs
-        self.flows = [self._strip_credentials(n) for n in flows]
-        self.revision = revision or flows_revision(self.flows)
-        self.credentials.creds = new_creds
+        self.flows = prepared.flows
+        self.revision = prepared.revision
+        self.credentials.creds = prepared.credentials
         self._secrets = self.credentials.secrets()
-        if creds_changed:
-            try:
-                self.credentials.save()
-            except OSError as exc:
-                log.error("credentials could not be saved: %s", exc)
         self.context_stores.clean(self._active_context_keys())
         # rebuilt on demand: parents follow the new model, data follows the cleaned stores
         self._flow_contexts = {}
         self.reindex()
+        if before_start is not None:
+            await before_start()
         self.state = "start"
         self.emit("notification/runtime-state", {"state": "start", "deploy": True})
-        await self.start_nodes([built[i] for i in sorted(built)])
+        failures = await self.start_nodes([prepared.built[i] for i in sorted(prepared.built)])
         self.emit("notification/runtime-deploy", {"revision": self.revision})
-        return self.revision
+        return failures
 
     def node_class(self, node_type: str) -> type[Node] | None:
         """The class running ``node_type`` (its module is imported on first use)."""
@@ -425,11 +485,12 @@ class Engine(Router):
         keys.update(f"flow:{t}" for t in self.model.tabs)
         return keys
 
-    async def start_nodes(self, nodes: list[NodeRuntime]) -> None:
+    async def start_nodes(self, nodes: list[NodeRuntime]) -> list[dict[str, Any]]:
         """Start config nodes first, then the rest; a node that fails to start goes red and
-        receives nothing, the others start normally."""
+        receives nothing, the others start normally. Returns the failures."""
         self._loop = asyncio.get_running_loop()
         ordered = sorted(nodes, key=lambda rt: 0 if rt.node_cls.SPEC.is_config else 1)
+        failures: list[dict[str, Any]] = []
         for rt in ordered:
             rt.started = True
         for rt in ordered:
@@ -438,15 +499,22 @@ class Engine(Router):
             try:
                 async with asyncio.timeout(START_TIMEOUT):
                     await rt.node.start()
-            except Exception as exc:
-                text = str(exc) or (
-                    f"no answer within {START_TIMEOUT:g} s"
-                    if isinstance(exc, TimeoutError)
-                    else type(exc).__name__
-                )
+            except BaseException as exc:
+                if not is_node_failure(exc):
+                    raise
+                if isinstance(exc, Exception):
+                    text = str(exc) or (
+                        f"no answer within {START_TIMEOUT:g} s"
+                        if isinstance(exc, TimeoutError)
+                        else type(exc).__name__
+                    )
+                else:
+                    text = describe_failure(exc)
                 rt.started = rt.node_cls.SPEC.is_config
                 rt.error(f"failed to start: {text}")
                 rt.status(NodeStatus("red", "ring", text[:60]))
+                failures.append({"id": rt.id, "type": rt.type, "error": text})
+        return failures
 
     async def stop_nodes(self, nodes: list[NodeRuntime]) -> None:
         """Stop nodes (flow nodes before config nodes); each stop is bounded by STOP_TIMEOUT."""
@@ -461,7 +529,9 @@ class Engine(Router):
                 try:
                     async with asyncio.timeout(STOP_TIMEOUT):
                         await rt.node.stop()
-                except Exception:
+                except BaseException as exc:
+                    if not is_node_failure(exc):
+                        raise
                     log.exception("node %s (%s) failed to stop cleanly", rt.id, rt.type)
             if rt.last_status is not None and rt.last_status.as_dict():
                 self.emit(f"status/{rt.id}", {})

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_runner.contract import Msg, Node, NodeApi, NodeStatus, clone_msg, new_msgid
+from edge_runner.runtime.containment import describe_failure, is_node_failure
 from edge_runner.runtime.context import Context
 from edge_runner.runtime.typed import evaluate
 
@@ -216,10 +217,12 @@ class NodeRuntime:
                 result = self.node.on_message(msg)
                 if result is not None:
                     await result
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # a node that raises never stops the engine
                 self.error(exc, msg)
+            except BaseException as exc:  # sys.exit() in node code neither
+                if not is_node_failure(exc):
+                    raise
+                self.error(describe_failure(exc), msg)
             else:
                 if self.watched and not self.manual_done:
                     self._engine.completed(self, msg)

@@ -1,8 +1,9 @@
 """Standalone mode: one aiohttp server on one port for the Admin API, ``/comms`` and the
 routes of ``http in`` nodes (ENGINE_CONTRACT.md).
 
-Startup: load ``<userdir>/flows.json`` (an unusable file is kept aside and the runner starts
-with no flows), deploy it, then listen; ``GET /flows`` answering 200 means ready. Stop (SIGTERM
+Startup: the deployer loads ``<userdir>/flows.json`` (an unusable file is kept aside and the
+runner starts with no flows) and starts it, or not in safe mode (``runtime.deployer``), then
+listen; ``GET /flows`` answering 200 means ready. Stop (SIGTERM
 or SIGINT): close ``/comms`` clients, stop every node, close the listener, within a few seconds.
 """
 
@@ -23,6 +24,7 @@ from edge_runner.contract import new_msgid
 from edge_runner.runtime.admin_api import AdminApi
 from edge_runner.runtime.admin_guard import AdminGuard
 from edge_runner.runtime.comms import CommsHub
+from edge_runner.runtime.deployer import Deployer
 from edge_runner.runtime.http_routes import handle_request, router_for
 from edge_runner.runtime.storage import FlowStorage, StorageError, atomic_write
 
@@ -111,6 +113,7 @@ class Server:
         self._engine = engine
         self._runner: web.AppRunner | None = None
         self.api: AdminApi | None = None
+        self.deployer: Deployer | None = None
         self.app: web.Application | None = None
 
     @property
@@ -122,25 +125,16 @@ class Server:
     async def start(self) -> None:
         from aiohttp import web
 
-        from edge_runner.runtime.engine import DeployError
-
         self.userdir.mkdir(parents=True, exist_ok=True)
-        try:
-            flows = self.storage.load()
-        except StorageError as exc:
-            log.error("starting with no flows: %s", exc)
-            flows = []
+        # Finish an interrupted commit before anything reads the credential file.
+        self.storage.recover()
         if self._engine is None:
             self._engine = build_engine(self.userdir, self.secret)
         engine = self._engine
         engine.subscribe(self.hub.on_engine_event)
-        if flows:
-            try:
-                await engine.deploy(flows, "full", self.storage.rev)
-            except DeployError as exc:
-                # Keep the file as it is (the user may fix it from the editor); run nothing.
-                log.error("stored flows rejected, running no flows: %s", exc)
-        api = self.api = AdminApi(engine, self.storage)
+        self.deployer = Deployer(engine, self.storage)
+        await self.deployer.boot()
+        api = self.api = AdminApi(self.deployer)
         app = web.Application(client_max_size=MAX_ADMIN_BODY, middlewares=[self.guard.middleware()])
         api.add_routes(app)
         app.router.add_get("/comms", self.hub.handle)
@@ -175,8 +169,6 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._runner.cleanup(), 3.0)
             self._runner = None
-        if self.api is not None:
-            self.api.close()
 
 
 async def serve(server: Server) -> None:

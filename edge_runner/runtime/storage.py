@@ -1,13 +1,25 @@
-"""The userdir's flows file: ``flows.json`` written atomically, and its revision.
+"""The userdir's flows and credentials: ``flows.json`` + ``flows_cred.json`` (Node-RED's layout,
+so a Node-RED userdir is read as it is), committed together as one unit.
 
-A write is temp file + fsync + rename + fsync(directory): after a power cut the file holds the
-old flows or the new ones, never a torn mix (RELIABILITY.md family 15).
+A commit writes and fsyncs each new file beside the live one (``.<name>.<pid>.<n>.tmp``), then
+writes the journal ``.deploy.json`` naming those temp files, atomically: that write is the
+commit point. Then each temp file is renamed over its target and the journal removed. At load,
+a journal left by a crash is rolled forward (its temp files renamed in place) before anything
+reads the files, and every other temp file is removed: after a kill or a power cut at any
+instant the userdir holds the old flows with the old credentials or the new flows with the new
+credentials, never a mix (RELIABILITY.md families 15 and 34).
+
+``.starting`` marks that flows are being started (written durably before the first node starts,
+removed once every node started). Found at load, it means the last start killed the runner
+(``os._exit`` in node code, a crash in a native library, the OOM killer): the deployer then
+loads the flows without starting them (safe mode).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -23,6 +35,11 @@ atomic_write = atomic_write_bytes
 log = logging.getLogger("edge_runner.storage")
 
 FLOWS_FILE = "flows.json"
+CREDENTIALS_FILE = "flows_cred.json"
+JOURNAL_FILE = ".deploy.json"
+STARTING_FILE = ".starting"
+_COMMITTED = (FLOWS_FILE, CREDENTIALS_FILE)
+_counter = itertools.count()
 
 
 class StorageError(Exception):
@@ -41,37 +58,25 @@ def revision(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class PendingWrite:
-    """A new version of a file, written and fsynced to a temp file but not yet in place."""
-
-    def __init__(self, path: Path, data: bytes) -> None:
-        self.path = path
-        self.tmp = path.parent / f".{path.name}.{os.getpid()}.{id(self):x}.tmp"
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            self.abort()
-            raise
+def _write_temp(directory: Path, name: str, data: bytes) -> Path:
+    """``data`` written and fsynced to a new temp file for ``directory/name``."""
+    tmp = directory / f".{name}.{os.getpid()}.{next(_counter)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
 
-    def commit(self) -> None:
-        """Rename over the real file and fsync the directory (the rename is then durable)."""
-        try:
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        fsync_dir(self.path.parent)
 
-    def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp)
+def _is_temp_for(name: str, target: str) -> bool:
+    return name.startswith(f".{target}.") and name.endswith(".tmp") and "/" not in name
 
 
 class FlowStorage:
@@ -90,8 +95,7 @@ class FlowStorage:
         A file that cannot be used is copied aside as ``flows.json.broken-<time>`` (so nothing a
         user wrote is lost) and ``StorageError`` is raised; the caller starts with no flows.
         """
-        self.userdir.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temp_files()
+        self.recover()
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -111,21 +115,89 @@ class FlowStorage:
         self.rev = revision(self.data)
         return flows
 
-    def save(self, flows: list[Any], data: bytes | None = None) -> str:
-        """Write ``flows`` atomically (``data``: their serialization, if already made)."""
-        data = serialize_flows(flows) if data is None else data
-        self.prepare(data).commit()
-        return self.adopt(flows, data)
+    def save(self, flows: list[Any], credentials: bytes | None = None) -> str:
+        """Commit ``flows`` (and, when given, the credential file's new bytes) as one unit;
+        returns the new revision."""
+        return self.commit(flows, serialize_flows(flows), credentials)
 
-    def prepare(self, data: bytes) -> PendingWrite:
-        """Phase one of a save: the new bytes are on disk (fsynced) beside the live file."""
+    def commit(self, flows: list[Any], data: bytes, credentials: bytes | None = None) -> str:
+        """Make ``data`` (the serialization of ``flows``) and ``credentials`` the stored
+        version, atomically together (see the module docstring)."""
         self.userdir.mkdir(parents=True, exist_ok=True)
-        return PendingWrite(self.path, data)
-
-    def adopt(self, flows: list[Any], data: bytes) -> str:
-        """Record ``flows``/``data`` as the stored version (after a committed write)."""
+        staged: dict[str, Path] = {}
+        try:
+            staged[FLOWS_FILE] = _write_temp(self.userdir, FLOWS_FILE, data)
+            if credentials is not None:
+                staged[CREDENTIALS_FILE] = _write_temp(self.userdir, CREDENTIALS_FILE, credentials)
+            journal = {name: tmp.name for name, tmp in staged.items()}
+            atomic_write(self.journal, json.dumps(journal).encode())
+        except BaseException:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+            raise
+        # Committed: from here on a crash is rolled forward at the next load.
+        self._roll_forward(journal)
         self.flows, self.data, self.rev = flows, data, revision(data)
         return self.rev
+
+    @property
+    def journal(self) -> Path:
+        return self.userdir / JOURNAL_FILE
+
+    def recover(self) -> None:
+        """Finish a commit a crash interrupted, then remove stray temp files."""
+        self.userdir.mkdir(parents=True, exist_ok=True)
+        try:
+            raw = self.journal.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        if raw is not None:
+            try:
+                journal = json.loads(raw)
+                if not isinstance(journal, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                # atomic_write never leaves a torn journal; this one was written by hand.
+                log.error("ignoring unusable %s: %s", self.journal, exc)
+                journal = {}
+            log.warning("completing a deploy interrupted after its commit point")
+            self._roll_forward(journal)
+        self._remove_stale_temp_files()
+
+    def _roll_forward(self, journal: dict[str, Any]) -> None:
+        for target in _COMMITTED:
+            name = journal.get(target)
+            if not isinstance(name, str) or not _is_temp_for(name, target):
+                continue
+            # Missing: renamed already (temp files are only removed after this step).
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.userdir / name, self.userdir / target)
+        fsync_dir(self.userdir)
+        self.journal.unlink(missing_ok=True)
+        fsync_dir(self.userdir)
+
+    # ------------------------------------------------------------------ start marker
+    def starting_marker(self) -> dict[str, Any] | None:
+        """The ``.starting`` marker's content, if a start did not complete."""
+        try:
+            raw = (self.userdir / STARTING_FILE).read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            found = json.loads(raw)
+        except ValueError:
+            found = None
+        return found if isinstance(found, dict) else {}
+
+    def mark_starting(self, rev: str) -> None:
+        doc = {"rev": rev, "since": time.time(), "pid": os.getpid()}
+        atomic_write(self.userdir / STARTING_FILE, json.dumps(doc).encode())
+
+    def clear_starting(self) -> None:
+        path = self.userdir / STARTING_FILE
+        if path.exists():
+            path.unlink(missing_ok=True)
+            fsync_dir(self.userdir)
 
     def _keep_broken(self, raw: bytes) -> None:
         aside = self.path.with_name(f"{FLOWS_FILE}.broken-{int(time.time())}")
@@ -136,7 +208,8 @@ class FlowStorage:
             log.error("could not keep a copy of the unusable flows file: %s", exc)
 
     def _remove_stale_temp_files(self) -> None:
-        # A crash between write and rename leaves a temp file; it never holds the live flows.
-        for stale in self.userdir.glob(f".{FLOWS_FILE}.*.tmp"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+        # A crash before the commit point leaves temp files; they never hold the live version.
+        for target in (*_COMMITTED, JOURNAL_FILE, STARTING_FILE):
+            for stale in self.userdir.glob(f".{target}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()

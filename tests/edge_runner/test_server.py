@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 import edge_runner.runtime.comms as comms
+import edge_runner.runtime.storage as storage_module
 from edge_runner.runtime.comms import topic_matches
 from edge_runner.runtime.server import Server
 from edge_runner.runtime.storage import FlowStorage, revision
@@ -240,16 +241,24 @@ async def test_storage_failure_refuses_the_deploy_and_keeps_the_old_flows(
     runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await runner.deploy(probe_flow("old"))
+    userdir = runner.server.userdir
+    stored = {p.name: p.read_bytes() for p in userdir.iterdir() if p.is_file()}
+    real_write = storage_module._write_temp
 
-    def disk_full(data: bytes) -> Any:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def disk_full_at_the_credentials(directory: Path, name: str, data: bytes) -> Path:
+        if name == "flows_cred.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(directory, name, data)
 
-    monkeypatch.setattr(runner.server.storage, "prepare", disk_full)
-    status, body = await runner.deploy(probe_flow("new"))
+    monkeypatch.setattr(storage_module, "_write_temp", disk_full_at_the_credentials)
+    new = probe_flow("new")
+    new[1]["credentials"] = {"user": "u", "password": "p"}
+    status, body = await runner.deploy(new)
     assert status == 500
     assert body["code"] == "storage_error"
     assert (await runner.probe("/probe/old"))[0] == 200
     assert (await runner.probe("/probe/new"))[0] == 404
+    assert {p.name: p.read_bytes() for p in userdir.iterdir() if p.is_file()} == stored
 
 
 # ---------------------------------------------------------------------------- /inject
@@ -390,15 +399,6 @@ def test_storage_round_trip_and_broken_file_kept_aside(tmp_path: Path) -> None:
     kept = list(tmp_path.glob("flows.json.broken-*"))
     assert len(kept) == 1
     assert kept[0].read_text() == "{ torn"
-    assert not list(tmp_path.glob(".flows.json.*.tmp"))
-
-
-def test_pending_write_abort_leaves_the_old_file(tmp_path: Path) -> None:
-    storage = FlowStorage(tmp_path)
-    storage.save([])
-    pending = storage.prepare(b'[{"id":"new","type":"tab"}]')
-    pending.abort()
-    assert (tmp_path / "flows.json").read_bytes() == b"[]"
     assert not list(tmp_path.glob(".flows.json.*.tmp"))
 
 
