@@ -30,10 +30,13 @@ def test_parse_errors_are_problems_of_the_array_or_the_item() -> None:
     assert validate({"not": "an array"}) == [
         Problem(None, None, "flows must be a JSON array", None, "error")
     ]
-    problems = validate([TAB, {"type": "debug"}, node("a", "debug"), node("a", "debug")])
+    flows = [TAB, {"type": "debug"}, node("a", "debug"), node("a", "debug"), node("b", "debug")]
+    flows[-1]["z"] = []  # a shape that once made the parser raise
+    problems = validate(flows)
     assert [(p.node_id, p.message) for p in problems] == [
         (None, "item 1: every node needs a string id and type"),
         ("a", "duplicate node id"),
+        ("b", "z must be a string id, got list"),
     ]
 
 
