@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("apps.accounts.api_urls")),
     path("", include("apps.teams.api_urls")),
     path("", include("apps.audit.api_urls")),
+    path("teams/<slug:team_slug>/", include("apps.flows.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

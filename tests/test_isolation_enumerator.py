@@ -245,6 +245,9 @@ SAMPLES: dict[str, Sample] = {
     T + "custom-roles/<int:role_id>/": Sample(
         "team", _role, {"patch": _body({"name": "Ops 2"}), "delete": _none}
     ),
+    T + "flows/validate/": Sample(
+        "team", _team, {"post": _body({"flows": []})}, audit_exempt="a dry run: stores nothing"
+    ),
     T + "audit-events/": Sample("team", _team),
     T + "audit-events/export.csv": Sample("team", _team),
     T + "audit-events/export.jsonl": Sample("team", _team),

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.teams",
     "apps.rbac",
     "apps.audit",
+    "apps.flows",
 ]
 
 MIDDLEWARE = [
