@@ -28,7 +28,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from edge_runner.runtime.storage import FlowStorage, StorageError, revision, serialize_flows
+from edge_runner.runtime.storage import (
+    CREDENTIALS_FILE,
+    FlowStorage,
+    StorageError,
+    revision,
+    serialize_flows,
+)
 
 if TYPE_CHECKING:
     from edge_runner.runtime.engine import Engine, Prepared
@@ -82,6 +88,10 @@ class Deployer:
     """Deploys flows into one engine and one storage; one instance per runner."""
 
     def __init__(self, engine: Engine, storage: FlowStorage) -> None:
+        path = engine.credentials.path
+        if path is not None and path != storage.userdir / CREDENTIALS_FILE:
+            # The unit commits the credential file beside the flows; another one would drift.
+            raise ValueError(f"credentials at {path}, outside the flows' commit unit")
         self.engine = engine
         self.storage = storage
         self.state = RuntimeState("stop")
@@ -112,6 +122,11 @@ class Deployer:
             # Keep the file as it is (the user may fix it from the editor); run nothing.
             log.error("stored flows rejected, running no flows: %s", result.message)
         return result
+
+    def stopped(self) -> None:
+        """The runner stopped gracefully: a start it interrupted did not kill it, so the next
+        boot starts the flows normally."""
+        self.storage.clear_starting()
 
     # ------------------------------------------------------------------ deploy
     async def deploy(

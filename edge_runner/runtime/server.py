@@ -165,6 +165,9 @@ class Server:
                 await asyncio.wait_for(self._engine.stop(), STOP_TIMEOUT_S)
             except Exception:
                 log.exception("engine did not stop cleanly")
+            else:
+                if self.deployer is not None and self.deployer.state.state != "safe":
+                    self.deployer.stopped()
         if self._runner is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._runner.cleanup(), 3.0)

@@ -11,6 +11,7 @@ import pytest
 
 from edge_runner.runtime import storage as storage_module
 from edge_runner.runtime.containment import is_node_failure
+from edge_runner.runtime.server import Server
 from edge_runner.runtime.storage import CREDENTIALS_FILE, FLOWS_FILE, JOURNAL_FILE, FlowStorage
 from edge_runner.runtime.watchdog import WatchdogInterrupt
 
@@ -84,3 +85,45 @@ async def test_exits_raised_by_node_code_are_contained() -> None:
         assert is_node_failure(exc), exc
     assert is_node_failure(ValueError("x"))
     assert not is_node_failure(WatchdogInterrupt("too long"))
+
+
+SLOW_START = [
+    {"id": "t1", "type": "tab"},
+    {
+        "id": "fn",
+        "type": "python-function",
+        "z": "t1",
+        "initialize": "import asyncio\nawait asyncio.sleep(60)",
+        "wires": [],
+    },
+]
+
+
+async def test_a_graceful_stop_during_a_start_is_not_a_crash(tmp_path: Path) -> None:
+    server = Server("127.0.0.1", 0, tmp_path / "ud", credential_secret="s")
+    await server.start()
+    assert server.deployer is not None
+    deploy = asyncio.get_running_loop().create_task(server.deployer.deploy(SLOW_START))
+    while server.storage.starting_marker() is None:
+        assert not deploy.done()
+        await asyncio.sleep(0.01)
+    await server.stop()
+    # the engine's own cancellation goes through node code that is starting
+    deploy.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await deploy
+    assert server.storage.starting_marker() is None
+
+
+async def test_safe_mode_survives_a_graceful_restart(tmp_path: Path) -> None:
+    userdir = tmp_path / "ud"
+    FlowStorage(userdir).save(SLOW_START)
+    FlowStorage(userdir).mark_starting("crashed-rev")
+    for _ in range(2):
+        server = Server("127.0.0.1", 0, userdir, credential_secret="s")
+        await server.start()
+        assert server.deployer is not None
+        assert server.deployer.state.state == "safe"
+        assert "crashed-rev" in server.deployer.state.reason
+        assert server.engine.nodes == {}
+        await server.stop()
