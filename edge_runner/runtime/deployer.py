@@ -23,9 +23,11 @@ published on /comms as ``notification/runtime-state``), and the next deploy star
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from edge_runner.runtime.storage import (
@@ -146,37 +148,62 @@ class Deployer:
             return await self._run(flows, kind, None, persist=True)
 
     async def _run(self, flows: Any, kind: str, rev: str | None, *, persist: bool) -> DeployResult:
-        from edge_runner.runtime.engine import DeployError
+        from edge_runner.runtime.engine import DeployError, strip_credentials
 
         engine = self.engine
+        staging: asyncio.Future[Path] | None = None
+        if not isinstance(flows, list):
+            error = {"id": None, "type": None, "error": "flows must be a JSON array"}
+            return DeployResult("rejected", None, errors=[error])
         try:
-            prepared = engine.prepare(flows, kind, rev)
-            data = serialize_flows(prepared.flows)
-            prepared.revision = rev or revision(data)
-        except DeployError as exc:
-            return DeployResult("rejected", None, errors=exc.errors)
+            data = serialize_flows([strip_credentials(n) for n in flows])
         except (TypeError, ValueError) as exc:
             error = {"id": None, "type": None, "error": f"flows cannot be stored: {exc}"}
             return DeployResult("rejected", None, errors=[error])
         if persist:
-            await self._persist(prepared, data)
+            # The write (I/O, off the GIL) overlaps the validation (CPU).
+            staging = asyncio.ensure_future(asyncio.to_thread(self.storage.stage, data))
+        try:
+            prepared = engine.prepare(flows, kind, rev or revision(data))
+        except DeployError as exc:
+            if staging is not None:
+                await self._discard(staging)
+            return DeployResult("rejected", None, errors=exc.errors)
+        except BaseException:
+            if staging is not None:
+                await self._discard(staging)
+            raise
+        if staging is not None:
+            await self._persist(prepared, data, staging)
         failures = await engine.apply(prepared, before_start=self._starting(prepared.revision))
         await asyncio.to_thread(self.storage.clear_starting)
         self._set_state(RuntimeState("start"))
         status: DeployStatus = "started_with_failures" if failures else "accepted"
         return DeployResult(status, prepared.revision, failures=failures)
 
-    async def _persist(self, prepared: Prepared, data: bytes) -> None:
+    async def _discard(self, staging: asyncio.Future[Path]) -> None:
+        with contextlib.suppress(OSError):
+            self.storage.discard(await staging)
+
+    async def _persist(
+        self, prepared: Prepared, data: bytes, staging: asyncio.Future[Path]
+    ) -> None:
         credentials = self.engine.credentials
         keeps_file = credentials.path is not None and prepared.credentials_changed
 
-        def write() -> None:
+        def write(staged: Path) -> None:
             blob = credentials.encode(prepared.credentials) if keeps_file else None
-            self.storage.commit(prepared.flows, data, blob)
+            self.storage.commit(staged, prepared.flows, data, blob)
 
         try:
-            await asyncio.to_thread(write)
+            staged = await staging
         except OSError as exc:
+            log.error("deploy refused, flows could not be stored: %s", exc)
+            raise DeployStorageError(str(exc)) from exc
+        try:
+            await asyncio.to_thread(write, staged)
+        except OSError as exc:
+            self.storage.discard(staged)
             log.error("deploy refused, flows could not be stored: %s", exc)
             raise DeployStorageError(str(exc)) from exc
 

@@ -119,6 +119,13 @@ class Prepared:
     credentials_changed: bool
 
 
+def strip_credentials(node: Any) -> Any:
+    """A node as stored: credentials travel with a deploy but are kept apart, encrypted."""
+    if isinstance(node, dict) and "credentials" in node:
+        return {k: v for k, v in node.items() if k != "credentials"}
+    return node
+
+
 def node_config_fields(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if k not in COMMON_KEYS}
 
@@ -407,7 +414,7 @@ class Engine(Router):
         wiring = resolve_wires(model, future, errors)
         if errors:
             raise DeployError(errors)
-        stripped = [self._strip_credentials(n) for n in flows]
+        stripped = [strip_credentials(n) for n in flows]
         return Prepared(
             flows=stripped,
             revision=revision or flows_revision(stripped),
@@ -470,12 +477,6 @@ class Engine(Router):
     def _is_config_type(self, node_type: str) -> bool:
         cls = self.node_class(node_type)
         return cls is None or cls.SPEC.is_config
-
-    @staticmethod
-    def _strip_credentials(node: Any) -> Any:
-        if isinstance(node, dict) and "credentials" in node:
-            return {k: v for k, v in node.items() if k != "credentials"}
-        return node
 
     def _active_context_keys(self) -> set[str]:
         keys = {"global"}

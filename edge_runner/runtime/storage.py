@@ -3,7 +3,8 @@ so a Node-RED userdir is read as it is), committed together as one unit.
 
 A commit writes and fsyncs each new file beside the live one (``.<name>.<pid>.<n>.tmp``), then
 writes the journal ``.deploy.json`` naming those temp files, atomically: that write is the
-commit point. Then each temp file is renamed over its target and the journal removed. At load,
+commit point. Then each temp file is renamed over its target and the journal removed. (A deploy
+that leaves the credentials as they are renames ``flows.json`` alone: atomic by itself.) At load,
 a journal left by a crash is rolled forward (its temp files renamed in place) before anything
 reads the files, and every other temp file is removed: after a kill or a power cut at any
 instant the userdir holds the old flows with the old credentials or the new flows with the new
@@ -118,25 +119,38 @@ class FlowStorage:
     def save(self, flows: list[Any], credentials: bytes | None = None) -> str:
         """Commit ``flows`` (and, when given, the credential file's new bytes) as one unit;
         returns the new revision."""
-        return self.commit(flows, serialize_flows(flows), credentials)
+        data = serialize_flows(flows)
+        return self.commit(self.stage(data), flows, data, credentials)
 
-    def commit(self, flows: list[Any], data: bytes, credentials: bytes | None = None) -> str:
-        """Make ``data`` (the serialization of ``flows``) and ``credentials`` the stored
-        version, atomically together (see the module docstring)."""
+    def stage(self, data: bytes) -> Path:
+        """Phase one, which may overlap validation: the new flows bytes written and fsynced to
+        a temp file beside ``flows.json``. Pass it to ``commit`` (or ``discard`` it)."""
         self.userdir.mkdir(parents=True, exist_ok=True)
-        staged: dict[str, Path] = {}
+        return _write_temp(self.userdir, FLOWS_FILE, data)
+
+    @staticmethod
+    def discard(staged: Path) -> None:
+        staged.unlink(missing_ok=True)
+
+    def commit(
+        self, staged: Path, flows: list[Any], data: bytes, credentials: bytes | None = None
+    ) -> str:
+        """Make the staged flows (``data``, the serialization of ``flows``) and ``credentials``
+        the stored version, atomically together (see the module docstring). Without new
+        credentials one rename is atomic already: no journal."""
+        files = {FLOWS_FILE: staged.name}
         try:
-            staged[FLOWS_FILE] = _write_temp(self.userdir, FLOWS_FILE, data)
             if credentials is not None:
-                staged[CREDENTIALS_FILE] = _write_temp(self.userdir, CREDENTIALS_FILE, credentials)
-            journal = {name: tmp.name for name, tmp in staged.items()}
-            atomic_write(self.journal, json.dumps(journal).encode())
+                files[CREDENTIALS_FILE] = _write_temp(
+                    self.userdir, CREDENTIALS_FILE, credentials
+                ).name
+                atomic_write(self.journal, json.dumps(files).encode())
         except BaseException:
-            for tmp in staged.values():
-                tmp.unlink(missing_ok=True)
+            for name in files.values():
+                (self.userdir / name).unlink(missing_ok=True)
             raise
         # Committed: from here on a crash is rolled forward at the next load.
-        self._roll_forward(journal)
+        self._roll_forward(files)
         self.flows, self.data, self.rev = flows, data, revision(data)
         return self.rev
 
@@ -173,8 +187,9 @@ class FlowStorage:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(self.userdir / name, self.userdir / target)
         fsync_dir(self.userdir)
+        # Not fsynced: a journal that outlives a power cut names temp files that are gone
+        # (renamed), and rolling it forward again does nothing.
         self.journal.unlink(missing_ok=True)
-        fsync_dir(self.userdir)
 
     # ------------------------------------------------------------------ start marker
     def starting_marker(self) -> dict[str, Any] | None:
@@ -190,8 +205,15 @@ class FlowStorage:
         return found if isinstance(found, dict) else {}
 
     def mark_starting(self, rev: str) -> None:
+        # Its existence is what counts (made durable by the directory fsync); content a power
+        # cut tore only loses the revision shown in the safe-mode reason.
         doc = {"rev": rev, "since": time.time(), "pid": os.getpid()}
-        atomic_write(self.userdir / STARTING_FILE, json.dumps(doc).encode())
+        fd = os.open(self.userdir / STARTING_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, json.dumps(doc).encode())
+        finally:
+            os.close(fd)
+        fsync_dir(self.userdir)
 
     def clear_starting(self) -> None:
         path = self.userdir / STARTING_FILE
