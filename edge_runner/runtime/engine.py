@@ -6,12 +6,16 @@ loops continue from a ready-queue drained on the next loop turn, so a wire loop 
 stack and cannot starve the loop. Async nodes get their own bounded queue and worker task
 (``Node.QUEUE_LIMIT``, oldest message dropped with a warning when full).
 
-Deploys (``deploy(flows, kind)``) are validated completely before anything stops: a rejected
-deploy raises ``DeployError`` with one entry per offending node and the running flows are left
-untouched. See ``planner`` for what ``full`` / ``flows`` / ``nodes`` restart, ``flows`` for the
-flow model (subflows, groups), ``env`` for environment variables and ``routing`` for catch /
-status / complete delivery. Node modules are imported per type on first use (``loader``); a
-deployed type nobody registers is rejected like any other bad node.
+Deploys are two phases: ``prepare`` (parse, build every node that restarts, start nothing; a
+rejected deploy raises ``DeployError`` with one entry per offending node and the running flows
+are left untouched) and ``apply`` (stop what changes, start the new nodes, report the ones that
+failed to start). ``runtime.deployer`` persists flows and credentials between the two and is
+the one deploy path of a runner; ``deploy(flows, kind)`` runs both for engines without storage
+(tests, the flow harness). Node code is contained (``containment``): ``sys.exit()`` in a node
+fails that node, never the engine. See ``planner`` for what ``full`` / ``flows`` / ``nodes``
+restart, ``flows`` for the flow model (subflows, groups), ``env`` for environment variables and
+``routing`` for catch / status / complete delivery. Node modules are imported per type on
+first use (``loader``); a deployed type nobody registers is rejected like any other bad node.
 
 Directories: ``userdir`` (flows, credentials, context) and ``data_dir`` (where nodes keep
 files: ``<userdir>/data``, else ``$MANIFOLD_RUNNER_DATA_DIR``, else a private temp dir).
