@@ -16,6 +16,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create, user_create
 from apps.teams.models import Application, Team
 from apps.teams.services import (
@@ -34,8 +35,10 @@ def make_user(email: str, full_name: str = "") -> User:
 
 def add_member(team: Team, owner: User, user: User, role: str) -> None:
     """Join ``user`` to ``team`` the way people do: invitation, then accept."""
-    created = invitation_create(actor=owner, team=team, email=user.email, role=role)
-    invitation_accept(actor=user, invitation=created.invitation)
+    created = invitation_create(
+        principal=Principal.for_user(owner), team=team, email=user.email, role=role
+    )
+    invitation_accept(principal=Principal.for_user(user), invitation=created.invitation)
 
 
 @dataclass
@@ -61,8 +64,10 @@ def acme_world(db: Any) -> Acme:
     eddie = make_user("eddie@acme.test", "Eddie Editor")
     vera = make_user("vera@acme.test", "Vera Viewer")
     dana = make_user("dana@acme.test", "Dana Dashboard")
-    team = team_create(actor=olivia, name="Acme Plant", slug="acme")
-    line_1 = application_create(actor=olivia, team=team, name="Line 1", slug="line-1")
+    team = team_create(principal=Principal.for_user(olivia), name="Acme Plant", slug="acme")
+    line_1 = application_create(
+        principal=Principal.for_user(olivia), team=team, name="Line 1", slug="line-1"
+    )
     add_member(team, olivia, eddie, "member")
     add_member(team, olivia, vera, "viewer")
     add_member(team, olivia, dana, "dashboard")
@@ -72,8 +77,8 @@ def acme_world(db: Any) -> Acme:
 @pytest.fixture
 def globex_world(db: Any) -> Globex:
     oscar = make_user("oscar@globex.test", "Oscar Outsider")
-    team = team_create(actor=oscar, name="Globex", slug="globex")
-    hq = application_create(actor=oscar, team=team, name="HQ", slug="hq")
+    team = team_create(principal=Principal.for_user(oscar), name="Globex", slug="globex")
+    hq = application_create(principal=Principal.for_user(oscar), team=team, name="HQ", slug="hq")
     return Globex(team=team, hq=hq, oscar=oscar)
 
 
@@ -160,7 +165,12 @@ def token_client(db: Any) -> Callable[..., APIClient]:
     """``token_client(user, read_only=False, teams=None)``: a client using a real token."""
 
     def make(user: User, *, read_only: bool = False, teams: list[str] | None = None) -> APIClient:
-        created = token_create(actor=user, name="test token", read_only=read_only, team_slugs=teams)
+        created = token_create(
+            principal=Principal.for_user(user),
+            name="test token",
+            read_only=read_only,
+            team_slugs=teams,
+        )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.secret}")
         return client

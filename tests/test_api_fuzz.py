@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.core.result import Err, Ok
 
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create
 from tests.conftest import Acme, Globex
 
@@ -93,7 +94,7 @@ def _fuzz(secret: str, real_share: bool) -> tuple[Counter[int], list[str], list[
 def test_generated_requests_never_get_a_server_error(
     acme_world: Acme, globex_world: Globex, keep_test_connection: None
 ) -> None:
-    secret = token_create(actor=acme_world.olivia, name="fuzz").secret
+    secret = token_create(principal=Principal.for_user(acme_world.olivia), name="fuzz").secret
     statuses, failures, _, operations = _fuzz(secret, real_share=True)
     total = sum(statuses.values())
     print(
@@ -108,7 +109,7 @@ def test_generated_requests_never_get_a_server_error(
 def test_generated_requests_of_an_outsider_never_reach_acme(
     acme_world: Acme, globex_world: Globex, keep_test_connection: None
 ) -> None:
-    secret = token_create(actor=globex_world.oscar, name="fuzz").secret
+    secret = token_create(principal=Principal.for_user(globex_world.oscar), name="fuzz").secret
     statuses, failures, acme_answers, operations = _fuzz(secret, real_share=False)
     total = sum(statuses.values())
     print(

@@ -26,6 +26,7 @@ from django.utils.http import urlsafe_base64_encode
 from rest_framework.test import APIClient
 
 from apps.accounts.models import PersonalAccessToken, User
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create, user_create, user_deactivate
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.rbac.models import CustomRole
@@ -67,25 +68,35 @@ class World:
 def build_world(acme: Acme, globex: Globex) -> World:
     olivia, oscar = acme.olivia, globex.oscar
     newbie = user_create(email="newbie@acme.test", password=PASSWORD)
-    created = invitation_create(actor=olivia, team=acme.team, email=newbie.email, role="viewer")
-    role = custom_role_create(actor=olivia, team=acme.team, name="Ops", permissions=["flow:read"])
+    created = invitation_create(
+        principal=Principal.for_user(olivia), team=acme.team, email=newbie.email, role="viewer"
+    )
+    role = custom_role_create(
+        principal=Principal.for_user(olivia), team=acme.team, name="Ops", permissions=["flow:read"]
+    )
     globex_role = custom_role_create(
-        actor=oscar, team=globex.team, name="Globex ops", permissions=["flow:read"]
+        principal=Principal.for_user(oscar),
+        team=globex.team,
+        name="Globex ops",
+        permissions=["flow:read"],
     )
     eddie_membership = Membership.objects.get(team=acme.team, user=acme.eddie)
     vera_membership = Membership.objects.get(team=acme.team, user=acme.vera)
     # An override equal to vera's team role: it exists (to be listed and deleted) without
     # changing what any persona may do, so the RBAC matrix reads the plain role table.
     application_override_set(
-        actor=olivia, membership=vera_membership, application=acme.line_1, role="viewer"
+        principal=Principal.for_user(olivia),
+        membership=vera_membership,
+        application=acme.line_1,
+        role="viewer",
     )
-    token = token_create(actor=olivia, name="olivia's token").token
+    token = token_create(principal=Principal.for_user(olivia), name="olivia's token").token
     event = AuditEvent.objects.filter(team_key=acme.team.pk).order_by("-seq").first()
     assert event is not None
     # The platform admin: a member of no team (tenancy is strict, the flag grants no team data).
     paula = user_create(email="paula@platform.test", password=PASSWORD, is_platform_admin=True)
     dormant = user_create(email="dormant@acme.test", password=PASSWORD)
-    user_deactivate(actor=paula, user=dormant)
+    user_deactivate(principal=Principal.for_user(paula), user=dormant)
     return World(
         acme=acme,
         globex=globex,

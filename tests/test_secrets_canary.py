@@ -27,6 +27,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from rest_framework.test import APIClient
 
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create, user_create
 from apps.audit.models import AuditEvent
 from apps.teams.services import invitation_create, team_create
@@ -70,11 +71,11 @@ def test_canary_secrets_appear_nowhere(caplog: pytest.LogCaptureFixture) -> None
 
     # The account with a canary password, its team, a canary token and a canary invitation.
     carol = user_create(email="carol@canary.test", password=CANARY_PASSWORD, full_name="Carol")
-    team = team_create(actor=carol, name="Canary Works", slug="canary")
-    token_secret = token_create(actor=carol, name="ci").secret
+    team = team_create(principal=Principal.for_user(carol), name="Canary Works", slug="canary")
+    token_secret = token_create(principal=Principal.for_user(carol), name="ci").secret
     invitee = user_create(email="ivan@canary.test", password=CANARY_PASSWORD)
     invitation_secret = invitation_create(
-        actor=carol, team=team, email=invitee.email, role="viewer"
+        principal=Principal.for_user(carol), team=team, email=invitee.email, role="viewer"
     ).secret
     canaries = {
         "password": CANARY_PASSWORD,

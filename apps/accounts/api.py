@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 
 from apps.accounts import services
 from apps.accounts.access import access_token
-from apps.accounts.actors import actor_user
 from apps.accounts.models import PersonalAccessToken
+from apps.accounts.principal import principal_from_request
 from apps.accounts.selectors import token_list
 from apps.accounts.serializers import (
     MeSerializer,
@@ -23,8 +23,7 @@ from apps.accounts.serializers import (
     TokenCreateSerializer,
     TokenSerializer,
 )
-from apps.core.api import http_request, validated
-from apps.teams.api_base import request_actor
+from apps.core.api import validated
 
 
 class MeView(APIView):
@@ -34,7 +33,7 @@ class MeView(APIView):
 
     @extend_schema(responses={200: MeSerializer})
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(actor_user(request_actor(request))).data)
+        return Response(MeSerializer(principal_from_request(request).require_user()).data)
 
 
 class PasswordChangeView(APIView):
@@ -45,10 +44,8 @@ class PasswordChangeView(APIView):
     @extend_schema(request=PasswordChangeSerializer, responses={204: None})
     def post(self, request: Request) -> Response:
         data = validated(PasswordChangeSerializer, request.data)
-        actor = request_actor(request)
-        services.password_change(
-            actor=actor, user=actor_user(actor), request=http_request(request), **data
-        )
+        principal = principal_from_request(request)
+        services.password_change(principal=principal, user=principal.require_user(), **data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -61,18 +58,17 @@ class TokenListView(generics.ListCreateAPIView):  # type: ignore[type-arg]  # DR
     def get_queryset(self) -> QuerySet[PersonalAccessToken]:
         if getattr(self, "swagger_fake_view", False):
             return PersonalAccessToken.objects.none()
-        return token_list(user=actor_user(request_actor(self.request)))
+        return token_list(user=principal_from_request(self.request).require_user())
 
     @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = validated(TokenCreateSerializer, request.data)
         created = services.token_create(
-            actor=request_actor(request),
+            principal=principal_from_request(request),
             name=data["name"],
             read_only=data["read_only"],
             team_slugs=data["teams"],
             expires_in_days=data["expires_in_days"],
-            request=http_request(request),
         )
         body = TokenCreatedSerializer(created.token).data | {"token": created.secret}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -85,12 +81,12 @@ class TokenDetailView(APIView):
 
     @extend_schema(responses={200: TokenSerializer})
     def get(self, request: Request, token_id: str) -> Response:
-        return Response(TokenSerializer(access_token(request_actor(request), token_id)).data)
+        return Response(
+            TokenSerializer(access_token(principal_from_request(request), token_id)).data
+        )
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, token_id: str) -> Response:
-        actor = request_actor(request)
-        services.token_revoke(
-            actor=actor, token=access_token(actor, token_id), request=http_request(request)
-        )
+        principal = principal_from_request(request)
+        services.token_revoke(principal=principal, token=access_token(principal, token_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -20,9 +20,9 @@ from rest_framework.views import APIView
 from apps.accounts import services
 from apps.accounts.access import access_user, require_platform
 from apps.accounts.models import User
+from apps.accounts.principal import principal_from_request
 from apps.accounts.selectors import USER_STATUSES, platform_user_list
-from apps.core.api import http_request, validated
-from apps.teams.api_base import request_actor
+from apps.core.api import validated
 from apps.teams.models import Team
 from apps.teams.selectors import platform_team_list
 
@@ -88,7 +88,7 @@ class PlatformView(APIView):
         # Methods without a handler still need the read key, so outsiders learn nothing (403)
         # and platform admins get the plain 405.
         key = self.permissions.get(str(request.method).lower(), "platform:read")
-        require_platform(request_actor(request), key)
+        require_platform(principal_from_request(request), key)
 
 
 class PlatformUserListView(PlatformView):
@@ -114,9 +114,9 @@ def _with_count(user: User) -> User:
 
 def _switch_user(request: Request, user_id: int, change: Callable[..., User]) -> Response:
     """Deactivate or reactivate: ``change`` is the service, called as the request's actor."""
-    actor = request_actor(request)
-    user = access_user(actor, user_id, "platform:user_manage")
-    user = change(actor=actor, user=user, request=http_request(request))
+    principal = principal_from_request(request)
+    user = access_user(principal, user_id, "platform:user_manage")
+    user = change(principal=principal, user=user)
     return Response(PlatformUserSerializer(_with_count(user)).data)
 
 
@@ -125,7 +125,7 @@ class PlatformUserDetailView(PlatformView):
 
     @extend_schema(responses={200: PlatformUserSerializer})
     def get(self, request: Request, user_id: int) -> Response:
-        user = access_user(request_actor(request), user_id, "platform:read")
+        user = access_user(principal_from_request(request), user_id, "platform:read")
         return Response(PlatformUserSerializer(_with_count(user)).data)
 
 

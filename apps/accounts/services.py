@@ -10,14 +10,13 @@ from datetime import timedelta
 from django.contrib.auth import SESSION_KEY, password_validation
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.actors import Actor, actor_token, actor_user
 from apps.accounts.models import TOKEN_PREFIX, PersonalAccessToken, User
+from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
+from apps.core.emails import normalize_email
 from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from apps.core.realtime import notify_team_access_changed
 
@@ -28,18 +27,6 @@ TOKEN_MAX_DAYS = 366
 def hash_token(raw: str) -> str:
     """The stored form of a secret: sha256 hex (the secret has 256 bits of entropy)."""
     return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def normalize_email(email: str) -> str:
-    """Lower-cased, stripped, and checked; raises ValidationError on a malformed address."""
-    cleaned = (email or "").strip().lower()
-    try:
-        validate_email(cleaned)
-    except DjangoValidationError:
-        raise ValidationError(
-            "Enter a valid email address.", fields={"email": "Enter a valid email address."}
-        ) from None
-    return cleaned
 
 
 def _check_password(password: str, user: User | None, field: str = "password") -> None:
@@ -54,11 +41,14 @@ def user_create(
     email: str,
     password: str | None,
     full_name: str = "",
-    actor: Actor | None = None,
+    principal: Principal | None = None,
     is_platform_admin: bool = False,
-    request: HttpRequest | None = None,
 ) -> User:
-    """Create a local account. ``password=None`` makes an account that cannot log in yet."""
+    """Create a local account. ``password=None`` makes an account that cannot log in yet.
+
+    ``principal`` is whoever creates it; by default the system (sign-up, seeding, SSO).
+    """
+    principal = principal if principal is not None else Principal.system()
     email = normalize_email(email)
     if len(full_name) > 150:
         raise ValidationError("Name is too long.", fields={"full_name": "At most 150 characters."})
@@ -74,25 +64,23 @@ def user_create(
         user.save()
         audit_record(
             event="account.user.created",
-            actor=actor,
+            principal=principal,
             team=None,
             target=user,
             after={"email": user.email, "is_platform_admin": user.is_platform_admin},
-            request=request,
         )
     return user
 
 
 def password_change(
     *,
-    actor: Actor,
+    principal: Principal,
     user: User,
     old_password: str,
     new_password: str,
-    request: HttpRequest | None = None,
 ) -> None:
     """Change one's own password; the old one must be right. Tokens may not do this."""
-    if actor_token(actor) is not None or actor_user(actor).pk != user.pk:
+    if principal.token is not None or principal.user is None or principal.user.pk != user.pk:
         raise PermissionDenied("Only the account holder, signed in, can change the password.")
     if not user.check_password(old_password):
         raise ValidationError(
@@ -102,9 +90,7 @@ def password_change(
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        audit_record(
-            event="account.password.changed", actor=actor, team=None, target=user, request=request
-        )
+        audit_record(event="account.password.changed", principal=principal, team=None, target=user)
 
 
 def user_sessions_end(*, user: User, keep_session_key: str | None = None) -> int:
@@ -135,7 +121,7 @@ def _revoke_all_tokens(user: User) -> list[str]:
     return prefixes
 
 
-def password_reset_request(*, email: str, request: HttpRequest | None = None) -> list[User]:
+def password_reset_request(*, principal: Principal, email: str) -> list[User]:
     """Record that a reset link was asked for; return the accounts a link goes to.
 
     The same accounts Django's reset form mails: active, with a usable password. One audit row
@@ -153,10 +139,9 @@ def password_reset_request(*, email: str, request: HttpRequest | None = None) ->
             audit_record(
                 event="account.password.reset_requested",
                 # The visitor as they are: usually anonymous, possibly signed in as someone.
-                actor=getattr(request, "user", None),
+                principal=principal,
                 team=None,
                 target=user,
-                request=request,
             )
     return users
 
@@ -173,7 +158,6 @@ def password_reset_complete(
     *,
     user: User,
     new_password: str,
-    request: HttpRequest | None = None,
     keep_session_key: str | None = None,
 ) -> PasswordReset:
     """Set a new password through an emailed reset link (the link is checked by the caller).
@@ -194,22 +178,19 @@ def password_reset_complete(
         ended = user_sessions_end(user=user, keep_session_key=keep_session_key)
         audit_record(
             event="account.password.reset",
-            actor=user,
+            principal=Principal.for_user(user),
             team=None,
             target=user,
             after={"logins_ended": ended, "revoked_prefixes": revoked},
-            request=request,
         )
     return PasswordReset(sessions_ended=ended, tokens_revoked=revoked)
 
 
-def _user_active_set(
-    *, actor: Actor, user: User, active: bool, request: HttpRequest | None
-) -> User:
+def _user_active_set(*, principal: Principal, user: User, active: bool) -> User:
     from apps.accounts.access import require_platform
     from apps.accounts.selectors import user_team_ids
 
-    admin = require_platform(actor, "platform:user_manage")
+    admin = require_platform(principal, "platform:user_manage")
     verb = "reactivate" if active else "deactivate"
     if user.pk == admin.pk:
         raise Conflict(f"You cannot {verb} your own account.", code="self")
@@ -228,27 +209,26 @@ def _user_active_set(
             after |= {"logins_ended": user_sessions_end(user=locked), "teams": len(team_ids)}
         audit_record(
             event=f"platform.user.{verb}d",
-            actor=actor,
+            principal=principal,
             team=None,
             target=locked,
             before={"is_active": not active},
             after=after,
-            request=request,
         )
     return locked
 
 
-def user_deactivate(*, actor: Actor, user: User, request: HttpRequest | None = None) -> User:
+def user_deactivate(*, principal: Principal, user: User) -> User:
     """Platform admins: switch an account off. At once: its sessions are deleted, its tokens
     answer 401 (they are kept, not revoked, so a reactivation restores the account as it was;
     the owner or an admin can still revoke them), and every open team websocket of the user is
     told to re-check access and closes. Team data is untouched; its memberships stay."""
-    return _user_active_set(actor=actor, user=user, active=False, request=request)
+    return _user_active_set(principal=principal, user=user, active=False)
 
 
-def user_reactivate(*, actor: Actor, user: User, request: HttpRequest | None = None) -> User:
+def user_reactivate(*, principal: Principal, user: User) -> User:
     """Platform admins: switch a deactivated account back on (it signs in afresh)."""
-    return _user_active_set(actor=actor, user=user, active=True, request=request)
+    return _user_active_set(principal=principal, user=user, active=True)
 
 
 @dataclass(frozen=True)
@@ -261,12 +241,11 @@ class CreatedToken:
 
 def token_create(
     *,
-    actor: Actor,
+    principal: Principal,
     name: str,
     read_only: bool = False,
     team_slugs: list[str] | None = None,
     expires_in_days: int = TOKEN_DEFAULT_DAYS,
-    request: HttpRequest | None = None,
 ) -> CreatedToken:
     """Create a token for the actor's user. ``team_slugs=None`` means all the user's teams.
 
@@ -275,9 +254,9 @@ def token_create(
     """
     from apps.teams.selectors import team_list_for_user
 
-    if actor_token(actor) is not None:
+    if principal.token is not None:
         raise PermissionDenied("Access tokens cannot create tokens; sign in to create one.")
-    user = actor_user(actor)
+    user = principal.require_user("create access tokens")
     name = (name or "").strip()
     errors: dict[str, str] = {}
     if not name or len(name) > 100:
@@ -310,7 +289,7 @@ def token_create(
         token.teams.set(teams)
         audit_record(
             event="account.token.created",
-            actor=actor,
+            principal=principal,
             team=None,
             target=token,
             after={
@@ -320,19 +299,15 @@ def token_create(
                 "teams": sorted(team.slug for team in teams) if teams else "all",
                 "expires_at": token.expires_at.isoformat(),
             },
-            request=request,
         )
     return CreatedToken(token=token, secret=secret)
 
 
-def token_revoke(
-    *, actor: Actor, token: PersonalAccessToken, request: HttpRequest | None = None
-) -> PersonalAccessToken:
+def token_revoke(*, principal: Principal, token: PersonalAccessToken) -> PersonalAccessToken:
     """Revoke one of the actor's own tokens; effective at the next request."""
-    if token.user_id != actor_user(actor).pk:
+    if principal.user is None or token.user_id != principal.user.pk:
         raise NotFound("Token not found.")
-    acting_token = actor_token(actor)
-    if acting_token is not None and acting_token.read_only:
+    if principal.read_only:
         raise PermissionDenied("Read-only tokens cannot revoke tokens.")
     with transaction.atomic():
         locked = PersonalAccessToken.objects.select_for_update().get(pk=token.pk)
@@ -342,10 +317,9 @@ def token_revoke(
         locked.save(update_fields=["revoked_at", "updated_at"])
         audit_record(
             event="account.token.revoked",
-            actor=actor,
+            principal=principal,
             team=None,
             target=locked,
             before={"name": locked.name, "prefix": locked.prefix},
-            request=request,
         )
     return locked

@@ -9,7 +9,6 @@ from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, SetPasswordForm
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -21,17 +20,10 @@ from apps.accounts import services
 from apps.accounts.access import access_token
 from apps.accounts.forms import LoginForm, TokenCreateForm
 from apps.accounts.models import User
+from apps.accounts.principal import principal_from_request
 from apps.accounts.selectors import token_list
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
-
-
-def signed_in_user(request: HttpRequest) -> User:
-    """The person behind a ``login_required`` request (never anonymous there)."""
-    user = request.user
-    if not isinstance(user, User) or not user.is_authenticated:
-        raise DjangoPermissionDenied("Sign in first.")
-    return user
 
 
 class LoginView(auth_views.LoginView):
@@ -60,12 +52,12 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
         try:
+            principal = principal_from_request(self.request)
             services.password_change(
-                actor=signed_in_user(self.request),
-                user=signed_in_user(self.request),
+                principal=principal,
+                user=principal.require_user(),
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password1"],
-                request=self.request,
             )
         except ManifoldError as exc:
             add_service_error(form, exc, {"new_password": "new_password2"})
@@ -89,7 +81,9 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         response = super().form_valid(form)
-        services.password_reset_request(email=form.cleaned_data["email"], request=self.request)
+        services.password_reset_request(
+            principal=principal_from_request(self.request), email=form.cleaned_data["email"]
+        )
         return response
 
 
@@ -110,7 +104,6 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
             services.password_reset_complete(
                 user=form.user,
                 new_password=form.cleaned_data["new_password1"],
-                request=self.request,
                 keep_session_key=session.session_key,
             )
         except ManifoldError as exc:
@@ -133,7 +126,7 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
     """Permission ``token:manage``: list own tokens, create one (its secret is shown once)."""
     from apps.teams.selectors import team_list_for_user
 
-    user = signed_in_user(request)
+    user = principal_from_request(request).require_user()
     team_choices = [(team.slug, team.name) for team in team_list_for_user(user)]
     created = None
     if request.method == "POST":
@@ -141,12 +134,11 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 created = services.token_create(
-                    actor=user,
+                    principal=principal_from_request(request),
                     name=form.cleaned_data["name"],
                     read_only=form.cleaned_data["read_only"],
                     team_slugs=form.team_slugs(),
                     expires_in_days=form.cleaned_data["expires_in_days"],
-                    request=request,
                 )
             except ManifoldError as exc:
                 add_service_error(form, exc)
@@ -175,12 +167,12 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     """Permission ``token:manage``: confirm, then revoke one of one's own tokens."""
     try:
-        token = access_token(signed_in_user(request), token_id)
+        token = access_token(principal_from_request(request), token_id)
     except NotFound:
         raise Http404("Token not found.") from None
     if request.method == "POST":
         try:
-            services.token_revoke(actor=signed_in_user(request), token=token, request=request)
+            services.token_revoke(principal=principal_from_request(request), token=token)
         except ManifoldError as exc:
             messages.error(request, exc.message)
         else:

@@ -1,7 +1,7 @@
 """REST API of the audit trail: list, detail, streamed CSV/JSON Lines exports, retention.
 
-Every endpoint resolves the team through ``apps.teams.access.team_access`` (404 for missing and
-foreign teams alike) and names the permission each HTTP method needs in ``permissions``.
+Every endpoint builds on the sealed ``TeamScopedAPIView`` (404 for missing and foreign teams
+alike) and names the permission each HTTP method needs in ``permissions``.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apps.audit.models import MAX_RETENTION_DAYS, ActorType, AuditEvent
 from apps.audit.selectors import audit_event_get, audit_event_list, audit_retention_days_get
 from apps.audit.services import audit_settings_update
 from apps.core.errors import NotFound
-from apps.teams.access import TeamAccess, access_application, team_access
-from apps.teams.api_base import request_actor
+from apps.teams.access import TeamAccess, access_application
+from apps.teams.api_base import TeamScopedAPIView
 
 # Rows fetched per database round trip while exporting. The export's peak memory is one chunk
 # of model instances (measured ~2.6 MiB at 1000 rows, ~0.7 MiB at 200): small enough that
@@ -52,6 +51,7 @@ EXPORT_FIELDS = (
     "after",
     "ip",
     "user_agent",
+    "request_id",
     "prev_hash",
     "hash",
 )
@@ -80,6 +80,7 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
             "after",
             "ip",
             "user_agent",
+            "request_id",
             "prev_hash",
             "hash",
         )
@@ -119,18 +120,10 @@ class AuditSettingsSerializer(serializers.Serializer[dict[str, Any]]):
     audit_retention_days = serializers.IntegerField(min_value=1, max_value=MAX_RETENTION_DAYS)
 
 
-class TeamAuditView(APIView):
-    """Resolves ``team_slug`` for the request's actor and checks the method's permission key.
-
-    ``permissions`` maps each HTTP method (lower case) to the key of ``PERMISSIONS`` it needs.
-    """
+class TeamAuditView(TeamScopedAPIView):
+    """The audit endpoints' shared filters, on the one tenancy base."""
 
     permissions: ClassVar[dict[str, str]] = {"get": "audit:read"}
-
-    def team_access(self, request: Request, team_slug: str) -> TeamAccess:
-        access = team_access(request_actor(request), team_slug)
-        access.require(self.permissions[str(request.method).lower()])
-        return access
 
     def filtered_events(self, request: Request, access: TeamAccess) -> QuerySet[AuditEvent]:
         filters = AuditFilterSerializer(data=request.query_params)
@@ -162,7 +155,7 @@ class AuditEventListView(TeamAuditView):
         responses={200: AuditEventPageSerializer},
     )
     def get(self, request: Request, team_slug: str) -> Response:
-        access = self.team_access(request, team_slug)
+        access = self.team_access
         events = self.filtered_events(request, access)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(events, request, view=self)
@@ -176,7 +169,7 @@ class AuditEventDetailView(TeamAuditView):
 
     @extend_schema(responses={200: AuditEventSerializer})
     def get(self, request: Request, team_slug: str, event_id: int) -> Response:
-        access = self.team_access(request, team_slug)
+        access = self.team_access
         event = audit_event_get(team=access.team, event_id=event_id)
         if event is None:
             raise NotFound("Audit event not found.")
@@ -212,7 +205,7 @@ def _csv_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
     yield writer.writerow(EXPORT_FIELDS)
     for event in events.iterator(chunk_size=EXPORT_CHUNK):
         row = _export_row(event)
-        yield writer.writerow([_csv_cell(row[name]) for name in EXPORT_FIELDS])
+        yield writer.writerow([_csv_cell(row.get(name)) for name in EXPORT_FIELDS])
 
 
 def _jsonl_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
@@ -230,7 +223,7 @@ class AuditExportView(TeamAuditView):
     export_format: ClassVar[str] = "csv"
 
     def export(self, request: Request, team_slug: str) -> StreamingHttpResponse:
-        access = self.team_access(request, team_slug)
+        access = self.team_access
         events = self.filtered_events(request, access).order_by("seq")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         if self.export_format == "csv":
@@ -289,19 +282,18 @@ class AuditSettingsView(TeamAuditView):
 
     @extend_schema(responses={200: AuditSettingsSerializer})
     def get(self, request: Request, team_slug: str) -> Response:
-        access = self.team_access(request, team_slug)
+        access = self.team_access
         return Response({"audit_retention_days": audit_retention_days_get(team=access.team)})
 
     @extend_schema(request=AuditSettingsSerializer, responses={200: AuditSettingsSerializer})
     def put(self, request: Request, team_slug: str) -> Response:
-        access = self.team_access(request, team_slug)
+        access = self.team_access
         body = AuditSettingsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         current = audit_settings_update(
-            actor=request_actor(request),
+            principal=self.principal,
             team=access.team,
             retention_days=body.validated_data["audit_retention_days"],
-            request=request,
         )
         return Response({"audit_retention_days": current.audit_retention_days})
 

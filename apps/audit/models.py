@@ -62,6 +62,7 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
+    request_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField()
     seq = models.PositiveBigIntegerField()
     prev_hash = models.CharField(max_length=64)
@@ -95,7 +96,11 @@ class AuditEvent(models.Model):
         raise AuditAppendOnlyError("audit events are append-only: delete() is refused")
 
     def hashed_fields(self) -> dict[str, Any]:
-        """The fields covered by the hash, in the exact form they are hashed."""
+        """The fields covered by the hash, in the exact form they are hashed.
+
+        ``request_id`` came later: it is hashed only when set, so rows written before it existed
+        keep their hashes.
+        """
         return {
             "event": self.event,
             "actor_type": self.actor_type,
@@ -114,7 +119,7 @@ class AuditEvent(models.Model):
             "user_agent": self.user_agent,
             "created_at": self.created_at.isoformat(),
             "seq": self.seq,
-        }
+        } | ({"request_id": self.request_id} if self.request_id else {})
 
     def compute_hash(self) -> str:
         return event_hash(self.hashed_fields(), self.prev_hash)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.principal import Principal
 from apps.audit.models import DEFAULT_RETENTION_DAYS, AuditChainHead, AuditEvent, AuditSettings
 from apps.audit.services import AuditTarget, audit_record
 
@@ -72,7 +73,7 @@ def audit_chain_purge(*, chain_key: int, cutoff: datetime) -> PurgeResult:
         team = _TeamSnapshot(chain_key, head.team_slug) if chain_key else None
         audit_record(
             event="audit.events.purged",
-            actor=None,
+            principal=Principal.system("audit-retention"),
             team=team,
             target=AuditTarget("audit.chain", str(chain_key), head.team_slug or "platform"),
             after={"deleted": deleted, "anchor_seq": anchor.seq, "cutoff": cutoff.isoformat()},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from dataclasses import dataclass
@@ -10,20 +9,19 @@ from functools import partial
 from typing import Any, Protocol
 
 from django.db import connection, transaction
-from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.ipv6 import clean_ipv6_address
 
+from apps.accounts.principal import Principal
 from apps.audit.chain import normalise_json
 from apps.audit.models import (
     MAX_RETENTION_DAYS,
-    ActorType,
     AuditChainHead,
     AuditEvent,
     AuditSettings,
 )
 from apps.audit.redaction import redact, redact_text
 from apps.audit.syslog import forward_event, syslog_target
+from apps.core.audit_context import AuditContext, current_audit_context
 from apps.core.errors import ValidationError
 from apps.core.realtime import broadcast_team_event
 
@@ -38,8 +36,7 @@ class AuditUsageError(ValueError):
 
 @dataclass(frozen=True)
 class ActorIdentity:
-    """Who did it, as stored: devices (and anything else) may return one from
-    ``audit_actor_identity()`` instead of being inspected."""
+    """Who did it, as stored (kind, stable id, label)."""
 
     type: str
     id: str
@@ -63,35 +60,11 @@ class _TeamLike(Protocol):
     def slug(self) -> str: ...
 
 
-def describe_actor(actor: Any) -> ActorIdentity:
-    """Map a User, PersonalAccessToken (``.user`` + ``.prefix``), Device or None to an identity.
-
-    Duck-typed on purpose: importing accounts or devices here would create import cycles.
-    """
-    if actor is None:
-        return ActorIdentity(ActorType.SYSTEM, "", "system")
-    if isinstance(actor, ActorIdentity):
-        return actor
-    identity = getattr(actor, "audit_actor_identity", None)
-    if callable(identity):
-        result = identity()
-        if not isinstance(result, ActorIdentity):
-            raise AuditUsageError("audit_actor_identity() must return an ActorIdentity")
-        return result
-    prefix = getattr(actor, "prefix", None) or getattr(actor, "token_prefix", None)
-    if prefix and hasattr(actor, "user"):
-        user_label = _user_label(actor.user)
-        return ActorIdentity(ActorType.TOKEN, str(actor.pk), f"{user_label} (token {prefix})"[:200])
-    if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None) is not None:
-        return ActorIdentity(ActorType.USER, str(actor.pk), _user_label(actor))
-    if hasattr(actor, "is_authenticated"):
-        return ActorIdentity(ActorType.SYSTEM, "", "anonymous")
-    raise AuditUsageError(f"Cannot audit an actor of type {type(actor).__name__}")
-
-
-def _user_label(user: Any) -> str:
-    label = getattr(user, "email", "") or user.get_username()
-    return str(label)[:200]
+def describe_actor(principal: Principal) -> ActorIdentity:
+    """The stored identity of a principal: its kind, stable id and label."""
+    if not isinstance(principal, Principal):
+        raise AuditUsageError(f"actor must be a Principal, not {type(principal).__name__}")
+    return ActorIdentity(principal.kind, principal.identity[:64], principal.label)
 
 
 def describe_target(target: Any) -> AuditTarget | None:
@@ -101,20 +74,6 @@ def describe_target(target: Any) -> AuditTarget | None:
     if meta is None or getattr(target, "pk", None) is None:
         raise AuditUsageError("target must be a saved model instance or an AuditTarget")
     return AuditTarget(f"{meta.app_label}.{meta.model_name}", str(target.pk), str(target)[:200])
-
-
-def _client_ip(request: HttpRequest | None) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it,
-    # and the deployment's proxy is expected to set REMOTE_ADDR (uvicorn --proxy-headers).
-    if request is None:
-        return None
-    raw = str(request.META.get("REMOTE_ADDR") or "")
-    try:
-        address = ipaddress.ip_address(raw)
-    except ValueError:
-        return None
-    # Store exactly what the database would store, so the hashed form equals the read-back form.
-    return clean_ipv6_address(raw) if address.version == 6 else str(address)
 
 
 def _syslog_enabled() -> bool:
@@ -147,19 +106,20 @@ def _lock_chain(chain_key: int, team_slug: str) -> AuditChainHead:
 def audit_record(
     *,
     event: str,
-    actor: Any,
+    principal: Principal,
     team: _TeamLike | None,
     application: Any = None,
     target: Any = None,
     before: Any = None,
     after: Any = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> AuditEvent:
     """Append one event to ``team``'s chain (``team=None``: the platform chain).
 
     Must run inside the caller's ``transaction.atomic()`` so the event commits or rolls back with
     the change it describes. ``before``/``after`` are JSON-normalised and scrubbed of secrets.
-    Syslog forwarding (if configured) happens only after commit.
+    Syslog forwarding (if configured) happens only after commit. ``context`` (IP, user agent,
+    request id) defaults to the one the middleware or a ``with audit_context`` block set.
     """
     if not EVENT_NAME.match(event) or len(event) > 100:
         raise AuditUsageError(f"Event name {event!r} is not dotted <scope>.<resource>.<verb>")
@@ -174,9 +134,9 @@ def audit_record(
             raise AuditUsageError("application does not belong to the audited team")
         application_key = int(application.pk)
         application_name = str(getattr(application, "name", ""))[:200]
-    identity = describe_actor(actor)
+    identity = describe_actor(principal)
     target_info = describe_target(target)
-    user_agent = request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""
+    origin = context if context is not None else current_audit_context()
 
     head = _lock_chain(chain_key, team_slug)
     row = AuditEvent(
@@ -193,8 +153,9 @@ def audit_record(
         target_label=redact_text(target_info.label) if target_info else "",
         before=redact(normalise_json(before)),
         after=redact(normalise_json(after)),
-        ip=_client_ip(request),
-        user_agent=user_agent,
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        request_id=origin.request_id,
         created_at=timezone.now(),
         seq=head.last_seq + 1,
         prev_hash=head.last_hash,
@@ -213,9 +174,7 @@ def audit_record(
     return row
 
 
-def audit_settings_update(
-    *, actor: Any, team: Any, retention_days: Any, request: HttpRequest | None = None
-) -> AuditSettings:
+def audit_settings_update(*, principal: Principal, team: Any, retention_days: Any) -> AuditSettings:
     """Set the team's audit retention (1 to 3650 days); writes ``team.audit_settings.updated``."""
     if isinstance(retention_days, bool) or not isinstance(retention_days, int | str):
         raise ValidationError(
@@ -241,11 +200,10 @@ def audit_settings_update(
         current.save(update_fields=["audit_retention_days", "updated_at"])
         audit_record(
             event="team.audit_settings.updated",
-            actor=actor,
+            principal=principal,
             team=team,
             target=current,
             before={"audit_retention_days": before},
             after={"audit_retention_days": days},
-            request=request,
         )
     return current

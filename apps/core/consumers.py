@@ -1,7 +1,8 @@
 """Websocket consumers scoped to a team.
 
 ``TeamScopedConsumer`` is the only base for team websockets. It resolves the team from the URL
-slug through ``apps.teams.access.access_team`` with the permission the subclass names, and
+slug through the team resolver the teams app registers (``register_team_resolver``: core sits
+below teams and never imports it) with the permission the subclass names, and
 closes BEFORE accepting: 4403 for anonymous users and members without the permission, 4404 for
 missing and foreign teams alike (the two are never told apart). Subclasses cannot override
 ``connect`` or ``websocket_disconnect``; they add setup in ``team_connected``.
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.errors import NotFound, PermissionDenied
 from apps.core.realtime import team_access_group_name, team_group_name
@@ -30,11 +33,20 @@ CLOSE_NOT_FOUND = 4404
 _SEALED = ("connect", "websocket_disconnect")
 
 
-def _access_team(user: Any, team_slug: str, permission: str) -> Any:
-    # Imported here: the teams app imports core, and core must not import teams at load time.
-    from apps.teams.access import access_team
+# (user, team slug, permission key) -> team; raises NotFound / PermissionDenied.
+TeamResolver = Callable[[Any, str, str], Any]
+_resolvers: list[TeamResolver] = []
 
-    return access_team(user, team_slug, permission)
+
+def register_team_resolver(resolver: TeamResolver) -> None:
+    """Called once by the teams app (``AppConfig.ready``); a second call replaces the first."""
+    _resolvers[:] = [resolver]
+
+
+def _access_team(user: Any, team_slug: str, permission: str) -> Any:
+    if not _resolvers:
+        raise ImproperlyConfigured("No team resolver registered: is apps.teams installed?")
+    return _resolvers[0](user, team_slug, permission)
 
 
 def _still_allowed(user: Any, team_slug: str, permission: str) -> bool:

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import http_request, validated
+from apps.core.api import validated
 from apps.rbac import services
 from apps.rbac.access import access_custom_role
 from apps.rbac.models import CustomRole
@@ -23,8 +23,7 @@ from apps.rbac.serializers import (
     CustomRoleWriteSerializer,
     PermissionRowSerializer,
 )
-from apps.teams.api import TEAM_SLUG
-from apps.teams.api_base import TeamScopedViewSet
+from apps.teams.api_base import TEAM_SLUG, TeamScopedViewSet
 
 
 class PermissionTableView(APIView):
@@ -78,9 +77,7 @@ class CustomRoleViewSet(TeamScopedViewSet):
 
     def create(self, request: Request, team_slug: str) -> Response:
         data = validated(CustomRoleWriteSerializer, request.data)
-        role = services.custom_role_create(
-            actor=self.actor, team=self.team, request=http_request(request), **data
-        )
+        role = services.custom_role_create(principal=self.principal, team=self.team, **data)
         return Response(CustomRoleSerializer(role).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, team_slug: str, role_id: str) -> Response:
@@ -88,13 +85,9 @@ class CustomRoleViewSet(TeamScopedViewSet):
 
     def partial_update(self, request: Request, team_slug: str, role_id: str) -> Response:
         data = validated(CustomRoleUpdateSerializer, request.data)
-        role = services.custom_role_update(
-            actor=self.actor, role=self.get_object(), request=http_request(request), **data
-        )
+        role = services.custom_role_update(principal=self.principal, role=self.get_object(), **data)
         return Response(CustomRoleSerializer(role).data)
 
     def destroy(self, request: Request, team_slug: str, role_id: str) -> Response:
-        services.custom_role_delete(
-            actor=self.actor, role=self.get_object(), request=http_request(request)
-        )
+        services.custom_role_delete(principal=self.principal, role=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -60,6 +60,7 @@ PERMISSIONS: Final[dict[str, PermissionSpec]] = {
     # members, invitations, roles
     "member:read": PermissionSpec(Role.VIEWER, "List members and their roles", read_only=True),
     "member:invite": PermissionSpec(Role.OWNER, "Invite people, list and revoke invitations"),
+    "member:invite_owner": PermissionSpec(Role.OWNER, "Invite people as team owners"),
     "member:remove": PermissionSpec(Role.OWNER, "Remove a member from the team"),
     "member:role": PermissionSpec(Role.OWNER, "Change roles and application overrides"),
     "customrole:read": PermissionSpec(Role.MEMBER, "List custom roles", read_only=True),
@@ -147,11 +148,47 @@ def platform_allows(
 
 
 # Custom roles may hold any key except the ones that govern the team itself: a custom role that
-# could change roles or define roles would let its holder grant themselves ownership.
+# could change roles, define roles, invite owners or remove members (owners among them) would let
+# its holder take the team over. Only a full owner (``is_full_owner``) holds these.
 OWNER_RESERVED: Final[frozenset[str]] = frozenset(
-    {"team:edit", "team:delete", "member:role", "customrole:manage", "sso:manage"}
+    {
+        "team:edit",
+        "team:delete",
+        "member:role",
+        "member:remove",
+        "member:invite_owner",
+        "customrole:manage",
+        "sso:manage",
+    }
 )
 CUSTOM_ROLE_KEYS: Final[frozenset[str]] = frozenset(PERMISSIONS) - OWNER_RESERVED
+
+
+class MembershipLike(Protocol):
+    """What ``is_full_owner`` reads of a membership (a protocol: this module stays pure)."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def custom_role_id(self) -> int | None: ...
+
+
+def is_full_owner(membership: MembershipLike | None) -> bool:
+    """The one answer to "is this member a full owner?": the owner role and no custom role.
+
+    Full owners hold every key, owner-reserved ones included, in every application (overrides
+    never apply to them), and a team always keeps at least one.
+    """
+    return (
+        membership is not None
+        and membership.role == Role.OWNER
+        and membership.custom_role_id is None
+    )
+
+
+# The same rule as a queryset filter on memberships (``Membership.objects.filter(**...)``).
+FULL_OWNER_LOOKUP: Final[dict[str, object]] = {"role": Role.OWNER, "custom_role__isnull": True}
 
 
 class HasPermissionKeys(Protocol):
@@ -223,7 +260,8 @@ class Grant:
             # "No access" to an application is absolute, whatever the team-wide role says.
             return False
         if self.custom_keys is not None:
-            return permission in self.custom_keys
+            # A stored custom role may predate a key becoming owner-reserved: never grant one.
+            return permission in self.custom_keys and permission not in OWNER_RESERVED
         if spec.application_scoped and self.application_role is not None:
             return role_allows(self.application_role, permission)
         return role_allows(self.role, permission)

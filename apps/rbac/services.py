@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 
-from apps.accounts.actors import Actor
+from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, ValidationError
 from apps.rbac.models import CustomRole
@@ -64,12 +63,11 @@ def _save(role: CustomRole) -> None:
 
 def custom_role_create(
     *,
-    actor: Actor,
+    principal: Principal,
     team: Team,
     name: str,
     permissions: list[str],
     description: str = "",
-    request: HttpRequest | None = None,
 ) -> CustomRole:
     """Define a custom role in a team."""
     name, keys, description = _clean(name, permissions, description)
@@ -78,23 +76,21 @@ def custom_role_create(
         _save(role)
         audit_record(
             event="team.custom_role.created",
-            actor=actor,
+            principal=principal,
             team=team,
             target=role,
             after=_snapshot(role),
-            request=request,
         )
     return role
 
 
 def custom_role_update(
     *,
-    actor: Actor,
+    principal: Principal,
     role: CustomRole,
     name: str | None = None,
     permissions: list[str] | None = None,
     description: str | None = None,
-    request: HttpRequest | None = None,
 ) -> CustomRole:
     """Change a custom role; its holders get the new keys at their next request."""
     before = _snapshot(role)
@@ -110,19 +106,16 @@ def custom_role_update(
         if after != before:
             audit_record(
                 event="team.custom_role.updated",
-                actor=actor,
+                principal=principal,
                 team=role.team,
                 target=role,
                 before=before,
                 after=after,
-                request=request,
             )
     return role
 
 
-def custom_role_delete(
-    *, actor: Actor, role: CustomRole, request: HttpRequest | None = None
-) -> None:
+def custom_role_delete(*, principal: Principal, role: CustomRole) -> None:
     """Delete a custom role nobody holds."""
     with transaction.atomic():
         holders = role.memberships.count()
@@ -134,10 +127,9 @@ def custom_role_delete(
             )
         audit_record(
             event="team.custom_role.deleted",
-            actor=actor,
+            principal=principal,
             team=role.team,
             target=role,
             before=_snapshot(role),
-            request=request,
         )
         role.delete()

@@ -8,31 +8,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from apps.accounts.actors import Actor, actor_token, actor_user
+from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.core.errors import NotFound, PermissionDenied
 from apps.core.ids import parse_id
-from apps.rbac.permissions import NO_ACCESS, Grant, Role, permission_spec
+from apps.rbac.permissions import NO_ACCESS, Grant, is_full_owner, permission_spec
 from apps.teams.models import Application, ApplicationRoleOverride, Invitation, Membership, Team
 from apps.teams.selectors import application_override_roles
 
 
 @dataclass
 class TeamAccess:
-    """An actor inside one team: the membership plus the token limit, evaluated per request."""
+    """A principal inside one team: the membership plus the token limit, evaluated per request."""
 
-    actor: Actor
+    principal: Principal
     team: Team
     membership: Membership
     _overrides: dict[int, str] | None = field(default=None, repr=False)
 
     @property
     def read_only(self) -> bool:
-        token = actor_token(self.actor)
-        return token is not None and token.read_only
+        return self.principal.read_only
 
     @property
     def is_owner(self) -> bool:
-        return self.membership.role == Role.OWNER and self.membership.custom_role_id is None
+        return is_full_owner(self.membership)
 
     def application_role(self, application: Application) -> str | None:
         if self.is_owner:
@@ -61,20 +61,18 @@ class TeamAccess:
             raise PermissionDenied(f"You do not have the {permission!r} permission{reason}.")
 
 
-def team_access(actor: Actor, slug: str) -> TeamAccess:
-    """The actor's membership of the team named by ``slug``; 404 for missing, foreign, or outside
-    the token's team scope."""
-    user = actor_user(actor)
-    if not user.is_authenticated or not isinstance(slug, str):
+def _access(principal: Principal, **team_lookup: object) -> TeamAccess:
+    user = principal.user
+    if user is None or not user.is_authenticated:
         raise NotFound("Team not found.")
     membership = (
         Membership.objects.select_related("team", "custom_role", "user")
-        .filter(team__slug=slug, user=user)
+        .filter(user=user, **team_lookup)
         .first()
     )
     if membership is None:
         raise NotFound("Team not found.")
-    token = actor_token(actor)
+    token = principal.token
     outside_scope = (
         token is not None
         and not token.all_teams
@@ -82,14 +80,41 @@ def team_access(actor: Actor, slug: str) -> TeamAccess:
     )
     if outside_scope:
         raise NotFound("Team not found.")
-    return TeamAccess(actor=actor, team=membership.team, membership=membership)
+    return TeamAccess(principal=principal, team=membership.team, membership=membership)
 
 
-def access_team(actor: Actor, slug: str, permission: str) -> Team:
-    """The team named by ``slug`` if the actor holds ``permission`` there."""
-    access = team_access(actor, slug)
+def team_access(principal: Principal, slug: str) -> TeamAccess:
+    """The principal's membership of the team named by ``slug``; 404 for missing, foreign, or
+    outside the token's team scope (and for principals that are not people)."""
+    if not isinstance(slug, str):
+        raise NotFound("Team not found.")
+    return _access(principal, team__slug=slug)
+
+
+def require_team_permission(principal: Principal, team: Team, permission: str) -> TeamAccess:
+    """For services handed a team object: the principal must hold ``permission`` in it.
+
+    The same resolution as ``team_access`` (membership, token scope), but a principal with no
+    access at all is told 403 like one lacking the key: the team was already named to them.
+    """
+    try:
+        access = _access(principal, team_id=team.pk)
+    except NotFound:
+        raise PermissionDenied(f"You do not have the {permission!r} permission.") from None
+    access.require(permission)
+    return access
+
+
+def access_team(principal: Principal, slug: str, permission: str) -> Team:
+    """The team named by ``slug`` if the principal holds ``permission`` there."""
+    access = team_access(principal, slug)
     access.require(permission)
     return access.team
+
+
+def access_team_for_user(user: User, slug: str, permission: str) -> Team:
+    """``access_team`` for a signed-in user (team websockets, whose scope holds the user)."""
+    return access_team(Principal.for_user(user), slug, permission)
 
 
 def access_application(access: TeamAccess, slug: str, permission: str) -> Application:
@@ -129,12 +154,11 @@ def access_invitation(access: TeamAccess, invitation_id: object, permission: str
     return invitation
 
 
-def access_invitation_by_token(actor: Actor, raw_token: str) -> Invitation:
+def access_invitation_by_token(principal: Principal, raw_token: str) -> Invitation:
     """The invitation a link token names, for the invited address only (403 for anyone else)."""
     from apps.teams.services import hash_invitation_token
 
-    token = actor_token(actor)
-    if token is not None and token.read_only:
+    if principal.read_only:
         raise PermissionDenied("Read-only tokens cannot answer invitations.")
     invitation = (
         Invitation.objects.select_related("team", "inviter")
@@ -145,7 +169,7 @@ def access_invitation_by_token(actor: Actor, raw_token: str) -> Invitation:
         raise NotFound("Invitation not found.")
     # A forwarded link must not show the team to someone else; the address is not repeated
     # here because the holder of a forwarded link should not learn it either.
-    if actor_user(actor).email.lower() != invitation.email.lower():
+    if principal.require_user("answer an invitation").email.lower() != invitation.email.lower():
         raise PermissionDenied(
             "This invitation was sent to another email address; "
             "sign in with that address to answer it."

@@ -13,7 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import http_request, validated
+from apps.accounts.principal import principal_from_request
+from apps.core.api import validated
 from apps.core.errors import NotFound, ValidationError
 from apps.rbac.access import access_custom_role
 from apps.teams import selectors, services
@@ -24,7 +25,7 @@ from apps.teams.access import (
     access_membership,
     access_override,
 )
-from apps.teams.api_base import TeamScopedViewSet, request_actor
+from apps.teams.api_base import TEAM_SLUG, TeamScopedViewSet
 from apps.teams.models import Application, ApplicationRoleOverride, Invitation, Membership, Team
 from apps.teams.serializers import (
     ApplicationSerializer,
@@ -43,8 +44,6 @@ from apps.teams.serializers import (
     TeamWriteSerializer,
 )
 
-TEAM_SLUG = OpenApiParameter("team_slug", OpenApiTypes.STR, OpenApiParameter.PATH)
-
 
 class TeamListView(generics.ListCreateAPIView):  # type: ignore[type-arg]  # DRF generics are not generic at runtime
     """Teams of the signed-in user (narrowed to the token's teams); create a team."""
@@ -56,14 +55,12 @@ class TeamListView(generics.ListCreateAPIView):  # type: ignore[type-arg]  # DRF
     def get_queryset(self) -> QuerySet[Team]:
         if getattr(self, "swagger_fake_view", False):
             return Team.objects.none()
-        return selectors.team_list(request_actor(self.request))
+        return selectors.team_list(principal_from_request(self.request))
 
     @extend_schema(request=TeamWriteSerializer, responses={201: TeamSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = validated(TeamWriteSerializer, request.data)
-        team = services.team_create(
-            actor=request_actor(request), request=http_request(request), **data
-        )
+        team = services.team_create(principal=principal_from_request(request), **data)
         return Response(TeamSerializer(team).data, status=status.HTTP_201_CREATED)
 
 
@@ -97,20 +94,16 @@ class TeamViewSet(TeamScopedViewSet):
 
     def partial_update(self, request: Request, team_slug: str) -> Response:
         data = validated(TeamUpdateSerializer, request.data)
-        team = services.team_update(
-            actor=self.actor, team=self.get_object(), request=http_request(request), **data
-        )
+        team = services.team_update(principal=self.principal, team=self.get_object(), **data)
         return Response(TeamSerializer(team).data)
 
     def destroy(self, request: Request, team_slug: str) -> Response:
-        services.team_delete(
-            actor=self.actor, team=self.get_object(), request=http_request(request)
-        )
+        services.team_delete(principal=self.principal, team=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=False, methods=["post"])
     def leave(self, request: Request, team_slug: str) -> Response:
-        services.member_leave(actor=self.actor, team=self.team, request=http_request(request))
+        services.member_leave(principal=self.principal, team=self.team)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -151,9 +144,7 @@ class ApplicationViewSet(TeamScopedViewSet):
 
     def create(self, request: Request, team_slug: str) -> Response:
         data = validated(ApplicationWriteSerializer, request.data)
-        application = services.application_create(
-            actor=self.actor, team=self.team, request=http_request(request), **data
-        )
+        application = services.application_create(principal=self.principal, team=self.team, **data)
         return Response(ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, team_slug: str, application_slug: str) -> Response:
@@ -162,14 +153,12 @@ class ApplicationViewSet(TeamScopedViewSet):
     def partial_update(self, request: Request, team_slug: str, application_slug: str) -> Response:
         data = validated(ApplicationUpdateSerializer, request.data)
         application = services.application_update(
-            actor=self.actor, application=self.get_object(), request=http_request(request), **data
+            principal=self.principal, application=self.get_object(), **data
         )
         return Response(ApplicationSerializer(application).data)
 
     def destroy(self, request: Request, team_slug: str, application_slug: str) -> Response:
-        services.application_delete(
-            actor=self.actor, application=self.get_object(), request=http_request(request)
-        )
+        services.application_delete(principal=self.principal, application=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -221,14 +210,12 @@ class MemberViewSet(TeamScopedViewSet):
                         "Unknown custom role.", fields={"custom_role": "No such custom role."}
                     ) from None
         membership = services.member_role_change(
-            actor=self.actor, membership=membership, request=http_request(request), **kwargs
+            principal=self.principal, membership=membership, **kwargs
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request: Request, team_slug: str, membership_id: str) -> Response:
-        services.member_remove(
-            actor=self.actor, membership=self.get_object(), request=http_request(request)
-        )
+        services.member_remove(principal=self.principal, membership=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -268,7 +255,10 @@ class InvitationViewSet(TeamScopedViewSet):
     def create(self, request: Request, team_slug: str) -> Response:
         data = validated(InvitationCreateSerializer, request.data)
         created = services.invitation_create(
-            actor=self.actor, team=self.team, request=http_request(request), **data
+            principal=self.principal,
+            team=self.team,
+            base_url=request.build_absolute_uri("/"),
+            **data,
         )
         body = InvitationCreatedSerializer(created.invitation).data | {"link": created.link}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -277,9 +267,7 @@ class InvitationViewSet(TeamScopedViewSet):
         return Response(InvitationSerializer(self.get_object()).data)
 
     def destroy(self, request: Request, team_slug: str, invitation_id: str) -> Response:
-        services.invitation_revoke(
-            actor=self.actor, invitation=self.get_object(), request=http_request(request)
-        )
+        services.invitation_revoke(principal=self.principal, invitation=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -345,20 +333,17 @@ class ApplicationOverrideViewSet(TeamScopedViewSet):
                 "Unknown member.", fields={"membership": "No such member in this team."}
             ) from None
         override = services.application_override_set(
-            actor=self.actor,
+            principal=self.principal,
             membership=membership,
             application=application,
             role=data["role"],
-            request=http_request(request),
         )
         return Response(OverrideSerializer(override).data)
 
     def destroy(
         self, request: Request, team_slug: str, application_slug: str, membership_id: str
     ) -> Response:
-        services.application_override_remove(
-            actor=self.actor, override=self.get_object(), request=http_request(request)
-        )
+        services.application_override_remove(principal=self.principal, override=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -373,7 +358,7 @@ class InvitationResponseView(APIView):
 
     @extend_schema(responses={200: InvitationPublicSerializer})
     def get(self, request: Request, token: str) -> Response:
-        invitation = access_invitation_by_token(request_actor(request), token)
+        invitation = access_invitation_by_token(principal_from_request(request), token)
         return Response(InvitationPublicSerializer(invitation).data)
 
 
@@ -382,11 +367,9 @@ class InvitationAcceptView(APIView):
 
     @extend_schema(request=None, responses={201: MembershipSerializer})
     def post(self, request: Request, token: str) -> Response:
-        actor = request_actor(request)
-        invitation = access_invitation_by_token(actor, token)
-        membership = services.invitation_accept(
-            actor=actor, invitation=invitation, request=http_request(request)
-        )
+        principal = principal_from_request(request)
+        invitation = access_invitation_by_token(principal, token)
+        membership = services.invitation_accept(principal=principal, invitation=invitation)
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -395,9 +378,7 @@ class InvitationDeclineView(APIView):
 
     @extend_schema(request=None, responses={200: InvitationPublicSerializer})
     def post(self, request: Request, token: str) -> Response:
-        actor = request_actor(request)
-        invitation = access_invitation_by_token(actor, token)
-        invitation = services.invitation_decline(
-            actor=actor, invitation=invitation, request=http_request(request)
-        )
+        principal = principal_from_request(request)
+        invitation = access_invitation_by_token(principal, token)
+        invitation = services.invitation_decline(principal=principal, invitation=invitation)
         return Response(InvitationPublicSerializer(invitation).data)

@@ -1,4 +1,7 @@
-"""The team-scoped API base every team resource builds on (STYLE rule 3).
+"""The team-scoped API bases every team resource builds on (STYLE rule 3).
+
+``TeamScopedViewSet`` for resources, ``TeamScopedAPIView`` for endpoints that are not one
+(exports, settings): the one tenancy base, in two shapes that share their checks.
 
 Subclasses say *what* (``scoped_queryset``, ``access_object``, ``permissions``); the base decides
 *whose*: it resolves the team from the URL slug through ``team_access`` (404 for missing, foreign
@@ -12,41 +15,61 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db.models import Model, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import viewsets
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
-from apps.accounts.actors import Actor
-from apps.accounts.models import PersonalAccessToken
+from apps.accounts.principal import Principal, principal_from_request
 from apps.core.errors import NotFound
 from apps.rbac.permissions import PERMISSIONS, permission_spec
 from apps.teams.access import TeamAccess, team_access
 from apps.teams.models import Application, Team
 
 _SEALED = ("get_queryset", "get_object", "initial")
+# The path parameter of every team-scoped endpoint, for the OpenAPI schema.
+TEAM_SLUG = OpenApiParameter("team_slug", OpenApiTypes.STR, OpenApiParameter.PATH)
 _STANDARD_ACTIONS = ("list", "create", "retrieve", "update", "partial_update", "destroy")
 
 
-def request_actor(request: Request) -> Actor:
-    """The actor of an API request: the token when one was used, so its scope applies."""
-    if isinstance(request.auth, PersonalAccessToken):
-        return request.auth
-    user: Any = request.user
-    return user  # type: ignore[no-any-return]  # authenticated: a User, not AnonymousUser
+def _require_keys(cls: type[_TeamScoped], handlers: list[str]) -> None:
+    """Every handler (action or HTTP method) names a known key, checked at class creation."""
+    for handler in handlers:
+        key = cls.permissions.get(handler)
+        if key is None:
+            raise TypeError(f"{cls.__name__}.{handler} names no permission key")
+        if key not in PERMISSIONS:
+            raise TypeError(f"{cls.__name__}.{handler} names unknown permission {key!r}")
 
 
-class TeamScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]  # DRF generics are not generic at runtime
+class _TeamScoped:
+    """What both bases give their subclasses: the principal, the team and its access."""
+
+    permissions: ClassVar[dict[str, str]] = {}
+    team_url_kwarg: ClassVar[str] = "team_slug"
+    # DRF's Request at runtime; typed loosely because Django's View declares an HttpRequest.
+    request: Any
+    team_access: TeamAccess
+
+    @property
+    def principal(self) -> Principal:
+        return principal_from_request(self.request)
+
+    @property
+    def team(self) -> Team:
+        return self.team_access.team
+
+
+class TeamScopedViewSet(_TeamScoped, viewsets.GenericViewSet):  # type: ignore[type-arg]  # DRF generics are not generic at runtime
     """Base of every API viewset under ``teams/<team_slug>/``.
 
     ``permissions`` maps each action (``list``, ``create``, custom ``@action`` names…) to the key
     it needs; an action without a key fails at class creation.
     """
 
-    permissions: ClassVar[dict[str, str]] = {}
-    team_url_kwarg: ClassVar[str] = "team_slug"
     # Path from the model to its team, used to filter every queryset.
     team_field: ClassVar[str] = "team"
-
-    team_access: TeamAccess
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -58,22 +81,9 @@ class TeamScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]  # D
                 )
         actions = [name for name in _STANDARD_ACTIONS if callable(getattr(cls, name, None))]
         actions += [name for name, value in vars(cls).items() if hasattr(value, "mapping")]
-        for action in actions:
-            key = cls.permissions.get(action)
-            if key is None:
-                raise TypeError(f"{cls.__name__}.{action} names no permission key")
-            if key not in PERMISSIONS:
-                raise TypeError(f"{cls.__name__}.{action} names unknown permission {key!r}")
+        _require_keys(cls, actions)
 
     # --- the sealed part -------------------------------------------------------------------
-
-    @property
-    def actor(self) -> Actor:
-        return request_actor(self.request)
-
-    @property
-    def team(self) -> Team:
-        return self.team_access.team
 
     @property
     def required_permission(self) -> str:
@@ -84,7 +94,7 @@ class TeamScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]  # D
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        self.team_access = team_access(self.actor, str(kwargs.get(self.team_url_kwarg, "")))
+        self.team_access = team_access(self.principal, str(kwargs.get(self.team_url_kwarg, "")))
         permission = self.required_permission
         # Application-scoped keys on one object are decided in get_object(), where the
         # application (and any override of it) is known.
@@ -139,3 +149,33 @@ class TeamScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]  # D
             return obj
         application = getattr(obj, "application", None)
         return application if isinstance(application, Application) else None
+
+
+class TeamScopedAPIView(_TeamScoped, APIView):
+    """Base of every non-viewset API endpoint under ``teams/<team_slug>/``.
+
+    ``permissions`` maps each HTTP method it handles (lower case) to the key it needs; a handler
+    without a key fails at class creation. The team is resolved and the key checked before the
+    handler runs; handlers read ``self.team_access`` / ``self.team``.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "initial" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} overrides initial(): team scoping lives in TeamScopedAPIView."
+            )
+        handlers = [
+            method
+            for method in cls.http_method_names
+            if method not in ("options", "head") and callable(getattr(cls, method, None))
+        ]
+        _require_keys(cls, handlers)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.team_access = team_access(self.principal, str(kwargs.get(self.team_url_kwarg, "")))
+        method = str(request.method).lower()
+        method = "get" if method == "head" else method
+        # OPTIONS describes the endpoint; seeing the team is enough for that.
+        self.team_access.require("team:read" if method == "options" else self.permissions[method])

@@ -8,7 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.core.models import TeamOwned, TimeStamped
-from apps.rbac.permissions import OVERRIDE_CHOICES, OVERRIDE_ROLES, ROLE_CHOICES
+from apps.rbac.permissions import OVERRIDE_CHOICES, ROLE_CHOICES
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$"
 slug_validator = RegexValidator(
@@ -42,10 +42,6 @@ class Application(TeamOwned):
         ordering = ("name", "id")
         constraints = [
             models.UniqueConstraint(fields=["team", "slug"], name="application_slug_unique_in_team")
-        ]
-        # Object permissions granted through django-guardian, one per override role.
-        permissions = [
-            (f"application_role_{role}", f"Application role {role}") for role in OVERRIDE_ROLES
         ]
 
     def __str__(self) -> str:
@@ -122,8 +118,9 @@ class Invitation(TeamOwned):
 class ApplicationRoleOverride(TimeStamped):
     """A member's role inside one application, replacing the team role there ("none": no access).
 
-    The matching django-guardian object permission is kept in step by the services; reads of
-    guardian are always filtered to the team first.
+    The one store of application overrides: access decisions, the override lists and the audit
+    trail all read these rows (the foreign keys keep them inside one team and remove them with
+    the member or the application).
     """
 
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="overrides")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Q, QuerySet
-from guardian.models import UserObjectPermission
-from guardian.shortcuts import get_objects_for_user
 
-from apps.accounts.actors import Actor, actor_token, actor_user
-from apps.rbac.permissions import NO_ACCESS, OVERRIDE_ROLES, Role
+from apps.accounts.principal import Principal
+from apps.rbac.permissions import FULL_OWNER_LOOKUP, NO_ACCESS
 from apps.teams.models import (
     Application,
     ApplicationRoleOverride,
@@ -23,18 +20,18 @@ from apps.teams.models import (
 if TYPE_CHECKING:
     from apps.accounts.models import User
 
-GUARDIAN_PREFIX = "application_role_"
-
 
 def team_list_for_user(user: User) -> QuerySet[Team]:
     """Teams the user is a member of."""
     return Team.objects.filter(memberships__user=user)
 
 
-def team_list(actor: Actor) -> QuerySet[Team]:
-    """Teams the actor may see: the user's teams, narrowed to the token's teams if any."""
-    teams = team_list_for_user(actor_user(actor))
-    token = actor_token(actor)
+def team_list(principal: Principal) -> QuerySet[Team]:
+    """Teams the principal may see: the user's teams, narrowed to the token's teams if any."""
+    if principal.user is None:
+        return Team.objects.none()
+    teams = team_list_for_user(principal.user)
+    token = principal.token
     if token is not None and not token.all_teams:
         teams = teams.filter(pk__in=token.teams.values("pk"))
     return teams.order_by("name", "id")
@@ -59,11 +56,12 @@ def platform_team_list(*, search: str = "") -> QuerySet[Team]:
 
 
 def team_names_solely_owned_by(user: User) -> list[str]:
-    """Names of the teams where ``user`` is the only owner."""
-    owned = Membership.objects.filter(user=user, role=Role.OWNER).values("team_id")
+    """Names of the teams where ``user`` is the only (full) owner."""
+    owned = Membership.objects.filter(user=user, **FULL_OWNER_LOOKUP).values("team_id")
+    in_team = {f"memberships__{lookup}": value for lookup, value in FULL_OWNER_LOOKUP.items()}
     return list(
         Team.objects.filter(pk__in=owned)
-        .annotate(owners=Count("memberships", filter=Q(memberships__role=Role.OWNER)))
+        .annotate(owners=Count("memberships", filter=Q(**in_team)))
         .filter(owners=1)
         .order_by("name")
         .values_list("name", flat=True)
@@ -71,44 +69,23 @@ def team_names_solely_owned_by(user: User) -> list[str]:
 
 
 def team_owner_count(team: Team) -> int:
-    return Membership.objects.filter(team=team, role=Role.OWNER).count()
+    return Membership.objects.filter(team=team, **FULL_OWNER_LOOKUP).count()
 
 
 def application_override_roles(membership: Membership) -> dict[int, str]:
-    """{application id: override role} for one member, read from django-guardian.
-
-    The object ids are restricted to the member's own team *before* guardian is asked: guardian
-    answers per content type, and a stale or global grant must never reach another team.
-    """
-    content_type = ContentType.objects.get_for_model(Application)
-    team_application_ids = Application.objects.filter(team_id=membership.team_id).values_list(
-        "pk", flat=True
-    )
-    rows = UserObjectPermission.objects.filter(
-        user_id=membership.user_id,
-        content_type=content_type,
-        permission__codename__startswith=GUARDIAN_PREFIX,
-        object_pk__in=[str(pk) for pk in team_application_ids],
-    ).values_list("object_pk", "permission__codename")
-    roles: dict[int, str] = {}
-    for object_pk, codename in rows:
-        role = codename.removeprefix(GUARDIAN_PREFIX)
-        if role in OVERRIDE_ROLES:
-            roles[int(object_pk)] = role
-    return roles
+    """{application id: override role} for one member, in the member's own team only."""
+    rows = ApplicationRoleOverride.objects.filter(
+        membership=membership, application__team_id=membership.team_id
+    ).values_list("application_id", "role")
+    return dict(rows)
 
 
 def application_list(*, team: Team, membership: Membership) -> QuerySet[Application]:
     """The team's applications this member can see ("no access" overrides hidden)."""
-    in_team = Application.objects.filter(team=team)
-    hidden = get_objects_for_user(
-        membership.user,
-        f"teams.{GUARDIAN_PREFIX}{NO_ACCESS}",
-        klass=in_team,
-        with_superuser=False,
-        accept_global_perms=False,
-    )
-    return in_team.exclude(pk__in=hidden.values("pk")).order_by("name", "id")
+    hidden = ApplicationRoleOverride.objects.filter(
+        membership=membership, application__team=team, role=NO_ACCESS
+    ).values("application_id")
+    return Application.objects.filter(team=team).exclude(pk__in=hidden).order_by("name", "id")
 
 
 def membership_list(*, team: Team) -> QuerySet[Membership]:

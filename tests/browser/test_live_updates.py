@@ -10,6 +10,7 @@ import pytest
 from django.db import connections, transaction
 from playwright.sync_api import expect
 
+from apps.accounts.principal import Principal
 from apps.core.realtime import broadcast_team_event
 from apps.teams.services import application_create
 from tests.browser.conftest import log_in
@@ -25,7 +26,7 @@ def _write_and_announce(acme: Acme, name: str, slug: str) -> None:
         try:
             with transaction.atomic():
                 application = application_create(
-                    actor=acme.olivia, team=acme.team, name=name, slug=slug
+                    principal=Principal.for_user(acme.olivia), team=acme.team, name=name, slug=slug
                 )
                 broadcast_team_event(
                     acme.team.pk, "team.application.created", {"id": application.pk}

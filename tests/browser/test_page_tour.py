@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create
 from apps.rbac.services import custom_role_create
 from apps.teams.services import invitation_create
@@ -78,14 +79,21 @@ def test_every_page_opens_cleanly(
 ) -> None:
     olivia = acme_world.olivia
     custom_role_create(
-        actor=olivia,
+        principal=Principal.for_user(olivia),
         team=acme_world.team,
         name="Line operator",
         permissions=["flow:read", "flow:deploy"],
         description="Deploys, never edits",
     )
-    invitation_create(actor=olivia, team=acme_world.team, email="new@acme.test", role="viewer")
-    token_create(actor=olivia, name="Grafana", read_only=True, team_slugs=["acme"])
+    invitation_create(
+        principal=Principal.for_user(olivia),
+        team=acme_world.team,
+        email="new@acme.test",
+        role="viewer",
+    )
+    token_create(
+        principal=Principal.for_user(olivia), name="Grafana", read_only=True, team_slugs=["acme"]
+    )
     width, height = WIDTHS[device]
 
     anonymous = new_page(width, height)

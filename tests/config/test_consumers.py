@@ -14,6 +14,7 @@ from django.db import transaction
 from django.test import Client
 from django.urls import path
 
+from apps.accounts.principal import Principal
 from apps.accounts.services import user_create
 from apps.core.consumers import TeamScopedConsumer
 from apps.core.realtime import broadcast_team_event, notify_team_access_changed, team_group_name
@@ -54,8 +55,8 @@ def personas() -> dict[str, Any]:
     olivia = user_create(email="olivia@acme.test", password="correct-horse-battery-9")
     vera = user_create(email="vera@acme.test", password="correct-horse-battery-9")
     oscar = user_create(email="oscar@globex.test", password="correct-horse-battery-9")
-    acme = team_create(actor=olivia, name="Acme", slug="acme")
-    globex = team_create(actor=oscar, name="Globex", slug="globex")
+    acme = team_create(principal=Principal.for_user(olivia), name="Acme", slug="acme")
+    globex = team_create(principal=Principal.for_user(oscar), name="Globex", slug="globex")
     Membership.objects.create(team=acme, user=vera, role="viewer")
     return {"olivia": olivia, "vera": vera, "oscar": oscar, "acme": acme, "globex": globex}
 

@@ -10,6 +10,7 @@ from django.core import mail
 from django.test import Client
 
 from apps.accounts.models import PersonalAccessToken, User
+from apps.accounts.principal import Principal
 from apps.accounts.services import hash_token, token_create
 from apps.audit.models import AuditEvent
 from tests.conftest import PASSWORD, Acme, Globex
@@ -178,7 +179,7 @@ def test_token_bad_input_or_scope_above_the_user_creates_nothing(
 def test_revoking_a_token_needs_a_confirmation_and_is_audited(
     acme_world: Acme, page_client: ClientFor
 ) -> None:
-    token = token_create(actor=acme_world.olivia, name="CI").token
+    token = token_create(principal=Principal.for_user(acme_world.olivia), name="CI").token
     client = page_client(acme_world.olivia)
     url = f"/accounts/tokens/{token.pk}/revoke/"
     assert b"Revoke \xe2\x80\x9cCI\xe2\x80\x9d?" in client.get(url).content
@@ -191,7 +192,7 @@ def test_revoking_a_token_needs_a_confirmation_and_is_audited(
 def test_someone_elses_token_is_not_found_and_stays_active(
     acme_world: Acme, globex_world: Globex, page_client: ClientFor
 ) -> None:
-    token = token_create(actor=globex_world.oscar, name="Oscar's").token
+    token = token_create(principal=Principal.for_user(globex_world.oscar), name="Oscar's").token
     client = page_client(acme_world.olivia)
     assert client.get(f"/accounts/tokens/{token.pk}/revoke/").status_code == 404
     assert client.post(f"/accounts/tokens/{token.pk}/revoke/").status_code == 404

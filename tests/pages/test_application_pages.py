@@ -10,6 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.teams.models import Application, ApplicationRoleOverride, Membership
 from apps.teams.services import application_create, application_override_set
 from tests.conftest import Acme, Globex
@@ -31,7 +32,10 @@ def test_application_list_in_a_fixed_number_of_queries(
         assert b"Line 1" in client.get("/teams/acme/applications/").content
     for number in range(6):
         application_create(
-            actor=acme_world.olivia, team=acme_world.team, name=f"App {number}", slug=f"a{number}"
+            principal=Principal.for_user(acme_world.olivia),
+            team=acme_world.team,
+            name=f"App {number}",
+            slug=f"a{number}",
         )
     with CaptureQueriesContext(connection) as many:
         assert b"App 5" in client.get("/teams/acme/applications/").content
@@ -104,7 +108,12 @@ def test_edit_application(acme_world: Acme, page_client: ClientFor) -> None:
 
 
 def test_edit_to_a_taken_slug_changes_nothing(acme_world: Acme, page_client: ClientFor) -> None:
-    application_create(actor=acme_world.olivia, team=acme_world.team, name="Two", slug="two")
+    application_create(
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        name="Two",
+        slug="two",
+    )
     response = page_client(acme_world.olivia).post(
         "/teams/acme/applications/line-1/edit/", {"name": "Line 1", "slug": "two"}
     )
@@ -179,7 +188,10 @@ def test_members_may_read_overrides_but_not_change_them(
 ) -> None:
     vera = _membership(acme_world, acme_world.vera)
     application_override_set(
-        actor=acme_world.olivia, membership=vera, application=acme_world.line_1, role="member"
+        principal=Principal.for_user(acme_world.olivia),
+        membership=vera,
+        application=acme_world.line_1,
+        role="member",
     )
     client = page_client(acme_world.eddie)
     page = client.get("/teams/acme/applications/line-1/access/")

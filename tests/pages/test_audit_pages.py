@@ -10,6 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.teams.services import application_create, application_update
 from tests.conftest import Acme, Globex
 
@@ -39,7 +40,10 @@ def test_audit_log_query_count_does_not_grow_with_events(
         client.get("/teams/acme/audit/")
     for number in range(10):
         application_create(
-            actor=acme_world.olivia, team=acme_world.team, name=f"A{number}", slug=f"a{number}"
+            principal=Principal.for_user(acme_world.olivia),
+            team=acme_world.team,
+            name=f"A{number}",
+            slug=f"a{number}",
         )
     with CaptureQueriesContext(connection) as many:
         client.get("/teams/acme/audit/")
@@ -71,7 +75,11 @@ def test_actor_and_date_filters(acme_world: Acme, page_client: ClientFor) -> Non
 def test_application_filter_and_export_links_carry_the_filter(
     acme_world: Acme, page_client: ClientFor
 ) -> None:
-    application_update(actor=acme_world.olivia, application=acme_world.line_1, description="New")
+    application_update(
+        principal=Principal.for_user(acme_world.olivia),
+        application=acme_world.line_1,
+        description="New",
+    )
     content = (
         page_client(acme_world.olivia)
         .get("/teams/acme/audit/", {"application": "line-1", "event": "team.application"})
@@ -137,9 +145,14 @@ def test_application_log_shows_only_that_application(
     acme_world: Acme, page_client: ClientFor
 ) -> None:
     other = application_create(
-        actor=acme_world.olivia, team=acme_world.team, name="Two", slug="two"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        name="Two",
+        slug="two",
     )
-    application_update(actor=acme_world.olivia, application=other, description="changed")
+    application_update(
+        principal=Principal.for_user(acme_world.olivia), application=other, description="changed"
+    )
     content = (
         page_client(acme_world.olivia)
         .get("/teams/acme/applications/line-1/audit/")
@@ -162,7 +175,10 @@ def test_another_teams_application_log_is_not_found(
 def test_pagination_keeps_the_filter(acme_world: Acme, page_client: ClientFor) -> None:
     for number in range(55):
         application_create(
-            actor=acme_world.olivia, team=acme_world.team, name=f"A{number}", slug=f"a{number}"
+            principal=Principal.for_user(acme_world.olivia),
+            team=acme_world.team,
+            name=f"A{number}",
+            slug=f"a{number}",
         )
     client = page_client(acme_world.olivia)
     first = client.get("/teams/acme/audit/", {"event": "team.application"}).content.decode()

@@ -11,6 +11,7 @@ from django.core import mail
 from django.test import Client
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.rbac.services import custom_role_create
 from apps.teams.models import Invitation, InvitationStatus, Membership
 from apps.teams.services import invitation_create
@@ -28,7 +29,10 @@ def test_members_page_lists_people_and_pending_invitations(
     acme_world: Acme, page_client: ClientFor
 ) -> None:
     invitation_create(
-        actor=acme_world.olivia, team=acme_world.team, email="x@acme.test", role="viewer"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        email="x@acme.test",
+        role="viewer",
     )
     content = page_client(acme_world.olivia).get("/teams/acme/members/").content.decode()
     for email in ("olivia@acme.test", "eddie@acme.test", "vera@acme.test", "x@acme.test"):
@@ -40,7 +44,10 @@ def test_viewers_see_members_but_no_invitations_or_buttons(
     acme_world: Acme, page_client: ClientFor
 ) -> None:
     invitation_create(
-        actor=acme_world.olivia, team=acme_world.team, email="x@acme.test", role="viewer"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        email="x@acme.test",
+        role="viewer",
     )
     content = page_client(acme_world.vera).get("/teams/acme/members/").content.decode()
     assert "eddie@acme.test" in content
@@ -116,7 +123,10 @@ def test_owner_changes_a_role(acme_world: Acme, page_client: ClientFor) -> None:
 
 def test_assigning_a_custom_role(acme_world: Acme, page_client: ClientFor) -> None:
     role = custom_role_create(
-        actor=acme_world.olivia, team=acme_world.team, name="Operator", permissions=["flow:deploy"]
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        name="Operator",
+        permissions=["flow:deploy"],
     )
     eddie = Membership.objects.get(team=acme_world.team, user=acme_world.eddie)
     page_client(acme_world.olivia).post(
@@ -130,7 +140,10 @@ def test_a_custom_role_of_another_team_is_refused(
     acme_world: Acme, globex_world: Globex, page_client: ClientFor
 ) -> None:
     foreign = custom_role_create(
-        actor=globex_world.oscar, team=globex_world.team, name="Spy", permissions=["flow:read"]
+        principal=Principal.for_user(globex_world.oscar),
+        team=globex_world.team,
+        name="Spy",
+        permissions=["flow:read"],
     )
     eddie = Membership.objects.get(team=acme_world.team, user=acme_world.eddie)
     response = page_client(acme_world.olivia).post(
@@ -192,7 +205,10 @@ def test_the_last_owner_cannot_be_removed(acme_world: Acme, page_client: ClientF
 
 def test_revoke_an_invitation(acme_world: Acme, page_client: ClientFor) -> None:
     created = invitation_create(
-        actor=acme_world.olivia, team=acme_world.team, email="x@acme.test", role="viewer"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        email="x@acme.test",
+        role="viewer",
     )
     url = f"/teams/acme/invitations/{created.invitation.pk}/revoke/"
     assert page_client(acme_world.eddie).post(url).status_code == 403
@@ -205,7 +221,10 @@ def test_another_teams_invitation_cannot_be_revoked(
     acme_world: Acme, globex_world: Globex, page_client: ClientFor
 ) -> None:
     created = invitation_create(
-        actor=globex_world.oscar, team=globex_world.team, email="x@acme.test", role="viewer"
+        principal=Principal.for_user(globex_world.oscar),
+        team=globex_world.team,
+        email="x@acme.test",
+        role="viewer",
     )
     url = f"/teams/acme/invitations/{created.invitation.pk}/revoke/"
     assert page_client(acme_world.olivia).post(url).status_code == 404
@@ -216,7 +235,10 @@ def test_another_teams_invitation_cannot_be_revoked(
 def test_accepting_an_invitation_joins_the_team(acme_world: Acme, page_client: ClientFor) -> None:
     newcomer = make_user("newcomer@acme.test")
     created = invitation_create(
-        actor=acme_world.olivia, team=acme_world.team, email=newcomer.email, role="viewer"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        email=newcomer.email,
+        role="viewer",
     )
     client = page_client(newcomer)
     page = client.get(f"/invitations/{created.secret}/")
@@ -234,7 +256,10 @@ def test_accepting_an_invitation_joins_the_team(acme_world: Acme, page_client: C
 def test_declining_an_invitation(acme_world: Acme, page_client: ClientFor) -> None:
     newcomer = make_user("newcomer@acme.test")
     created = invitation_create(
-        actor=acme_world.olivia, team=acme_world.team, email=newcomer.email, role="viewer"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        email=newcomer.email,
+        role="viewer",
     )
     page_client(newcomer).post(f"/invitations/{created.secret}/", {"action": "decline"})
     created.invitation.refresh_from_db()
@@ -246,7 +271,10 @@ def test_a_forwarded_link_cannot_be_used_by_someone_else(
     acme_world: Acme, globex_world: Globex, page_client: ClientFor
 ) -> None:
     created = invitation_create(
-        actor=acme_world.olivia, team=acme_world.team, email="someone@acme.test", role="owner"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        email="someone@acme.test",
+        role="owner",
     )
     client = page_client(globex_world.oscar)
     page = client.get(f"/invitations/{created.secret}/")
@@ -264,7 +292,10 @@ def test_an_unknown_invitation_link_is_not_found(acme_world: Acme, page_client: 
 
 def test_the_invitation_link_asks_anonymous_visitors_to_log_in(acme_world: Acme) -> None:
     created = invitation_create(
-        actor=acme_world.olivia, team=acme_world.team, email="x@acme.test", role="viewer"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        email="x@acme.test",
+        role="viewer",
     )
     response = Client().get(f"/invitations/{created.secret}/")
     assert response.status_code == 302
@@ -280,7 +311,10 @@ def test_an_expired_invitation_says_so_and_cannot_be_accepted(
 
     newcomer = make_user("late@acme.test")
     created = invitation_create(
-        actor=acme_world.olivia, team=acme_world.team, email=newcomer.email, role="viewer"
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        email=newcomer.email,
+        role="viewer",
     )
     Invitation.objects.filter(pk=created.invitation.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1)

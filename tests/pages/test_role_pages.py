@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.rbac.models import CustomRole
 from apps.rbac.services import custom_role_create
 from apps.teams.models import Membership
@@ -60,7 +61,10 @@ def test_bad_custom_roles_are_refused(
     acme_world: Acme, page_client: ClientFor, data: dict[str, object], error: bytes
 ) -> None:
     custom_role_create(
-        actor=acme_world.olivia, team=acme_world.team, name="Taken", permissions=["flow:read"]
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        name="Taken",
+        permissions=["flow:read"],
     )
     response = page_client(acme_world.olivia).post("/teams/acme/roles/new/", data)
     assert response.status_code == 400
@@ -78,7 +82,10 @@ def test_members_cannot_define_roles(acme_world: Acme, page_client: ClientFor) -
 
 def test_edit_a_custom_role(acme_world: Acme, page_client: ClientFor) -> None:
     role = custom_role_create(
-        actor=acme_world.olivia, team=acme_world.team, name="Op", permissions=["flow:read"]
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        name="Op",
+        permissions=["flow:read"],
     )
     client = page_client(acme_world.olivia)
     assert b'value="Op"' in client.get(f"/teams/acme/roles/{role.pk}/edit/").content
@@ -91,16 +98,23 @@ def test_edit_a_custom_role(acme_world: Acme, page_client: ClientFor) -> None:
 
 def test_a_role_in_use_cannot_be_deleted(acme_world: Acme, page_client: ClientFor) -> None:
     role = custom_role_create(
-        actor=acme_world.olivia, team=acme_world.team, name="Op", permissions=["flow:read"]
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        name="Op",
+        permissions=["flow:read"],
     )
     eddie = Membership.objects.get(team=acme_world.team, user=acme_world.eddie)
-    member_role_change(actor=acme_world.olivia, membership=eddie, custom_role=role)
+    member_role_change(
+        principal=Principal.for_user(acme_world.olivia), membership=eddie, custom_role=role
+    )
     client = page_client(acme_world.olivia)
     response = client.post(f"/teams/acme/roles/{role.pk}/delete/")
     assert response.status_code == 409
     assert b"still hold" in response.content
     assert CustomRole.objects.filter(pk=role.pk).exists()
-    member_role_change(actor=acme_world.olivia, membership=eddie, custom_role=None)
+    member_role_change(
+        principal=Principal.for_user(acme_world.olivia), membership=eddie, custom_role=None
+    )
     assert client.post(f"/teams/acme/roles/{role.pk}/delete/").status_code == 302
     assert not CustomRole.objects.filter(pk=role.pk).exists()
 
@@ -109,7 +123,10 @@ def test_another_teams_role_is_not_found(
     acme_world: Acme, globex_world: Globex, page_client: ClientFor
 ) -> None:
     role = custom_role_create(
-        actor=globex_world.oscar, team=globex_world.team, name="Theirs", permissions=["flow:read"]
+        principal=Principal.for_user(globex_world.oscar),
+        team=globex_world.team,
+        name="Theirs",
+        permissions=["flow:read"],
     )
     client = page_client(acme_world.olivia)
     assert client.get(f"/teams/acme/roles/{role.pk}/edit/").status_code == 404

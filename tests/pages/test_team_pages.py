@@ -10,6 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.audit.models import AuditSettings
 from apps.teams.models import Membership, Team
 from apps.teams.services import team_create
@@ -29,7 +30,11 @@ def test_team_list_shows_only_my_teams_in_a_fixed_number_of_queries(
     assert b"Acme Plant" in response.content
     assert b"Globex" not in response.content
     for number in range(5):
-        team_create(actor=acme_world.olivia, name=f"Extra {number}", slug=f"extra-{number}")
+        team_create(
+            principal=Principal.for_user(acme_world.olivia),
+            name=f"Extra {number}",
+            slug=f"extra-{number}",
+        )
     with CaptureQueriesContext(connection) as many:
         response = client.get("/")
     assert b"Extra 4" in response.content
@@ -191,7 +196,7 @@ def test_the_last_owner_cannot_leave(acme_world: Acme, page_client: ClientFor) -
 def test_team_switcher_lists_my_teams(
     acme_world: Acme, globex_world: Globex, page_client: ClientFor
 ) -> None:
-    team_create(actor=acme_world.olivia, name="Second Site", slug="second")
+    team_create(principal=Principal.for_user(acme_world.olivia), name="Second Site", slug="second")
     content = page_client(acme_world.olivia).get("/teams/acme/").content.decode()
     assert 'href="/teams/second/"' in content
     assert 'href="/teams/globex/"' not in content

@@ -11,16 +11,16 @@ from functools import partial
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.actors import Actor, actor_user
-from apps.accounts.services import normalize_email
+from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
+from apps.core.emails import normalize_email
 from apps.core.errors import Conflict, PermissionDenied, ValidationError
 from apps.rbac.permissions import ROLES, Role
+from apps.teams.access import require_team_permission
 from apps.teams.models import Invitation, InvitationStatus, Membership, Team
-from apps.teams.services._common import actor_membership, lock_team
+from apps.teams.services._common import lock_team
 
 INVITATION_VALID_FOR = timedelta(days=7)
 # The page that shows an invitation and its accept/decline buttons (served by the pages app).
@@ -40,12 +40,12 @@ class CreatedInvitation:
     link: str
 
 
-def invitation_link(secret: str, request: HttpRequest | None) -> str:
+def invitation_link(secret: str, base_url: str | None = None) -> str:
+    """The link in the email: under ``base_url`` (the address the inviter used) if given, else
+    under ``MANIFOLD_BASE_URL`` (invitations made outside a request)."""
     path = INVITATION_PATH.format(token=secret)
-    if request is not None:
-        return request.build_absolute_uri(path)
-    base = getattr(settings, "MANIFOLD_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-    return base + path
+    base = str(base_url or getattr(settings, "MANIFOLD_BASE_URL", None) or "http://127.0.0.1:8000")
+    return base.rstrip("/") + path
 
 
 def _send_invitation_email(email: str, team_name: str, inviter: str, link: str) -> None:
@@ -66,25 +66,26 @@ def _snapshot(invitation: Invitation) -> dict[str, str]:
 
 def invitation_create(
     *,
-    actor: Actor,
+    principal: Principal,
     team: Team,
     email: str,
     role: str,
-    request: HttpRequest | None = None,
+    base_url: str | None = None,
 ) -> CreatedInvitation:
-    """Invite an email address at a role; the email goes out after commit."""
+    """Invite an email address at a role; the email goes out after commit.
+
+    Inviting needs ``member:invite``, and inviting an owner ``member:invite_owner`` as well.
+    """
     email = normalize_email(email)
     if role not in ROLES:
         raise ValidationError(
             f"Unknown role {role!r}.", fields={"role": f"Choose one of {', '.join(ROLES)}."}
         )
-    inviter = actor_user(actor)
+    inviter = principal.require_user("invite people")
     with transaction.atomic():
         lock_team(team)
-        own = actor_membership(actor, team)
-        if role == Role.OWNER and (
-            own is None or own.role != Role.OWNER or own.custom_role_id is not None
-        ):
+        access = require_team_permission(principal, team, "member:invite")
+        if role == Role.OWNER and not access.allows("member:invite_owner"):
             raise PermissionDenied("Only a team owner can invite owners.")
         if Membership.objects.filter(team=team, user__email__iexact=email).exists():
             raise Conflict(f"{email} is already a member of {team.name}.", code="already_member")
@@ -105,14 +106,13 @@ def invitation_create(
             inviter=inviter,
             expires_at=timezone.now() + INVITATION_VALID_FOR,
         )
-        link = invitation_link(secret, request)
+        link = invitation_link(secret, base_url)
         audit_record(
             event="team.invitation.created",
-            actor=actor,
+            principal=principal,
             team=team,
             target=invitation,
             after=_snapshot(invitation),
-            request=request,
         )
         transaction.on_commit(
             partial(_send_invitation_email, email, team.name, inviter.get_full_name(), link)
@@ -134,8 +134,7 @@ def _close(
     status: InvitationStatus,
     event: str,
     *,
-    actor: Actor,
-    request: HttpRequest | None,
+    principal: Principal,
     before: dict[str, str] | None = None,
 ) -> None:
     """Record the answer on a locked pending invitation and audit it (inside the transaction)."""
@@ -144,32 +143,29 @@ def _close(
     invitation.save(update_fields=["status", "responded_at", "updated_at"])
     audit_record(
         event=event,
-        actor=actor,
+        principal=principal,
         team=invitation.team,
         target=invitation,
         before=before,
         after=_snapshot(invitation),
-        request=request,
     )
 
 
-def _check_invitee(actor: Actor, invitation: Invitation) -> None:
+def _check_invitee(principal: Principal, invitation: Invitation) -> None:
     # The link alone is not enough: it may have been forwarded. Only the invited address answers.
-    if actor_user(actor).email.lower() != invitation.email.lower():
+    if principal.require_user("answer an invitation").email.lower() != invitation.email.lower():
         raise PermissionDenied(
             f"This invitation is for {invitation.email}; sign in with that address to answer it."
         )
 
 
-def invitation_accept(
-    *, actor: Actor, invitation: Invitation, request: HttpRequest | None = None
-) -> Membership:
+def invitation_accept(*, principal: Principal, invitation: Invitation) -> Membership:
     """Join the team at the invited role."""
-    user = actor_user(actor)
+    user = principal.require_user("answer an invitation")
     with transaction.atomic():
         lock_team(invitation.team)
         invitation = _lock_pending(invitation)
-        _check_invitee(actor, invitation)
+        _check_invitee(principal, invitation)
         if Membership.objects.filter(team=invitation.team, user=user).exists():
             raise Conflict("You are already a member of this team.", code="already_member")
         membership = Membership.objects.create(
@@ -179,40 +175,33 @@ def invitation_accept(
             invitation,
             InvitationStatus.ACCEPTED,
             "team.invitation.accepted",
-            actor=actor,
-            request=request,
+            principal=principal,
         )
         audit_record(
             event="team.member.added",
-            actor=actor,
+            principal=principal,
             team=invitation.team,
             target=membership,
             after={"user": user.email, "role": membership.role},
-            request=request,
         )
     return membership
 
 
-def invitation_decline(
-    *, actor: Actor, invitation: Invitation, request: HttpRequest | None = None
-) -> Invitation:
+def invitation_decline(*, principal: Principal, invitation: Invitation) -> Invitation:
     """Say no to an invitation."""
     with transaction.atomic():
         invitation = _lock_pending(invitation)
-        _check_invitee(actor, invitation)
+        _check_invitee(principal, invitation)
         _close(
             invitation,
             InvitationStatus.DECLINED,
             "team.invitation.declined",
-            actor=actor,
-            request=request,
+            principal=principal,
         )
     return invitation
 
 
-def invitation_revoke(
-    *, actor: Actor, invitation: Invitation, request: HttpRequest | None = None
-) -> Invitation:
+def invitation_revoke(*, principal: Principal, invitation: Invitation) -> Invitation:
     """Withdraw a pending invitation (expired ones too, to tidy the list)."""
     with transaction.atomic():
         locked = _lock_pending(invitation, allow_expired=True)
@@ -220,8 +209,7 @@ def invitation_revoke(
             locked,
             InvitationStatus.REVOKED,
             "team.invitation.revoked",
-            actor=actor,
-            request=request,
+            principal=principal,
             before=_snapshot(locked),
         )
     return locked

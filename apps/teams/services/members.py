@@ -8,21 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.http import HttpRequest
-from guardian.shortcuts import assign_perm
 
-from apps.accounts.actors import Actor, actor_user
+from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, NotFound, ValidationError
-from apps.rbac.permissions import OVERRIDE_ROLES, ROLES, Role
+from apps.rbac.permissions import FULL_OWNER_LOOKUP, OVERRIDE_ROLES, ROLES, Role, is_full_owner
+from apps.teams.access import require_team_permission
 from apps.teams.models import Application, ApplicationRoleOverride, Membership, Team
-from apps.teams.selectors import GUARDIAN_PREFIX
-from apps.teams.services._common import (
-    clear_application_grants,
-    lock_team,
-    membership_snapshot,
-    require_owner,
-)
+from apps.teams.services._common import lock_team, membership_snapshot
 
 if TYPE_CHECKING:
     from apps.rbac.models import CustomRole
@@ -30,20 +23,11 @@ if TYPE_CHECKING:
 LAST_OWNER = "A team must keep at least one owner: make someone else owner first."
 
 
-def _other_owners(team: Team, membership: Membership) -> int:
-    return (
-        Membership.objects.filter(team=team, role=Role.OWNER, custom_role__isnull=True)
-        .exclude(pk=membership.pk)
-        .count()
-    )
-
-
-def _drop_overrides(membership: Membership) -> None:
-    application_ids = list(
-        Application.objects.filter(team_id=membership.team_id).values_list("pk", flat=True)
-    )
-    clear_application_grants(membership.user_id, application_ids)
-    membership.overrides.all().delete()
+def _is_last_owner(team: Team, membership: Membership) -> bool:
+    if not is_full_owner(membership):
+        return False
+    others = Membership.objects.filter(team=team, **FULL_OWNER_LOOKUP).exclude(pk=membership.pk)
+    return not others.exists()
 
 
 _UNSET: object = object()
@@ -51,11 +35,10 @@ _UNSET: object = object()
 
 def member_role_change(
     *,
-    actor: Actor,
+    principal: Principal,
     membership: Membership,
     role: str | None = None,
     custom_role: CustomRole | object | None = _UNSET,
-    request: HttpRequest | None = None,
 ) -> Membership:
     """Set a member's team role and/or custom role (``custom_role=None`` clears it)."""
     team = membership.team
@@ -65,7 +48,7 @@ def member_role_change(
         )
     with transaction.atomic():
         lock_team(team)
-        require_owner(actor, team, "change roles")
+        require_team_permission(principal, team, "member:role")
         membership = Membership.objects.select_related("user", "custom_role").get(pk=membership.pk)
         before = membership_snapshot(membership)
         new_role = role if role is not None else membership.role
@@ -78,85 +61,77 @@ def member_role_change(
                     "Owners have every permission; a custom role cannot be given to an owner.",
                     fields={"custom_role": "Not allowed for owners."},
                 )
-        was_full_owner = membership.role == Role.OWNER and membership.custom_role_id is None
-        stays_full_owner = new_role == Role.OWNER and new_custom is None
-        if was_full_owner and not stays_full_owner and _other_owners(team, membership) == 0:
-            raise Conflict(LAST_OWNER, code="last_owner")
+        was_last_owner = _is_last_owner(team, membership)
         membership.role = new_role
         membership.custom_role = new_custom  # type: ignore[assignment]  # narrowed above
+        if was_last_owner and not is_full_owner(membership):
+            raise Conflict(LAST_OWNER, code="last_owner")
         membership.save(update_fields=["role", "custom_role", "updated_at"])
-        if stays_full_owner:
-            _drop_overrides(membership)
+        if is_full_owner(membership):
+            # Overrides never apply to full owners; drop them rather than keep dead rows.
+            membership.overrides.all().delete()
         after = membership_snapshot(membership)
         if after != before:
             audit_record(
                 event="team.member.role_changed",
-                actor=actor,
+                principal=principal,
                 team=team,
                 target=membership,
                 before=before,
                 after=after,
-                request=request,
             )
     return membership
 
 
-def member_remove(
-    *, actor: Actor, membership: Membership, request: HttpRequest | None = None
-) -> None:
+def member_remove(*, principal: Principal, membership: Membership) -> None:
     """Remove someone from the team (owners only; never the last owner)."""
     team = membership.team
     with transaction.atomic():
         lock_team(team)
-        require_owner(actor, team, "remove members")
+        require_team_permission(principal, team, "member:remove")
         membership = Membership.objects.select_related("user", "custom_role").get(pk=membership.pk)
-        if membership.role == Role.OWNER and _other_owners(team, membership) == 0:
+        if _is_last_owner(team, membership):
             raise Conflict(LAST_OWNER, code="last_owner")
         before = membership_snapshot(membership)
         audit_record(
             event="team.member.removed",
-            actor=actor,
+            principal=principal,
             team=team,
             target=membership,
             before=before,
-            request=request,
         )
-        _drop_overrides(membership)
         membership.delete()
 
 
-def member_leave(*, actor: Actor, team: Team, request: HttpRequest | None = None) -> None:
+def member_leave(*, principal: Principal, team: Team) -> None:
     """Leave a team oneself (never as the last owner)."""
     with transaction.atomic():
         lock_team(team)
         membership = (
             Membership.objects.select_related("user", "custom_role")
-            .filter(team=team, user=actor_user(actor))
+            .filter(team=team, user=principal.require_user("leave a team"))
             .first()
         )
         if membership is None:
             raise NotFound("Team not found.")
-        if membership.role == Role.OWNER and _other_owners(team, membership) == 0:
+        if _is_last_owner(team, membership):
             raise Conflict(LAST_OWNER, code="last_owner")
         audit_record(
             event="team.member.left",
-            actor=actor,
+            principal=principal,
             team=team,
             target=membership,
             before=membership_snapshot(membership),
-            request=request,
         )
-        _drop_overrides(membership)
         membership.delete()
 
 
 def application_override_set(
     *,
-    actor: Actor,
+    principal: Principal,
     membership: Membership,
     application: Application,
     role: str,
-    request: HttpRequest | None = None,
 ) -> ApplicationRoleOverride:
     """Give a member another role (or "none") inside one application of the same team."""
     team = membership.team
@@ -169,8 +144,8 @@ def application_override_set(
         )
     with transaction.atomic():
         lock_team(team)
-        require_owner(actor, team, "change application roles")
-        if membership.role == Role.OWNER and membership.custom_role_id is None:
+        require_team_permission(principal, team, "member:role")
+        if is_full_owner(membership):
             raise ValidationError(
                 "Owners have full access to every application; demote them first.",
                 fields={"membership": "Owners cannot have application overrides."},
@@ -183,38 +158,31 @@ def application_override_set(
             override = ApplicationRoleOverride(membership=membership, application=application)
         override.role = role
         override.save()
-        clear_application_grants(membership.user_id, [application.pk])
-        assign_perm(f"teams.{GUARDIAN_PREFIX}{role}", membership.user, application)
         audit_record(
             event="team.application_role.set",
-            actor=actor,
+            principal=principal,
             team=team,
             application=application,
             target=override,
             before=before,
             after={"user": membership.user.email, "role": role},
-            request=request,
         )
     return override
 
 
-def application_override_remove(
-    *, actor: Actor, override: ApplicationRoleOverride, request: HttpRequest | None = None
-) -> None:
+def application_override_remove(*, principal: Principal, override: ApplicationRoleOverride) -> None:
     """Drop an override; the member's team role applies in the application again."""
     membership = override.membership
     team = membership.team
     application = override.application
     with transaction.atomic():
-        require_owner(actor, team, "change application roles")
+        require_team_permission(principal, team, "member:role")
         audit_record(
             event="team.application_role.removed",
-            actor=actor,
+            principal=principal,
             team=team,
             application=application,
             target=override,
             before={"user": membership.user.email, "role": override.role},
-            request=request,
         )
-        clear_application_grants(membership.user_id, [application.pk])
         override.delete()

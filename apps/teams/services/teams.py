@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.http import HttpRequest
 
-from apps.accounts.actors import Actor, actor_token, actor_user
+from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.core.errors import PermissionDenied
 from apps.rbac.permissions import Role
+from apps.teams.access import require_team_permission
 from apps.teams.models import Application, Membership, Team
-from apps.teams.services._common import (
-    clean_name,
-    clean_slug,
-    clear_application_grants,
-    duplicate_slug,
-    require_owner,
-    save_unique,
-)
+from apps.teams.services._common import clean_name, clean_slug, duplicate_slug, save_unique
 
 
-def team_create(*, actor: Actor, name: str, slug: str, request: HttpRequest | None = None) -> Team:
+def team_create(*, principal: Principal, name: str, slug: str) -> Team:
     """Create a team; the creator becomes its owner."""
-    token = actor_token(actor)
-    if token is not None and token.read_only:
+    if principal.read_only:
         raise PermissionDenied("Read-only tokens cannot create teams.")
     name = clean_name(name)
     slug = clean_slug(slug)
-    user = actor_user(actor)
+    user = principal.require_user("create a team")
     with transaction.atomic():
         if Team.objects.filter(slug=slug).exists():
             raise duplicate_slug(slug, "")
@@ -36,30 +28,27 @@ def team_create(*, actor: Actor, name: str, slug: str, request: HttpRequest | No
         membership = Membership.objects.create(team=team, user=user, role=Role.OWNER)
         audit_record(
             event="team.team.created",
-            actor=actor,
+            principal=principal,
             team=team,
             target=team,
             after={"name": team.name, "slug": team.slug},
-            request=request,
         )
         audit_record(
             event="team.member.added",
-            actor=actor,
+            principal=principal,
             team=team,
             target=membership,
             after={"user": user.email, "role": Role.OWNER},
-            request=request,
         )
     return team
 
 
 def team_update(
     *,
-    actor: Actor,
+    principal: Principal,
     team: Team,
     name: str | None = None,
     slug: str | None = None,
-    request: HttpRequest | None = None,
 ) -> Team:
     """Rename a team or change its slug."""
     before = {"name": team.name, "slug": team.slug}
@@ -74,30 +63,27 @@ def team_update(
         if after != before:
             audit_record(
                 event="team.team.updated",
-                actor=actor,
+                principal=principal,
                 team=team,
                 target=team,
                 before=before,
                 after=after,
-                request=request,
             )
     return team
 
 
-def team_delete(*, actor: Actor, team: Team, request: HttpRequest | None = None) -> None:
+def team_delete(*, principal: Principal, team: Team) -> None:
     """Delete a team and everything it owns (owners only)."""
     with transaction.atomic():
-        require_owner(actor, team, "delete the team")
+        require_team_permission(principal, team, "team:delete")
         application_ids = list(team.applications.values_list("pk", flat=True))
         audit_record(
             event="team.team.deleted",
-            actor=actor,
+            principal=principal,
             team=team,
             target=team,
             before={"name": team.name, "slug": team.slug, "applications": len(application_ids)},
-            request=request,
         )
-        clear_application_grants(0, application_ids)
         # Memberships pointing at custom roles are PROTECTed; drop them first.
         team.memberships.all().delete()
         team.delete()
@@ -124,12 +110,11 @@ def _clean_description(description: str | None) -> str:
 
 def application_create(
     *,
-    actor: Actor,
+    principal: Principal,
     team: Team,
     name: str,
     slug: str,
     description: str = "",
-    request: HttpRequest | None = None,
 ) -> Application:
     """Create an application inside a team; slugs are unique per team."""
     name = clean_name(name)
@@ -143,24 +128,22 @@ def application_create(
         save_unique(application, slug, where)
         audit_record(
             event="team.application.created",
-            actor=actor,
+            principal=principal,
             team=team,
             application=application,
             target=application,
             after=_application_snapshot(application),
-            request=request,
         )
     return application
 
 
 def application_update(
     *,
-    actor: Actor,
+    principal: Principal,
     application: Application,
     name: str | None = None,
     slug: str | None = None,
     description: str | None = None,
-    request: HttpRequest | None = None,
 ) -> Application:
     """Change an application's name, slug or description."""
     before = _application_snapshot(application)
@@ -183,31 +166,26 @@ def application_update(
         if after != before:
             audit_record(
                 event="team.application.updated",
-                actor=actor,
+                principal=principal,
                 team=application.team,
                 application=application,
                 target=application,
                 before=before,
                 after=after,
-                request=request,
             )
     return application
 
 
-def application_delete(
-    *, actor: Actor, application: Application, request: HttpRequest | None = None
-) -> None:
-    """Delete an application and its overrides (and their guardian grants)."""
+def application_delete(*, principal: Principal, application: Application) -> None:
+    """Delete an application (its overrides go with it)."""
     team = application.team
     with transaction.atomic():
         audit_record(
             event="team.application.deleted",
-            actor=actor,
+            principal=principal,
             team=team,
             application=application,
             target=application,
             before=_application_snapshot(application),
-            request=request,
         )
-        clear_application_grants(0, [application.pk])
         application.delete()

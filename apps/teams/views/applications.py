@@ -34,12 +34,11 @@ def application_create(request: HttpRequest, access: TeamAccess) -> HttpResponse
     if request.method == "POST" and form.is_valid():
         try:
             application = services.application_create(
-                actor=access.actor,
+                principal=access.principal,
                 team=access.team,
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"],
                 description=form.cleaned_data["description"],
-                request=request,
             )
         except ManifoldError as exc:
             add_service_error(form, exc)
@@ -67,12 +66,11 @@ def application_edit(request: HttpRequest, access: TeamAccess, app_slug: str) ->
     if request.method == "POST" and form.is_valid():
         try:
             services.application_update(
-                actor=access.actor,
+                principal=access.principal,
                 application=application,
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"],
                 description=form.cleaned_data["description"],
-                request=request,
             )
         except ManifoldError as exc:
             application.refresh_from_db()
@@ -96,9 +94,8 @@ def application_delete(request: HttpRequest, access: TeamAccess, app_slug: str) 
     if request.method == "POST":
         try:
             services.application_delete(
-                actor=access.actor,
+                principal=access.principal,
                 application=application,
-                request=request,
             )
         except ManifoldError as exc:
             error = exc.message
@@ -133,9 +130,8 @@ def application_access(request: HttpRequest, access: TeamAccess, app_slug: str) 
                 access, application, request.POST.get("membership"), "member:role"
             )
             services.application_override_remove(
-                actor=access.actor,
+                principal=access.principal,
                 override=override,
-                request=request,
             )
             messages.success(
                 request, f"{override.membership.user.email} uses their team role here again."
@@ -149,11 +145,10 @@ def application_access(request: HttpRequest, access: TeamAccess, app_slug: str) 
                     access, form.cleaned_data["membership"], "member:role"
                 )
                 services.application_override_set(
-                    actor=access.actor,
+                    principal=access.principal,
                     membership=membership,
                     application=application,
                     role=form.cleaned_data["role"],
-                    request=request,
                 )
             except NotFound:
                 form.add_error("membership", "Choose a member of this team.")

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from apps.accounts.views import signed_in_user
+from apps.accounts.principal import principal_from_request
 from apps.core.errors import NotFound, PermissionDenied
 from apps.rbac.permissions import permission_spec
 from apps.teams.access import TeamAccess, team_access
@@ -61,7 +61,7 @@ def team_page(permission: str) -> Callable[[TeamView[P]], Callable[..., HttpResp
             request: HttpRequest, team_slug: str, *args: P.args, **kwargs: P.kwargs
         ) -> HttpResponse:
             try:
-                access = team_access(signed_in_user(request), team_slug)
+                access = team_access(principal_from_request(request), team_slug)
             except NotFound:
                 raise Http404("Team not found.") from None
             try:

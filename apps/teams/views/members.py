@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from apps.accounts.views import signed_in_user
+from apps.accounts.principal import principal_from_request
 from apps.core.errors import ManifoldError, NotFound, PermissionDenied
 from apps.core.forms import add_service_error
 from apps.rbac.access import access_custom_role
@@ -54,11 +54,11 @@ def member_invite(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     if form.is_valid():
         try:
             created = services.invitation_create(
-                actor=access.actor,
+                principal=access.principal,
                 team=access.team,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
-                request=request,
+                base_url=request.build_absolute_uri("/"),
             )
         except ManifoldError as exc:
             add_service_error(form, exc)
@@ -90,11 +90,10 @@ def member_role(request: HttpRequest, access: TeamAccess, membership_id: int) ->
                     access, form.cleaned_data["custom_role"], "member:role"
                 )
             services.member_role_change(
-                actor=access.actor,
+                principal=access.principal,
                 membership=membership,
                 role=form.cleaned_data["role"],
                 custom_role=custom_role,
-                request=request,
             )
         except NotFound:
             form.add_error("custom_role", "Choose a custom role of this team.")
@@ -119,9 +118,8 @@ def member_remove(request: HttpRequest, access: TeamAccess, membership_id: int) 
     if request.method == "POST":
         try:
             services.member_remove(
-                actor=access.actor,
+                principal=access.principal,
                 membership=membership,
-                request=request,
             )
         except ManifoldError as exc:
             error = exc.message
@@ -142,9 +140,8 @@ def invitation_revoke(request: HttpRequest, access: TeamAccess, invitation_id: i
     invitation = access_invitation(access, invitation_id, "member:invite")
     try:
         services.invitation_revoke(
-            actor=access.actor,
+            principal=access.principal,
             invitation=invitation,
-            request=request,
         )
     except ManifoldError as exc:
         messages.error(request, exc.message)
@@ -157,9 +154,9 @@ def invitation_revoke(request: HttpRequest, access: TeamAccess, invitation_id: i
 @require_http_methods(["GET", "POST"])
 def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
     """The page the invitation link opens: only the invited address may see and answer it."""
-    user = signed_in_user(request)
+    principal = principal_from_request(request)
     try:
-        invitation = access_invitation_by_token(user, token)
+        invitation = access_invitation_by_token(principal, token)
     except NotFound:
         raise Http404("This invitation link is not valid.") from None
     except PermissionDenied as exc:
@@ -173,17 +170,15 @@ def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
         try:
             if action == "accept":
                 services.invitation_accept(
-                    actor=user,
+                    principal=principal,
                     invitation=invitation,
-                    request=request,
                 )
                 messages.success(request, f"Welcome to {invitation.team.name}.")
                 return redirect("teams:dashboard", team_slug=invitation.team.slug)
             if action == "decline":
                 services.invitation_decline(
-                    actor=user,
+                    principal=principal,
                     invitation=invitation,
-                    request=request,
                 )
                 messages.info(request, f"You declined the invitation to {invitation.team.name}.")
                 return redirect("teams:home")

@@ -20,8 +20,8 @@ from django.views.decorators.http import require_http_methods
 
 from apps.accounts import services
 from apps.accounts.access import access_user, require_platform
+from apps.accounts.principal import principal_from_request
 from apps.accounts.selectors import USER_STATUSES, platform_user_list
-from apps.accounts.views import signed_in_user
 from apps.core.errors import ManifoldError, NotFound, PermissionDenied
 from apps.teams.selectors import platform_team_list, team_names_solely_owned_by
 from apps.teams.views.base import forbidden
@@ -38,7 +38,7 @@ def platform_page(permission: str) -> Callable[[PlatformView], PlatformView]:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
-                require_platform(signed_in_user(request), permission)
+                require_platform(principal_from_request(request), permission)
                 return view(request, *args, **kwargs)
             except NotFound as exc:
                 raise Http404(exc.message) from None
@@ -89,12 +89,12 @@ def team_list(request: HttpRequest) -> HttpResponse:
 
 
 def _set_active(request: HttpRequest, user_id: int, active: bool) -> HttpResponse:
-    admin = signed_in_user(request)
-    target = access_user(admin, user_id, "platform:user_manage")
+    principal = principal_from_request(request)
+    target = access_user(principal, user_id, "platform:user_manage")
     if request.method == "POST":
         change = services.user_reactivate if active else services.user_deactivate
         try:
-            change(actor=admin, user=target, request=request)
+            change(principal=principal, user=target)
         except ManifoldError as exc:
             messages.error(request, exc.message)
         else:

@@ -113,12 +113,11 @@ def role_create(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             role = rbac_services.custom_role_create(
-                actor=access.actor,
+                principal=access.principal,
                 team=access.team,
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 permissions=list(form.cleaned_data["permissions"]),
-                request=request,
             )
         except ManifoldError as exc:
             add_service_error(form, exc)
@@ -146,12 +145,11 @@ def role_edit(request: HttpRequest, access: TeamAccess, role_id: int) -> HttpRes
     if request.method == "POST" and form.is_valid():
         try:
             rbac_services.custom_role_update(
-                actor=access.actor,
+                principal=access.principal,
                 role=role,
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 permissions=list(form.cleaned_data["permissions"]),
-                request=request,
             )
         except ManifoldError as exc:
             role.refresh_from_db()
@@ -170,9 +168,8 @@ def role_delete(request: HttpRequest, access: TeamAccess, role_id: int) -> HttpR
     if request.method == "POST":
         try:
             rbac_services.custom_role_delete(
-                actor=access.actor,
+                principal=access.principal,
                 role=role,
-                request=request,
             )
         except ManifoldError as exc:
             error = exc.message

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from apps.accounts.views import signed_in_user
+from apps.accounts.principal import principal_from_request
 from apps.audit.selectors import audit_event_list, audit_retention_days_get
 from apps.audit.services import audit_settings_update
 from apps.core.errors import ManifoldError
@@ -25,7 +25,7 @@ RECENT_EVENTS = 8
 @require_http_methods(["GET"])
 def home(request: HttpRequest) -> HttpResponse:
     """Every signed-in user: their teams (permission ``team:read`` is checked per team)."""
-    teams = selectors.team_member_counts(selectors.team_list(signed_in_user(request)))
+    teams = selectors.team_member_counts(selectors.team_list(principal_from_request(request)))
     return render(request, "teams/home.html", {"teams": teams})
 
 
@@ -37,10 +37,9 @@ def team_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             team = services.team_create(
-                actor=signed_in_user(request),
+                principal=principal_from_request(request),
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"],
-                request=request,
             )
         except ManifoldError as exc:
             add_service_error(form, exc)
@@ -93,10 +92,9 @@ def team_settings(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             if retention_form.is_valid():
                 try:
                     audit_settings_update(
-                        actor=access.actor,
+                        principal=access.principal,
                         team=team,
                         retention_days=retention_form.cleaned_data["audit_retention_days"],
-                        request=request,
                     )
                 except ManifoldError as exc:
                     add_service_error(retention_form, exc)
@@ -108,11 +106,10 @@ def team_settings(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             if team_form.is_valid():
                 try:
                     services.team_update(
-                        actor=access.actor,
+                        principal=access.principal,
                         team=team,
                         name=team_form.cleaned_data["name"],
                         slug=team_form.cleaned_data["slug"],
-                        request=request,
                     )
                 except ManifoldError as exc:
                     team.refresh_from_db()
@@ -136,7 +133,7 @@ def team_delete(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     form = TeamDeleteForm(request.POST or None, slug=team.slug)
     if request.method == "POST" and form.is_valid():
         try:
-            services.team_delete(actor=access.actor, team=team, request=request)
+            services.team_delete(principal=access.principal, team=team)
         except ManifoldError as exc:
             add_service_error(form, exc)
         else:
@@ -159,7 +156,7 @@ def team_leave(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     error = None
     if request.method == "POST":
         try:
-            services.member_leave(actor=access.actor, team=team, request=request)
+            services.member_leave(principal=access.principal, team=team)
         except ManifoldError as exc:
             error = exc.message
         else:

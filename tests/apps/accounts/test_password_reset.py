@@ -15,6 +15,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts.models import PersonalAccessToken, User
+from apps.accounts.principal import Principal
 from apps.accounts.services import password_reset_complete, token_create
 from apps.audit.models import AuditEvent
 from apps.core.errors import PermissionDenied, ValidationError
@@ -63,7 +64,7 @@ def test_reset_through_the_link_ends_sessions_revokes_tokens_and_audits(acme_wor
     elsewhere = Client()
     elsewhere.force_login(vera)
     assert elsewhere.get("/").status_code == 200
-    created = token_create(actor=vera, name="ci")
+    created = token_create(principal=Principal.for_user(vera), name="ci")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {created.secret}")
     assert api.get("/api/v1/me/").status_code == 200
@@ -101,7 +102,7 @@ def test_reset_while_signed_in_as_that_user_signs_this_browser_out_too(acme_worl
 
 def test_weak_new_password_changes_nothing(acme_world: Acme) -> None:
     vera = acme_world.vera
-    token = token_create(actor=vera, name="kept").token
+    token = token_create(principal=Principal.for_user(vera), name="kept").token
     client = Client()
     link = _request_link(client, vera.email)
     form = client.get(link, follow=True)

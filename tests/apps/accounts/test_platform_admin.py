@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.accounts.models import PersonalAccessToken, User
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create, user_create, user_deactivate, user_reactivate
 from apps.audit.models import AuditEvent
 from apps.core.errors import Conflict, PermissionDenied
@@ -65,7 +66,7 @@ def test_user_list_searches_filters_and_counts_teams(
 
     found = api.get("/api/v1/platform/users/", {"q": "Vera V"}).json()
     assert [row["email"] for row in found["results"]] == ["vera@acme.test"]
-    user_deactivate(actor=paula_platform, user=acme_world.dana)
+    user_deactivate(principal=Principal.for_user(paula_platform), user=acme_world.dana)
     disabled = api.get("/api/v1/platform/users/", {"status": "disabled"}).json()
     assert [row["email"] for row in disabled["results"]] == ["dana@acme.test"]
     active = api.get("/api/v1/platform/users/", {"status": "active"}).json()
@@ -152,7 +153,7 @@ def test_non_admins_are_refused_with_nothing_changed(
     assert APIClient().get("/api/v1/platform/users/").status_code in {401, 403}
     assert Client().get("/platform/users/").status_code == 302  # to the login page
     with pytest.raises(PermissionDenied):
-        user_deactivate(actor=acme_world.olivia, user=vera)
+        user_deactivate(principal=Principal.for_user(acme_world.olivia), user=vera)
     assert _state() == before
     assert AuditEvent.objects.count() == events
 
@@ -193,7 +194,7 @@ def test_deactivation_ends_sessions_stops_tokens_and_is_audited(
     browser = Client()
     browser.force_login(vera)
     assert browser.get("/teams/acme/").status_code == 200
-    secret = token_create(actor=vera, name="grafana").secret
+    secret = token_create(principal=Principal.for_user(vera), name="grafana").secret
     token_api = APIClient()
     token_api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert token_api.get("/api/v1/me/").status_code == 200
@@ -252,9 +253,9 @@ def test_deactivation_through_the_pages(acme_world: Acme, paula_platform: User) 
 
 def test_service_refuses_self_and_repeated_switches(acme_world: Acme, paula_platform: User) -> None:
     with pytest.raises(Conflict):
-        user_deactivate(actor=paula_platform, user=paula_platform)
+        user_deactivate(principal=Principal.for_user(paula_platform), user=paula_platform)
     with pytest.raises(Conflict):
-        user_reactivate(actor=paula_platform, user=acme_world.vera)
+        user_reactivate(principal=Principal.for_user(paula_platform), user=acme_world.vera)
     assert _platform_events().count("platform.user.deactivated") == 0
 
 
@@ -268,8 +269,8 @@ async def test_open_websockets_of_a_deactivated_user_close() -> None:
 
         paula = user_create(email="p@platform.test", password=PASSWORD, is_platform_admin=True)
         vera = user_create(email="v@acme.test", password=PASSWORD)
-        team_create(actor=vera, name="Acme", slug="acme")
-        team_create(actor=vera, name="Acme Two", slug="acme-two")
+        team_create(principal=Principal.for_user(vera), name="Acme", slug="acme")
+        team_create(principal=Principal.for_user(vera), name="Acme Two", slug="acme-two")
         return paula, vera
 
     paula, vera = await setup()
@@ -281,7 +282,7 @@ async def test_open_websockets_of_a_deactivated_user_close() -> None:
     @database_sync_to_async
     def deactivate() -> None:
         with transaction.atomic():
-            user_deactivate(actor=paula, user=vera)
+            user_deactivate(principal=Principal.for_user(paula), user=vera)
 
     started = time.monotonic()
     await deactivate()

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import PersonalAccessToken
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create, token_revoke
 from apps.core.errors import PermissionDenied, ValidationError
 from apps.teams.models import Membership, Team
@@ -51,7 +52,7 @@ def test_create_shows_the_secret_once_and_stores_only_its_hash(
 
 
 def test_token_authenticates_and_records_last_use(acme_world: Acme) -> None:
-    created = token_create(actor=acme_world.eddie, name="cli")
+    created = token_create(principal=Principal.for_user(acme_world.eddie), name="cli")
     response = bearer(created.secret).get("/api/v1/me/")
     assert response.status_code == 200
     assert response.json()["email"] == "eddie@acme.test"
@@ -78,15 +79,15 @@ def test_bad_tokens_are_401(db: Any, header: str) -> None:
 
 
 def test_expired_and_revoked_tokens_are_401(acme_world: Acme, audit_log: AuditLog) -> None:
-    expired = token_create(actor=acme_world.eddie, name="old")
+    expired = token_create(principal=Principal.for_user(acme_world.eddie), name="old")
     PersonalAccessToken.objects.filter(pk=expired.token.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     assert bearer(expired.secret).get("/api/v1/me/").status_code == 401
-    live = token_create(actor=acme_world.eddie, name="live")
+    live = token_create(principal=Principal.for_user(acme_world.eddie), name="live")
     client = bearer(live.secret)
     assert client.get("/api/v1/teams/acme/").status_code == 200
-    token_revoke(actor=acme_world.eddie, token=live.token)
+    token_revoke(principal=Principal.for_user(acme_world.eddie), token=live.token)
     assert client.get("/api/v1/teams/acme/").status_code == 401
     assert audit_log(None)[-1] == "account.token.revoked"
 
@@ -94,7 +95,7 @@ def test_expired_and_revoked_tokens_are_401(acme_world: Acme, audit_log: AuditLo
 def test_revoke_over_the_api_and_not_someone_elses(
     acme_world: Acme, eddie_api: APIClient, vera_api: APIClient
 ) -> None:
-    created = token_create(actor=acme_world.eddie, name="cli")
+    created = token_create(principal=Principal.for_user(acme_world.eddie), name="cli")
     assert vera_api.delete(f"/api/v1/tokens/{created.token.pk}/").status_code == 404
     created.token.refresh_from_db()
     assert created.token.revoked_at is None
@@ -113,9 +114,11 @@ def test_scope_above_the_user_is_refused(
     assert "globex" in response.json()["error"]["fields"]["teams"][0]
     assert not PersonalAccessToken.objects.exists()
     with pytest.raises(ValidationError):
-        token_create(actor=acme_world.olivia, name="x", team_slugs=["no-such-team"])
+        token_create(
+            principal=Principal.for_user(acme_world.olivia), name="x", team_slugs=["no-such-team"]
+        )
     with pytest.raises(ValidationError):
-        token_create(actor=acme_world.olivia, name="x", team_slugs=[])
+        token_create(principal=Principal.for_user(acme_world.olivia), name="x", team_slugs=[])
     assert not PersonalAccessToken.objects.exists()
 
 
@@ -134,11 +137,11 @@ def test_bad_token_requests(acme_world: Acme, olivia_api: APIClient, body: dict[
 
 
 def test_tokens_cannot_mint_tokens(acme_world: Acme) -> None:
-    created = token_create(actor=acme_world.olivia, name="cli")
+    created = token_create(principal=Principal.for_user(acme_world.olivia), name="cli")
     response = bearer(created.secret).post("/api/v1/tokens/", {"name": "child"}, format="json")
     assert response.status_code == 403
     with pytest.raises(PermissionDenied):
-        token_create(actor=created.token, name="child")
+        token_create(principal=Principal.for_token(created.token), name="child")
     assert PersonalAccessToken.objects.count() == 1
 
 
@@ -146,15 +149,17 @@ def test_token_follows_the_users_current_role(acme_world: Acme) -> None:
     """Effective rights = role ∩ scope, evaluated per request: a demotion applies at once."""
     olivia, eddie = acme_world.olivia, acme_world.eddie
     member_role_change(
-        actor=olivia, membership=Membership.objects.get(user=eddie, team__slug="acme"), role="owner"
+        principal=Principal.for_user(olivia),
+        membership=Membership.objects.get(user=eddie, team__slug="acme"),
+        role="owner",
     )
-    created = token_create(actor=eddie, name="cli")
+    created = token_create(principal=Principal.for_user(eddie), name="cli")
     client = bearer(created.secret)
     assert (
         client.patch("/api/v1/teams/acme/", {"name": "By Eddie"}, format="json").status_code == 200
     )
     member_role_change(
-        actor=olivia,
+        principal=Principal.for_user(olivia),
         membership=Membership.objects.get(user=eddie, team__slug="acme"),
         role="viewer",
     )
@@ -165,7 +170,7 @@ def test_token_follows_the_users_current_role(acme_world: Acme) -> None:
 
 
 def test_disabled_user_tokens_stop_working(acme_world: Acme) -> None:
-    created = token_create(actor=acme_world.eddie, name="cli")
+    created = token_create(principal=Principal.for_user(acme_world.eddie), name="cli")
     acme_world.eddie.is_active = False
     acme_world.eddie.save()
     assert bearer(created.secret).get("/api/v1/me/").status_code == 401

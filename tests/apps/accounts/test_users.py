@@ -9,6 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.accounts.services import password_change, token_create, user_create
 from apps.core.errors import Conflict, PermissionDenied, ValidationError
 from apps.teams.models import Team
@@ -69,10 +70,10 @@ def test_password_change(acme_world: Acme, eddie_api: APIClient, audit_log: Audi
 
 
 def test_tokens_cannot_change_passwords(acme_world: Acme) -> None:
-    created = token_create(actor=acme_world.eddie, name="cli")
+    created = token_create(principal=Principal.for_user(acme_world.eddie), name="cli")
     with pytest.raises(PermissionDenied):
         password_change(
-            actor=created.token,
+            principal=Principal.for_token(created.token),
             user=acme_world.eddie,
             old_password=PASSWORD,
             new_password="An0ther-long-one",

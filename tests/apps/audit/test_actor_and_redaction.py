@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
 from django.test import RequestFactory
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create
 from apps.audit.models import AuditEvent
 from apps.audit.redaction import REDACTED, is_secret_key, redact
-from apps.audit.services import ActorIdentity, AuditTarget, audit_record
+from apps.audit.services import AuditTarget, AuditUsageError, audit_record
+from apps.core.audit_context import context_from_request
 from apps.teams.models import Application, Team
 
 CANARY = "canary-7f3a9c1e-do-not-leak"
@@ -31,13 +32,13 @@ def test_user_actor_request_and_target_are_snapshotted(
     with transaction.atomic():
         row = audit_record(
             event="team.application.updated",
-            actor=auditor,
+            principal=Principal.for_user(auditor),
             team=acme_team,
             application=acme_app,
             target=acme_app,
             before={"name": "a"},
             after={"name": "b"},
-            request=request,
+            context=context_from_request(request),
         )
     row = AuditEvent.objects.get(pk=row.pk)
     assert (row.actor_type, row.actor_id, row.actor_label) == (
@@ -59,41 +60,57 @@ def test_user_actor_request_and_target_are_snapshotted(
 def test_ipv6_address_is_stored_in_the_form_that_was_hashed(auditor: User, acme_team: Team) -> None:
     request = RequestFactory().get("/", REMOTE_ADDR="2001:0db8:0000:0000:0000:0000:0000:0001")
     with transaction.atomic():
-        row = audit_record(event="test.thing.done", actor=auditor, team=acme_team, request=request)
+        row = audit_record(
+            event="test.thing.done",
+            principal=Principal.for_user(auditor),
+            team=acme_team,
+            context=context_from_request(request),
+        )
     stored = AuditEvent.objects.get(pk=row.pk)
     assert stored.ip == "2001:db8::1"
     assert stored.compute_hash() == stored.hash
 
 
 def test_token_system_anonymous_and_device_actors(auditor: User, acme_team: Team) -> None:
-    created = token_create(actor=auditor, name="ci")
+    created = token_create(principal=Principal.for_user(auditor), name="ci")
 
     class Device:
         pk = 7
 
-        def audit_actor_identity(self) -> ActorIdentity:
-            return ActorIdentity("device", "7", "press-7")
-
+    principals = [
+        Principal.for_token(created.token),
+        Principal.system(),
+        Principal.system("rollout-reconciler"),
+        Principal.anonymous(),
+        Principal.for_subject("device", Device(), "press-7"),
+    ]
     with transaction.atomic():
         rows = [
-            audit_record(event="test.thing.done", actor=actor, team=acme_team)
-            for actor in (created.token, None, AnonymousUser(), Device())
+            audit_record(event="test.thing.done", principal=principal, team=acme_team)
+            for principal in principals
         ]
-    assert [(r.actor_type, r.actor_id) for r in rows] == [
-        ("token", str(created.token.pk)),
-        ("system", ""),
-        ("system", ""),
-        ("device", "7"),
+    rows = [AuditEvent.objects.get(pk=row.pk) for row in rows]
+    assert [(r.actor_type, r.actor_id, r.actor_label) for r in rows] == [
+        ("token", str(created.token.pk), f"{auditor.email} (token {created.token.prefix})"),
+        ("system", "", "system"),
+        ("system", "rollout-reconciler", "system: rollout-reconciler"),
+        ("system", "", "anonymous"),
+        ("device", "7", "press-7"),
     ]
-    assert rows[0].actor_label == f"{auditor.email} (token {created.token.prefix})"
-    assert [r.actor_label for r in rows[1:]] == ["system", "anonymous", "press-7"]
+    assert all(row.compute_hash() == row.hash for row in rows)
+
+
+def test_anything_but_a_principal_is_refused_as_actor(auditor: User, acme_team: Team) -> None:
+    with transaction.atomic(), pytest.raises(AuditUsageError, match="must be a Principal"):
+        audit_record(event="test.thing.done", principal=auditor, team=acme_team)  # type: ignore[arg-type]  # the point of the test
+    assert not AuditEvent.objects.filter(event="test.thing.done").exists()
 
 
 def test_the_target_may_outlive_its_object(auditor: User, acme_team: Team) -> None:
     with transaction.atomic():
         row = audit_record(
             event="test.thing.deleted",
-            actor=auditor,
+            principal=Principal.for_user(auditor),
             team=acme_team,
             target=AuditTarget("flows.flow", "42", "Packaging line"),
         )
@@ -150,7 +167,7 @@ def test_canary_secret_never_reaches_the_database(auditor: User, acme_team: Team
     with transaction.atomic():
         audit_record(
             event="test.secret.changed",
-            actor=auditor,
+            principal=Principal.for_user(auditor),
             team=acme_team,
             before={"password": CANARY, "smtp": {"secret": CANARY}},
             after={"credentials": [CANARY], "list": [{"token": CANARY}]},
@@ -163,7 +180,7 @@ def test_canary_secret_never_reaches_the_database(auditor: User, acme_team: Team
 
 
 def test_token_creation_audit_row_holds_no_secret(auditor: User) -> None:
-    created = token_create(actor=auditor, name="deploy")
+    created = token_create(principal=Principal.for_user(auditor), name="deploy")
     row = AuditEvent.objects.filter(event="account.token.created").latest("seq")
     assert created.secret not in json.dumps(row.after)
     assert created.secret not in row.target_label

@@ -16,6 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
@@ -37,10 +38,19 @@ def client_for(user: User) -> APIClient:
     return client
 
 
-def _events(team: Team, actor: Any, n: int, event: str = "flow.flow.edited", **extra: Any) -> None:
+def _events(
+    team: Team, actor: User | None, n: int, event: str = "flow.flow.edited", **extra: Any
+) -> None:
+    principal = Principal.system() if actor is None else Principal.for_user(actor)
     for index in range(n):
         with transaction.atomic():
-            audit_record(event=event, actor=actor, team=team, after={"index": index}, **extra)
+            audit_record(
+                event=event,
+                principal=principal,
+                team=team,
+                after={"index": index},
+                **extra,
+            )
 
 
 @pytest.fixture
@@ -131,7 +141,9 @@ def test_foreign_application_filter_is_404(
     from apps.teams.services import application_create
 
     owner = User.objects.get(email="gary@globex.test")
-    application_create(actor=owner, team=globex_team, name="G", slug="globex-only")
+    application_create(
+        principal=Principal.for_user(owner), team=globex_team, name="G", slug="globex-only"
+    )
     response = client_for(auditor).get(
         BASE.format(slug="acme-audit"), {"application": "globex-only"}
     )
@@ -169,11 +181,10 @@ def test_csv_export_streams_every_matching_row(auditor: User, acme_team: Team) -
     with transaction.atomic():
         audit_record(
             event="test.evil.cell",
-            actor=auditor,
+            principal=Principal.for_user(auditor),
             team=acme_team,
             target=None,
             after={"x": 1},
-            request=None,
         )
     response = client_for(auditor).get(BASE.format(slug="acme-audit") + "export.csv")
     assert response.status_code == 200
@@ -194,7 +205,7 @@ def test_csv_cells_cannot_inject_formulas(auditor: User, acme_team: Team) -> Non
     with transaction.atomic():
         audit_record(
             event="test.evil.cell",
-            actor=auditor,
+            principal=Principal.for_user(auditor),
             team=acme_team,
             target=AuditTarget("x.y", "1", '=HYPERLINK("http://evil")'),
         )
@@ -223,7 +234,7 @@ def test_jsonl_export_lines_reverify(auditor: User, acme_team: Team) -> None:
 
 
 def test_export_with_a_read_only_token(auditor: User, acme_team: Team) -> None:
-    created = token_create(actor=auditor, name="export", read_only=True)
+    created = token_create(principal=Principal.for_user(auditor), name="export", read_only=True)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.secret}")
     response = client.get(BASE.format(slug="acme-audit") + "export.jsonl")

@@ -8,6 +8,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.audit.models import AuditAppendOnlyError, AuditEvent
 from apps.audit.services import AuditUsageError, audit_record
 from apps.teams.models import Application, Team
@@ -20,7 +21,9 @@ def _snapshot() -> list[tuple[Any, ...]]:
 @pytest.fixture
 def event(auditor: User, acme_team: Team) -> AuditEvent:
     with transaction.atomic():
-        return audit_record(event="test.thing.done", actor=auditor, team=acme_team)
+        return audit_record(
+            event="test.thing.done", principal=Principal.for_user(auditor), team=acme_team
+        )
 
 
 def test_save_of_an_existing_event_is_refused(event: AuditEvent) -> None:
@@ -87,7 +90,7 @@ def test_database_trigger_refuses_a_raw_update(event: AuditEvent) -> None:
 def test_event_names_must_be_dotted(bad_name: str, auditor: User, acme_team: Team) -> None:
     before = _snapshot()
     with pytest.raises(AuditUsageError, match="dotted"), transaction.atomic():
-        audit_record(event=bad_name, actor=auditor, team=acme_team)
+        audit_record(event=bad_name, principal=Principal.for_user(auditor), team=acme_team)
     assert _snapshot() == before
 
 
@@ -96,7 +99,12 @@ def test_foreign_application_is_refused(
 ) -> None:
     before = _snapshot()
     with pytest.raises(AuditUsageError, match="does not belong"), transaction.atomic():
-        audit_record(event="test.thing.done", actor=auditor, team=globex_team, application=acme_app)
+        audit_record(
+            event="test.thing.done",
+            principal=Principal.for_user(auditor),
+            team=globex_team,
+            application=acme_app,
+        )
     assert _snapshot() == before
 
 
@@ -107,19 +115,23 @@ def test_a_rolled_back_transaction_leaves_no_event_and_no_gap(
 
     def failing_change() -> None:
         with transaction.atomic():
-            audit_record(event="test.thing.done", actor=auditor, team=acme_team)
+            audit_record(
+                event="test.thing.done", principal=Principal.for_user(auditor), team=acme_team
+            )
             raise RuntimeError("the change failed")
 
     with pytest.raises(RuntimeError):
         failing_change()
     assert _snapshot() == before
     with transaction.atomic():
-        again = audit_record(event="test.thing.done", actor=auditor, team=acme_team)
+        again = audit_record(
+            event="test.thing.done", principal=Principal.for_user(auditor), team=acme_team
+        )
     assert again.seq == AuditEvent.objects.filter(team_key=acme_team.pk).count()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_audit_record_outside_a_transaction_is_refused() -> None:
     with pytest.raises(AuditUsageError, match=r"transaction\.atomic"):
-        audit_record(event="test.thing.done", actor=None, team=None)
+        audit_record(event="test.thing.done", principal=Principal.system(), team=None)
     assert AuditEvent.objects.count() == 0

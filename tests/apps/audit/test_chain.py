@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.audit.chain import GENESIS_HASH
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.services import audit_record
@@ -18,9 +19,10 @@ from apps.teams.models import Team
 
 
 def _record(team: Team | None, actor: User | None, n: int, event: str = "test.thing.done") -> None:
+    principal = Principal.system() if actor is None else Principal.for_user(actor)
     for index in range(n):
         with transaction.atomic():
-            audit_record(event=event, actor=actor, team=team, after={"index": index})
+            audit_record(event=event, principal=principal, team=team, after={"index": index})
 
 
 def _drop_update_guard() -> None:
@@ -153,7 +155,7 @@ def test_team_deletion_keeps_its_trail_verifiable(auditor: User, acme_team: Team
 
     team_key = acme_team.pk
     _record(acme_team, auditor, 2)
-    team_delete(actor=auditor, team=acme_team)
+    team_delete(principal=Principal.for_user(auditor), team=acme_team)
     assert not Team.objects.filter(pk=team_key).exists()
     events = AuditEvent.objects.filter(team_key=team_key)
     assert events.filter(event="team.team.deleted").count() == 1

@@ -8,6 +8,7 @@ import time
 import pytest
 from django.db import close_old_connections, connection, transaction
 
+from apps.accounts.principal import Principal
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.audit.verification import audit_chain_verify
@@ -39,7 +40,7 @@ def test_parallel_writers_produce_one_gapless_chain() -> None:
                 with transaction.atomic():
                     audit_record(
                         event="test.race.written",
-                        actor=None,
+                        principal=Principal.system(),
                         team=team,
                         after={"thread": index, "number": number},
                     )

@@ -19,6 +19,7 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.teams.models import Team
 
@@ -31,7 +32,7 @@ def _add_events(team: Team, actor: User, count: int) -> None:
         for number in range(count):
             audit_record(
                 event="team.application.updated",
-                actor=actor,
+                principal=Principal.for_user(actor),
                 team=team,
                 target=team,
                 before={"name": f"Line {number}", "description": "x" * 80},

@@ -9,6 +9,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.core.realtime import team_group_name
 from apps.teams.models import Team
@@ -24,7 +25,9 @@ def test_a_committed_event_reaches_the_team_group(
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(team_group_name(acme_team.pk), channel)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        row = audit_record(event="team.application.created", actor=auditor, team=acme_team)
+        row = audit_record(
+            event="team.application.created", principal=Principal.for_user(auditor), team=acme_team
+        )
     message = async_to_sync(layer.receive)(channel)
     assert message["kind"] == "team.application.created"
     assert message["payload"] == {"seq": row.seq, "id": row.pk}
@@ -35,7 +38,11 @@ def test_a_rolled_back_event_is_never_announced(
 ) -> None:
     def change_that_fails() -> None:
         with transaction.atomic():
-            audit_record(event="team.application.created", actor=auditor, team=acme_team)
+            audit_record(
+                event="team.application.created",
+                principal=Principal.for_user(auditor),
+                team=acme_team,
+            )
             raise RuntimeError("the change failed")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):

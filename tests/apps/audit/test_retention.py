@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.retention import audit_chain_purge, audit_purge_expired
 from apps.audit.selectors import audit_retention_days_get
@@ -28,7 +29,10 @@ def _record(team: Team, actor: User, n: int) -> list[AuditEvent]:
         with transaction.atomic():
             rows.append(
                 audit_record(
-                    event="test.thing.done", actor=actor, team=team, after={"index": index}
+                    event="test.thing.done",
+                    principal=Principal.for_user(actor),
+                    team=team,
+                    after={"index": index},
                 )
             )
         time.sleep(0.002)  # distinct created_at values for a cutoff between events
@@ -74,7 +78,7 @@ def test_tampering_after_a_purge_is_still_found(auditor: User, acme_team: Team) 
 def test_task_applies_each_teams_retention(
     auditor: User, acme_team: Team, globex_team: Team
 ) -> None:
-    audit_settings_update(actor=auditor, team=acme_team, retention_days=30)
+    audit_settings_update(principal=Principal.for_user(auditor), team=acme_team, retention_days=30)
     _record(acme_team, auditor, 3)
     globex_count = AuditEvent.objects.filter(team_key=globex_team.pk).count()
 
@@ -102,11 +106,13 @@ def test_celery_task_is_registered_under_its_contract_name(auditor: User, acme_t
 
 
 def test_retention_setting_validation_changes_nothing(auditor: User, acme_team: Team) -> None:
-    audit_settings_update(actor=auditor, team=acme_team, retention_days=90)
+    audit_settings_update(principal=Principal.for_user(auditor), team=acme_team, retention_days=90)
     count = AuditEvent.objects.count()
     for bad in (0, -1, 3651, "ten", 1.5, True, None):
         with pytest.raises(ValidationError, match="Retention"):
-            audit_settings_update(actor=auditor, team=acme_team, retention_days=bad)
+            audit_settings_update(
+                principal=Principal.for_user(auditor), team=acme_team, retention_days=bad
+            )
     assert audit_retention_days_get(team=acme_team) == 90
     assert AuditEvent.objects.count() == count
     change = AuditEvent.objects.filter(event="team.audit_settings.updated").latest("seq")

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.test import override_settings
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.audit.syslog import forward_event
 from apps.teams.models import Team
@@ -48,7 +49,7 @@ def test_event_is_sent_over_udp_after_commit(
         ):
             row = audit_record(
                 event="team.member.added",
-                actor=auditor,
+                principal=Principal.for_user(auditor),
                 team=acme_team,
                 after={"role": "member", "password": "hunter2"},
             )
@@ -91,7 +92,9 @@ def test_event_is_sent_over_tcp_with_octet_counting(auditor: User, acme_team: Te
     thread = threading.Thread(target=accept_one)
     thread.start()
     with transaction.atomic():
-        row = audit_record(event="team.team.updated", actor=auditor, team=acme_team)
+        row = audit_record(
+            event="team.team.updated", principal=Principal.for_user(auditor), team=acme_team
+        )
     with override_settings(AUDIT_SYSLOG_URL=f"tcp://127.0.0.1:{server.getsockname()[1]}"):
         assert forward_event(row) is True
     thread.join(timeout=3)
@@ -107,7 +110,9 @@ def test_unreachable_collector_never_fails_the_write(auditor: User, acme_team: T
     closed_port = probe.getsockname()[1]
     probe.close()
     with transaction.atomic():
-        row = audit_record(event="team.team.updated", actor=auditor, team=acme_team)
+        row = audit_record(
+            event="team.team.updated", principal=Principal.for_user(auditor), team=acme_team
+        )
     with override_settings(AUDIT_SYSLOG_URL=f"tcp://127.0.0.1:{closed_port}"):
         assert forward_event(row) is False
 

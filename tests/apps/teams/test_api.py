@@ -10,6 +10,7 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.rbac.services import custom_role_create
 from apps.teams.models import ApplicationRoleOverride, Invitation, Membership, Team
 from tests.conftest import Acme, Globex, make_user, session_client
@@ -136,7 +137,7 @@ def test_foreign_custom_role_in_member_patch_is_refused(
     acme_world: Acme, globex_world: Globex, olivia_api: APIClient
 ) -> None:
     foreign = custom_role_create(
-        actor=globex_world.oscar,
+        principal=Principal.for_user(globex_world.oscar),
         team=globex_world.team,
         name="Globex ops",
         permissions=["flow:deploy"],
@@ -172,7 +173,10 @@ def test_foreign_ids_in_urls_are_404(
 ) -> None:
     oscar = member_id(globex_world.team, globex_world.oscar)
     foreign_role = custom_role_create(
-        actor=globex_world.oscar, team=globex_world.team, name="X", permissions=["flow:read"]
+        principal=Principal.for_user(globex_world.oscar),
+        team=globex_world.team,
+        name="X",
+        permissions=["flow:read"],
     )
     assert (
         olivia_api.patch(

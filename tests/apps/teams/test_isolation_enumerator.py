@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from apps.accounts.models import PersonalAccessToken
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create
 from apps.audit.models import AuditEvent
 from apps.rbac.services import custom_role_create
@@ -68,10 +69,12 @@ def samples(world: Acme) -> dict[str, str]:
     """One acme object for every kwarg name a route may use."""
     team, olivia = world.team, world.olivia
     invitation = invitation_create(
-        actor=olivia, team=team, email="probe@example.test", role="viewer"
+        principal=Principal.for_user(olivia), team=team, email="probe@example.test", role="viewer"
     )
-    role = custom_role_create(actor=olivia, team=team, name="Probe", permissions=["flow:read"])
-    token_create(actor=olivia, name="probe")
+    role = custom_role_create(
+        principal=Principal.for_user(olivia), team=team, name="Probe", permissions=["flow:read"]
+    )
+    token_create(principal=Principal.for_user(olivia), name="probe")
     vera = Membership.objects.get(team=team, user=world.vera)
     event = AuditEvent.objects.filter(team_key=team.pk).order_by("seq").first()
     assert event is not None

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 
+from apps.accounts.principal import Principal
 from apps.core.errors import Conflict
 from apps.rbac.permissions import Role
 from apps.teams.models import Membership
@@ -22,10 +23,12 @@ from tests.conftest import make_user
 @pytest.mark.parametrize("attempt", range(5))
 def test_two_owners_leaving_at_once_leave_one_owner(transactional_db: Any, attempt: int) -> None:
     ann, bob = make_user(f"ann{attempt}@example.test"), make_user(f"bob{attempt}@example.test")
-    team = team_create(actor=ann, name="Race", slug=f"race-{attempt}")
+    team = team_create(principal=Principal.for_user(ann), name="Race", slug=f"race-{attempt}")
     Membership.objects.create(team=team, user=bob, role=Role.MEMBER)
     member_role_change(
-        actor=ann, membership=Membership.objects.get(team=team, user=bob), role=Role.OWNER
+        principal=Principal.for_user(ann),
+        membership=Membership.objects.get(team=team, user=bob),
+        role=Role.OWNER,
     )
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -33,7 +36,7 @@ def test_two_owners_leaving_at_once_leave_one_owner(transactional_db: Any, attem
     def leave(user: Any) -> None:
         try:
             barrier.wait()
-            member_leave(actor=user, team=team)
+            member_leave(principal=Principal.for_user(user), team=team)
             outcomes.append("left")
         except Conflict:
             outcomes.append("refused")

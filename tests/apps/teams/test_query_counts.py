@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from apps.accounts.principal import Principal
 from apps.rbac.services import custom_role_create
 from apps.teams.models import Membership
 from apps.teams.services import (
@@ -38,24 +39,42 @@ def grow(world: Acme, index: int) -> None:
     user = make_user(f"extra{index}@example.test")
     add_member(team, olivia, user, "viewer")
     role = custom_role_create(
-        actor=olivia, team=team, name=f"Role {index}", permissions=["flow:read"]
+        principal=Principal.for_user(olivia),
+        team=team,
+        name=f"Role {index}",
+        permissions=["flow:read"],
     )
     member_role_change(
-        actor=olivia, membership=Membership.objects.get(team=team, user=user), custom_role=role
+        principal=Principal.for_user(olivia),
+        membership=Membership.objects.get(team=team, user=user),
+        custom_role=role,
     )
-    application_create(actor=olivia, team=team, name=f"App {index}", slug=f"app-{index}")
+    application_create(
+        principal=Principal.for_user(olivia), team=team, name=f"App {index}", slug=f"app-{index}"
+    )
     application_override_set(
-        actor=olivia,
+        principal=Principal.for_user(olivia),
         membership=Membership.objects.get(team=team, user=user),
         application=world.line_1,
         role="viewer",
     )
-    invitation_create(actor=olivia, team=team, email=f"invitee{index}@example.test", role="viewer")
-    other = team_create(actor=olivia, name=f"Team {index}", slug=f"team-{index}")
+    invitation_create(
+        principal=Principal.for_user(olivia),
+        team=team,
+        email=f"invitee{index}@example.test",
+        role="viewer",
+    )
+    other = team_create(
+        principal=Principal.for_user(olivia), name=f"Team {index}", slug=f"team-{index}"
+    )
     del other
     from apps.accounts.services import token_create
 
-    token_create(actor=olivia, name=f"t{index}", team_slugs=["acme", f"team-{index}"])
+    token_create(
+        principal=Principal.for_user(olivia),
+        name=f"t{index}",
+        team_slugs=["acme", f"team-{index}"],
+    )
 
 
 def count(client: APIClient, path: str) -> int:

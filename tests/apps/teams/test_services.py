@@ -11,6 +11,7 @@ from django.core import mail
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.core.errors import Conflict, PermissionDenied, ValidationError
 from apps.rbac.permissions import NO_ACCESS, Role
 from apps.teams.models import (
@@ -39,7 +40,7 @@ from apps.teams.services import (
     team_delete,
     team_update,
 )
-from tests.conftest import make_user
+from tests.conftest import add_member, make_user
 
 AuditLog = Callable[[Team | int | None], list[str]]
 
@@ -57,7 +58,7 @@ def roles(team: Team) -> dict[str, str]:
 
 def test_team_create_makes_the_creator_owner_and_audits(db: Any, audit_log: AuditLog) -> None:
     zoe = make_user("zoe@example.test")
-    team = team_create(actor=zoe, name="  Zoe's Lab ", slug="zoe-lab")
+    team = team_create(principal=Principal.for_user(zoe), name="  Zoe's Lab ", slug="zoe-lab")
     assert team.name == "Zoe's Lab"
     assert roles(team) == {"zoe@example.test": "owner"}
     assert audit_log(team) == ["team.team.created", "team.member.added"]
@@ -67,14 +68,14 @@ def test_team_create_makes_the_creator_owner_and_audits(db: Any, audit_log: Audi
 def test_team_create_rejects_bad_slugs(db: Any, slug: str) -> None:
     zoe = make_user("zoe@example.test")
     with pytest.raises(ValidationError) as caught:
-        team_create(actor=zoe, name="Zoe", slug=slug)
+        team_create(principal=Principal.for_user(zoe), name="Zoe", slug=slug)
     assert "slug" in caught.value.fields
     assert not Team.objects.exists()
 
 
 def test_team_create_duplicate_slug_changes_nothing(acme: Team, oscar_outsider: User) -> None:
     with pytest.raises(ValidationError) as caught:
-        team_create(actor=oscar_outsider, name="Other Acme", slug="acme")
+        team_create(principal=Principal.for_user(oscar_outsider), name="Other Acme", slug="acme")
     assert caught.value.code == "duplicate"
     assert Team.objects.filter(slug="acme").count() == 1
     assert not Membership.objects.filter(team=acme, user=oscar_outsider).exists()
@@ -83,7 +84,7 @@ def test_team_create_duplicate_slug_changes_nothing(acme: Team, oscar_outsider: 
 def test_team_update_audits_before_and_after(
     acme: Team, olivia_owner: User, audit_log: AuditLog
 ) -> None:
-    team_update(actor=olivia_owner, team=acme, name="Acme Works")
+    team_update(principal=Principal.for_user(olivia_owner), team=acme, name="Acme Works")
     acme.refresh_from_db()
     assert acme.name == "Acme Works"
     assert audit_log(acme)[-1] == "team.team.updated"
@@ -93,14 +94,14 @@ def test_team_update_to_taken_slug_changes_nothing(
     acme: Team, globex: Team, olivia_owner: User
 ) -> None:
     with pytest.raises(ValidationError):
-        team_update(actor=olivia_owner, team=acme, slug="globex")
+        team_update(principal=Principal.for_user(olivia_owner), team=acme, slug="globex")
     acme.refresh_from_db()
     assert acme.slug == "acme"
 
 
 def test_team_delete_needs_an_owner(acme: Team, eddie_editor: User) -> None:
     with pytest.raises(PermissionDenied):
-        team_delete(actor=eddie_editor, team=acme)
+        team_delete(principal=Principal.for_user(eddie_editor), team=acme)
     assert Team.objects.filter(pk=acme.pk).exists()
 
 
@@ -108,19 +109,17 @@ def test_team_delete_removes_everything_but_keeps_the_audit(
     acme: Team, line_1: Application, olivia_owner: User, vera_viewer: User, audit_log: AuditLog
 ) -> None:
     application_override_set(
-        actor=olivia_owner,
+        principal=Principal.for_user(olivia_owner),
         membership=membership(acme, vera_viewer),
         application=line_1,
         role=NO_ACCESS,
     )
     team_id, application_id = acme.pk, line_1.pk
-    team_delete(actor=olivia_owner, team=acme)
+    team_delete(principal=Principal.for_user(olivia_owner), team=acme)
     assert not Team.objects.filter(pk=team_id).exists()
     assert not Application.objects.filter(pk=application_id).exists()
     assert audit_log(team_id)[-1] == "team.team.deleted"
-    from guardian.models import UserObjectPermission
-
-    assert not UserObjectPermission.objects.filter(object_pk=str(application_id)).exists()
+    assert not ApplicationRoleOverride.objects.filter(application_id=application_id).exists()
 
 
 # --- applications --------------------------------------------------------------------------
@@ -130,10 +129,18 @@ def test_application_lifecycle_is_audited(
     acme: Team, olivia_owner: User, audit_log: AuditLog
 ) -> None:
     app = application_create(
-        actor=olivia_owner, team=acme, name="Line 2", slug="line-2", description="Bottling"
+        principal=Principal.for_user(olivia_owner),
+        team=acme,
+        name="Line 2",
+        slug="line-2",
+        description="Bottling",
     )
-    application_update(actor=olivia_owner, application=app, description="Bottling and capping")
-    application_delete(actor=olivia_owner, application=app)
+    application_update(
+        principal=Principal.for_user(olivia_owner),
+        application=app,
+        description="Bottling and capping",
+    )
+    application_delete(principal=Principal.for_user(olivia_owner), application=app)
     assert audit_log(acme)[-3:] == [
         "team.application.created",
         "team.application.updated",
@@ -145,19 +152,30 @@ def test_application_slug_is_unique_per_team_only(
     acme: Team, globex: Team, olivia_owner: User, oscar_outsider: User
 ) -> None:
     with pytest.raises(ValidationError) as caught:
-        application_create(actor=olivia_owner, team=acme, name="Again", slug="line-1")
+        application_create(
+            principal=Principal.for_user(olivia_owner), team=acme, name="Again", slug="line-1"
+        )
     assert caught.value.fields == {"slug": ["This slug is already taken."]}
     assert Application.objects.filter(team=acme).count() == 1
-    other = application_create(actor=oscar_outsider, team=globex, name="L1", slug="line-1")
+    other = application_create(
+        principal=Principal.for_user(oscar_outsider), team=globex, name="L1", slug="line-1"
+    )
     assert other.team == globex
 
 
 def test_application_update_to_taken_slug_changes_nothing(
     acme: Team, line_1: Application, olivia_owner: User
 ) -> None:
-    app = application_create(actor=olivia_owner, team=acme, name="Line 2", slug="line-2")
+    app = application_create(
+        principal=Principal.for_user(olivia_owner), team=acme, name="Line 2", slug="line-2"
+    )
     with pytest.raises(ValidationError):
-        application_update(actor=olivia_owner, application=app, slug="line-1", name="Renamed")
+        application_update(
+            principal=Principal.for_user(olivia_owner),
+            application=app,
+            slug="line-1",
+            name="Renamed",
+        )
     app.refresh_from_db()
     assert (app.slug, app.name) == ("line-2", "Line 2")
 
@@ -168,7 +186,11 @@ def test_application_update_to_taken_slug_changes_nothing(
 def test_member_role_change_is_audited(
     acme: Team, olivia_owner: User, vera_viewer: User, audit_log: AuditLog
 ) -> None:
-    member_role_change(actor=olivia_owner, membership=membership(acme, vera_viewer), role="member")
+    member_role_change(
+        principal=Principal.for_user(olivia_owner),
+        membership=membership(acme, vera_viewer),
+        role="member",
+    )
     assert roles(acme)["vera@acme.test"] == "member"
     assert audit_log(acme)[-1] == "team.member.role_changed"
 
@@ -177,7 +199,9 @@ def test_last_owner_cannot_be_demoted(acme: Team, olivia_owner: User, audit_log:
     before = (roles(acme), audit_log(acme))
     with pytest.raises(Conflict) as caught:
         member_role_change(
-            actor=olivia_owner, membership=membership(acme, olivia_owner), role="member"
+            principal=Principal.for_user(olivia_owner),
+            membership=membership(acme, olivia_owner),
+            role="member",
         )
     assert caught.value.code == "last_owner"
     assert (roles(acme), audit_log(acme)) == before
@@ -186,22 +210,28 @@ def test_last_owner_cannot_be_demoted(acme: Team, olivia_owner: User, audit_log:
 def test_last_owner_cannot_leave_or_be_removed(acme: Team, olivia_owner: User) -> None:
     before = roles(acme)
     with pytest.raises(Conflict):
-        member_leave(actor=olivia_owner, team=acme)
+        member_leave(principal=Principal.for_user(olivia_owner), team=acme)
     with pytest.raises(Conflict):
-        member_remove(actor=olivia_owner, membership=membership(acme, olivia_owner))
+        member_remove(
+            principal=Principal.for_user(olivia_owner), membership=membership(acme, olivia_owner)
+        )
     assert roles(acme) == before
 
 
 def test_with_two_owners_one_may_leave(
     acme: Team, olivia_owner: User, eddie_editor: User, audit_log: AuditLog
 ) -> None:
-    member_role_change(actor=olivia_owner, membership=membership(acme, eddie_editor), role="owner")
-    member_leave(actor=olivia_owner, team=acme)
+    member_role_change(
+        principal=Principal.for_user(olivia_owner),
+        membership=membership(acme, eddie_editor),
+        role="owner",
+    )
+    member_leave(principal=Principal.for_user(olivia_owner), team=acme)
     assert roles(acme)["eddie@acme.test"] == "owner"
     assert "olivia@acme.test" not in roles(acme)
     assert audit_log(acme)[-1] == "team.member.left"
     with pytest.raises(Conflict):
-        member_leave(actor=eddie_editor, team=acme)
+        member_leave(principal=Principal.for_user(eddie_editor), team=acme)
 
 
 def test_only_owners_change_roles_or_remove(
@@ -210,18 +240,24 @@ def test_only_owners_change_roles_or_remove(
     before = roles(acme)
     with pytest.raises(PermissionDenied):
         member_role_change(
-            actor=eddie_editor, membership=membership(acme, eddie_editor), role="owner"
+            principal=Principal.for_user(eddie_editor),
+            membership=membership(acme, eddie_editor),
+            role="owner",
         )
     with pytest.raises(PermissionDenied):
-        member_remove(actor=eddie_editor, membership=membership(acme, vera_viewer))
+        member_remove(
+            principal=Principal.for_user(eddie_editor), membership=membership(acme, vera_viewer)
+        )
     assert roles(acme) == before
 
 
 def test_member_remove_and_leave_are_audited(
     acme: Team, olivia_owner: User, vera_viewer: User, dana_dashboard: User, audit_log: AuditLog
 ) -> None:
-    member_remove(actor=olivia_owner, membership=membership(acme, vera_viewer))
-    member_leave(actor=dana_dashboard, team=acme)
+    member_remove(
+        principal=Principal.for_user(olivia_owner), membership=membership(acme, vera_viewer)
+    )
+    member_leave(principal=Principal.for_user(dana_dashboard), team=acme)
     assert audit_log(acme)[-2:] == ["team.member.removed", "team.member.left"]
     assert set(roles(acme)) == {"olivia@acme.test", "eddie@acme.test"}
 
@@ -229,15 +265,17 @@ def test_member_remove_and_leave_are_audited(
 def test_unknown_role_is_rejected(acme: Team, olivia_owner: User, vera_viewer: User) -> None:
     with pytest.raises(ValidationError):
         member_role_change(
-            actor=olivia_owner, membership=membership(acme, vera_viewer), role="admin"
+            principal=Principal.for_user(olivia_owner),
+            membership=membership(acme, vera_viewer),
+            role="admin",
         )
     assert roles(acme)["vera@acme.test"] == "viewer"
 
 
-# --- application overrides and guardian --------------------------------------------------------
+# --- application overrides: one store ------------------------------------------------------
 
 
-def test_override_is_mirrored_in_guardian_and_scoped_by_team(
+def test_override_has_one_store_read_by_access_and_lists(
     acme: Team,
     line_1: Application,
     olivia_owner: User,
@@ -246,35 +284,68 @@ def test_override_is_mirrored_in_guardian_and_scoped_by_team(
 ) -> None:
     vera = membership(acme, vera_viewer)
     application_override_set(
-        actor=olivia_owner, membership=vera, application=line_1, role=NO_ACCESS
+        principal=Principal.for_user(olivia_owner),
+        membership=vera,
+        application=line_1,
+        role=NO_ACCESS,
     )
     assert application_override_roles(vera) == {line_1.pk: NO_ACCESS}
     assert list(application_list(team=acme, membership=vera)) == []
     assert audit_log(acme)[-1] == "team.application_role.set"
     application_override_set(
-        actor=olivia_owner, membership=vera, application=line_1, role=Role.MEMBER
+        principal=Principal.for_user(olivia_owner),
+        membership=vera,
+        application=line_1,
+        role=Role.MEMBER,
     )
     assert application_override_roles(vera) == {line_1.pk: Role.MEMBER}
     override = ApplicationRoleOverride.objects.get(membership=vera)
-    application_override_remove(actor=olivia_owner, override=override)
+    application_override_remove(principal=Principal.for_user(olivia_owner), override=override)
     assert application_override_roles(vera) == {}
     assert audit_log(acme)[-1] == "team.application_role.removed"
 
 
-def test_global_guardian_permission_does_not_leak_across_teams(
-    acme: Team,
-    line_1: Application,
-    globex_world: Any,
-    vera_viewer: User,
+def test_an_override_in_another_team_never_reaches_this_one(
+    acme: Team, line_1: Application, globex_world: Any, vera_viewer: User
 ) -> None:
-    """RELIABILITY.md: a model-level permission must never widen a team-scoped answer."""
-    from django.contrib.auth.models import Permission
-
-    hide_everything = Permission.objects.get(codename="application_role_none")
-    vera_viewer.user_permissions.add(hide_everything)
+    """RELIABILITY.md: a grant elsewhere must never widen or narrow a team-scoped answer."""
+    oscar = globex_world.oscar
+    add_member(globex_world.team, oscar, vera_viewer, Role.MEMBER)
+    application_override_set(
+        principal=Principal.for_user(oscar),
+        membership=membership(globex_world.team, vera_viewer),
+        application=globex_world.hq,
+        role=NO_ACCESS,
+    )
     vera = membership(acme, vera_viewer)
     assert list(application_list(team=acme, membership=vera)) == [line_1]
     assert application_override_roles(vera) == {}
+
+
+def test_overrides_go_with_the_member_and_the_application(
+    acme: Team, line_1: Application, olivia_owner: User, vera_viewer: User, dana_dashboard: User
+) -> None:
+    owner = Principal.for_user(olivia_owner)
+    for user in (vera_viewer, dana_dashboard):
+        application_override_set(
+            principal=owner, membership=membership(acme, user), application=line_1, role="member"
+        )
+    member_remove(principal=owner, membership=membership(acme, vera_viewer))
+    remaining = ApplicationRoleOverride.objects.values_list("membership__user__email", flat=True)
+    assert list(remaining) == [dana_dashboard.email]
+    application_delete(principal=owner, application=line_1)
+    assert not ApplicationRoleOverride.objects.exists()
+
+
+def test_promoting_to_owner_drops_the_members_overrides(
+    acme: Team, line_1: Application, olivia_owner: User, vera_viewer: User
+) -> None:
+    owner = Principal.for_user(olivia_owner)
+    vera = membership(acme, vera_viewer)
+    application_override_set(principal=owner, membership=vera, application=line_1, role=NO_ACCESS)
+    member_role_change(principal=owner, membership=vera, role=Role.OWNER)
+    assert not ApplicationRoleOverride.objects.filter(membership=vera).exists()
+    assert list(application_list(team=acme, membership=vera)) == [line_1]
 
 
 def test_override_refuses_owners_and_foreign_applications(
@@ -282,14 +353,14 @@ def test_override_refuses_owners_and_foreign_applications(
 ) -> None:
     with pytest.raises(ValidationError):
         application_override_set(
-            actor=olivia_owner,
+            principal=Principal.for_user(olivia_owner),
             membership=membership(acme, olivia_owner),
             application=acme.applications.get(),
             role="viewer",
         )
     with pytest.raises(ValidationError):
         application_override_set(
-            actor=olivia_owner,
+            principal=Principal.for_user(olivia_owner),
             membership=membership(acme, vera_viewer),
             application=globex_world.hq,
             role="member",
@@ -309,13 +380,18 @@ def test_invitation_sends_email_and_accept_joins(
     newbie = make_user("newbie@example.test")
     with django_capture_on_commit_callbacks(execute=True):
         created = invitation_create(
-            actor=olivia_owner, team=acme, email="NewBie@Example.test ", role="viewer"
+            principal=Principal.for_user(olivia_owner),
+            team=acme,
+            email="NewBie@Example.test ",
+            role="viewer",
         )
     assert created.invitation.email == "newbie@example.test"
     assert len(mail.outbox) == 1
     assert created.link in mail.outbox[0].body
     assert created.secret not in created.invitation.token_hash
-    membership_ = invitation_accept(actor=newbie, invitation=created.invitation)
+    membership_ = invitation_accept(
+        principal=Principal.for_user(newbie), invitation=created.invitation
+    )
     assert membership_.role == "viewer"
     assert audit_log(acme)[-3:] == [
         "team.invitation.created",
@@ -326,45 +402,70 @@ def test_invitation_sends_email_and_accept_joins(
 
 def test_invitation_bad_input(acme: Team, olivia_owner: User, eddie_editor: User) -> None:
     with pytest.raises(ValidationError):
-        invitation_create(actor=olivia_owner, team=acme, email="not-an-email", role="viewer")
+        invitation_create(
+            principal=Principal.for_user(olivia_owner),
+            team=acme,
+            email="not-an-email",
+            role="viewer",
+        )
     with pytest.raises(ValidationError):
-        invitation_create(actor=olivia_owner, team=acme, email="a@b.test", role="admin")
+        invitation_create(
+            principal=Principal.for_user(olivia_owner), team=acme, email="a@b.test", role="admin"
+        )
     with pytest.raises(Conflict):
-        invitation_create(actor=olivia_owner, team=acme, email=eddie_editor.email, role="viewer")
-    invitation_create(actor=olivia_owner, team=acme, email="a@b.test", role="viewer")
+        invitation_create(
+            principal=Principal.for_user(olivia_owner),
+            team=acme,
+            email=eddie_editor.email,
+            role="viewer",
+        )
+    invitation_create(
+        principal=Principal.for_user(olivia_owner), team=acme, email="a@b.test", role="viewer"
+    )
     with pytest.raises(Conflict):
-        invitation_create(actor=olivia_owner, team=acme, email="a@b.test", role="member")
+        invitation_create(
+            principal=Principal.for_user(olivia_owner), team=acme, email="a@b.test", role="member"
+        )
     assert Invitation.objects.filter(email="a@b.test").count() == 1
 
 
 def test_expired_and_used_invitations_are_refused(acme: Team, olivia_owner: User) -> None:
     newbie = make_user("newbie@example.test")
-    created = invitation_create(actor=olivia_owner, team=acme, email=newbie.email, role="member")
+    created = invitation_create(
+        principal=Principal.for_user(olivia_owner), team=acme, email=newbie.email, role="member"
+    )
     Invitation.objects.filter(pk=created.invitation.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     with pytest.raises(Conflict) as caught:
-        invitation_accept(actor=newbie, invitation=created.invitation)
+        invitation_accept(principal=Principal.for_user(newbie), invitation=created.invitation)
     assert caught.value.code == "invitation_expired"
     assert not Membership.objects.filter(team=acme, user=newbie).exists()
 
-    fresh = invitation_create(actor=olivia_owner, team=acme, email=newbie.email, role="member")
-    invitation_accept(actor=newbie, invitation=fresh.invitation)
+    fresh = invitation_create(
+        principal=Principal.for_user(olivia_owner), team=acme, email=newbie.email, role="member"
+    )
+    invitation_accept(principal=Principal.for_user(newbie), invitation=fresh.invitation)
     with pytest.raises(Conflict) as used:
-        invitation_accept(actor=newbie, invitation=fresh.invitation)
+        invitation_accept(principal=Principal.for_user(newbie), invitation=fresh.invitation)
     assert used.value.code == "invitation_used"
     with pytest.raises(Conflict):
-        invitation_decline(actor=newbie, invitation=fresh.invitation)
+        invitation_decline(principal=Principal.for_user(newbie), invitation=fresh.invitation)
 
 
 def test_only_the_invited_address_can_answer(
     acme: Team, olivia_owner: User, oscar_outsider: User
 ) -> None:
     created = invitation_create(
-        actor=olivia_owner, team=acme, email="someone@example.test", role="member"
+        principal=Principal.for_user(olivia_owner),
+        team=acme,
+        email="someone@example.test",
+        role="member",
     )
     with pytest.raises(PermissionDenied):
-        invitation_accept(actor=oscar_outsider, invitation=created.invitation)
+        invitation_accept(
+            principal=Principal.for_user(oscar_outsider), invitation=created.invitation
+        )
     assert not Membership.objects.filter(team=acme, user=oscar_outsider).exists()
     created.invitation.refresh_from_db()
     assert created.invitation.status == InvitationStatus.PENDING
@@ -372,12 +473,16 @@ def test_only_the_invited_address_can_answer(
 
 def test_decline_and_revoke(acme: Team, olivia_owner: User, audit_log: AuditLog) -> None:
     newbie = make_user("newbie@example.test")
-    first = invitation_create(actor=olivia_owner, team=acme, email=newbie.email, role="member")
-    invitation_decline(actor=newbie, invitation=first.invitation)
-    second = invitation_create(actor=olivia_owner, team=acme, email=newbie.email, role="member")
-    invitation_revoke(actor=olivia_owner, invitation=second.invitation)
+    first = invitation_create(
+        principal=Principal.for_user(olivia_owner), team=acme, email=newbie.email, role="member"
+    )
+    invitation_decline(principal=Principal.for_user(newbie), invitation=first.invitation)
+    second = invitation_create(
+        principal=Principal.for_user(olivia_owner), team=acme, email=newbie.email, role="member"
+    )
+    invitation_revoke(principal=Principal.for_user(olivia_owner), invitation=second.invitation)
     with pytest.raises(Conflict):
-        invitation_accept(actor=newbie, invitation=second.invitation)
+        invitation_accept(principal=Principal.for_user(newbie), invitation=second.invitation)
     assert not Membership.objects.filter(team=acme, user=newbie).exists()
     assert audit_log(acme)[-2:] == ["team.invitation.created", "team.invitation.revoked"]
     assert "team.invitation.declined" in audit_log(acme)
@@ -389,11 +494,21 @@ def test_custom_role_holders_cannot_invite_owners(
     from apps.rbac.services import custom_role_create
 
     inviter = custom_role_create(
-        actor=olivia_owner, team=acme, name="Inviter", permissions=["member:invite"]
+        principal=Principal.for_user(olivia_owner),
+        team=acme,
+        name="Inviter",
+        permissions=["member:invite"],
     )
     member_role_change(
-        actor=olivia_owner, membership=membership(acme, eddie_editor), custom_role=inviter
+        principal=Principal.for_user(olivia_owner),
+        membership=membership(acme, eddie_editor),
+        custom_role=inviter,
     )
     with pytest.raises(PermissionDenied):
-        invitation_create(actor=eddie_editor, team=acme, email="alt@example.test", role="owner")
+        invitation_create(
+            principal=Principal.for_user(eddie_editor),
+            team=acme,
+            email="alt@example.test",
+            role="owner",
+        )
     assert not Invitation.objects.filter(email="alt@example.test").exists()

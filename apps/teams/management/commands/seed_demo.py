@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.accounts.models import User
+from apps.accounts.principal import Principal
 from apps.accounts.services import user_create
 from apps.teams.models import Application, Team
 from apps.teams.services import application_create, team_create
@@ -67,10 +68,15 @@ class Command(BaseCommand):
                 owner.save(update_fields=["password"])
             team = Team.objects.filter(slug=DEMO_TEAM[1]).first()
             if team is None:
-                team = team_create(actor=owner, name=DEMO_TEAM[0], slug=DEMO_TEAM[1])
+                team = team_create(
+                    principal=Principal.for_user(owner), name=DEMO_TEAM[0], slug=DEMO_TEAM[1]
+                )
             if not Application.objects.filter(team=team, slug=DEMO_APPLICATION[1]).exists():
                 application_create(
-                    actor=owner, team=team, name=DEMO_APPLICATION[0], slug=DEMO_APPLICATION[1]
+                    principal=Principal.for_user(owner),
+                    team=team,
+                    name=DEMO_APPLICATION[0],
+                    slug=DEMO_APPLICATION[1],
                 )
         _remember(password)
         self.stdout.write(
