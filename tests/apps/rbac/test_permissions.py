@@ -16,6 +16,7 @@ from apps.rbac.permissions import (
     Grant,
     Role,
     UnknownPermissionError,
+    is_full_owner,
     role_allows,
     validate_custom_role_keys,
 )
@@ -160,3 +161,33 @@ def test_platform_keys_come_from_the_admin_flag_alone() -> None:
     assert not platform_allows(admin, "platform:user_manage", token_read_only=True)
     with pytest.raises(UnknownPermissionError):
         platform_allows(admin, "team:read")
+
+
+@dataclass(frozen=True)
+class _Membership:
+    role: str
+    custom_role_id: int | None = None
+
+
+@pytest.mark.parametrize(
+    ("membership", "full"),
+    [
+        (_Membership(Role.OWNER), True),
+        (_Membership(Role.OWNER, custom_role_id=3), False),
+        (_Membership(Role.MEMBER), False),
+        (_Membership(Role.MEMBER, custom_role_id=3), False),
+        (None, False),
+    ],
+)
+def test_is_full_owner_is_the_owner_role_without_a_custom_role(
+    membership: _Membership | None, full: bool
+) -> None:
+    assert is_full_owner(membership) is full
+
+
+@pytest.mark.parametrize("key", sorted(OWNER_RESERVED))
+def test_owner_reserved_keys_need_a_full_owner(key: str) -> None:
+    assert Grant(role=Role.OWNER).allows(key)
+    assert not Grant(role=Role.MEMBER).allows(key)
+    # Even a custom role that holds the key (stored before it was reserved) does not grant it.
+    assert not Grant(role=Role.MEMBER, custom_keys=frozenset({key})).allows(key)
