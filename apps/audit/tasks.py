@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from apps.audit.retention import audit_purge_expired
+from apps.core.audit_context import audit_context
 
 
-@shared_task(name="apps.audit.tasks.purge_audit_events_task")  # type: ignore[untyped-decorator]  # celery ships no type hints
-def purge_audit_events_task() -> dict[str, int]:
+@shared_task(name="apps.audit.tasks.purge_audit_events_task", bind=True)  # type: ignore[untyped-decorator]  # celery ships no type hints
+def purge_audit_events_task(self: Any) -> dict[str, int]:
     """Beat task: delete events past each team's retention. Returns deleted counts by chain."""
-    return {str(result.chain_key): result.deleted for result in audit_purge_expired()}
+    # No request here: the task's own id ties its audit rows to the worker's log lines.
+    with audit_context(request_id=str(self.request.id or "")):
+        return {str(result.chain_key): result.deleted for result in audit_purge_expired()}

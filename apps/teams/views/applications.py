@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
-from apps.rbac.permissions import Role
+from apps.rbac.permissions import is_full_owner
 from apps.teams import selectors, services
 from apps.teams.access import TeamAccess, access_application, access_membership, access_override
 from apps.teams.forms import ApplicationForm, OverrideForm
@@ -120,7 +120,7 @@ def application_access(request: HttpRequest, access: TeamAccess, app_slug: str) 
     candidates = [
         membership
         for membership in selectors.membership_list(team=team)
-        if not (membership.role == Role.OWNER and membership.custom_role_id is None)
+        if not is_full_owner(membership)
     ]
     form = OverrideForm(request.POST or None, memberships=candidates)
     if request.method == "POST":

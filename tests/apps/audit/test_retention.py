@@ -55,6 +55,10 @@ def test_partial_purge_moves_the_anchor_and_verify_still_passes(
     purge_event = remaining.last()
     assert purge_event is not None
     assert purge_event.event == "audit.events.purged"
+    assert (purge_event.actor_type, purge_event.actor_label) == (
+        "system",
+        "system: audit-retention",
+    )
     assert purge_event.after is not None
     assert purge_event.after["deleted"] == result.deleted
     assert audit_chain_verify(acme_team.pk).broken is None
