@@ -7,6 +7,8 @@ import threading
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.test import AsyncClient
 
 from apps.accounts.principal import Principal
@@ -72,24 +74,27 @@ def test_every_response_carries_a_request_id(acme_world: Acme) -> None:
 
 @pytest.mark.django_db(transaction=True)
 async def test_under_asgi_the_row_names_the_token_and_the_request(acme_world: Acme) -> None:
-    from asgiref.sync import sync_to_async
-
-    created = await sync_to_async(token_create)(
-        principal=Principal.for_user(acme_world.olivia), name="asgi"
-    )
-    response = await AsyncClient().post(
-        "/api/v1/teams/acme/applications/",
-        {"name": "Line 3", "slug": "line-3"},
-        content_type="application/json",
-        headers={
-            "Authorization": f"Bearer {created.secret}",
-            "User-Agent": "asgi-probe/1",
-            "X-Request-ID": "asgi-1",
-        },
-    )
+    try:
+        created = await sync_to_async(token_create)(
+            principal=Principal.for_user(acme_world.olivia), name="asgi"
+        )
+        response = await AsyncClient().post(
+            "/api/v1/teams/acme/applications/",
+            {"name": "Line 3", "slug": "line-3"},
+            content_type="application/json",
+            headers={
+                "Authorization": f"Bearer {created.secret}",
+                "User-Agent": "asgi-probe/1",
+                "X-Request-ID": "asgi-1",
+            },
+        )
+        row = await sync_to_async(_latest)(acme_world)
+    finally:
+        # The views ran in asgiref's worker thread, whose connection outlives the request
+        # (CONN_MAX_AGE); close it there, or PostgreSQL cannot drop the test database.
+        await sync_to_async(connections.close_all)()
     assert response.status_code == 201, response.content
     assert response[REQUEST_ID_HEADER] == "asgi-1"
-    row = await sync_to_async(_latest)(acme_world)
     assert (row.event, row.actor_type, row.actor_id) == (
         "team.application.created",
         "token",
