@@ -4,8 +4,8 @@ A principal is a user, a user through one of their access tokens, a device, or t
 Celery task, a management command, a sign-up through SSO). Services take one; views build it
 with ``principal_from_request``; tasks use ``Principal.system("<job>")``. A token principal
 carries its token, so the token's limits (read-only, team scope) keep applying wherever the
-principal goes. Other apps add kinds (devices: ``register_principal_kind("device")``) and
-build principals with ``Principal.for_subject``.
+principal goes. ``device`` is built in for the devices app; other apps add kinds with
+``register_principal_kind`` and build their principals with ``Principal.for_subject``.
 """
 
 from __future__ import annotations
@@ -38,20 +38,17 @@ _KINDS: dict[str, str] = {
 def register_principal_kind(kind: str, label: str) -> None:
     """Add a kind of principal (idempotent for the same label)."""
     if not kind.isidentifier() or not kind.islower() or len(kind) > KIND_MAX_LENGTH:
-        raise ValueError(f"Principal kind {kind!r}: 1 to {KIND_MAX_LENGTH} lower-case letters")
+        raise ValueError(
+            f"Principal kind {kind!r}: a lower-case identifier of 1 to {KIND_MAX_LENGTH} characters"
+        )
     known = _KINDS.get(kind)
     if known is not None and known != label:
         raise ValueError(f"Principal kind {kind!r} is already registered as {known!r}")
     _KINDS[kind] = label
 
 
-def principal_kinds() -> dict[str, str]:
-    """Every registered kind and its human name."""
-    return dict(_KINDS)
-
-
 class Subject(Protocol):
-    """What a non-user principal (a device...) exposes: a stable id and a display name."""
+    """What a non-user principal (a device...) is built from: a row with a stable id."""
 
     @property
     def pk(self) -> Any: ...

@@ -88,7 +88,7 @@ def test_new_kinds_are_registered_before_use(kinds: Any, db: Any) -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_principal_kind("robot", "Another thing")
     for bad in ("Robot", "robot-arm", "much_too_long_kind", ""):
-        with pytest.raises(ValueError, match="lower-case letters"):
+        with pytest.raises(ValueError, match="lower-case identifier"):
             register_principal_kind(bad, "x")
     with pytest.raises(ValueError, match="dedicated constructor"):
         Principal.for_subject("user", Press(), "impostor")
