@@ -11,7 +11,7 @@ import edge_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-ALLOWED_TO_APPS = {"edge_runner.contract", "edge_runner.catalog"}
+ALLOWED_TO_APPS = {"edge_runner.contract", "edge_runner.catalog", "edge_runner.validate"}
 
 
 def test_every_runner_module_but_contract_and_catalog_is_forbidden_to_apps() -> None:
