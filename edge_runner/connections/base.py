@@ -3,8 +3,8 @@
 A ``SharedConnection`` owns the client of one endpoint (a PLC, a broker). Nodes acquire it from
 a ``ConnectionPool`` by endpoint key, listen to its state and release it in ``stop()``; the
 last release closes it. The connection runs one supervisor task that connects, serves until the
-link drops, and reconnects with exponential backoff (with jitter, so a fleet does not retry in
-lock step).
+link drops, and reconnects with the runner's full-jitter exponential backoff
+(``runtime.backoff``), so a fleet does not retry in lock step.
 
 State transitions are reported once each way (STYLE rules 7 and 8): ``connecting`` ->
 ``connected`` -> ``unavailable`` (one warning log line, every listener told once) ->
@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Generic, Literal, Protocol, TypeVar
 
 from edge_runner.contract import NeedsUserFix, Node, NodeError, RetryLater
+from edge_runner.runtime.backoff import Backoff
 
 log = logging.getLogger("edge_runner.connections")
 
@@ -35,15 +35,6 @@ STATUS_TEXT: dict[State, tuple[str, str, str]] = {
     "unavailable": ("red", "ring", "unavailable"),
     "closed": ("grey", "ring", "closed"),
 }
-
-
-def backoff_delays(initial: float, maximum: float, jitter: float = 0.1) -> Iterator[float]:
-    """Exponential delays ``initial, 2*initial, ...`` capped at ``maximum``, each +/- ``jitter``."""
-    delay = max(0.01, initial)
-    while True:
-        spread = delay * jitter
-        yield max(0.01, delay + random.uniform(-spread, spread))  # noqa: S311  # not crypto
-        delay = min(maximum, delay * 2)
 
 
 def show_state(node: Node, state: State, detail: str = "") -> None:
@@ -147,7 +138,7 @@ class SharedConnection:
         self._set_state("closed")
 
     async def _supervise(self) -> None:
-        delays = backoff_delays(self.reconnect_min, self.reconnect_max)
+        delays = Backoff(self.reconnect_min, self.reconnect_max)
         while True:
             self._lost.clear()
             try:
@@ -164,7 +155,7 @@ class SharedConnection:
                 continue
             self.failure = None
             self._set_state("connected")
-            delays = backoff_delays(self.reconnect_min, self.reconnect_max)
+            delays.reset()
             try:
                 await self._serve()
                 reason = self.detail or "connection closed"
@@ -177,8 +168,8 @@ class SharedConnection:
             await self._safe_disconnect()
             await asyncio.sleep(self._next_delay(delays))
 
-    def _next_delay(self, delays: Iterator[float]) -> float:
-        delay = next(delays)
+    def _next_delay(self, delays: Backoff) -> float:
+        delay = delays.next_delay()
         # a configuration problem will not fix itself quickly: retry at the slow end
         return max(delay, self.reconnect_max) if isinstance(self.failure, NeedsUserFix) else delay
 
