@@ -1,13 +1,13 @@
-"""MQTT: one aiomqtt client per broker endpoint, shared subscriptions, and the on-disk queue
-``mqtt out`` uses to store and forward while the broker is unreachable.
+"""MQTT: one aiomqtt client per broker endpoint, shared subscriptions, and the byte form of
+an outgoing message that ``mqtt out`` keeps in the runner's outbox.
 
 ``MqttConnection`` re-subscribes every filter its users hold after each (re)connect, dispatches
 each incoming message to the users whose filter matches, publishes the birth message on connect
 and the close message on a graceful shutdown (the broker sends the will otherwise).
 
-``DiskQueue`` is a SQLite file in WAL mode (``synchronous=NORMAL``: a committed message
-survives the runner being killed; an OS crash may lose the last few). It is bounded: past
-``limit`` rows the oldest are dropped and counted (the count is kept in the file too).
+A request that finds the link dead (a QoS 1/2 acknowledgement that does not come within
+``PUBLISH_TIMEOUT``: a frozen broker, a half-open TCP link) makes the supervisor drop the
+client and reconnect, instead of waiting for the keepalive to notice.
 
 aiomqtt/paho are imported inside functions: the engine imports every node module at startup.
 """
@@ -23,7 +23,6 @@ import sqlite3
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from edge_runner.connections.base import ConnectionPool, SharedConnection
@@ -264,6 +263,21 @@ class MqttConnection(SharedConnection):
         raise RetryLater(f"no answer from the broker within {CONNECT_TIMEOUT:g} s")
 
     async def _serve(self) -> None:
+        reader = asyncio.ensure_future(self._read())
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait((reader, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, lost):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if reader.done() and not reader.cancelled():
+            reader.result()  # the broker closed the link, or aiomqtt's error
+        # else mark_lost() set the detail
+
+    async def _read(self) -> None:
         async for message in self.client.messages:
             self._dispatch(message)
         self.detail = "broker closed the connection"
@@ -381,90 +395,47 @@ def pool_of(services: Services) -> ConnectionPool[MqttEndpoint, MqttConnection]:
     return services.get(POOL_KEY, lambda: ConnectionPool(MqttConnection))
 
 
-# ------------------------------------------------------------------------------ disk queue
+# ------------------------------------------------------------------------------ outbox form
 
 
-class DiskQueue:
-    """Bounded FIFO of ``Outgoing`` messages in a SQLite file; drops (and counts) the oldest."""
+def encode_outgoing(item: Outgoing) -> bytes:
+    """``item`` as stored in the outbox: a JSON header line, then the payload bytes."""
+    header = json.dumps(
+        [item.topic, item.qos, item.retain, item.properties],
+        separators=(",", ":"),
+        default=_bytes_json,
+    )
+    return header.encode() + b"\n" + item.payload
 
-    def __init__(self, path: Path, limit: int) -> None:
-        if limit < 1:
-            raise NeedsUserFix("the queue limit must be at least 1")
-        self.path = path
-        self.limit = limit
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY "
-                "AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL, qos "
-                "INTEGER NOT NULL, retain INTEGER NOT NULL, props TEXT NOT NULL)"
+
+def decode_outgoing(body: bytes) -> Outgoing:
+    header, _, payload = body.partition(b"\n")
+    topic, qos, retain, props = json.loads(header, object_hook=_json_bytes)
+    return Outgoing(topic, payload, qos, retain, props)
+
+
+def legacy_queue(db: sqlite3.Connection) -> list[bytes]:
+    """For ``Outbox(legacy=...)``: the messages a runner older than the outbox left in its
+    ``queue`` table (same file), in outbox form; the table is dropped."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='queue'").fetchone():
+        return []
+    rows = db.execute("SELECT topic, payload, qos, retain, props FROM queue ORDER BY id")
+    bodies = [
+        encode_outgoing(
+            Outgoing(
+                topic, bytes(payload), qos, bool(retain), json.loads(props, object_hook=_json_bytes)
             )
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-            )
-            self.count: int = self.db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
-            row = self.db.execute("SELECT value FROM meta WHERE key='dropped'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise NeedsUserFix(f"queue file {path} is unusable: {exc}") from exc
-        self.dropped: int = row[0] if row else 0
-
-    def push(self, item: Outgoing) -> None:
-        props = json.dumps(item.properties, default=_bytes_json)
-        with self.db:  # one transaction: the insert and any overflow drop land together
-            self.db.execute("BEGIN")
-            self.db.execute(
-                "INSERT INTO queue (topic, payload, qos, retain, props) VALUES (?, ?, ?, ?, ?)",
-                (item.topic, item.payload, item.qos, int(item.retain), props),
-            )
-            self.count += 1
-            excess = self.count - self.limit
-            if excess > 0:
-                self.db.execute(
-                    "DELETE FROM queue WHERE id IN (SELECT id FROM queue ORDER BY id LIMIT ?)",
-                    (excess,),
-                )
-                self.count -= excess
-                self.dropped += excess
-                self.db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('dropped', ?) ON "
-                    "CONFLICT(key) DO UPDATE SET value=excluded.value",
-                    (self.dropped,),
-                )
-
-    def peek(self, n: int = 100) -> list[tuple[int, Outgoing]]:
-        rows = self.db.execute(
-            "SELECT id, topic, payload, qos, retain, props FROM queue ORDER BY id LIMIT ?", (n,)
-        ).fetchall()
-        return [
-            (
-                row[0],
-                Outgoing(
-                    row[1],
-                    bytes(row[2]),
-                    row[3],
-                    bool(row[4]),
-                    json.loads(row[5], object_hook=_json_bytes),
-                ),
-            )
-            for row in rows
-        ]
-
-    def remove(self, item_id: int) -> None:
-        if self.db.execute("DELETE FROM queue WHERE id=?", (item_id,)).rowcount:
-            self.count -= 1
-
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.db.close()
+        )
+        for topic, payload, qos, retain, props in rows
+    ]
+    db.execute("DROP TABLE queue")
+    return bodies
 
 
 def _bytes_json(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"__bytes__": base64.b64encode(value).decode()}
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return str(value)  # what publishing does with it too (mqtt5_properties)
 
 
 def _json_bytes(obj: dict[str, Any]) -> Any:

@@ -29,9 +29,14 @@ from edge_runner.contract import (
     register,
 )
 from edge_runner.nodes.mqtt_broker import _qos, broker_of
+from edge_runner.runtime.backoff import Backoff
+from edge_runner.runtime.outbox import Outbox, OutboxError
 
 DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 FLUSH_BATCH = 100
+# Pause after a failed publish before the next try while the connection has not noticed yet
+# that the link is gone (a publish can fail at once, e.g. paho has no socket any more).
+RETRY_MIN, RETRY_MAX = 0.05, 2.0
 
 
 def data_dir(node: Node) -> Path:
@@ -118,22 +123,26 @@ SPEC = NodeSpec(
   *respTopic*, *correlationData*, *contentType*, *userProps*, *expiry* are empty.
 
 ### Details
-**Store and forward.** While the broker is unreachable, messages are kept in a queue on disk
-(`mqtt-queue/<node id>.sqlite3` in the runner's data directory: `$MANIFOLD_RUNNER_DATA_DIR`,
-else the userdir) that survives a runner restart, and are published in their original order
-as soon as the broker is back, before any newer message. A message leaves the queue only once
-the broker accepted it (acknowledged for QoS 1 and 2), so a message may be delivered twice
-after a cut but none is lost within the bound. The queue holds at most **queueLimit**
-messages (10000 by default); past that the **oldest** are dropped and counted. The status
-shows it: "queued 12 (dropped 0)" while messages wait, green "connected" once they are sent.
-A message without a topic, or with a topic containing `+`/`#`, is a catchable error.
+**Store and forward.** Every message first goes to a queue on disk (the runner's outbox:
+`mqtt-queue/<node id>.sqlite3` in the runner's data directory: `$MANIFOLD_RUNNER_DATA_DIR`,
+else the userdir), committed within a few milliseconds, before any network wait; it survives a
+runner restart or kill. Messages are published from that queue in their original order, as
+soon as the broker is reachable. A message leaves the queue only once the broker acknowledged
+it (PUBACK for QoS 1, PUBCOMP for QoS 2; for QoS 0, once it is written to the socket), so a
+message may be delivered twice after a cut or a runner kill, but none is lost within the bound,
+also when the broker freezes or the link goes half-open. QoS 0 messages written to the socket
+of a link that then dies are lost, as MQTT allows: use QoS 1 for data that must arrive. The
+queue holds at most **queueLimit** messages (10000 by default); past that the **oldest** are
+dropped and counted. The status shows it: "queued 12 (dropped 0)" while messages wait, green
+"connected" once they are sent. A message without a topic, or with a topic containing
+`+`/`#`, is a catchable error.
 """,
 )
 
 
 @register
 class MqttOutNode(Node):
-    """Publishes messages to MQTT, with a bounded on-disk store-and-forward queue."""
+    """Publishes messages to MQTT through a bounded on-disk outbox (store and forward)."""
 
     SPEC: ClassVar[NodeSpec] = SPEC
     Config: ClassVar[type[NodeConfig]] = Config
@@ -142,31 +151,41 @@ class MqttOutNode(Node):
         super().__init__(runtime, config)
         self.cfg: Config = config  # type: ignore[assignment]  # the engine parsed our Config
         self.connection: mqtt.MqttConnection | None = None
-        self.queue: mqtt.DiskQueue | None = None
+        self.queue: Outbox[mqtt.Outgoing] | None = None
         self.sent = 0
-        self._flusher: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
         self._state: State = "connecting"
 
     async def start(self) -> None:
         self.connection = broker_of(self, self.cfg.broker).connection
         safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", self.id)
-        self.queue = mqtt.DiskQueue(
-            data_dir(self) / "mqtt-queue" / f"{safe_id}.sqlite3", self.cfg.queueLimit
+        outbox = Outbox(
+            data_dir(self) / "mqtt-queue" / f"{safe_id}.sqlite3",
+            self.cfg.queueLimit,
+            mqtt.encode_outgoing,
+            mqtt.decode_outgoing,
+            legacy=mqtt.legacy_queue,
         )
+        try:
+            self.queue = await outbox.open()
+        except OutboxError as exc:
+            raise NeedsUserFix(str(exc)) from None
         assert self.connection is not None  # noqa: S101  # broker_of checked it
         self.connection.add_listener(self, self._on_state)
+        self._publisher = asyncio.get_running_loop().create_task(
+            self._publish_loop(self.queue, self.connection), name=f"mqtt out {self.id}"
+        )
 
     # ------------------------------------------------------------------ status
     def _on_state(self, state: State, detail: str) -> None:
         self._state = state
         self._show()
-        if state == "connected":
-            self._kick()
 
     def _show(self) -> None:
         queued = self.queue.count if self.queue is not None else 0
         dropped = self.queue.dropped if self.queue is not None else 0
-        if self._state == "connected" and not queued:
+        if self._state == "connected" and queued <= FLUSH_BATCH:
+            # every message passes through the queue: a short one is normal traffic
             self.status("green", "dot", "connected")
         elif self._state == "connected":
             self.status("yellow", "dot", f"queued {queued} (dropped {dropped})")
@@ -215,56 +234,41 @@ class MqttOutNode(Node):
             raise NodeFailed("userProperties must be an object")
         return mqtt.Outgoing(topic, mqtt.encode_payload(msg.get("payload")), qos, retain, props)
 
-    async def on_message(self, msg: Msg) -> None:
+    def on_message(self, msg: Msg) -> None:
+        # Synchronous on purpose: the message is in the outbox before this returns, so no
+        # network wait (a frozen broker) can ever hold messages in the node's input queue.
         if self.connection is None or self.queue is None:
             raise NeedsUserFix("mqtt out is not connected to an mqtt-broker")
-        item = self.outgoing(msg)
-        if not self.queue.count and self.connection.connected:
-            try:
-                await self.connection.publish(item)
-            except RetryLater:
-                pass  # the link broke under us: keep the message
-            else:
-                self.sent += 1
-                return
-        self.queue.push(item)
-        self._show()
-        self._kick()
+        self.queue.put(self.outgoing(msg))
+        if not self.connection.connected:
+            self._show()
 
-    def _kick(self) -> None:
-        if (
-            self.queue is None
-            or not self.queue.count
-            or self.connection is None
-            or not self.connection.connected
-        ):
-            return
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
-
-    async def _flush(self) -> None:
-        """Publish queued messages oldest first; stop at the first failure (the next
-        reconnect starts again from the same message)."""
-        queue, conn = self.queue, self.connection
-        while queue is not None and conn is not None and queue.count and conn.connected:
-            for item_id, item in queue.peek(FLUSH_BATCH):
+    async def _publish_loop(self, queue: Outbox[mqtt.Outgoing], conn: mqtt.MqttConnection) -> None:
+        """Publish durable messages oldest first, each acknowledged only once the broker has
+        it; after a failure the same message is tried again (after reconnecting)."""
+        retry = Backoff(RETRY_MIN, RETRY_MAX)
+        while True:
+            await queue.wait_ready()
+            if not conn.connected:
+                await conn.wait_connected()
+                continue
+            for item_id, item in await queue.peek_batch(FLUSH_BATCH):
                 try:
                     await conn.publish(item)
-                except NodeError as exc:
-                    if not isinstance(exc, RetryLater):
-                        queue.remove(item_id)  # the broker will never take it: do not block
-                        self.error(f"queued message dropped: {exc}")
-                        continue
+                except RetryLater:
                     self._show()
-                    return
-                queue.remove(item_id)
-                self.sent += 1
-                if queue.count % 100 == 0:
-                    self._show()
-        self._show()
+                    await asyncio.sleep(retry.next_delay())
+                    break
+                except NodeError as exc:  # the broker will never take it: do not block
+                    self.error(f"queued message dropped: {exc}")
+                else:
+                    self.sent += 1
+                    retry.reset()
+                queue.ack((item_id,))
+            self._show()
 
     async def stop(self) -> None:
-        task, self._flusher = self._flusher, None
+        task, self._publisher = self._publisher, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -272,6 +276,6 @@ class MqttOutNode(Node):
         conn, self.connection = self.connection, None
         if conn is not None:
             conn.remove_listener(self)
-        if self.queue is not None:
-            self.queue.close()
-            self.queue = None
+        queue, self.queue = self.queue, None
+        if queue is not None:
+            await queue.close()

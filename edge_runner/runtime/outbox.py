@@ -121,7 +121,9 @@ class Outbox(Generic[T]):
     """A durable FIFO of ``T`` in the SQLite file ``path`` (see the module docstring).
 
     ``encode``/``decode`` turn an item into bytes and back; ``encode`` runs in ``put()`` so an
-    item that cannot be stored is refused to the caller there and then."""
+    item that cannot be stored is refused to the caller there and then. ``legacy`` imports
+    what an older queue left in the same file: it runs in ``open()``'s transaction, returns the
+    bodies oldest first and drops its own table."""
 
     def __init__(
         self,
@@ -129,6 +131,7 @@ class Outbox(Generic[T]):
         limit: int,
         encode: Callable[[T], bytes],
         decode: Callable[[bytes], T],
+        legacy: Callable[[sqlite3.Connection], list[bytes]] | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError("the outbox limit must be at least 1")
@@ -137,6 +140,7 @@ class Outbox(Generic[T]):
         self.dropped = 0
         self._encode = encode
         self._decode = decode
+        self._legacy = legacy
         self._ids = _Ids()
         self._cache: OrderedDict[int, T] = OrderedDict()
         self._staged: OrderedDict[int, bytes] = OrderedDict()
@@ -204,6 +208,19 @@ class Outbox(Generic[T]):
         db.execute(
             "CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
         )
+        if self._legacy is not None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                bodies = self._legacy(db)
+                first = db.execute("SELECT coalesce(max(id), 0) + 1 FROM outbox").fetchone()[0]
+                db.executemany(
+                    "INSERT INTO outbox (id, body) VALUES (?, ?)",
+                    ((first + n, body) for n, body in enumerate(bodies)),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         ids = array("q", (row[0] for row in db.execute("SELECT id FROM outbox ORDER BY id")))
         meta = dict(db.execute("SELECT key, value FROM outbox_meta").fetchall())
         return ids, int(meta.get("next_id", 1)), int(meta.get("dropped", 0))

@@ -4,6 +4,7 @@ topics per test) and, for outages, a private Mosquitto on a free port."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from edge_runner.connections import mqtt
 from edge_runner.nodes.mqtt_out import DATA_DIR_ENV, MqttOutNode
 from edge_runner.runtime.engine import DeployError, Engine
+from edge_runner.runtime.outbox import Outbox
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import Mosquitto, Subscriber, free_port
 
@@ -90,7 +92,7 @@ def mqtt_out(topic: str = "", **extra: Any) -> dict[str, Any]:
 CAP = {"id": "cap", "type": "helper"}
 
 
-def queue_of(h: FlowHarness) -> mqtt.DiskQueue:
+def queue_of(h: FlowHarness) -> Outbox[mqtt.Outgoing]:
     node = h.node("out")
     assert isinstance(node, MqttOutNode)
     assert node.queue is not None
@@ -411,3 +413,33 @@ async def test_overflow_drops_the_oldest_and_counts(private_broker: Mosquitto, b
             assert await sub.wait_distinct(5, within=10) == [str(i).encode() for i in range(3, 8)]
     finally:
         await sub.stop()
+
+
+async def test_a_queue_left_by_a_runner_before_the_outbox_is_sent_first(
+    base: str, data_dir: Path
+) -> None:
+    path = data_dir / "mqtt-queue" / "out.sqlite3"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:  # the schema of the DiskQueue the outbox replaced
+        db.execute(
+            "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+            "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, "
+            "props TEXT NOT NULL)"
+        )
+        db.executemany(
+            "INSERT INTO queue (topic, payload, qos, retain, props) VALUES (?, ?, 1, 0, '{}')",
+            [(f"{base}/old", b"old-1"), (f"{base}/old", b"old-2")],
+        )
+    db.close()
+    sub = Subscriber(SHARED_PORT, f"{base}/old")
+    await sub.start()
+    try:
+        async with FlowHarness([broker(), mqtt_out(f"{base}/old")]) as h:
+            h.receive("out", {"payload": "new"})
+            assert await sub.wait_distinct(3) == [b"old-1", b"old-2", b"new"]
+    finally:
+        await sub.stop()
+    with sqlite3.connect(path) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert "queue" not in tables
