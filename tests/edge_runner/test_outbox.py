@@ -18,6 +18,7 @@ import pytest
 from edge_runner.runtime import outbox as outbox_module
 from edge_runner.runtime.backoff import FLOOR, Backoff
 from edge_runner.runtime.outbox import Outbox, OutboxError
+from tests.edge_runner.looplag import LoopLag
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,41 +202,27 @@ async def test_sigkill_of_a_writer_mid_stream_loses_no_durable_item(tmp_path: Pa
 @pytest.mark.asyncio
 async def test_putting_100k_items_never_blocks_the_loop(tmp_path: Path) -> None:
     box = await opened(tmp_path / "q.sqlite3", limit=200_000)
-    lags: list[float] = []
-    stop = asyncio.Event()
-
-    async def probe() -> None:
-        while not stop.is_set():
-            before = time.perf_counter()
-            await asyncio.sleep(0.001)
-            lags.append(time.perf_counter() - before - 0.001)
-
-    prober = asyncio.get_running_loop().create_task(probe())
     payload = "x" * 100
     started = time.perf_counter()
     put_time = 0.0
-    for _chunk in range(100):
-        t0 = time.perf_counter()
-        for _ in range(1000):
-            box.put(payload)
-        put_time += time.perf_counter() - t0
-        await asyncio.sleep(0)  # a producer yields between messages, like the engine
-    await box.flush()
-    durable_after = time.perf_counter() - started
-    stop.set()
-    await prober
+    async with LoopLag() as lag:
+        for _chunk in range(100):
+            t0 = time.perf_counter()
+            for _ in range(1000):
+                box.put(payload)
+            put_time += time.perf_counter() - t0
+            await asyncio.sleep(0)  # a producer yields between messages, like the engine
+        await box.flush()
+        durable_after = time.perf_counter() - started
     try:
         assert box.count == 100_000
         assert box.durable_id == 100_000
     finally:
         await box.close()
-    lags.sort()
     print(
         f"\noutbox put: {100_000 / put_time:,.0f} items/s on the loop "
         f"({put_time * 1e6 / 100_000:.1f} us each); all durable after {durable_after:.2f} s "
-        f"({100_000 / durable_after:,.0f} items/s to disk); loop lag max "
-        f"{lags[-1] * 1000:.1f} ms, p99 {lags[int(len(lags) * 0.99)] * 1000:.1f} ms "
-        f"over {len(lags)} probes"
+        f"({100_000 / durable_after:,.0f} items/s to disk); {lag}"
     )
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -135,17 +137,20 @@ class Mosquitto:
         require_certificate: bool = False,
         users: dict[str, str] | None = None,
         folder: Path | None = None,
+        extra_config: tuple[str, ...] = (),
     ) -> None:
         """``tls``: a TLS-only listener with the server certificate of that PKI (client
         certificates signed by its CA are required with ``require_certificate``). ``users``:
         a password file with these accounts and no anonymous access. ``folder`` keeps the
-        config, password file and the broker's log (``log_path``) for tests to read."""
+        config, password file and the broker's log (``log_path``) for tests to read.
+        ``extra_config``: more configuration lines (needs ``folder``)."""
         self.port = port or free_port()
         self.persist_dir = persist_dir
         self.tls = tls
         self.require_certificate = require_certificate
         self.users = users
         self.folder = folder
+        self.extra_config = extra_config
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -187,6 +192,7 @@ class Mosquitto:
                     capture_output=True,
                 )
             lines.append(f"password_file {passwd}")
+        lines += self.extra_config
         conf = folder / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
         return conf
@@ -204,7 +210,7 @@ class Mosquitto:
                 f"user {getpass.getuser()}\n"
             )
             args = [binary, "-c", str(conf)]
-        elif self.tls is not None or self.users or self.folder is not None:
+        elif self.tls is not None or self.users or self.folder is not None or self.extra_config:
             assert self.folder is not None, "TLS and password brokers need a folder"
             args = [binary, "-c", str(self._secure_config(self.folder))]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -214,8 +220,18 @@ class Mosquitto:
                 raise RuntimeError(f"mosquitto did not listen on {self.port}")
             time.sleep(0.02)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the broker keeps its sockets but answers nothing (a half-open link)."""
+        assert self.proc is not None, "the broker is not running"  # test helper
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None, "the broker is not running"  # test helper
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self, graceful: bool = False) -> None:
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen broker cannot act on SIGTERM
             if graceful:
                 self.proc.terminate()
             else:
