@@ -1,4 +1,5 @@
-"""Local SQLite historian (WAL) and the store-and-forward spool, both on stdlib sqlite3.
+"""Local SQLite historian (WAL) on stdlib sqlite3, and the form of the points the
+store-and-forward for PostgreSQL keeps in the runner's outbox.
 
 sqlite3 calls run in a worker thread (``asyncio.to_thread``) so a slow disk never stalls the
 event loop; one connection per object, guarded by a lock."""
@@ -106,66 +107,23 @@ class SQLiteHistorian(_Database):
         return await self.call(select)
 
 
-class Spool(_Database):
-    """Points waiting for an unreachable database, in arrival order, bounded to ``limit``
-    rows: past it the oldest are dropped (counted in ``dropped``) so the newest data and the
-    device's disk survive a long outage."""
+def encode_point(point: Point) -> bytes:
+    """A point as the historian keeps it in the runner's outbox."""
+    return point.to_json().encode()
 
-    def __init__(self, path: Path, limit: int) -> None:
-        super().__init__(path)
-        self.limit = limit
-        self.dropped = 0
-        self.size = 0
 
-    async def open(self) -> int:
-        def create(conn: sqlite3.Connection) -> int:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY "
-                "AUTOINCREMENT, point TEXT NOT NULL)"
-            )
-            return int(conn.execute("SELECT count(*) FROM spool").fetchone()[0])
+def decode_point(body: bytes) -> Point:
+    return Point.from_json(body.decode())
 
-        self.size = await self.call(create)
-        return self.size
 
-    async def append(self, points: list[Point]) -> None:
-        rows = [(p.to_json(),) for p in points]
-        limit = self.limit
-
-        def insert(conn: sqlite3.Connection) -> tuple[int, int]:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany("INSERT INTO spool (point) VALUES (?)", rows)
-                size = int(conn.execute("SELECT count(*) FROM spool").fetchone()[0])
-                over = max(0, size - limit)
-                if over:
-                    conn.execute(
-                        "DELETE FROM spool WHERE seq IN "
-                        "(SELECT seq FROM spool ORDER BY seq LIMIT ?)",
-                        (over,),
-                    )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return size - over, over
-
-        self.size, over = await self.call(insert)
-        self.dropped += over
-
-    async def peek(self, count: int) -> list[tuple[int, Point]]:
-        def select(conn: sqlite3.Connection) -> list[tuple[int, Point]]:
-            rows = conn.execute("SELECT seq, point FROM spool ORDER BY seq LIMIT ?", (count,))
-            return [(int(seq), Point.from_json(text)) for seq, text in rows]
-
-        return await self.call(select)
-
-    async def remove_through(self, seq: int) -> None:
-        def delete(conn: sqlite3.Connection) -> int:
-            conn.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
-            return int(conn.execute("SELECT count(*) FROM spool").fetchone()[0])
-
-        self.size = await self.call(delete)
+def legacy_spool(db: sqlite3.Connection) -> list[bytes]:
+    """For ``Outbox(legacy=...)``: the points a runner older than the outbox left in its
+    ``spool`` table (same file), in outbox form; the table is dropped."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='spool'").fetchone():
+        return []
+    bodies = [str(text).encode() for (text,) in db.execute("SELECT point FROM spool ORDER BY seq")]
+    db.execute("DROP TABLE spool")
+    return bodies
 
 
 def sqlite_path(root: Path, name: Any) -> Path:

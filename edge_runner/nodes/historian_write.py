@@ -1,5 +1,5 @@
-"""``historian-write``: batch timestamped tag values into the SQL historian, with store and
-forward to a local spool while PostgreSQL is unreachable."""
+"""``historian-write``: batch timestamped tag values into the SQL historian; for PostgreSQL
+every point goes through the runner's outbox (store and forward) while the server is away."""
 
 from __future__ import annotations
 
@@ -32,24 +32,27 @@ from edge_runner.historian.connection import (
     historian_root,
     open_backend,
 )
+from edge_runner.historian.sqlite import decode_point, encode_point, legacy_spool
+from edge_runner.runtime.backoff import Backoff
+from edge_runner.runtime.outbox import Outbox, OutboxError
 
 if TYPE_CHECKING:
     from edge_runner.contract import NodeApi
     from edge_runner.historian.base import Point
-    from edge_runner.historian.sqlite import Spool
 
 log = logging.getLogger("edge_runner.historian")
 DRAIN_BATCH = 500
 MAX_RETRY = 60.0
-# Points held in memory between flushes; past it the flusher is woken early.
+# Points held in memory between flushes (local SQLite); past it the flusher falls behind.
 MEMORY_LIMIT = 50_000
+STOP_DRAIN = 5.0  # seconds stop() spends sending what waits before leaving it in the outbox
 
 
 class Config(HistorianConnection):
     batchSize: int = 100  # noqa: N815
     flushInterval: float = 1.0  # noqa: N815  # seconds
     maxSpool: int = 1_000_000  # noqa: N815  # points kept while PostgreSQL is unreachable
-    retryInterval: float = 2.0  # noqa: N815  # first reconnect delay (s), doubling to 60
+    retryInterval: float = 2.0  # noqa: N815  # first reconnect window (s), doubling to 60
 
     @model_validator(mode="after")
     def _check(self) -> Config:
@@ -91,12 +94,15 @@ Values are written in batches (*Batch size* points, or every *Flush interval*), 
 one transaction; a repeated `(tag, time)` is ignored, so a batch resent after a lost
 acknowledgement is not duplicated.
 
-**Store and forward** (PostgreSQL): while the server is unreachable, batches go to a local
-spool (`<userdir>/historian/spool-<node id>.sqlite3`, survives a restart) and the node retries
-with backoff (*Retry interval*, doubling up to 60 s). On recovery the spool is sent first, in
-order, then new values. The spool holds at most *Max spool* points: past it the **oldest** are
-dropped and counted in the status. Values still in memory when the runner is killed (at most
-one flush interval) are lost; on stop or redeploy they are written or spooled.
+**Store and forward** (PostgreSQL): every value first goes to the runner's outbox on disk
+(`<userdir>/historian/spool-<node id>.sqlite3`), committed within a few milliseconds, so it
+survives a restart and a runner kill; it leaves the outbox once PostgreSQL committed it. While
+the server is unreachable the values wait there and the node retries after a random pause of
+up to *Retry interval*, that bound doubling up to 60 s (full jitter). On recovery the waiting
+values are sent first, in order, then new ones. The outbox holds at most *Max spool* points:
+past it the **oldest** are dropped and counted in the status. A batch resent after a kill is
+not duplicated (the `(tag, time)` key). With SQLite, values wait in memory for at most one
+flush interval; on stop or redeploy they are written.
 
 ### Status
 green *connected* / red *unreachable · N spooled* / yellow *sending N spooled*.
@@ -118,14 +124,14 @@ class HistorianWriteNode(Node):
         self.cfg = config
         self.buffer: list[Point] = []
         self.backend: Any = None
-        self.spool: Spool | None = None
+        self.spool: Outbox[Point] | None = None
         self.up = False
         self.written = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._retry_at = 0.0
-        self._retry_delay = config.retryInterval
-        self._stopping = False
+        self._retry = Backoff(config.retryInterval, MAX_RETRY)
+        self._behind = False  # sending what waited through an outage
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -139,13 +145,18 @@ class HistorianWriteNode(Node):
             self.up = True
             self.status("green", "dot", "ready")
         else:
-            from edge_runner.historian.sqlite import Spool
-
-            self.spool = Spool(historian_root(self.rt) / f"spool-{self.id}.sqlite3", cfg.maxSpool)
+            spool = Outbox(
+                historian_root(self.rt) / f"spool-{self.id}.sqlite3",
+                cfg.maxSpool,
+                encode_point,
+                decode_point,
+                legacy=legacy_spool,
+            )
             try:
-                await self.spool.open()
-            except HistorianError as exc:
+                self.spool = await spool.open()
+            except OutboxError as exc:
                 raise NeedsUserFix(f"spool: {exc}") from None
+            self._behind = bool(self.spool.count)
             await self._reconnect()
         self._task = asyncio.get_running_loop().create_task(self._flusher())
 
@@ -156,6 +167,15 @@ class HistorianWriteNode(Node):
             )
         except HistorianError as exc:
             raise NodeFailed(str(exc)) from None
+        spool = self.spool
+        if spool is not None:
+            for point in points:
+                spool.put(point)
+            if not self.up:
+                self._show()
+            elif spool.count >= self.cfg.batchSize and self._wake is not None:
+                self._wake.set()
+            return
         self.buffer.extend(points)
         if len(self.buffer) >= self.cfg.batchSize and self._wake is not None:
             self._wake.set()
@@ -178,57 +198,52 @@ class HistorianWriteNode(Node):
                 self.error(f"historian flush failed: {exc}")
 
     async def _flush_once(self) -> None:
-        while self.buffer:
-            batch, self.buffer = (
-                self.buffer[: self.cfg.batchSize],
-                self.buffer[self.cfg.batchSize :],
-            )
-            await self._write(batch)
-        if self.spool is not None:
-            if not self.up and time.monotonic() >= self._retry_at:
-                await self._reconnect()
-            if self.up and self.spool.size:
-                await self._drain()
-
-    async def _write(self, batch: list[Point]) -> None:
         if self.spool is None:  # local SQLite: no outage to ride out
-            try:
-                await self.backend.write(batch)
-                self.written += len(batch)
-            except HistorianError as exc:
-                self.error(f"historian write failed ({len(batch)} points lost): {exc}")
+            while self.buffer:
+                batch, self.buffer = (
+                    self.buffer[: self.cfg.batchSize],
+                    self.buffer[self.cfg.batchSize :],
+                )
+                await self._write_local(batch)
             return
-        if self.up and not self.spool.size:
-            try:
-                await self.backend.write(batch)
-                self.written += len(batch)
-                return
-            except HistorianUnavailableError as exc:
-                self._went_down(str(exc))
-            except HistorianError as exc:
-                self.error(f"historian rejected {len(batch)} points: {exc}")
-                return
-        await self.spool.append(batch)  # keeps order behind what is already spooled
-        self._show()
+        if not self.up and time.monotonic() >= self._retry_at:
+            await self._reconnect()
+        if self.up and self.spool.count:
+            await self._drain()
+
+    async def _write_local(self, batch: list[Point]) -> None:
+        try:
+            await self.backend.write(batch)
+            self.written += len(batch)
+        except HistorianError as exc:
+            self.error(f"historian write failed ({len(batch)} points lost): {exc}")
 
     async def _drain(self) -> None:
+        """Send the outbox oldest first; each batch leaves it once PostgreSQL committed it."""
         spool = self.spool
         assert spool is not None  # noqa: S101  # only called for PostgreSQL
-        while spool.size and self.up:
-            self.status("yellow", "dot", f"sending {spool.size} spooled")
-            rows = await spool.peek(DRAIN_BATCH)
-            if not rows:
-                break
+        size = max(self.cfg.batchSize, DRAIN_BATCH)
+        while spool.count and self.up:
+            rows = await spool.peek_batch(size)
+            if not rows:  # the newest points are a few ms from durable
+                await spool.flush()
+                rows = await spool.peek_batch(size)
+                if not rows:
+                    break
+            if self._behind:
+                self.status("yellow", "dot", f"sending {spool.count} spooled")
             try:
                 await self.backend.write([point for _, point in rows])
             except HistorianUnavailableError as exc:
                 self._went_down(str(exc))
                 return
             except HistorianError as exc:
-                # a batch the server refuses would block the spool forever: report, drop it
-                self.error(f"historian rejected {len(rows)} spooled points, dropped: {exc}")
-            self.written += len(rows)
-            await spool.remove_through(rows[-1][0])
+                # a batch the server refuses would block the outbox forever: report, drop it
+                self.error(f"historian rejected {len(rows)} points, dropped: {exc}")
+            else:
+                self.written += len(rows)
+            spool.ack(item_id for item_id, _ in rows)
+        self._behind = self._behind and bool(spool.count)
         self._show()
 
     async def _reconnect(self) -> None:
@@ -239,27 +254,26 @@ class HistorianWriteNode(Node):
             return
         if not self.up:
             self.up = True
-            self._retry_delay = self.cfg.retryInterval
+            self._retry.reset()
             log.info("[historian-write %s] PostgreSQL reachable", self.id)
         self._show()
 
     def _went_down(self, reason: str) -> None:
         if self.up or self._retry_at == 0.0:
             self.warn(f"historian unreachable, spooling: {reason}")  # once per outage
-        else:
-            self._retry_delay = min(self._retry_delay * 2, MAX_RETRY)
         self.up = False
-        self._retry_at = time.monotonic() + self._retry_delay
+        self._behind = True
+        self._retry_at = time.monotonic() + self._retry.next_delay()
         self._show()
 
     def _show(self) -> None:
         spool = self.spool
         dropped = f" · {spool.dropped} dropped" if spool is not None and spool.dropped else ""
         if not self.up:
-            size = spool.size if spool is not None else 0
+            size = spool.count if spool is not None else 0
             self.status("red", "ring", f"unreachable · {size} spooled{dropped}")
-        elif spool is not None and spool.size:
-            self.status("yellow", "dot", f"sending {spool.size} spooled{dropped}")
+        elif spool is not None and spool.count and self._behind:
+            self.status("yellow", "dot", f"sending {spool.count} spooled{dropped}")
         else:
             self.status("green", "dot", f"connected{dropped}")
 
@@ -273,11 +287,13 @@ class HistorianWriteNode(Node):
         if self.backend is not None:
             try:
                 if self.buffer:
-                    if self.spool is not None and not self.up:
-                        await self.spool.append(self.buffer)
-                    else:
-                        await self._write(self.buffer)
+                    await self._write_local(self.buffer)
                     self.buffer = []
+                if self.spool is not None and self.up and self.spool.count:
+                    # whatever is not sent in time stays in the outbox for the next start
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(STOP_DRAIN):
+                            await self._drain()
             finally:
                 await self.backend.close()
                 if self.spool is not None:

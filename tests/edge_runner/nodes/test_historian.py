@@ -18,6 +18,7 @@ import pytest
 from edge_runner.runtime.engine import DeployError
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import free_port
+from tests.edge_runner.sqlite_files import sqlite_file, table_names
 
 BASE = 1_772_368_000_000  # a fixed epoch ms so queries are deterministic
 
@@ -269,8 +270,8 @@ async def test_outage_spools_in_order_and_recovers_without_loss_or_duplicates(
         await proxy.cut()
         for i in range(5, 40):
             h.receive("hw", {"payload": reading("vib", i)})
-        await h.until(lambda: node.spool.size >= 35, 15, "35 points spooled")
-        assert node.up is False
+        # every point passes through the outbox: wait for the failed write, not the count
+        await h.until(lambda: node.spool.count >= 35 and not node.up, 15, "35 points spooled")
         red = [s for s in h.statuses("hw") if s.get("fill") == "red"]
         assert red[-1]["text"] == "unreachable · 35 spooled"
         warnings = [e for e in h.logs(30) if "unreachable" in str(e.get("msg"))]
@@ -278,7 +279,7 @@ async def test_outage_spools_in_order_and_recovers_without_loss_or_duplicates(
         await asyncio.sleep(0.5)  # several failed retries while cut
         await proxy.restore()
         h.receive("hw", {"payload": reading("vib", 40)})  # new data queues behind the spool
-        await h.until(lambda: node.spool.size == 0 and node.written >= 41, 15, "spool drained")
+        await h.until(lambda: node.spool.count == 0 and node.written >= 41, 15, "spool drained")
         assert h.statuses("hw")[-1] == {"fill": "green", "shape": "dot", "text": "connected"}
     rows = await pg_rows(database)
     assert [r[1] for r in rows] == [BASE + i * 1000 for i in range(41)]
@@ -294,12 +295,12 @@ async def test_spool_survives_a_restart_and_is_sent_on_recovery(
         node: Any = h.node("hw")
         assert h.statuses("hw")[0]["fill"] == "red"
         h.receive("hw", {"payload": [reading("t", i) for i in range(12)]})
-        await h.until(lambda: node.spool.size == 12, 5, "spooled")
+        await h.until(lambda: node.spool.count == 12, 5, "spooled")
     assert (userdir / "historian" / "spool-hw.sqlite3").exists()
     await proxy.restore()
     async with FlowHarness(flow) as h:
         node = h.node("hw")
-        await h.until(lambda: node.spool.size == 0, 10, "drained after restart")
+        await h.until(lambda: node.spool.count == 0, 10, "drained after restart")
     rows = await pg_rows(database)
     assert [r[2] for r in rows] == [float(i) for i in range(12)]
 
@@ -314,7 +315,7 @@ async def test_spool_overflow_drops_the_oldest_and_says_so(
         await h.until(lambda: node.spool.dropped == 15, 5, "overflow")
         assert h.statuses("hw")[-1]["text"] == "unreachable · 10 spooled · 15 dropped"
         await proxy.restore()
-        await h.until(lambda: node.spool.size == 0 and node.up, 10, "drained")
+        await h.until(lambda: node.spool.count == 0 and node.up, 10, "drained")
     rows = await pg_rows(database)
     assert [r[2] for r in rows] == [float(i) for i in range(15, 25)]
 
@@ -353,3 +354,20 @@ async def test_write_throughput_figure(userdir: Path, database: str, backend: st
     else:
         with sqlite3.connect(userdir / "historian" / "historian.sqlite3") as db:
             assert db.execute("SELECT count(*) FROM historian").fetchone()[0] == total
+
+
+async def test_a_spool_left_by_a_runner_before_the_outbox_is_sent(
+    userdir: Path, database: str
+) -> None:
+    path = sqlite_file(  # the schema of the Spool the outbox replaced
+        userdir / "historian" / "spool-hw.sqlite3",
+        "CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, point TEXT NOT NULL)",
+        "INSERT INTO spool (point) VALUES (?)",
+        [(f'{{"tag": "old", "ts": {BASE + i}, "value": {i}.0}}',) for i in range(3)],
+    )
+    async with FlowHarness(write_flow(**pg(database, 5432))) as h:
+        node: Any = h.node("hw")
+        await h.until(lambda: node.written == 3 and node.spool.count == 0, 10, "legacy sent")
+    rows = await pg_rows(database)
+    assert [(r[0], r[1], r[2]) for r in rows] == [("old", BASE + i, float(i)) for i in range(3)]
+    assert "spool" not in table_names(path)

@@ -4,7 +4,6 @@ topics per test) and, for outages, a private Mosquitto on a free port."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from edge_runner.runtime.engine import DeployError, Engine
 from edge_runner.runtime.outbox import Outbox
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import Mosquitto, Subscriber, free_port
+from tests.edge_runner.sqlite_files import sqlite_file, table_names
 
 pytestmark = pytest.mark.asyncio
 SHARED_PORT = 1883
@@ -418,19 +418,14 @@ async def test_overflow_drops_the_oldest_and_counts(private_broker: Mosquitto, b
 async def test_a_queue_left_by_a_runner_before_the_outbox_is_sent_first(
     base: str, data_dir: Path
 ) -> None:
-    path = data_dir / "mqtt-queue" / "out.sqlite3"
-    path.parent.mkdir(parents=True)
-    with sqlite3.connect(path) as db:  # the schema of the DiskQueue the outbox replaced
-        db.execute(
-            "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
-            "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, "
-            "props TEXT NOT NULL)"
-        )
-        db.executemany(
-            "INSERT INTO queue (topic, payload, qos, retain, props) VALUES (?, ?, 1, 0, '{}')",
-            [(f"{base}/old", b"old-1"), (f"{base}/old", b"old-2")],
-        )
-    db.close()
+    path = sqlite_file(  # the schema of the DiskQueue the outbox replaced
+        data_dir / "mqtt-queue" / "out.sqlite3",
+        "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+        "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, "
+        "props TEXT NOT NULL)",
+        "INSERT INTO queue (topic, payload, qos, retain, props) VALUES (?, ?, 1, 0, '{}')",
+        [(f"{base}/old", b"old-1"), (f"{base}/old", b"old-2")],
+    )
     sub = Subscriber(SHARED_PORT, f"{base}/old")
     await sub.start()
     try:
@@ -439,7 +434,4 @@ async def test_a_queue_left_by_a_runner_before_the_outbox_is_sent_first(
             assert await sub.wait_distinct(3) == [b"old-1", b"old-2", b"new"]
     finally:
         await sub.stop()
-    with sqlite3.connect(path) as db:
-        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-    db.close()
-    assert "queue" not in tables
+    assert "queue" not in table_names(path)
