@@ -7,6 +7,7 @@ event loop; one connection per object, guarded by a lock."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -108,12 +109,27 @@ class SQLiteHistorian(_Database):
 
 
 def encode_point(point: Point) -> bytes:
-    """A point as the historian keeps it in the runner's outbox."""
-    return point.to_json().encode()
+    """A point as the historian keeps it in the runner's outbox: a JSON array of the fields in
+    ``COLUMNS`` order (positional: ``dataclasses.asdict`` costs 20 times more per point)."""
+    return json.dumps(
+        (
+            point.tag,
+            point.ts,
+            point.value,
+            point.text,
+            point.quality,
+            point.unit,
+            point.source,
+            point.site,
+            point.line,
+            point.machine,
+        ),
+        separators=(",", ":"),
+    ).encode()
 
 
 def decode_point(body: bytes) -> Point:
-    return Point.from_json(body.decode())
+    return Point(*json.loads(body))
 
 
 def legacy_spool(db: sqlite3.Connection) -> list[bytes]:
@@ -121,7 +137,8 @@ def legacy_spool(db: sqlite3.Connection) -> list[bytes]:
     ``spool`` table (same file), in outbox form; the table is dropped."""
     if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='spool'").fetchone():
         return []
-    bodies = [str(text).encode() for (text,) in db.execute("SELECT point FROM spool ORDER BY seq")]
+    rows = db.execute("SELECT point FROM spool ORDER BY seq")
+    bodies = [encode_point(Point.from_json(text)) for (text,) in rows]
     db.execute("DROP TABLE spool")
     return bodies
 
