@@ -107,8 +107,9 @@ SPEC = NodeSpec(
   serial lines use pyserial.
 - **unit_id**: the default unit (device) id for nodes that leave theirs empty.
 - **clientTimeout**: milliseconds to wait for each answer.
-- **reconnectTimeout**: milliseconds before the first reconnect; each failed attempt doubles
-  it up to **reconnectMaxTimeout** (30 s by default), with a little jitter.
+- **reconnectTimeout**: the longest pause (milliseconds) before the first reconnect; the
+  pause is random up to that bound (full jitter), which doubles with each failed attempt up to
+  **reconnectMaxTimeout** (30 s by default).
 
 ### Details
 Every node using the same endpoint (host and port, or serial port) shares **one** connection,

@@ -165,8 +165,9 @@ SPEC = NodeSpec(
 ### Details
 Nodes using the same broker, port, user and client id share **one** connection. When the broker
 goes away every node using it turns red ("unavailable") once and one warning is logged; the
-runner reconnects with a doubling backoff from **reconnectPeriod** to **reconnectMaxPeriod**
-milliseconds and turns green once when back. Subscriptions are renewed after each reconnect.
+runner reconnects after a random pause of up to **reconnectPeriod** milliseconds, that bound
+doubling per failed attempt up to **reconnectMaxPeriod** (full jitter: a fleet does not retry in
+step), and turns green once when back. Subscriptions are renewed after each reconnect.
 Problems only the user can fix show their reason in the status of the broker and of every node
 using it — `not authorised`, `bad user name or password`, `certificate verify failed` (the
 broker's certificate is not signed by the trusted CA, or does not name the host or

@@ -90,7 +90,7 @@ that uses this endpoint.
 - **userCertificate** / **userPrivateKey**: files (DER or PEM) in the runner's data directory
   for certificate logins; blank uses the runner's own client certificate.
 - **timeout**: seconds per request. **reconnectMaxDelay**: longest pause between reconnect
-  attempts (seconds; attempts start at 0.5 s and double).
+  attempts (seconds; each pause is random up to a bound that starts at 0.5 s and doubles).
 
 ### Details
 For signed or encrypted channels the runner makes a self-signed client certificate on first use
