@@ -252,20 +252,29 @@ class MqttOutNode(Node):
             if not conn.connected:
                 await conn.wait_connected()
                 continue
-            for item_id, item in await queue.peek_batch(FLUSH_BATCH):
-                try:
-                    await conn.publish(item)
-                except RetryLater:
-                    self._show()
-                    await asyncio.sleep(retry.next_delay())
-                    break
-                except NodeError as exc:  # the broker will never take it: do not block
-                    self.error(f"queued message dropped: {exc}")
-                else:
-                    self.sent += 1
-                    retry.reset()
-                queue.ack((item_id,))
+            try:
+                await self._publish_batch(queue, conn, retry)
+            except Exception as exc:  # never let the publisher die: report and carry on
+                self.error(f"mqtt out publisher failed: {exc}")
+                await asyncio.sleep(retry.next_delay())
             self._show()
+
+    async def _publish_batch(
+        self, queue: Outbox[mqtt.Outgoing], conn: mqtt.MqttConnection, retry: Backoff
+    ) -> None:
+        for item_id, item in await queue.peek_batch(FLUSH_BATCH):
+            try:
+                await conn.publish(item)
+            except RetryLater:
+                self._show()
+                await asyncio.sleep(retry.next_delay())
+                return
+            except NodeError as exc:  # the broker will never take it: do not block
+                self.error(f"queued message dropped: {exc}")
+            else:
+                self.sent += 1
+                retry.reset()
+            queue.ack((item_id,))
 
     async def stop(self) -> None:
         task, self._publisher = self._publisher, None

@@ -48,8 +48,8 @@ log = logging.getLogger("edge_runner.outbox")
 T = TypeVar("T")
 R = TypeVar("R")
 MEMORY_ITEMS = 10_000
-# Items per commit at most: a small transaction keeps the writer thread's turns at the GIL
-# short, so the loop's latency stays low while a backlog is written.
+# Items per commit at most, so one transaction (and the WAL it grows) stays small while a large
+# burst is written.
 BATCH_ITEMS = 2000
 CLOSE_TIMEOUT = 10.0  # seconds close() waits for the last commit before giving up on it
 RETRY_BASE, RETRY_CAP = 0.05, 5.0  # seconds between attempts while the disk refuses writes
