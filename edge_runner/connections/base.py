@@ -4,7 +4,7 @@ A ``SharedConnection`` owns the client of one endpoint (a PLC, a broker). Nodes 
 a ``ConnectionPool`` by endpoint key, listen to its state and release it in ``stop()``; the
 last release closes it. The connection runs one supervisor task that connects, serves until the
 link drops, and reconnects with the runner's full-jitter exponential backoff
-(``runtime.backoff``), so a fleet does not retry in lock step.
+(``lib.backoff``), so a fleet does not retry in lock step.
 
 State transitions are reported once each way (STYLE rules 7 and 8): ``connecting`` ->
 ``connected`` -> ``unavailable`` (one warning log line, every listener told once) ->
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Generic, Literal, Protocol, TypeVar
 
 from edge_runner.contract import NeedsUserFix, Node, NodeError, RetryLater
-from edge_runner.runtime.backoff import Backoff
+from edge_runner.lib.backoff import Backoff
 
 log = logging.getLogger("edge_runner.connections")
 

@@ -33,8 +33,8 @@ from edge_runner.historian.connection import (
     open_backend,
 )
 from edge_runner.historian.sqlite import decode_point, encode_point, legacy_spool
-from edge_runner.runtime.backoff import Backoff
-from edge_runner.runtime.outbox import Outbox, OutboxError
+from edge_runner.lib.backoff import Backoff
+from edge_runner.lib.outbox import Outbox, OutboxError
 
 if TYPE_CHECKING:
     from edge_runner.contract import NodeApi

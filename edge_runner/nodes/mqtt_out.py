@@ -28,9 +28,9 @@ from edge_runner.contract import (
     RetryLater,
     register,
 )
+from edge_runner.lib.backoff import Backoff
+from edge_runner.lib.outbox import Outbox, OutboxError
 from edge_runner.nodes.mqtt_broker import _qos, broker_of
-from edge_runner.runtime.backoff import Backoff
-from edge_runner.runtime.outbox import Outbox, OutboxError
 
 DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 FLUSH_BATCH = 100

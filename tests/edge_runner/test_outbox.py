@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_runner.runtime import outbox as outbox_module
-from edge_runner.runtime.backoff import FLOOR, Backoff
-from edge_runner.runtime.outbox import Outbox, OutboxError
+from edge_runner.lib import outbox as outbox_module
+from edge_runner.lib.backoff import FLOOR, Backoff
+from edge_runner.lib.outbox import Outbox, OutboxError
 from tests.edge_runner.looplag import LoopLag
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,7 +163,7 @@ async def test_a_refused_write_is_retried_and_nothing_is_lost_or_reordered(tmp_p
 WRITER = """
 import asyncio, sys
 from pathlib import Path
-from edge_runner.runtime.outbox import Outbox
+from edge_runner.lib.outbox import Outbox
 
 async def main() -> None:
     box = await Outbox(Path(sys.argv[1]), 1_000_000, str.encode, bytes.decode).open()

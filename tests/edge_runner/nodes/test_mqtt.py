@@ -13,9 +13,9 @@ import aiomqtt
 import pytest
 
 from edge_runner.connections import mqtt
+from edge_runner.lib.outbox import Outbox
 from edge_runner.nodes.mqtt_out import DATA_DIR_ENV, MqttOutNode
 from edge_runner.runtime.engine import DeployError, Engine
-from edge_runner.runtime.outbox import Outbox
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import Mosquitto, Subscriber, free_port
 from tests.edge_runner.sqlite_files import sqlite_file, table_names

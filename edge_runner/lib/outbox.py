@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from edge_runner.runtime.backoff import Backoff
+from edge_runner.lib.backoff import Backoff
 
 log = logging.getLogger("edge_runner.outbox")
 
@@ -386,11 +386,15 @@ class Outbox(Generic[T]):
                 if self._closing:
                     log.error("outbox %s: last write failed: %s", self.path, exc)
                     return
+                # once per outage, like the connections; each retry only at debug level
+                level = logging.DEBUG if self._backoff.attempt else logging.WARNING
                 delay = self._backoff.next_delay()
-                log.warning("outbox %s: write failed, retrying in %.2fs: %s", self.path, delay, exc)
+                log.log(level, "outbox %s: write failed, retrying: %s", self.path, exc)
                 await asyncio.sleep(delay)
                 self._dirty.set()
                 continue
+            if self._backoff.attempt:
+                log.info("outbox %s: writing again", self.path)
             self._backoff.reset()
             if batch.inserts:
                 self._committed_id = batch.inserts[-1][0]
