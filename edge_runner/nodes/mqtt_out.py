@@ -133,9 +133,10 @@ message may be delivered twice after a cut or a runner kill, but none is lost wi
 also when the broker freezes or the link goes half-open. QoS 0 messages written to the socket
 of a link that then dies are lost, as MQTT allows: use QoS 1 for data that must arrive. The
 queue holds at most **queueLimit** messages (10000 by default); past that the **oldest** are
-dropped and counted. The status shows it: "queued 12 (dropped 0)" while messages wait, green
-"connected" once they are sent. A message without a topic, or with a topic containing
-`+`/`#`, is a catchable error.
+dropped and counted. The status shows it: red "unavailable, queued 12 (dropped 0)" while the
+broker is away, yellow "queued 480 (dropped 0)" while a backlog of more than 100 is sent, green
+"connected" otherwise. A message without a topic, or with a topic containing `+`/`#`, is a
+catchable error.
 """,
 )
 

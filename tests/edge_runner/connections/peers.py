@@ -311,3 +311,50 @@ class Subscriber:
                 raise AssertionError(f"got {len(self.messages)} of {count}: {self.payloads()}")
             await asyncio.sleep(0.02)
         return self.payloads()
+
+
+class SubscriberProcess(Subscriber):
+    """``Subscriber``'s checks against a ``mosquitto_sub`` process writing one payload a line to
+    ``output``: receiving a burst costs the test's event loop nothing, so loop-lag figures
+    taken meanwhile are the runner's own. Payloads must not contain newlines."""
+
+    PROBE = b"subscriber-ready"
+
+    def __init__(self, port: int, topic: str, client_id: str, output: Path, qos: int = 1) -> None:
+        super().__init__(port, topic, client_id, qos)
+        self.output = output
+        self.proc: asyncio.subprocess.Process | None = None
+
+    def _lines(self) -> list[bytes]:
+        return self.output.read_bytes().split(b"\n")[:-1] if self.output.exists() else []
+
+    async def start(self) -> None:
+        import aiomqtt
+
+        binary = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+        out = os.open(self.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *(binary, "-h", "127.0.0.1", "-p", str(self.port), "-t", self.topic),
+                *("-q", str(self.qos), "-i", str(self.client_id), "-c"),
+                stdout=out,
+            )
+        finally:
+            os.close(out)
+        deadline = time.monotonic() + 5
+        async with aiomqtt.Client("127.0.0.1", self.port) as probe:
+            while self.PROBE not in self._lines():  # subscribed once a probe comes back
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mosquitto_sub did not subscribe")
+                await probe.publish(self.topic, self.PROBE, qos=1)
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
+            await self.proc.wait()
+            self.proc = None
+
+    def payloads(self) -> list[bytes]:
+        return [line for line in self._lines() if line != self.PROBE]

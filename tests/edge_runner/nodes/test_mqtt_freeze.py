@@ -25,7 +25,12 @@ import pytest
 from edge_runner.connections import mqtt
 from edge_runner.nodes.mqtt_out import DATA_DIR_ENV, MqttOutNode
 from edge_runner.testing import FlowHarness
-from tests.edge_runner.connections.peers import Mosquitto, Subscriber, free_port
+from tests.edge_runner.connections.peers import (
+    Mosquitto,
+    Subscriber,
+    SubscriberProcess,
+    free_port,
+)
 from tests.edge_runner.looplag import LoopLag
 from tests.edge_runner.nodes.test_mqtt import broker, connected, mqtt_out, status_texts
 
@@ -71,7 +76,9 @@ async def test_frozen_broker_loses_no_message(
     frozen_broker: Mosquitto, data_dir: Path, tmp_path: Path
 ) -> None:
     topic = f"manifold-test/{uuid.uuid4().hex[:12]}/freeze"
-    sub = Subscriber(frozen_broker.port, topic, client_id=f"sub-{uuid.uuid4().hex[:8]}")
+    sub = SubscriberProcess(
+        frozen_broker.port, topic, f"sub-{uuid.uuid4().hex[:8]}", tmp_path / "received.txt"
+    )
     await sub.start()
     sent: list[bytes] = []
     peak = 0
@@ -245,6 +252,9 @@ async def test_runner_killed_during_a_freeze_loses_no_durable_message(
         assert not lost_a
         assert not lost_b
         assert received_a == set(range(highest_a + 1))  # nothing sent that was not durable
+        for run in ("a", "b"):  # first arrivals in publishing order, across the kill too
+            firsts = [n for p in sub.distinct() for n in numbers([p], run)]
+            assert firsts == sorted(firsts), run
     finally:
         for proc in runners:
             if proc.poll() is None:
