@@ -1,5 +1,5 @@
-"""Command line: ``python -m edge_runner serve --host H --port P --userdir D`` (also installed
-as the ``edge-runner`` console script)."""
+"""Command line: ``python -m edge_runner serve --host H --port P --data-dir D`` (also installed
+as the ``edge-runner`` console script; ``--userdir`` is the same option under Node-RED's name)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import argparse
 import logging
 import os
 import sys
+
+from edge_runner.runtime.context_file import FLUSH_INTERVAL as CONTEXT_FLUSH_INTERVAL
+from edge_runner.runtime.paths import DEFAULT_ROOT, RunnerPaths
+
+FLUSH_ENV = "EDGE_RUNNER_CONTEXT_FLUSH_INTERVAL"
+# Node-RED's localfilesystem default is 30 s; beyond an hour is a typo, not a choice.
+MAX_FLUSH_INTERVAL = 3600.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,22 +25,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run standalone: Admin API, /comms and http in routes on one port",
-        description="Serve the flows stored in USERDIR/flows.json on HOST:PORT.",
+        description="Serve the flows stored in DATA_DIR/flows.json on HOST:PORT.",
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     serve.add_argument("--port", type=int, default=1880, help="TCP port (default 1880)")
     serve.add_argument(
+        "--data-dir",
         "--userdir",
-        default=os.path.expanduser("~/.edge-runner"),
-        help="directory for flows.json, credentials and context",
+        dest="data_dir",
+        default=DEFAULT_ROOT,
+        help=f"the runner's data directory: flows.json, credentials, context, models, queues "
+        f"(default {DEFAULT_ROOT})",
     )
     serve.add_argument(
         "--credential-secret",
         default=None,
         help="secret that encrypts flows_cred.json (default: "
-        "$EDGE_RUNNER_CREDENTIAL_SECRET, else one generated in the userdir)",
+        "$EDGE_RUNNER_CREDENTIAL_SECRET, else one generated in the data directory)",
+    )
+    serve.add_argument(
+        "--context-flush-interval",
+        type=float,
+        default=os.environ.get(FLUSH_ENV, CONTEXT_FLUSH_INTERVAL),
+        metavar="SECONDS",
+        help="seconds between a write to the file context store and its flush to disk: what a "
+        f"crash can lose (default ${FLUSH_ENV}, else {CONTEXT_FLUSH_INTERVAL:g}; 0 writes at once)",
     )
     serve.add_argument(
         "--admin-token-file",
@@ -75,18 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.port < 65536:
         sys.stderr.write(f"edge-runner: --port must be 1-65535, got {args.port}\n")
         return 2
+    if not 0 <= args.context_flush_interval <= MAX_FLUSH_INTERVAL:
+        sys.stderr.write(
+            f"edge-runner: --context-flush-interval must be 0-{MAX_FLUSH_INTERVAL:g} seconds, "
+            f"got {args.context_flush_interval:g}\n"
+        )
+        return 2
     from edge_runner.runtime.admin_guard import AdminGuardError, hosts_from, token_from
     from edge_runner.runtime.server import Server, run
     from edge_runner.runtime.storage import StorageError
 
+    paths = RunnerPaths.at(args.data_dir)
     try:
         server = Server(
             args.host,
             args.port,
-            args.userdir,
+            paths,
             args.credential_secret,
             admin_token=token_from(args.admin_token_file, os.environ),
             allowed_hosts=hosts_from(args.allowed_host, os.environ),
+            context_flush_interval=args.context_flush_interval,
         )
     except AdminGuardError as exc:
         sys.stderr.write(f"edge-runner: {exc}\n")

@@ -215,6 +215,38 @@ class Services(Protocol):
     def get(self, key: str, factory: Callable[[], T]) -> T: ...
 
 
+class RunnerDirectories(Protocol):
+    """The directories of the runner's data-directory layout a node may use
+    (``edge_runner.runtime.paths.RunnerPaths``); ``ensure`` creates one (0700 below
+    ``certificates`` and ``temp``)."""
+
+    @property
+    def node_data(self) -> Path: ...
+
+    @property
+    def models(self) -> Path: ...
+
+    @property
+    def certificates(self) -> Path: ...
+
+    @property
+    def opcua_pki(self) -> Path: ...
+
+    @property
+    def outbox(self) -> Path: ...
+
+    @property
+    def mqtt_queue(self) -> Path: ...
+
+    @property
+    def historian(self) -> Path: ...
+
+    @property
+    def temp(self) -> Path: ...
+
+    def ensure(self, directory: Path) -> Path: ...
+
+
 class NodeApi(Protocol):
     """What a node may use of the engine running it, reached as ``self.rt``.
 
@@ -303,11 +335,12 @@ class NodeApi(Protocol):
 
     @property
     def data_dir(self) -> Path:
-        """Where nodes keep files (created on demand)."""
+        """Where nodes keep files (``paths.node_data``, created on demand)."""
 
     @property
-    def userdir(self) -> Path | None:
-        """The runner's user directory, if it has one."""
+    def paths(self) -> RunnerDirectories:
+        """The runner's data-directory layout; raises when the engine has none (tests get a
+        temporary one from the harness)."""
 
 
 # ------------------------------------------------------------------------------ node class

@@ -6,6 +6,10 @@
 
 ``helper`` is the recorder node of node-red-node-test-helper: it records every message it
 receives. Statuses, warnings and errors of every node are recorded too.
+
+The harness's engine gets ``paths`` as its data directory; without one it gets a fresh
+``RunnerPaths.temporary()``, removed when the harness exits (``h.paths`` tells where it is).
+A given ``engine`` keeps its own paths.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from edge_runner.contract import (
     clone_msg,
 )
 from edge_runner.runtime.engine import Engine
+from edge_runner.runtime.paths import RunnerPaths
 
 # the harness is a service of the engine it drives, so helper nodes find it through their API
 HARNESS_KEY = "testing.harness"
@@ -64,7 +69,11 @@ if REGISTRY.get("helper") is None:
 
 class FlowHarness:
     def __init__(
-        self, flow: list[Any], env: dict[str, str] | None = None, engine: Engine | None = None
+        self,
+        flow: list[Any],
+        env: dict[str, str] | None = None,
+        engine: Engine | None = None,
+        paths: RunnerPaths | None = None,
     ) -> None:
         self.flow = [dict(n) for n in flow]
         for node in self.flow:
@@ -74,7 +83,12 @@ class FlowHarness:
                 node.setdefault("z", "t1") if "x" in node or "wires" in node else None
         if not any(n.get("type") == "tab" for n in self.flow):
             self.flow.insert(0, {"id": "t1", "type": "tab", "label": "test"})
-        self.engine = engine or Engine(env=env)
+        self._temporary: RunnerPaths | None = None
+        if engine is None:
+            if paths is None:
+                paths = self._temporary = RunnerPaths.temporary("flow-harness-")
+            engine = Engine(env=env, paths=paths)
+        self.engine = engine
         self.engine.services.get(HARNESS_KEY, lambda: self)
         self.messages: dict[str, list[Msg]] = {}
         self.times: dict[str, list[float]] = {}
@@ -98,6 +112,12 @@ class FlowHarness:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.engine.stop()
+        if self._temporary is not None:
+            self._temporary.remove_all()
+
+    @property
+    def paths(self) -> RunnerPaths:
+        return self.engine.paths
 
     def receive(self, node_id: str, msg: Msg) -> None:
         self.engine.nodes[node_id].receive(msg)

@@ -17,8 +17,6 @@ enabled (the runner ignores disabled nodes).
 from __future__ import annotations
 
 import copy
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -65,16 +63,17 @@ def validate(flows: Any, *, credentials: dict[str, dict[str, Any]] | None = None
 def _dry_run(flows: Any, credentials: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
     from edge_runner.runtime.credentials import CredentialStore
     from edge_runner.runtime.engine import DeployError, Engine
+    from edge_runner.runtime.paths import RunnerPaths
 
     store = CredentialStore()
     store.creds = copy.deepcopy(credentials or {})
-    scratch = tempfile.mkdtemp(prefix="manifold-validate-")
+    scratch = RunnerPaths.temporary("manifold-validate-")
     try:
-        Engine(credentials=store, data_dir=scratch).prepare(flows, "full")
+        Engine(credentials=store, paths=scratch).prepare(flows, "full")
     except DeployError as exc:
         return exc.errors
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.remove_all()
     return []
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_runner.nodes.window import Feature, features_of
-from edge_runner.runtime.model_store import MODELS_DIR, ModelStore
+from edge_runner.runtime.model_store import ModelStore
+from edge_runner.runtime.paths import RunnerPaths
 from examples.motor_sim import motor_reading
 
 FEATURES: tuple[Feature, ...] = ("mean", "std", "rms", "peak", "p2p")
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--userdir", required=True, help="the runner's user directory")
     parser.add_argument("--flow", type=Path, help="write the model hash into this flow file")
     args = parser.parse_args(argv)
-    digest = ModelStore(Path(args.userdir) / MODELS_DIR).add_bytes(build_model())
+    digest = ModelStore(RunnerPaths.at(args.userdir).models).add_bytes(build_model())
     if args.flow is not None:
         write_flow_hash(args.flow, digest)
     sys.stdout.write(digest + "\n")

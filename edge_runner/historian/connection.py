@@ -3,20 +3,16 @@ they describe."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import field_validator
 
-from edge_runner.contract import NodeConfig
+from edge_runner.contract import NodeApi, NodeConfig
 from edge_runner.historian.base import check_table
 
-USERDIR_ENV = "MANIFOLD_RUNNER_USERDIR"
-DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
-
 CONNECTION_HELP = """### Connection
-- **SQLite** (default): a local file under `<userdir>/historian/` (WAL mode), always
+- **SQLite** (default): a local file under `<data dir>/historian/` (WAL mode), always
   available on the device.
 - **PostgreSQL**: *host*, *port*, *database*, *user* and the *password* credential. The node
   creates the table if needed: a TimescaleDB hypertable when the `timescaledb` extension is
@@ -53,21 +49,15 @@ class HistorianConnection(NodeConfig):
     @classmethod
     def _file(cls, value: str) -> str:
         if not value.strip() or value.startswith("/") or ".." in Path(value).parts:
-            raise ValueError(f"file {value!r} must be a relative name inside the userdir")
+            raise ValueError(
+                f"file {value!r} must be a relative name inside the historian directory"
+            )
         return value
 
 
-def historian_root(engine: Any) -> Path:
-    """``<userdir>/historian`` (``engine.userdir``, ``$MANIFOLD_RUNNER_USERDIR``, else the
-    data directory)."""
-    base = (
-        getattr(engine, "userdir", None)
-        or os.environ.get(USERDIR_ENV)
-        or getattr(engine, "data_dir", None)
-        or os.environ.get(DATA_DIR_ENV)
-        or os.getcwd()
-    )
-    return Path(base) / "historian"
+def historian_root(rt: NodeApi) -> Path:
+    """``<data dir>/historian`` (``RunnerPaths.historian``)."""
+    return rt.paths.historian
 
 
 def open_backend(cfg: HistorianConnection, engine: Any, password: str | None) -> Any:

@@ -1,8 +1,8 @@
 """The ``file`` node (write file): append, overwrite (atomically) or delete a file.
 
-Every path is confined to the runner's data directory: ``engine.data_dir`` when the engine
-provides one, else ``$MANIFOLD_RUNNER_DATA_DIR``, else the working directory. Paths that leave
-it, through ``..``, an absolute path or a symlink, are refused.
+Every path is confined to the runner's node data directory (``<data dir>/data``, see
+``runtime/paths.py``). Paths that leave it, through ``..``, an absolute path or a symlink, are
+refused.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from edge_runner.contract import (
     Category,
     Msg,
     Node,
+    NodeApi,
     NodeConfig,
     NodeFailed,
     NodeSpec,
     register,
 )
 from edge_runner.lib.fsutil import atomic_write_bytes
-
-DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 
 # iconv-lite names Node-RED offers, mapped to Python codecs where the spelling differs.
 _ENCODING_ALIASES = {
@@ -102,12 +101,9 @@ def filename_of(node: Node, filename: str, filename_type: str, msg: Msg) -> Any:
     return node.rt.evaluate(filename, filename_type, msg)
 
 
-def data_dir(engine: Any) -> Path:
+def data_dir(rt: NodeApi) -> Path:
     """The directory file nodes may use (created on first use)."""
-    configured = getattr(engine, "data_dir", None) or os.environ.get(DATA_DIR_ENV) or os.getcwd()
-    path = Path(configured).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return rt.data_dir.resolve()
 
 
 def confine(root: Path, filename: Any) -> Path:

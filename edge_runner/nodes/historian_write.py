@@ -95,7 +95,7 @@ one transaction; a repeated `(tag, time)` is ignored, so a batch resent after a 
 acknowledgement is not duplicated.
 
 **Store and forward** (PostgreSQL): every value first goes to the runner's outbox on disk
-(`<userdir>/historian/spool-<node id>.sqlite3`), committed within a few milliseconds, so it
+(`<data dir>/historian/spool-<node id>.sqlite3`), committed within a few milliseconds, so it
 survives a restart and a runner kill; it leaves the outbox once PostgreSQL committed it. While
 the server is unreachable the values wait there and the node retries after a random pause of
 up to *Retry interval*, that bound doubling up to 60 s (full jitter). On recovery the waiting

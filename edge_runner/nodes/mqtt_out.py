@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import field_validator
@@ -32,23 +29,10 @@ from edge_runner.lib.backoff import Backoff
 from edge_runner.lib.outbox import Outbox, OutboxError
 from edge_runner.nodes.mqtt_broker import _qos, broker_of
 
-DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 FLUSH_BATCH = 100
 # Pause after a failed publish before the next try while the connection has not noticed yet
 # that the link is gone (a publish can fail at once, e.g. paho has no socket any more).
 RETRY_MIN, RETRY_MAX = 0.05, 2.0
-
-
-def data_dir(node: Node) -> Path:
-    """Where the runner keeps node data: ``$MANIFOLD_RUNNER_DATA_DIR``, else the engine's
-    userdir (which holds its credentials file), else a folder in the temp dir."""
-    given = os.environ.get(DATA_DIR_ENV)
-    if given:
-        return Path(given)
-    userdir = node.rt.userdir
-    if userdir:
-        return Path(userdir)
-    return Path(tempfile.gettempdir()) / f"manifold-runner-{os.getuid()}"
 
 
 class Config(NodeConfig):
@@ -124,19 +108,18 @@ SPEC = NodeSpec(
 
 ### Details
 **Store and forward.** Every message first goes to a queue on disk (the runner's outbox:
-`mqtt-queue/<node id>.sqlite3` in the runner's data directory: `$MANIFOLD_RUNNER_DATA_DIR`,
-else the userdir), committed within a few milliseconds, before any network wait; it survives a
-runner restart or kill. Messages are published from that queue in their original order, as
-soon as the broker is reachable. A message leaves the queue only once the broker acknowledged
-it (PUBACK for QoS 1, PUBCOMP for QoS 2; for QoS 0, once it is written to the socket), so a
-message may be delivered twice after a cut or a runner kill, but none is lost within the bound,
-also when the broker freezes or the link goes half-open. QoS 0 messages written to the socket
-of a link that then dies are lost, as MQTT allows: use QoS 1 for data that must arrive. The
-queue holds at most **queueLimit** messages (10000 by default); past that the **oldest** are
-dropped and counted. The status shows it: red "unavailable, queued 12 (dropped 0)" while the
-broker is away, yellow "queued 480 (dropped 0)" while a backlog of more than 100 is sent, green
-"connected" otherwise. A message without a topic, or with a topic containing `+`/`#`, is a
-catchable error.
+`outbox/mqtt-queue/<node id>.sqlite3` in the runner's data directory), committed within a few
+milliseconds, before any network wait; it survives a runner restart or kill. Messages are
+published from that queue in their original order, as soon as the broker is reachable. A message
+leaves the queue only once the broker acknowledged it (PUBACK for QoS 1, PUBCOMP for QoS 2; for
+QoS 0, once it is written to the socket), so a message may be delivered twice after a cut or a
+runner kill, but none is lost within the bound, also when the broker freezes or the link goes
+half-open. QoS 0 messages written to the socket of a link that then dies are lost, as MQTT
+allows: use QoS 1 for data that must arrive. The queue holds at most **queueLimit** messages
+(10000 by default); past that the **oldest** are dropped and counted. The status shows it: red
+"unavailable, queued 12 (dropped 0)" while the broker is away, yellow "queued 480 (dropped 0)"
+while a backlog of more than 100 is sent, green "connected" otherwise. A message without a
+topic, or with a topic containing `+`/`#`, is a catchable error.
 """,
 )
 
@@ -161,7 +144,7 @@ class MqttOutNode(Node):
         self.connection = broker_of(self, self.cfg.broker).connection
         safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", self.id)
         outbox = Outbox(
-            data_dir(self) / "mqtt-queue" / f"{safe_id}.sqlite3",
+            self.rt.paths.mqtt_queue / f"{safe_id}.sqlite3",
             self.cfg.queueLimit,
             mqtt.encode_outgoing,
             mqtt.decode_outgoing,

@@ -169,8 +169,8 @@ SPEC = NodeSpec(
 
 ### Model
 *Model* is the **SHA-256** of the model file in the runner's model store
-(`<userdir>/models/<sha256>.onnx`). The platform ships models with snapshots; standalone, add
-one with `python -m edge_runner.runtime.model_store add model.onnx --userdir DIR`, which prints
+(`<data dir>/models/<sha256>.onnx`). The platform ships models with snapshots; standalone, add
+one with `python -m edge_runner.runtime.model_store add model.onnx --data-dir DIR`, which prints
 the hash. The file is re-hashed when the node starts: a corrupted file is refused. The node
 status shows the model's inputs, outputs and opset once it is loaded.
 

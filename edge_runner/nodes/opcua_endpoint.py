@@ -7,7 +7,6 @@ Every ``opcua-*`` node pointing at the same endpoint shares its one session
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from pydantic import Field, field_validator, model_validator
@@ -19,7 +18,6 @@ from edge_runner.connections.opcua import (
     OpcUaConnection,
     SecurityMode,
     SecurityPolicy,
-    data_dir,
 )
 from edge_runner.contract import (
     Category,
@@ -87,15 +85,16 @@ that uses this endpoint.
   `SignAndEncrypt`.
 - **authType**: `anonymous`, `username` (the *user* and *password* credentials) or
   `certificate`.
-- **userCertificate** / **userPrivateKey**: files (DER or PEM) in the runner's data directory
-  for certificate logins; blank uses the runner's own client certificate.
+- **userCertificate** / **userPrivateKey**: files (DER or PEM) in the runner's certificate
+  directory (`<data dir>/certificates/`) for certificate logins; blank uses the runner's own
+  client certificate.
 - **timeout**: seconds per request. **reconnectMaxDelay**: longest pause between reconnect
   attempts (seconds; each pause is random up to a bound that starts at 0.5 s and doubles).
 
 ### Details
 For signed or encrypted channels the runner makes a self-signed client certificate on first use
 (RSA 2048, SHA-256, its ApplicationUri `urn:manifold:edge-runner:<hostname>` as a subject
-alternative name) and keeps it in `<data dir>/opcua/pki/client-cert.der` (key
+alternative name) and keeps it in `<data dir>/certificates/opcua/client-cert.der` (key
 `client-key.pem`, readable only by the runner). Servers that check certificates must trust it
 once; until then the connection is retried at the slow end.
 
@@ -142,7 +141,8 @@ class OpcUaEndpoint(Node):
 
     def settings(self) -> EndpointSettings:
         cfg = self.cfg
-        base = data_dir(self.rt)
+        paths = self.rt.paths
+        base = paths.certificates
         creds = self.rt.credentials
         username, password = str(creds.get("user") or ""), str(creds.get("password") or "")
         if cfg.authType == "username" and not username:
@@ -152,7 +152,7 @@ class OpcUaEndpoint(Node):
             cert, key = base / cfg.userCertificate, base / cfg.userPrivateKey
             for path in (cert, key):
                 if not path.resolve().is_relative_to(base.resolve()):
-                    raise NeedsUserFix(f"{path} is outside the runner's data directory")
+                    raise NeedsUserFix(f"{path} is outside the runner's certificate directory")
                 if not path.is_file():
                     raise NeedsUserFix(f"certificate file {path} does not exist")
         return EndpointSettings(
@@ -164,7 +164,7 @@ class OpcUaEndpoint(Node):
             password=password,
             user_certificate=cert,
             user_private_key=key,
-            pki=Path(base) / "opcua" / "pki",
+            pki=paths.opcua_pki,
             timeout=cfg.timeout,
             reconnect_max=cfg.reconnectMaxDelay,
         )

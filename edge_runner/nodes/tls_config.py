@@ -17,12 +17,15 @@ from __future__ import annotations
 import json
 import ssl
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from pydantic import field_validator
 
 from edge_runner.contract import Category, NeedsUserFix, Node, NodeConfig, NodeSpec, register
 from edge_runner.lib.tls import tls_failure as tls_failure  # re-exported: public name
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class Config(NodeConfig):
@@ -306,7 +309,8 @@ class TlsConfigNode(Node):
 
         context = new_client_context(pem_text(ca) if ca else None)
         if key is not None and chain:
-            self._load_chain(context, chain_pem(chain, key))
+            paths = self.rt.paths
+            self._load_chain(context, chain_pem(chain, key), paths.ensure(paths.temp))
             self.has_client_certificate = True
         if self.cfg.alpnprotocol:
             context.set_alpn_protocols([self.cfg.alpnprotocol])
@@ -317,12 +321,14 @@ class TlsConfigNode(Node):
         return context
 
     @staticmethod
-    def _load_chain(context: ssl.SSLContext, pem: tuple[bytes, bytes]) -> None:
+    def _load_chain(context: ssl.SSLContext, pem: tuple[bytes, bytes], temp_dir: Path) -> None:
+        """Load the chain through a 0600 file in the runner's private temp directory (ssl
+        takes files only), so a crash in between leaves the key where a wipe finds it."""
         import os
         import tempfile
 
         body, password = pem
-        handle, path = tempfile.mkstemp(prefix="tls-", suffix=".pem")  # mode 0600
+        handle, path = tempfile.mkstemp(prefix="tls-", suffix=".pem", dir=temp_dir)  # mode 0600
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(body)

@@ -1,9 +1,11 @@
-"""Persistent context store: one JSON file per scope under ``<userdir>/context/``.
+"""Persistent context store: one JSON file per scope under ``<data dir>/context/``.
 
-Writes are debounced (``flush_interval`` seconds after the first change; Node-RED's
-localfilesystem store uses 30 s, we default to 1 s) and every flush is atomic: temp file, fsync,
-rename over the old file, fsync of the directory -- a power cut leaves the old or the new file,
-never a torn one. ``close()`` (engine stop) flushes. Values are JSON plus ``bytes`` (stored as
+Writes are debounced like Node-RED's localfilesystem ``flushInterval``: dirty scopes are written
+``flush_interval`` seconds after the first change (default ``FLUSH_INTERVAL``, 1 s; Node-RED's is
+30 s; 0 writes at every change). A crash (SIGKILL, power cut) loses at most the writes of the
+last interval; ``close()`` (engine stop, so SIGTERM too) flushes everything. Every flush is
+atomic: temp file, fsync, rename over the old file, fsync of the directory -- a power cut
+leaves the old or the new file, never a torn one. Values are JSON plus ``bytes`` (stored as
 ``{"$bytes": "<base64>"}``); a scope holding something else is reported and its previous file
 is kept.
 """
@@ -23,6 +25,8 @@ from edge_runner.lib.fsutil import atomic_write_bytes
 from edge_runner.runtime.context import ContextStore
 
 log = logging.getLogger("edge_runner.context")
+
+FLUSH_INTERVAL = 1.0
 
 
 def _encode(value: Any) -> Any:
@@ -46,8 +50,12 @@ def atomic_write(path: Path, data: bytes) -> None:
 class FileContextStore(ContextStore):
     """Context persisted as ``<directory>/<quoted scope key>.json``."""
 
-    def __init__(self, directory: str | os.PathLike[str], flush_interval: float = 1.0) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], flush_interval: float = FLUSH_INTERVAL
+    ) -> None:
         super().__init__()
+        if not flush_interval >= 0:
+            raise ValueError(f"flush_interval must be 0 or more seconds, got {flush_interval!r}")
         self.directory = Path(directory)
         self.flush_interval = flush_interval
         self._dirty: set[str] = set()
@@ -73,6 +81,9 @@ class FileContextStore(ContextStore):
 
     def changed(self, key: str) -> None:
         self._dirty.add(key)
+        if self.flush_interval == 0:
+            self.flush()
+            return
         if self._timer is None:
             try:
                 loop = asyncio.get_running_loop()

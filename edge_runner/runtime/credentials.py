@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_runner.runtime.context_file import atomic_write
+from edge_runner.runtime.paths import CREDENTIALS_FILE
 
 if TYPE_CHECKING:
     from edge_runner.contract import Node
     from edge_runner.runtime.flows import FlowModel
 
-FILE_NAME = "flows_cred.json"
+FILE_NAME = CREDENTIALS_FILE
 _AAD = b"manifold-credentials-v1"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 KEEP = "__PWRD__"  # the editor's placeholder for "unchanged password"

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from edge_runner.runtime.paths import CREDENTIALS_FILE
 from edge_runner.runtime.storage import (
-    CREDENTIALS_FILE,
     FlowStorage,
     StorageError,
     revision,

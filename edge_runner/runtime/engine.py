@@ -17,8 +17,8 @@ restart, ``flows`` for the flow model (subflows, groups), ``env`` for environmen
 ``routing`` for catch / status / complete delivery. Node modules are imported per type on
 first use (``loader``); a deployed type nobody registers is rejected like any other bad node.
 
-Directories: ``userdir`` (flows, credentials, context) and ``data_dir`` (where nodes keep
-files: ``<userdir>/data``, else ``$MANIFOLD_RUNNER_DATA_DIR``, else a private temp dir).
+Directories: ``paths`` (``RunnerPaths``, the one data-directory layout). An engine built without
+one has no directories at all: a node asking for one fails with ``NoRunnerPathsError``.
 
 Per-instance services (STYLE rule 12): ``services`` holds this engine's connection pools,
 ``http in`` route table and function watchdog; ``nodes`` is its registry of running nodes. Nodes
@@ -35,14 +35,10 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_runner.contract import (
@@ -70,11 +66,14 @@ from edge_runner.runtime.loader import (  # noqa: F401  # re-exported for caller
     unavailable_reason,
 )
 from edge_runner.runtime.node_api import NodeRuntime
+from edge_runner.runtime.paths import NoRunnerPathsError, RunnerPaths
 from edge_runner.runtime.planner import DEPLOY_KINDS, Plan, plan_deploy
 from edge_runner.runtime.routing import Router
 from edge_runner.runtime.services import EngineServices
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from edge_runner.contract import NodeConfig
 
 log = logging.getLogger("edge_runner.engine")
@@ -93,7 +92,6 @@ SHALLOW_DEPTH = 12
 BURST_LIMIT = 50_000
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
-DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 
 EventListener = Callable[[str, Any], None]
 
@@ -149,12 +147,9 @@ class Engine(Router):
         context: ContextStore | ContextStores | None = None,
         env: dict[str, Any] | None = None,
         credentials: CredentialStore | None = None,
-        userdir: str | os.PathLike[str] | None = None,
-        data_dir: str | os.PathLike[str] | None = None,
+        paths: RunnerPaths | None = None,
     ) -> None:
-        self._userdir = Path(userdir) if userdir is not None else None
-        self._data_dir = Path(data_dir) if data_dir is not None else None
-        self._temp_data_dir: Path | None = None
+        self._paths = paths
         # Node modules load lazily, per type, at the first deploy that uses them (loader.py).
         self.registry = registry if registry is not None else REGISTRY
         self._warm_up = WarmUp(may_freeze=lambda: not self.nodes)
@@ -190,27 +185,19 @@ class Engine(Router):
 
     # ------------------------------------------------------------------ directories
     @property
-    def userdir(self) -> Path | None:
-        """The runner's user directory (flows, credentials, context), if it has one."""
-        return self._userdir
+    def paths(self) -> RunnerPaths:
+        """The runner's data-directory layout; ``NoRunnerPathsError`` when built without one."""
+        if self._paths is None:
+            raise NoRunnerPathsError(
+                "this engine has no data directory (built without RunnerPaths); "
+                "nodes that keep files need the runner's --data-dir"
+            )
+        return self._paths
 
     @property
     def data_dir(self) -> Path:
-        """Where nodes keep their files (file nodes, queues, certificates), created on demand:
-        the ``data_dir`` given, else ``<userdir>/data``, else ``$MANIFOLD_RUNNER_DATA_DIR``,
-        else a private temporary directory removed when the engine stops."""
-        path = self._data_dir
-        if path is None:
-            if self._userdir is not None:
-                path = self._userdir / "data"
-            elif os.environ.get(DATA_DIR_ENV):
-                path = Path(os.environ[DATA_DIR_ENV])
-            else:
-                if self._temp_data_dir is None:
-                    self._temp_data_dir = Path(tempfile.mkdtemp(prefix="manifold-runner-data-"))
-                return self._temp_data_dir
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """Where file nodes keep their files (``<root>/data``), created on demand."""
+        return self.paths.ensure(self.paths.node_data)
 
     # ------------------------------------------------------------------ events
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
@@ -553,9 +540,6 @@ class Engine(Router):
         self.reindex()
         await self.services.close()
         await self.context_stores.close()
-        if self._temp_data_dir is not None:
-            shutil.rmtree(self._temp_data_dir, ignore_errors=True)
-            self._temp_data_dir = None
 
     def node(self, node_id: str) -> Node | None:
         rt = self.nodes.get(node_id)

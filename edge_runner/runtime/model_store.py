@@ -1,4 +1,4 @@
-"""The runner's model store: ONNX models kept by content hash in ``<userdir>/models/``.
+"""The runner's model store: ONNX models kept by content hash in ``<data dir>/models/``.
 
 A model is referenced from a flow by the SHA-256 of its bytes, never by a file name, so a flow
 always runs the exact model it was published with (the platform ships models with snapshots;
@@ -8,12 +8,11 @@ tampered file is refused rather than run.
 
 Command line (standalone)::
 
-    python -m edge_runner.runtime.model_store add MODEL.onnx --userdir DIR   # prints the hash
-    python -m edge_runner.runtime.model_store list --userdir DIR
+    python -m edge_runner.runtime.model_store add MODEL.onnx --data-dir DIR   # prints the hash
+    python -m edge_runner.runtime.model_store list --data-dir DIR
 
-Where the store lives: ``engine.userdir`` when the engine has one, else
-``$MANIFOLD_RUNNER_USERDIR``, else the runner's data directory (``$MANIFOLD_RUNNER_DATA_DIR`` or
-the working directory).
+Where the store lives: ``RunnerPaths.models`` of the engine (``--userdir`` is the same option
+under Node-RED's name, as for ``python -m edge_runner serve``).
 """
 
 from __future__ import annotations
@@ -25,14 +24,15 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_runner.lib.fsutil import atomic_write_bytes
+from edge_runner.runtime.paths import DEFAULT_ROOT, RunnerPaths
 
-MODELS_DIR = "models"
+if TYPE_CHECKING:
+    from edge_runner.contract import NodeApi
+
 SUFFIX = ".onnx"
-USERDIR_ENV = "MANIFOLD_RUNNER_USERDIR"
-DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 # ONNX protobufs are limited to 2 GiB; larger files are not models we can load.
 MAX_MODEL_BYTES = 2 * 1024**3
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -276,17 +276,9 @@ def describe_session(session: Any, data: bytes, sha256: str) -> ModelInfo:
     )
 
 
-def store_root(engine: Any = None) -> Path:
-    """The model directory for ``engine`` (see the module docstring for the order)."""
-    userdir = getattr(engine, "userdir", None) or os.environ.get(USERDIR_ENV)
-    if userdir:
-        return Path(userdir) / MODELS_DIR
-    data_dir = getattr(engine, "data_dir", None) or os.environ.get(DATA_DIR_ENV) or os.getcwd()
-    return Path(data_dir) / MODELS_DIR
-
-
-def store_for(engine: Any = None) -> ModelStore:
-    return ModelStore(store_root(engine))
+def store_for(rt: NodeApi) -> ModelStore:
+    """The model store of the data directory of the runner running ``rt``."""
+    return ModelStore(rt.paths.models)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,11 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", help="copy an ONNX file into the store and print its hash")
     add.add_argument("file")
-    add.add_argument("--userdir", default=os.environ.get(USERDIR_ENV, "."))
     listing = sub.add_parser("list", help="list stored models")
-    listing.add_argument("--userdir", default=os.environ.get(USERDIR_ENV, "."))
+    for command in (add, listing):
+        command.add_argument("--data-dir", "--userdir", dest="data_dir", default=DEFAULT_ROOT)
     args = parser.parse_args(argv)
-    store = ModelStore(Path(args.userdir) / MODELS_DIR)
+    store = ModelStore(RunnerPaths.at(args.data_dir).models)
     try:
         if args.command == "add":
             sys.stdout.write(store.add_file(args.file) + "\n")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from edge_runner.contract import NodeConfig
     from edge_runner.runtime.engine import Engine
     from edge_runner.runtime.flows import NodeDef
+    from edge_runner.runtime.paths import RunnerPaths
     from edge_runner.runtime.services import EngineServices
 
 log = logging.getLogger("edge_runner.node")
@@ -124,8 +125,8 @@ class NodeRuntime:
         return self._engine.data_dir
 
     @property
-    def userdir(self) -> Path | None:
-        return self._engine.userdir
+    def paths(self) -> RunnerPaths:
+        return self._engine.paths
 
     # ---------------------------------------------------------------- messaging
     def send(self, msg: Msg | list[Any] | None, clone: bool = False) -> None:

@@ -1,7 +1,7 @@
 """Standalone mode: one aiohttp server on one port for the Admin API, ``/comms`` and the
 routes of ``http in`` nodes (ENGINE_CONTRACT.md).
 
-Startup: the deployer loads ``<userdir>/flows.json`` (an unusable file is kept aside and the
+Startup: the deployer loads ``<data dir>/flows.json`` (an unusable file is kept aside and the
 runner starts with no flows) and starts it, or not in safe mode (``runtime.deployer``), then
 listen; ``GET /flows`` answering 200 means ready. Stop (SIGTERM
 or SIGINT): close ``/comms`` clients, stop every node, close the listener, within a few seconds.
@@ -17,15 +17,16 @@ import os
 import secrets
 import signal
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_runner.contract import new_msgid
 from edge_runner.runtime.admin_api import AdminApi
 from edge_runner.runtime.admin_guard import AdminGuard
 from edge_runner.runtime.comms import CommsHub
+from edge_runner.runtime.context_file import FLUSH_INTERVAL as CONTEXT_FLUSH_INTERVAL
 from edge_runner.runtime.deployer import Deployer
 from edge_runner.runtime.http_routes import handle_request, router_for
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.runtime.storage import FlowStorage, StorageError, atomic_write
 
 if TYPE_CHECKING:
@@ -38,19 +39,18 @@ log = logging.getLogger("edge_runner.server")
 MAX_ADMIN_BODY = 32 * 1024 * 1024  # a flows.json of tens of thousands of nodes still fits
 STOP_TIMEOUT_S = 8.0
 SECRET_ENV = "EDGE_RUNNER_CREDENTIAL_SECRET"  # noqa: S105  (a variable name, not a secret)
-RUNTIME_CONFIG = ".config.runtime.json"
 
 
-def credential_secret(userdir: Path, given: str | None = None) -> str:
+def credential_secret(paths: RunnerPaths, given: str | None = None) -> str:
     """The secret that encrypts ``flows_cred.json``: ``given``, else $EDGE_RUNNER_CREDENTIAL_SECRET,
-    else the one generated on first start and kept in ``<userdir>/.config.runtime.json``
+    else the one generated on first start and kept in ``<data dir>/.config.runtime.json``
     (Node-RED keeps its generated ``_credentialSecret`` there too)."""
     if given:
         return given
     from_env = os.environ.get(SECRET_ENV)
     if from_env:
         return from_env
-    path = userdir / RUNTIME_CONFIG
+    path = paths.runtime_config
     try:
         doc = json.loads(path.read_text("utf-8"))
         if isinstance(doc, dict) and isinstance(doc.get("_credentialSecret"), str):
@@ -62,14 +62,19 @@ def credential_secret(userdir: Path, given: str | None = None) -> str:
         # Generating a new secret would silently orphan the stored credentials.
         raise StorageError(f"{path} is unusable ({exc}); fix it or pass the secret") from exc
     secret = secrets.token_hex(32)
-    userdir.mkdir(parents=True, exist_ok=True)
+    paths.root.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps({"_credentialSecret": secret}).encode())
     return secret
 
 
-def build_engine(userdir: Path, secret: str | None) -> Engine:
-    """The engine with the userdir's stores: memory context by default plus a ``file`` context
-    store in ``<userdir>/context``, and encrypted credentials in ``flows_cred.json``."""
+def build_engine(
+    paths: RunnerPaths,
+    secret: str | None,
+    context_flush_interval: float = CONTEXT_FLUSH_INTERVAL,
+) -> Engine:
+    """The engine with the data directory's stores: memory context by default plus a ``file``
+    context store in ``<data dir>/context`` (flushed ``context_flush_interval`` seconds after a
+    write, and at stop), and encrypted credentials in ``flows_cred.json``."""
     from edge_runner.runtime.context import ContextStore, ContextStores
     from edge_runner.runtime.context_file import FileContextStore
     from edge_runner.runtime.credentials import CredentialStore
@@ -79,11 +84,11 @@ def build_engine(userdir: Path, secret: str | None) -> Engine:
         {
             "default": ContextStore(),
             "memory": ContextStore(),
-            "file": FileContextStore(userdir / "context"),
+            "file": FileContextStore(paths.context, context_flush_interval),
         }
     )
-    credentials = CredentialStore.in_userdir(userdir, credential_secret(userdir, secret))
-    return Engine(context=stores, credentials=credentials, userdir=userdir)
+    credentials = CredentialStore(paths.credentials, credential_secret(paths, secret))
+    return Engine(context=stores, credentials=credentials, paths=paths)
 
 
 class Server:
@@ -97,18 +102,20 @@ class Server:
         self,
         host: str,
         port: int,
-        userdir: str | os.PathLike[str],
+        paths: RunnerPaths,
         credential_secret: str | None = None,
         engine: Engine | None = None,
         admin_token: str | None = None,
         allowed_hosts: Iterable[str] = (),
+        context_flush_interval: float = CONTEXT_FLUSH_INTERVAL,
     ) -> None:
         self.guard = AdminGuard.build(host, admin_token, allowed_hosts)
         self.host = host
         self.port = port
-        self.userdir = Path(userdir)
+        self.paths = paths
         self.secret = credential_secret
-        self.storage = FlowStorage(self.userdir)
+        self.context_flush_interval = context_flush_interval
+        self.storage = FlowStorage(paths.root)
         self.hub = CommsHub()
         self._engine = engine
         self._runner: web.AppRunner | None = None
@@ -125,11 +132,11 @@ class Server:
     async def start(self) -> None:
         from aiohttp import web
 
-        self.userdir.mkdir(parents=True, exist_ok=True)
+        self.paths.root.mkdir(parents=True, exist_ok=True)
         # Finish an interrupted commit before anything reads the credential file.
         self.storage.recover()
         if self._engine is None:
-            self._engine = build_engine(self.userdir, self.secret)
+            self._engine = build_engine(self.paths, self.secret, self.context_flush_interval)
         engine = self._engine
         engine.subscribe(self.hub.on_engine_event)
         self.deployer = Deployer(engine, self.storage)
@@ -154,7 +161,7 @@ class Server:
         engine.warm_up()  # node modules load in the background, after we answer
         if not self.port:  # port 0: the OS picked one (tests)
             self.port = int(runner.addresses[0][1])
-        log.info("edge runner on http://%s:%s (userdir %s)", self.host, self.port, self.userdir)
+        log.info("edge runner on http://%s:%s (data dir %s)", self.host, self.port, self.paths.root)
 
     async def stop(self) -> None:
         """Graceful stop; every step is bounded so SIGTERM ends the process in seconds."""
@@ -175,7 +182,7 @@ class Server:
 
 
 async def serve(server: Server) -> None:
-    """Run until SIGTERM/SIGINT."""
+    """Run until SIGTERM/SIGINT; the stop flushes the context stores."""
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

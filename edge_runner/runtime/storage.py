@@ -29,16 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from edge_runner.lib.fsutil import atomic_write_bytes, fsync_dir
+from edge_runner.runtime.paths import CREDENTIALS_FILE, FLOWS_FILE, JOURNAL_FILE, STARTING_FILE
 
 # One-step replacement; kept under this name for the modules that import it from here.
 atomic_write = atomic_write_bytes
 
 log = logging.getLogger("edge_runner.storage")
 
-FLOWS_FILE = "flows.json"
-CREDENTIALS_FILE = "flows_cred.json"
-JOURNAL_FILE = ".deploy.json"
-STARTING_FILE = ".starting"
 _COMMITTED = (FLOWS_FILE, CREDENTIALS_FILE)
 _counter = itertools.count()
 

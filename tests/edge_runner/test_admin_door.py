@@ -28,6 +28,7 @@ import pytest
 from edge_runner.runtime import http_routes
 from edge_runner.runtime import server as server_module
 from edge_runner.runtime.admin_guard import AdminGuard, AdminGuardError
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.runtime.server import Server
 from tests.edge_runner.test_server import free_port, probe_flow, start_cli, wait_ready
 
@@ -73,7 +74,7 @@ class Door:
         return self.base
 
     def stored(self) -> bytes:
-        return (self.server.userdir / "flows.json").read_bytes()
+        return self.server.paths.flows.read_bytes()
 
     async def get_flows(self) -> Any:
         async with self.client.get(f"{self.base}/flows", headers=self.auth) as r:
@@ -100,7 +101,7 @@ async def open_door(
     server = Server(
         "127.0.0.1",
         0,
-        tmp_path / "userdir",
+        RunnerPaths(tmp_path / "userdir"),
         credential_secret="door-secret",
         admin_token=token,
         allowed_hosts=allowed_hosts,
@@ -389,10 +390,10 @@ async def test_comms_needs_the_token_when_one_is_set(locked_door: Door) -> None:
 
 def test_a_non_loopback_address_without_a_token_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AdminGuardError, match="not a loopback address"):
-        Server("0.0.0.0", 0, tmp_path, credential_secret="s")  # noqa: S104  (never bound)
-    anywhere = Server("0.0.0.0", 0, tmp_path, credential_secret="s", admin_token=TOKEN)  # noqa: S104
+        Server("0.0.0.0", 0, RunnerPaths(tmp_path), credential_secret="s")  # noqa: S104  (never bound)
+    anywhere = Server("0.0.0.0", 0, RunnerPaths(tmp_path), credential_secret="s", admin_token=TOKEN)  # noqa: S104
     assert anywhere.guard.allowed_hosts == frozenset()
-    lan = Server("192.0.2.1", 0, tmp_path, credential_secret="s", admin_token=TOKEN)
+    lan = Server("192.0.2.1", 0, RunnerPaths(tmp_path), credential_secret="s", admin_token=TOKEN)
     assert lan.guard.allowed_hosts == {"192.0.2.1"}  # clients reach it by that address
 
 

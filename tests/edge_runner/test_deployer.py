@@ -11,8 +11,9 @@ import pytest
 
 from edge_runner.runtime import storage as storage_module
 from edge_runner.runtime.containment import is_node_failure
+from edge_runner.runtime.paths import CREDENTIALS_FILE, FLOWS_FILE, JOURNAL_FILE, RunnerPaths
 from edge_runner.runtime.server import Server
-from edge_runner.runtime.storage import CREDENTIALS_FILE, FLOWS_FILE, JOURNAL_FILE, FlowStorage
+from edge_runner.runtime.storage import FlowStorage
 from edge_runner.runtime.watchdog import WatchdogInterrupt
 
 OLD = [{"id": "t", "type": "tab", "label": "old"}]
@@ -100,7 +101,7 @@ SLOW_START = [
 
 
 async def test_a_graceful_stop_during_a_start_is_not_a_crash(tmp_path: Path) -> None:
-    server = Server("127.0.0.1", 0, tmp_path / "ud", credential_secret="s")
+    server = Server("127.0.0.1", 0, RunnerPaths(tmp_path / "ud"), credential_secret="s")
     await server.start()
     assert server.deployer is not None
     deploy = asyncio.get_running_loop().create_task(server.deployer.deploy(SLOW_START))
@@ -120,7 +121,7 @@ async def test_safe_mode_survives_a_graceful_restart(tmp_path: Path) -> None:
     FlowStorage(userdir).save(SLOW_START)
     FlowStorage(userdir).mark_starting("crashed-rev")
     for _ in range(2):
-        server = Server("127.0.0.1", 0, userdir, credential_secret="s")
+        server = Server("127.0.0.1", 0, RunnerPaths(userdir), credential_secret="s")
         await server.start()
         assert server.deployer is not None
         assert server.deployer.state.state == "safe"

@@ -19,6 +19,7 @@ import pytest
 import edge_runner.runtime.comms as comms
 import edge_runner.runtime.storage as storage_module
 from edge_runner.runtime.comms import topic_matches
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.runtime.server import Server
 from edge_runner.runtime.storage import FlowStorage, revision
 
@@ -55,7 +56,9 @@ class Runner:
 
 @pytest.fixture
 async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
-    server = Server("127.0.0.1", 0, tmp_path / "userdir", credential_secret="test-secret")
+    server = Server(
+        "127.0.0.1", 0, RunnerPaths(tmp_path / "userdir"), credential_secret="test-secret"
+    )
     await server.start()
     try:
         async with aiohttp.ClientSession() as client:
@@ -140,7 +143,7 @@ async def test_deploy_returns_rev_serves_the_flow_and_stores_it(runner: Runner) 
     assert status == 200
     assert await runner.get_flows() == {"flows": flows, "rev": body["rev"]}
     assert await runner.probe("/probe/one") == (200, "{}")
-    stored = (runner.server.userdir / "flows.json").read_bytes()
+    stored = runner.server.paths.flows.read_bytes()
     assert json.loads(stored) == flows
     assert revision(stored) == body["rev"]
 
@@ -185,7 +188,7 @@ async def test_rejected_deploy_lists_node_errors_and_old_flows_keep_running(
 ) -> None:
     await runner.deploy(probe_flow("good"))
     before = await runner.get_flows()
-    stored_before = (runner.server.userdir / "flows.json").read_bytes()
+    stored_before = runner.server.paths.flows.read_bytes()
     bad = probe_flow(
         "bad",
         [
@@ -202,9 +205,9 @@ async def test_rejected_deploy_lists_node_errors_and_old_flows_keep_running(
     assert "missing" in errors["w"]
     assert "crontab" in errors["c"]
     assert await runner.get_flows() == before
-    assert (runner.server.userdir / "flows.json").read_bytes() == stored_before
+    assert runner.server.paths.flows.read_bytes() == stored_before
     assert (await runner.probe("/probe/good"))[0] == 200
-    assert not list(runner.server.userdir.glob(".flows.json.*.tmp"))
+    assert not list(runner.server.paths.root.glob(".flows.json.*.tmp"))
 
 
 async def test_bad_deployment_type_header_is_400(runner: Runner) -> None:
@@ -232,7 +235,7 @@ async def test_credentials_are_not_stored_in_flows_json(runner: Runner) -> None:
     flows[1]["credentials"] = {"user": "canary-user-x", "password": "canary-pass-x"}
     status, _ = await runner.deploy(flows)
     assert status == 200
-    stored = (runner.server.userdir / "flows.json").read_text()
+    stored = runner.server.paths.flows.read_text()
     assert "canary" not in stored
     assert "canary" not in json.dumps(await runner.get_flows())
 
@@ -241,7 +244,7 @@ async def test_storage_failure_refuses_the_deploy_and_keeps_the_old_flows(
     runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await runner.deploy(probe_flow("old"))
-    userdir = runner.server.userdir
+    userdir = runner.server.paths.root
     stored = {p.name: p.read_bytes() for p in userdir.iterdir() if p.is_file()}
     real_write = storage_module._write_temp
 
@@ -504,7 +507,7 @@ def test_cli_rejects_a_bad_port() -> None:
 async def test_stored_flows_are_started_and_rejected_ones_kept_but_not_run(tmp_path: Path) -> None:
     userdir = tmp_path / "ud"
     FlowStorage(userdir).save(probe_flow("stored"))
-    server = Server("127.0.0.1", 0, userdir, credential_secret="s")
+    server = Server("127.0.0.1", 0, RunnerPaths(userdir), credential_secret="s")
     await server.start()
     try:
         url = f"http://127.0.0.1:{server.port}/probe/stored"
@@ -515,7 +518,7 @@ async def test_stored_flows_are_started_and_rejected_ones_kept_but_not_run(tmp_p
     bad = [*probe_flow("bad"), {"id": "u", "type": "no-such-type", "z": "t1", "x": 1, "y": 1}]
     FlowStorage(userdir).save(bad)
     stored = (userdir / "flows.json").read_bytes()
-    server = Server("127.0.0.1", 0, userdir, credential_secret="s")
+    server = Server("127.0.0.1", 0, RunnerPaths(userdir), credential_secret="s")
     await server.start()
     try:
         async with aiohttp.ClientSession() as client:

@@ -4,10 +4,8 @@ classification and value conversions (``values``) and the runner's client certif
 
 from edge_runner.connections.opcua.certificates import (
     APPLICATION_NAME,
-    DATA_DIR_ENV,
     application_uri,
     client_certificate,
-    data_dir,
 )
 from edge_runner.connections.opcua.session import (
     EndpointSettings,
@@ -30,7 +28,6 @@ from edge_runner.connections.opcua.values import (
 
 __all__ = [
     "APPLICATION_NAME",
-    "DATA_DIR_ENV",
     "NODE_ID",
     "AuthType",
     "DeadbandType",
@@ -43,7 +40,6 @@ __all__ = [
     "classify",
     "classify_status",
     "client_certificate",
-    "data_dir",
     "data_value_fields",
     "json_safe",
     "parse_node_id",

@@ -1,33 +1,20 @@
 """The runner's OPC-UA client certificate: made once with ``cryptography`` (RSA 2048, SHA-256,
-the ApplicationUri as a URI SAN, which asyncua checks) and kept in the data directory."""
+the ApplicationUri as a URI SAN, which asyncua checks) and kept in ``<data dir>/certificates/opcua``
+(``RunnerPaths.opcua_pki``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import socket
 from pathlib import Path
-from typing import Any
 
 from edge_runner.lib.fsutil import atomic_write_bytes
 
 log = logging.getLogger("edge_runner.connections.opcua")
 
-DATA_DIR_ENV = "MANIFOLD_RUNNER_DATA_DIR"
 APPLICATION_NAME = "Manifold edge runner"
 CERT_DAYS = 5 * 365
-
-
-def data_dir(engine: Any = None) -> Path:
-    """Where the runner keeps its files: ``$MANIFOLD_RUNNER_DATA_DIR``, else the engine's
-    data/user directory when it exposes one, else ``~/.manifold-runner``."""
-    configured = (
-        os.environ.get(DATA_DIR_ENV)
-        or getattr(engine, "data_dir", None)
-        or getattr(engine, "userdir", None)
-    )
-    return Path(configured) if configured else Path.home() / ".manifold-runner"
 
 
 def application_uri() -> str:

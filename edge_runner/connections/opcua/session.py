@@ -13,7 +13,7 @@ Failures are mapped once, in ``classify``: transport problems and busy servers a
 ``NeedsUserFix``, anything else a server refuses for one request is ``NodeFailed``.
 
 The runner's client certificate (for signed/encrypted channels and certificate logins) is made
-on first use with ``cryptography`` and kept in ``<data dir>/opcua/pki``.
+on first use with ``cryptography`` and kept in ``pki`` (``<data dir>/certificates/opcua``).
 asyncua is imported inside functions: the engine imports every node module at startup.
 """
 
@@ -31,7 +31,6 @@ from edge_runner.connections.opcua.certificates import (
     APPLICATION_NAME,
     application_uri,
     client_certificate,
-    data_dir,
 )
 from edge_runner.connections.opcua.values import (
     AuthType,
@@ -45,7 +44,7 @@ from edge_runner.connections.opcua.values import (
     status_name,
     ua_module,
 )
-from edge_runner.contract import Msg, NodeError, RetryLater
+from edge_runner.contract import Msg, NeedsUserFix, NodeError, RetryLater
 
 log = logging.getLogger("edge_runner.connections.opcua")
 
@@ -62,7 +61,9 @@ class EndpointSettings:
     password: str = field(default="", repr=False)
     user_certificate: Path | None = None  # certificate login; None: the runner's certificate
     user_private_key: Path | None = None
-    pki: Path = field(default_factory=lambda: data_dir() / "opcua" / "pki")
+    # The runner's own certificate directory (RunnerPaths.opcua_pki); secured channels and
+    # certificate logins without a user certificate need it.
+    pki: Path | None = None
     timeout: float = 5.0
     reconnect_min: float = 0.5
     reconnect_max: float = 10.0
@@ -145,6 +146,8 @@ class OpcUaConnection(SharedConnection):
         )
         cert = key = None
         if need_cert:
+            if s.pki is None:
+                raise NeedsUserFix("no certificate directory: the runner has no data directory")
             cert, key = await asyncio.to_thread(client_certificate, s.pki, client.application_uri)
         async with asyncio.timeout(s.timeout * 3):
             if s.security_policy != "None":

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from edge_runner.runtime.paths import RunnerPaths
+
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty runner data directory, named through the environment as the runner reads it."""
-    root = tmp_path / "data"
-    root.mkdir()
-    monkeypatch.setenv("MANIFOLD_RUNNER_DATA_DIR", str(root))
-    return root
+def data_dir(tmp_path: Path) -> Path:
+    """The empty node data directory of a runner layout in ``tmp_path / "runner"``; a harness
+    gets that layout as ``paths=RunnerPaths(data_dir.parent)``."""
+    paths = RunnerPaths(tmp_path / "runner")
+    return paths.ensure(paths.node_data)

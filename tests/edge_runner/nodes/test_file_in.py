@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 
 pytestmark = pytest.mark.asyncio
@@ -35,13 +36,13 @@ def flow(**config: Any) -> list[dict[str, Any]]:
 
 async def test_whole_file_as_text_or_bytes(data_dir: Path) -> None:
     (data_dir / "in.txt").write_bytes("héllo\nwörld".encode())
-    async with FlowHarness(flow()) as h:
+    async with FlowHarness(flow(), paths=RunnerPaths(data_dir.parent)) as h:
         h.receive("r", {"topic": "t"})
         (out,) = await h.wait("out")
     assert out["payload"] == "héllo\nwörld"
     assert out["filename"] == "in.txt"
     assert out["topic"] == "t"
-    async with FlowHarness(flow(format="")) as h:
+    async with FlowHarness(flow(format=""), paths=RunnerPaths(data_dir.parent)) as h:
         h.receive("r", {})
         (out,) = await h.wait("out")
     assert out["payload"] == "héllo\nwörld".encode()
@@ -49,7 +50,7 @@ async def test_whole_file_as_text_or_bytes(data_dir: Path) -> None:
 
 async def test_encoding(data_dir: Path) -> None:
     (data_dir / "in.txt").write_bytes(b"caf\xe9")
-    async with FlowHarness(flow(encoding="latin1")) as h:
+    async with FlowHarness(flow(encoding="latin1"), paths=RunnerPaths(data_dir.parent)) as h:
         h.receive("r", {})
         (out,) = await h.wait("out")
     assert out["payload"] == "café"
@@ -57,7 +58,7 @@ async def test_encoding(data_dir: Path) -> None:
 
 async def test_one_message_per_line_with_parts(data_dir: Path) -> None:
     (data_dir / "in.txt").write_text("a\nb\nc")
-    async with FlowHarness(flow(format="lines")) as h:
+    async with FlowHarness(flow(format="lines"), paths=RunnerPaths(data_dir.parent)) as h:
         h.receive("r", {"topic": "t", "keep": 1})
         out = await h.wait("out", 3)
     assert [m["payload"] for m in out] == ["a", "b", "c"]
@@ -73,7 +74,9 @@ async def test_one_message_per_line_with_parts(data_dir: Path) -> None:
 
 async def test_all_props_copies_the_input_message(data_dir: Path) -> None:
     (data_dir / "in.txt").write_text("a\n")
-    async with FlowHarness(flow(format="lines", allProps=True)) as h:
+    async with FlowHarness(
+        flow(format="lines", allProps=True), paths=RunnerPaths(data_dir.parent)
+    ) as h:
         h.receive("r", {"keep": 1})
         out = await h.wait("out", 2)
     assert [m["payload"] for m in out] == ["a", ""]
@@ -83,7 +86,9 @@ async def test_all_props_copies_the_input_message(data_dir: Path) -> None:
 async def test_stream_in_64k_chunks(data_dir: Path) -> None:
     blob = bytes(range(256)) * 600  # 153600 bytes: three chunks
     (data_dir / "in.bin").write_bytes(blob)
-    async with FlowHarness(flow(format="stream", filename="in.bin")) as h:
+    async with FlowHarness(
+        flow(format="stream", filename="in.bin"), paths=RunnerPaths(data_dir.parent)
+    ) as h:
         h.receive("r", {})
         out = await h.wait("out", 3)
     assert [len(m["payload"]) for m in out] == [65536, 65536, 22528]
@@ -105,7 +110,8 @@ async def test_lines_feed_the_csv_node_into_one_array(data_dir: Path) -> None:
             },
             {"id": "c", "type": "csv", "hdrin": True, "multi": "mult", "wires": [["out"]]},
             {"id": "out", "type": "helper"},
-        ]
+        ],
+        paths=RunnerPaths(data_dir.parent),
     ) as h:
         h.receive("r", {})
         (out,) = await h.wait("out")
@@ -114,14 +120,18 @@ async def test_lines_feed_the_csv_node_into_one_array(data_dir: Path) -> None:
 
 async def test_filename_from_message(data_dir: Path) -> None:
     (data_dir / "x.txt").write_text("from msg")
-    async with FlowHarness(flow(filename="", filenameType="str")) as h:
+    async with FlowHarness(
+        flow(filename="", filenameType="str"), paths=RunnerPaths(data_dir.parent)
+    ) as h:
         h.receive("r", {"filename": "x.txt"})
         (out,) = await h.wait("out")
     assert out["payload"] == "from msg"
 
 
 async def test_missing_file_is_an_error_and_send_error_forwards(data_dir: Path) -> None:
-    async with FlowHarness(flow(filename="nope.txt", sendError=True)) as h:
+    async with FlowHarness(
+        flow(filename="nope.txt", sendError=True), paths=RunnerPaths(data_dir.parent)
+    ) as h:
         h.receive("r", {"payload": "p", "topic": "t"})
         (err,) = await h.wait("errs")
         (sent,) = await h.wait("out")
@@ -133,7 +143,7 @@ async def test_missing_file_is_an_error_and_send_error_forwards(data_dir: Path) 
 async def test_paths_outside_the_data_dir_are_refused(data_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text("secret")
     (data_dir / "sneaky").symlink_to(tmp_path / "secret.txt")
-    async with FlowHarness(flow(filename="")) as h:
+    async with FlowHarness(flow(filename=""), paths=RunnerPaths(data_dir.parent)) as h:
         for name in ("../secret.txt", str(tmp_path / "secret.txt"), "sneaky"):
             h.receive("r", {"filename": name})
         errs = await h.wait("errs", 3)

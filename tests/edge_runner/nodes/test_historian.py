@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from edge_runner.runtime.engine import DeployError
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import free_port
 from tests.edge_runner.sqlite_files import sqlite_file, table_names
@@ -90,8 +91,8 @@ async def proxy() -> AsyncIterator[CuttableProxy]:
 
 
 @pytest.fixture
-def userdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MANIFOLD_RUNNER_USERDIR", str(tmp_path))
+def userdir(tmp_path: Path) -> Path:
+    """The runner's data directory; harnesses get it as ``paths=RunnerPaths(userdir)``."""
     return tmp_path
 
 
@@ -152,7 +153,7 @@ async def query(h: FlowHarness, count: int, **payload: Any) -> Any:
 
 
 async def test_sqlite_round_trip_with_aggregates(userdir: Path) -> None:
-    async with FlowHarness(write_flow()) as h:
+    async with FlowHarness(write_flow(), paths=RunnerPaths(userdir)) as h:
         for i in range(10):
             h.receive("hw", {"payload": reading("vib", i)})
         h.receive("hw", {"payload": reading("state", 3, value="running")})
@@ -188,7 +189,7 @@ async def test_sqlite_round_trip_with_aggregates(userdir: Path) -> None:
 
 
 async def test_sqlite_ignores_a_repeated_point_and_reports_bad_input(userdir: Path) -> None:
-    async with FlowHarness(write_flow()) as h:
+    async with FlowHarness(write_flow(), paths=RunnerPaths(userdir)) as h:
         h.receive("hw", {"payload": reading("x", 1)})
         h.receive("hw", {"payload": reading("x", 1, value=99.0)})  # same tag and time
         h.receive("hw", {"payload": {"value": 1}})  # no tag, no topic
@@ -212,7 +213,9 @@ async def test_sqlite_ignores_a_repeated_point_and_reports_bad_input(userdir: Pa
 
 
 async def test_values_waiting_for_a_flush_are_written_on_stop(userdir: Path) -> None:
-    async with FlowHarness(write_flow(batchSize=1000, flushInterval=600)) as h:
+    async with FlowHarness(
+        write_flow(batchSize=1000, flushInterval=600), paths=RunnerPaths(userdir)
+    ) as h:
         h.receive("hw", {"payload": [reading("late", i) for i in range(3)]})
         await h.quiet(0.05)
         assert h.node("hw").written == 0  # type: ignore[attr-defined]  # white-box: still buffered
@@ -223,12 +226,12 @@ async def test_values_waiting_for_a_flush_are_written_on_stop(userdir: Path) -> 
 async def test_config_is_checked_at_deploy(userdir: Path) -> None:
     for fields, expected in (
         ({"table": "points; drop table x"}, "table name"),
-        ({"file": "../../etc/passwd"}, "inside the userdir"),
+        ({"file": "../../etc/passwd"}, "inside the historian directory"),
         ({"batchSize": 0}, "batchSize"),
         ({"backend": "oracle"}, "backend"),
     ):
         with pytest.raises(DeployError) as info:
-            async with FlowHarness(write_flow(**fields)):
+            async with FlowHarness(write_flow(**fields), paths=RunnerPaths(userdir)):
                 pass
         assert expected in str(info.value)
 
@@ -247,7 +250,7 @@ def pg(database: str, port: int, **fields: Any) -> dict[str, Any]:
 
 
 async def test_postgres_plain_table_and_query(userdir: Path, database: str) -> None:
-    async with FlowHarness(write_flow(**pg(database, 5432))) as h:
+    async with FlowHarness(write_flow(**pg(database, 5432)), paths=RunnerPaths(userdir)) as h:
         h.receive("hw", {"payload": [reading("vib", i) for i in range(7)]})
         writer: Any = h.node("hw")
         await h.until(lambda: writer.written >= 7, 5, "written")
@@ -263,7 +266,7 @@ async def test_postgres_plain_table_and_query(userdir: Path, database: str) -> N
 async def test_outage_spools_in_order_and_recovers_without_loss_or_duplicates(
     userdir: Path, database: str, proxy: CuttableProxy
 ) -> None:
-    async with FlowHarness(write_flow(**pg(database, proxy.port))) as h:
+    async with FlowHarness(write_flow(**pg(database, proxy.port)), paths=RunnerPaths(userdir)) as h:
         node: Any = h.node("hw")
         h.receive("hw", {"payload": [reading("vib", i) for i in range(5)]})
         await h.until(lambda: node.written >= 5, 5, "first batch written")
@@ -291,14 +294,14 @@ async def test_spool_survives_a_restart_and_is_sent_on_recovery(
 ) -> None:
     flow = write_flow(**pg(database, proxy.port))
     await proxy.cut()
-    async with FlowHarness(flow) as h:
+    async with FlowHarness(flow, paths=RunnerPaths(userdir)) as h:
         node: Any = h.node("hw")
         assert h.statuses("hw")[0]["fill"] == "red"
         h.receive("hw", {"payload": [reading("t", i) for i in range(12)]})
         await h.until(lambda: node.spool.count == 12, 5, "spooled")
     assert (userdir / "historian" / "spool-hw.sqlite3").exists()
     await proxy.restore()
-    async with FlowHarness(flow) as h:
+    async with FlowHarness(flow, paths=RunnerPaths(userdir)) as h:
         node = h.node("hw")
         await h.until(lambda: node.spool.count == 0, 10, "drained after restart")
     rows = await pg_rows(database)
@@ -309,7 +312,9 @@ async def test_spool_overflow_drops_the_oldest_and_says_so(
     userdir: Path, database: str, proxy: CuttableProxy
 ) -> None:
     await proxy.cut()
-    async with FlowHarness(write_flow(**pg(database, proxy.port, maxSpool=10))) as h:
+    async with FlowHarness(
+        write_flow(**pg(database, proxy.port, maxSpool=10)), paths=RunnerPaths(userdir)
+    ) as h:
         node: Any = h.node("hw")
         h.receive("hw", {"payload": [reading("o", i) for i in range(25)]})
         await h.until(lambda: node.spool.dropped == 15, 5, "overflow")
@@ -323,7 +328,7 @@ async def test_spool_overflow_drops_the_oldest_and_says_so(
 async def test_query_reports_an_unreachable_database(
     userdir: Path, database: str, proxy: CuttableProxy
 ) -> None:
-    async with FlowHarness(write_flow(**pg(database, proxy.port))) as h:
+    async with FlowHarness(write_flow(**pg(database, proxy.port)), paths=RunnerPaths(userdir)) as h:
         await proxy.cut()
         h.receive("hq", {"payload": {"tag": "x", "last": 10}})
         (err,) = await h.wait("errs", 1, timeout=10)
@@ -341,7 +346,9 @@ async def test_write_throughput_figure(userdir: Path, database: str, backend: st
     """Prints points/s from message to committed row (batches of 500) for each backend."""
     fields = pg(database, 5432) if backend == "postgres" else {}
     total = 5000
-    async with FlowHarness(write_flow(**fields, batchSize=500, flushInterval=0.01)) as h:
+    async with FlowHarness(
+        write_flow(**fields, batchSize=500, flushInterval=0.01), paths=RunnerPaths(userdir)
+    ) as h:
         writer: Any = h.node("hw")
         start = asyncio.get_running_loop().time()
         for i in range(total):
@@ -365,7 +372,7 @@ async def test_a_spool_left_by_a_runner_before_the_outbox_is_sent(
         "INSERT INTO spool (point) VALUES (?)",
         [(f'{{"tag": "old", "ts": {BASE + i}, "value": {i}.0}}',) for i in range(3)],
     )
-    async with FlowHarness(write_flow(**pg(database, 5432))) as h:
+    async with FlowHarness(write_flow(**pg(database, 5432)), paths=RunnerPaths(userdir)) as h:
         node: Any = h.node("hw")
         await h.until(lambda: node.written == 3 and node.spool.count == 0, 10, "legacy sent")
     rows = await pg_rows(database)

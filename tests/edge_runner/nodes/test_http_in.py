@@ -14,6 +14,7 @@ from pydantic import ValidationError
 import edge_runner.runtime.http_routes as http_routes
 from edge_runner.nodes.http_in import Config
 from edge_runner.runtime.http_routes import ResponseHandle, compile_path, parse_query
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.runtime.server import Server
 from edge_runner.testing import FlowHarness
 
@@ -24,7 +25,7 @@ async def serving(
 ) -> AsyncIterator[tuple[FlowHarness, aiohttp.ClientSession, str]]:
     """Run ``flow`` in a harness and serve its engine on a free loopback port."""
     async with FlowHarness(flow) as h:
-        server = Server("127.0.0.1", 0, userdir, engine=h.engine)
+        server = Server("127.0.0.1", 0, RunnerPaths(userdir), engine=h.engine)
         await server.start()
         try:
             async with aiohttp.ClientSession() as client:

@@ -14,8 +14,9 @@ import pytest
 
 from edge_runner.connections import mqtt
 from edge_runner.lib.outbox import Outbox
-from edge_runner.nodes.mqtt_out import DATA_DIR_ENV, MqttOutNode
+from edge_runner.nodes.mqtt_out import MqttOutNode
 from edge_runner.runtime.engine import DeployError, Engine
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import Mosquitto, Subscriber, free_port
 from tests.edge_runner.sqlite_files import sqlite_file, table_names
@@ -24,10 +25,9 @@ pytestmark = pytest.mark.asyncio
 SHARED_PORT = 1883
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "runner"))
-    return tmp_path / "runner"
+@pytest.fixture
+def runner_paths(tmp_path: Path) -> RunnerPaths:
+    return RunnerPaths(tmp_path / "runner")
 
 
 @pytest.fixture
@@ -363,13 +363,13 @@ async def test_outage_queues_on_disk_and_forwards_in_order(
 
 
 async def test_queue_survives_a_runner_restart(
-    private_broker: Mosquitto, base: str, data_dir: Path
+    private_broker: Mosquitto, base: str, runner_paths: RunnerPaths
 ) -> None:
     sub = Subscriber(private_broker.port, f"{base}/r", client_id=f"sub-{base[-12:]}")
     await sub.start()
     private_broker.stop(graceful=True)
     flow = [broker(private_broker.port), mqtt_out(f"{base}/r")]
-    async with FlowHarness(flow) as h:
+    async with FlowHarness(flow, paths=runner_paths) as h:
         for i in range(10):
             h.receive("out", {"payload": i})
         await h.until(
@@ -377,9 +377,11 @@ async def test_queue_survives_a_runner_restart(
             3,
             "10 queued",
         )
-    assert (data_dir / "mqtt-queue" / "out.sqlite3").exists()
+    assert (runner_paths.root / "outbox" / "mqtt-queue" / "out.sqlite3").exists()
     try:
-        async with FlowHarness(flow) as h:  # a new engine: the "restarted" runner
+        async with FlowHarness(
+            flow, paths=runner_paths
+        ) as h:  # a new engine: the "restarted" runner
             assert queue_of(h).count == 10
             private_broker.start()
             payloads = await sub.wait_distinct(10, within=10)
@@ -416,10 +418,10 @@ async def test_overflow_drops_the_oldest_and_counts(private_broker: Mosquitto, b
 
 
 async def test_a_queue_left_by_a_runner_before_the_outbox_is_sent_first(
-    base: str, data_dir: Path
+    base: str, runner_paths: RunnerPaths
 ) -> None:
     path = sqlite_file(  # the schema of the DiskQueue the outbox replaced
-        data_dir / "mqtt-queue" / "out.sqlite3",
+        runner_paths.mqtt_queue / "out.sqlite3",
         "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
         "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, "
         "props TEXT NOT NULL)",
@@ -429,7 +431,7 @@ async def test_a_queue_left_by_a_runner_before_the_outbox_is_sent_first(
     sub = Subscriber(SHARED_PORT, f"{base}/old")
     await sub.start()
     try:
-        async with FlowHarness([broker(), mqtt_out(f"{base}/old")]) as h:
+        async with FlowHarness([broker(), mqtt_out(f"{base}/old")], paths=runner_paths) as h:
             h.receive("out", {"payload": "new"})
             assert await sub.wait_distinct(3) == [b"old-1", b"old-2", b"new"]
     finally:

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from edge_runner.connections import mqtt
-from edge_runner.nodes.mqtt_out import DATA_DIR_ENV, MqttOutNode
+from edge_runner.nodes.mqtt_out import MqttOutNode
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import (
     Mosquitto,
@@ -38,12 +39,6 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 RATE = 200.0  # messages per second
 FREEZE = 12.0  # seconds the broker is stopped
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "runner"))
-    return tmp_path / "runner"
 
 
 @pytest.fixture
@@ -72,9 +67,7 @@ def figures(label: str, sent: int, sub: Subscriber, lost: int, **extra: Any) -> 
     )
 
 
-async def test_frozen_broker_loses_no_message(
-    frozen_broker: Mosquitto, data_dir: Path, tmp_path: Path
-) -> None:
+async def test_frozen_broker_loses_no_message(frozen_broker: Mosquitto, tmp_path: Path) -> None:
     topic = f"manifold-test/{uuid.uuid4().hex[:12]}/freeze"
     sub = SubscriberProcess(
         frozen_broker.port, topic, f"sub-{uuid.uuid4().hex[:8]}", tmp_path / "received.txt"
@@ -152,10 +145,9 @@ def runner_flow(port: int, topic: str) -> list[dict[str, Any]]:
     ]
 
 
-def start_runner(userdir: Path, data: Path, run: str) -> subprocess.Popen[bytes]:
+def start_runner(userdir: Path, run: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        DATA_DIR_ENV: str(data),
         "FREEZE_RUN": run,
         "EDGE_RUNNER_CREDENTIAL_SECRET": "freeze-secret",
     }
@@ -180,9 +172,9 @@ def start_runner(userdir: Path, data: Path, run: str) -> subprocess.Popen[bytes]
         )
 
 
-def queued_on_disk(data: Path) -> list[bytes]:
+def queued_on_disk(userdir: Path) -> list[bytes]:
     """The payloads waiting in the runner's outbox file (read while no runner has it open)."""
-    with sqlite3.connect(data / "mqtt-queue" / "out.sqlite3") as db:
+    with sqlite3.connect(RunnerPaths(userdir).mqtt_queue / "out.sqlite3") as db:
         rows = db.execute("SELECT body FROM outbox ORDER BY id").fetchall()
     return [mqtt.decode_outgoing(bytes(body)).payload for (body,) in rows]
 
@@ -206,22 +198,22 @@ async def test_runner_killed_during_a_freeze_loses_no_durable_message(
     broker is still frozen. Every message of "a" that reached the outbox's disk arrives; "b"
     stops gracefully and what it had not sent yet is still in the outbox."""
     topic = f"manifold-test/{uuid.uuid4().hex[:12]}/kill"
-    userdir, data = tmp_path / "userdir", tmp_path / "data"
+    userdir = tmp_path / "userdir"
     userdir.mkdir()
     (userdir / "flows.json").write_text(json.dumps(runner_flow(frozen_broker.port, topic)))
     sub = Subscriber(frozen_broker.port, topic, client_id=f"sub-{uuid.uuid4().hex[:8]}")
     await sub.start()
     runners: list[subprocess.Popen[bytes]] = []
     try:
-        runners.append(start_runner(userdir, data, "a"))
+        runners.append(start_runner(userdir, "a"))
         await wait_for(lambda: len(numbers(sub.payloads(), "a")) >= 200, 30, "run a publishing")
         frozen_broker.freeze()
         frozen_at = time.monotonic()
         await asyncio.sleep(5)
         os.killpg(runners[0].pid, signal.SIGKILL)
         runners[0].wait(10)
-        durable_a = numbers(queued_on_disk(data), "a")
-        runners.append(start_runner(userdir, data, "b"))
+        durable_a = numbers(queued_on_disk(userdir), "a")
+        runners.append(start_runner(userdir, "b"))
         await asyncio.sleep(max(0.0, frozen_at + FREEZE - time.monotonic()))
         frozen_broker.thaw()
         highest_a = max(durable_a | numbers(sub.payloads(), "a"))
@@ -236,7 +228,7 @@ async def test_runner_killed_during_a_freeze_loses_no_durable_message(
         await asyncio.sleep(1)  # the last acknowledged messages reach the subscriber
         received_a = numbers(sub.payloads(), "a")
         received_b = numbers(sub.payloads(), "b")
-        left_b = numbers(queued_on_disk(data), "b")
+        left_b = numbers(queued_on_disk(userdir), "b")
         lost_a = set(range(highest_a + 1)) - received_a
         lost_b = set(range(max(received_b | left_b) + 1)) - received_b - left_b
         print(

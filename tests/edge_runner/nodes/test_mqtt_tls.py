@@ -15,7 +15,6 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from edge_runner.nodes.mqtt_out import DATA_DIR_ENV
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.certs import PASSPHRASE, Pki, make_pki
 from tests.edge_runner.connections.peers import Mosquitto
@@ -27,12 +26,6 @@ CAP = {"id": "cap", "type": "helper"}
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "runner"))
-    return tmp_path / "runner"
 
 
 @pytest.fixture

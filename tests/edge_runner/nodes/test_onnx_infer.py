@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 
 from edge_runner.runtime.engine import DeployError
 from edge_runner.runtime.model_store import ModelStore, main, read_header
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 
 WEIGHTS = [0.5, -1.0, 2.0, 0.0, 1.0, 1.0, -0.5, 0.25]
@@ -54,9 +55,9 @@ def two_io_model() -> bytes:
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelStore:
-    monkeypatch.setenv("MANIFOLD_RUNNER_USERDIR", str(tmp_path))
-    return ModelStore(tmp_path / "models")
+def store(tmp_path: Path) -> ModelStore:
+    """The model store of a runner in ``tmp_path`` (``RunnerPaths(store.root.parent)``)."""
+    return ModelStore(RunnerPaths(tmp_path).models)
 
 
 def flow(model: str, **fields: Any) -> list[dict[str, Any]]:
@@ -70,7 +71,7 @@ def flow(model: str, **fields: Any) -> list[dict[str, Any]]:
 
 async def test_one_row_runs_and_carries_the_model_metadata(store: ModelStore) -> None:
     sha = store.add_bytes(linear_model())
-    async with FlowHarness(flow(sha)) as h:
+    async with FlowHarness(flow(sha), paths=RunnerPaths(store.root.parent)) as h:
         row = [1, 2, 3, 4, 5, 6, 7, 8]
         h.receive("m", {"payload": row, "topic": "motor"})
         (msg,) = await h.wait("out")
@@ -89,7 +90,7 @@ async def test_one_row_runs_and_carries_the_model_metadata(store: ModelStore) ->
 
 async def test_a_list_of_rows_is_one_batch_and_outputs_stay_per_row(store: ModelStore) -> None:
     sha = store.add_bytes(linear_model())
-    async with FlowHarness(flow(sha, modelProperty="")) as h:
+    async with FlowHarness(flow(sha, modelProperty=""), paths=RunnerPaths(store.root.parent)) as h:
         rows = [[1] * 8, [0] * 8, [2, 0, 0, 0, 0, 0, 0, 0]]
         h.receive("m", {"payload": rows})
         (msg,) = await h.wait("out")
@@ -101,7 +102,8 @@ async def test_scale_and_offset_preprocess_each_feature(store: ModelStore) -> No
     sha = store.add_bytes(linear_model())
     # feature 0 is doubled and shifted by 1, the rest are zeroed
     async with FlowHarness(
-        flow(sha, scale="2,0,0,0,0,0,0,0", offset=[1, 0, 0, 0, 0, 0, 0, 0])
+        flow(sha, scale="2,0,0,0,0,0,0,0", offset=[1, 0, 0, 0, 0, 0, 0, 0]),
+        paths=RunnerPaths(store.root.parent),
     ) as h:
         h.receive("m", {"payload": [3, 9, 9, 9, 9, 9, 9, 9]})
         (msg,) = await h.wait("out")
@@ -120,7 +122,7 @@ async def test_named_inputs_and_outputs_map_to_properties(store: ModelStore) -> 
             {"name": "sum", "property": "total"},
         ],
     }
-    async with FlowHarness(flow(sha, **fields)) as h:
+    async with FlowHarness(flow(sha, **fields), paths=RunnerPaths(store.root.parent)) as h:
         h.receive("m", {"payload": {"left": [5, 5, 5], "right": [1, 2, 3]}})
         (msg,) = await h.wait("out")
         assert msg["result"] == {"diff": [4.0, 3.0, 2.0]}
@@ -130,7 +132,7 @@ async def test_named_inputs_and_outputs_map_to_properties(store: ModelStore) -> 
 async def test_several_outputs_without_mapping_become_a_dict(store: ModelStore) -> None:
     sha = store.add_bytes(two_io_model())
     fields = {"inputs": [{"name": "a", "property": "payload"}, {"name": "b", "property": "b"}]}
-    async with FlowHarness(flow(sha, **fields)) as h:
+    async with FlowHarness(flow(sha, **fields), paths=RunnerPaths(store.root.parent)) as h:
         h.receive("m", {"payload": [[1, 1, 1], [2, 2, 2]], "b": [[1, 1, 1], [1, 1, 1]]})
         (msg,) = await h.wait("out")
         assert msg["payload"] == {"sum": [[2.0] * 3, [3.0] * 3], "diff": [[0.0] * 3, [1.0] * 3]}
@@ -144,7 +146,7 @@ async def test_argmax_maps_to_labels(store: ModelStore) -> None:
         "postprocess": "argmax",
         "labels": "idle, running, fault",
     }
-    async with FlowHarness(flow(sha, **fields)) as h:
+    async with FlowHarness(flow(sha, **fields), paths=RunnerPaths(store.root.parent)) as h:
         h.receive("m", {"payload": [0.1, 0.2, 0.9], "zero": [0, 0, 0]})
         h.receive("m", {"payload": [[3, 0, 0], [0, 4, 0]], "zero": [[0, 0, 0], [0, 0, 0]]})
         one, batch = await h.wait("out", 2)
@@ -161,7 +163,7 @@ async def test_threshold_below_marks_anomalies(store: ModelStore) -> None:
         "labels": ["normal", "anomaly"],
         "labelProperty": "alert.state",
     }
-    async with FlowHarness(flow(sha, **fields)) as h:
+    async with FlowHarness(flow(sha, **fields), paths=RunnerPaths(store.root.parent)) as h:
         h.receive("m", {"payload": [[0, 1, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0]]})
         (msg,) = await h.wait("out")
         assert msg["alert"] == {"state": ["anomaly", "normal"]}
@@ -169,7 +171,7 @@ async def test_threshold_below_marks_anomalies(store: ModelStore) -> None:
 
 async def test_bad_messages_go_to_catch_and_the_node_keeps_running(store: ModelStore) -> None:
     sha = store.add_bytes(linear_model())
-    async with FlowHarness(flow(sha)) as h:
+    async with FlowHarness(flow(sha), paths=RunnerPaths(store.root.parent)) as h:
         h.receive("m", {"payload": [1, 2, 3]})  # 3 features for an 8-wide model
         h.receive("m", {"payload": ["a", "b"]})
         h.receive("m", {"payload": [[[1] * 8]]})  # one dimension too many
@@ -205,7 +207,7 @@ async def test_isolation_forest_from_skl2onnx_flags_the_outlier(store: ModelStor
             {"name": "scores", "property": "result.score"},
         ]
     }
-    async with FlowHarness(flow(sha, **fields)) as h:
+    async with FlowHarness(flow(sha, **fields), paths=RunnerPaths(store.root.parent)) as h:
         h.receive("m", {"payload": [[0, 0, 0, 0], [9, -9, 9, -9]]})
         (msg,) = await h.wait("out")
         assert msg["result"]["label"] == [[1], [-1]]
@@ -223,7 +225,7 @@ async def test_a_model_missing_from_the_store_fails_the_node_not_the_deploy(
     store: ModelStore,
 ) -> None:
     missing = hashlib.sha256(b"nothing").hexdigest()
-    async with FlowHarness(flow(missing)) as h:
+    async with FlowHarness(flow(missing), paths=RunnerPaths(store.root.parent)) as h:
         (status,) = h.statuses("m")
         assert status["fill"] == "red"
         assert "not in the model store" in status["text"]
@@ -233,7 +235,7 @@ async def test_a_corrupted_model_file_is_refused(store: ModelStore) -> None:
     sha = store.add_bytes(linear_model())
     path = store.path_for(sha)
     path.write_bytes(path.read_bytes()[:-10])
-    async with FlowHarness(flow(sha)) as h:
+    async with FlowHarness(flow(sha), paths=RunnerPaths(store.root.parent)) as h:
         (status,) = h.statuses("m")
         assert status["fill"] == "red"
         assert "corrupted" in status["text"]
@@ -244,7 +246,7 @@ async def test_a_corrupted_model_file_is_refused(store: ModelStore) -> None:
 
 async def test_bytes_that_are_not_onnx_fail_with_a_clear_status(store: ModelStore) -> None:
     sha = store.add_bytes(b"this is not a model")
-    async with FlowHarness(flow(sha)) as h:
+    async with FlowHarness(flow(sha), paths=RunnerPaths(store.root.parent)) as h:
         (status,) = h.statuses("m")
         assert status["fill"] == "red"
         assert "cannot be loaded" in status["text"]
@@ -260,14 +262,16 @@ async def test_invalid_config_is_rejected_at_deploy(store: ModelStore) -> None:
     ):
         nodes = [{"id": "m", "type": "onnx-infer", "wires": [], **fields}]
         with pytest.raises(DeployError) as info:
-            async with FlowHarness(nodes):
+            async with FlowHarness(nodes, paths=RunnerPaths(store.root.parent)):
                 pass
         assert expected in info.value.errors[0]["error"]
 
 
 async def test_unknown_input_name_fails_the_node(store: ModelStore) -> None:
     sha = store.add_bytes(linear_model())
-    async with FlowHarness(flow(sha, inputs=[{"name": "features"}])) as h:
+    async with FlowHarness(
+        flow(sha, inputs=[{"name": "features"}]), paths=RunnerPaths(store.root.parent)
+    ) as h:
         (status,) = h.statuses("m")
         assert status["fill"] == "red"
         assert "no input 'features'" in status["text"]
@@ -302,7 +306,7 @@ async def test_fast_and_general_paths_agree(store: ModelStore) -> None:
     sha = store.add_bytes(linear_model())
     row = [0.5, 1.5, -2.0, 3.0, 0.0, 1.0, 2.0, -1.0]
     expected = float(np.dot(row, WEIGHTS))
-    async with FlowHarness(flow(sha, modelProperty="")) as h:
+    async with FlowHarness(flow(sha, modelProperty=""), paths=RunnerPaths(store.root.parent)) as h:
         assert h.node("m")._lane is not None  # type: ignore[attr-defined]  # white-box check
         h.receive("m", {"payload": row})
         h.receive("m", {"payload": [row, row]})
@@ -313,7 +317,9 @@ async def test_fast_and_general_paths_agree(store: ModelStore) -> None:
         assert batch["payload"] == [[pytest.approx(expected)]] * 2
         assert array["payload"] == [pytest.approx(expected)]
         assert texts["payload"] == [pytest.approx(expected)]
-    async with FlowHarness(flow(sha, scale=[2], offset=[1], modelProperty="")) as h:
+    async with FlowHarness(
+        flow(sha, scale=[2], offset=[1], modelProperty=""), paths=RunnerPaths(store.root.parent)
+    ) as h:
         h.receive("m", {"payload": row})
         h.receive("m", {"payload": [row]})
         one, many = await h.wait("out", 2)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from edge_runner.runtime.engine import DeployError
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.opcua_server import PASSWORD, PlantServer, free_port, shared_server
 
@@ -20,16 +21,13 @@ GREEN = {"fill": "green", "shape": "dot", "text": "connected"}
 
 
 @pytest.fixture
-def runner_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "runner"
-    monkeypatch.setenv("MANIFOLD_RUNNER_DATA_DIR", str(path))
-    return path
+def runner_dir(tmp_path: Path) -> Path:
+    """The runner's data directory; harnesses get it as ``paths=RunnerPaths(runner_dir)``."""
+    return tmp_path / "runner"
 
 
 @pytest.fixture
-def plant(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, runner_dir: Path
-) -> PlantServer:
+def plant(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> PlantServer:
     return shared_server(
         tmp_path_factory.getbasetemp() / "opcua-server-pki", request.config.add_cleanup
     )
@@ -400,7 +398,7 @@ async def test_unreachable_server_is_red_once_and_reads_fail_fast(runner_dir: Pa
         node("r", "opcua-read", nodeId="i=2258"),
         *CAPTURE,
     ]
-    async with FlowHarness(flow) as h:
+    async with FlowHarness(flow, paths=RunnerPaths(runner_dir)) as h:
         await h.until(
             lambda: h.statuses("r")[-1:] != [] and h.statuses("r")[-1]["fill"] == "red", 10
         )
@@ -430,7 +428,7 @@ async def test_basic256sha256_sign_and_encrypt_with_a_username_login(
         node("r", "opcua-read", nodeId="ns=2;s=Plant.Name"),
         *CAPTURE,
     ]
-    async with FlowHarness(flow) as h:
+    async with FlowHarness(flow, paths=RunnerPaths(runner_dir)) as h:
         await connected(h, "r")
         conn = h.node("r").connection  # type: ignore[attr-defined]  # OpcUaRead
         policy = conn.client.security_policy
@@ -440,8 +438,8 @@ async def test_basic256sha256_sign_and_encrypt_with_a_username_login(
         (msg,) = await h.wait("cap", 1, 5)
         assert msg["payload"] == "secure"
         assert plant.users.seen[-1] == "olivia"
-    cert = runner_dir / "opcua" / "pki" / "client-cert.der"
-    key = runner_dir / "opcua" / "pki" / "client-key.pem"
+    cert = runner_dir / "certificates" / "opcua" / "client-cert.der"
+    key = runner_dir / "certificates" / "opcua" / "client-key.pem"
     assert cert.is_file()
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     from cryptography import x509
@@ -478,7 +476,7 @@ async def test_certificate_login_with_the_runners_certificate(
 ) -> None:
     from edge_runner.connections.opcua import client_certificate
 
-    cert, _ = client_certificate(runner_dir / "opcua" / "pki")
+    cert, _ = client_certificate(runner_dir / "certificates" / "opcua")
     plant.trusted_user_certs.append(cert.read_bytes())
     flow = [
         endpoint(
@@ -488,7 +486,7 @@ async def test_certificate_login_with_the_runners_certificate(
         *CAPTURE,
     ]
     try:
-        async with FlowHarness(flow) as h:
+        async with FlowHarness(flow, paths=RunnerPaths(runner_dir)) as h:
             await connected(h, "r")
             assert plant.users.seen[-1] == "certificate"
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +21,7 @@ pytestmark = pytest.mark.asyncio
 def plant(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> PlantServer:
-    monkeypatch.setenv("MANIFOLD_RUNNER_DATA_DIR", str(tmp_path / "runner"))
     return shared_server(
         tmp_path_factory.getbasetemp() / "opcua-server-pki", request.config.add_cleanup
     )

@@ -1,0 +1,179 @@
+"""The runner's data directory: one layout, resolved once, no fallbacks.
+
+Everything the runner writes lives under one root (``--data-dir`` / ``--userdir``)::
+
+    <root>/
+      flows.json             the deployed flows (no credentials)
+      flows_cred.json        encrypted credentials                                  secret
+      .config.runtime.json   the generated credential secret                        secret
+      .deploy.json           the journal of a deploy being committed (transient)
+      .starting              marks flows being started (safe mode after a crash)
+      context/               the ``file`` context store, one JSON file per scope
+      data/                  files of file in/out nodes and user-supplied files
+      models/                ONNX models by content hash
+      certificates/          the runner's own certificates and keys (opcua/ ...)    secret
+      outbox/                store-and-forward queues (mqtt-queue/ ...)
+      historian/             the SQLite historian and its spools
+      tmp/                   short-lived files (e.g. a TLS key chain being loaded)  secret
+
+An engine built without a ``RunnerPaths`` has no directories: a node that needs one fails with
+a clear error instead of writing to the working directory, /tmp or the home directory. Tests
+get an explicit throw-away layout from ``RunnerPaths.temporary()`` (``edge_runner.testing``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+FLOWS_FILE = "flows.json"
+CREDENTIALS_FILE = "flows_cred.json"
+RUNTIME_CONFIG_FILE = ".config.runtime.json"
+JOURNAL_FILE = ".deploy.json"
+STARTING_FILE = ".starting"
+# The documented default of ``--userdir`` / ``--data-dir``.
+DEFAULT_ROOT = "~/.edge-runner"
+
+
+class NoRunnerPathsError(RuntimeError):
+    """Something asked for a runner directory of an engine that was built without one."""
+
+
+@dataclass(frozen=True)
+class RunnerPaths:
+    """Every file and directory of one runner, below the absolute ``root``."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        if not self.root.is_absolute():
+            raise ValueError(f"the runner's data directory must be absolute, got {self.root}")
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str]) -> RunnerPaths:
+        """The layout under ``root`` (``~`` expanded, made absolute: resolved once, here)."""
+        return cls(Path(root).expanduser().resolve())
+
+    @classmethod
+    def temporary(cls, prefix: str = "edge-runner-") -> RunnerPaths:
+        """A fresh private layout for tests and tools; remove it with ``remove_all()``."""
+        return cls(Path(tempfile.mkdtemp(prefix=prefix)).resolve())
+
+    # ------------------------------------------------------------------ files
+    @property
+    def flows(self) -> Path:
+        return self.root / FLOWS_FILE
+
+    @property
+    def credentials(self) -> Path:
+        return self.root / CREDENTIALS_FILE
+
+    @property
+    def runtime_config(self) -> Path:
+        """Holds the generated ``_credentialSecret`` (as Node-RED's ``.config.runtime.json``)."""
+        return self.root / RUNTIME_CONFIG_FILE
+
+    @property
+    def deploy_journal(self) -> Path:
+        return self.root / JOURNAL_FILE
+
+    @property
+    def starting_marker(self) -> Path:
+        return self.root / STARTING_FILE
+
+    # ------------------------------------------------------------------ directories
+    @property
+    def context(self) -> Path:
+        return self.root / "context"
+
+    @property
+    def node_data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def certificates(self) -> Path:
+        return self.root / "certificates"
+
+    @property
+    def opcua_pki(self) -> Path:
+        return self.certificates / "opcua"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def mqtt_queue(self) -> Path:
+        return self.outbox / "mqtt-queue"
+
+    @property
+    def historian(self) -> Path:
+        return self.root / "historian"
+
+    @property
+    def temp(self) -> Path:
+        return self.root / "tmp"
+
+    def ensure(self, directory: Path) -> Path:
+        """Create ``directory`` (one of ours) when missing; ``tmp`` and ``certificates`` are
+        private (0700) because they hold key material."""
+        private = (
+            directory in (self.temp, self.certificates) or self.certificates in directory.parents
+        )
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+        return directory
+
+    # ------------------------------------------------------------------ listings
+    def secrets(self) -> tuple[Path, ...]:
+        """Every file or directory that holds secret material: the credential secret, the
+        encrypted credentials, the runner's certificates and keys, and temporary key files."""
+        return (self.runtime_config, self.credentials, self.certificates, self.temp)
+
+    def entries(self) -> tuple[Path, ...]:
+        """Everything the runner writes under ``root`` (what a decommission wipe removes)."""
+        return (
+            self.flows,
+            self.credentials,
+            self.runtime_config,
+            self.deploy_journal,
+            self.starting_marker,
+            self.context,
+            self.node_data,
+            self.models,
+            self.certificates,
+            self.outbox,
+            self.historian,
+            self.temp,
+        )
+
+    def owns(self, path: Path) -> bool:
+        """Whether ``path`` is covered by ``entries()``."""
+        return _covered(path, self.entries())
+
+    def holds_secret(self, path: Path) -> bool:
+        """Whether ``path`` is covered by ``secrets()``."""
+        return _covered(path, self.secrets())
+
+    def remove_all(self) -> None:
+        """Delete ``root`` and everything in it (temporary layouts)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _covered(path: Path, entries: tuple[Path, ...]) -> bool:
+    """``path`` is one of ``entries``, inside one, or a file kept beside one
+    (``flows.json.broken-<time>``, the atomic writers' ``.<name>.*.tmp``)."""
+    for entry in entries:
+        if path == entry or entry in path.parents:
+            return True
+        if path.parent == entry.parent and (
+            path.name.startswith(f"{entry.name}.") or path.name.startswith(f".{entry.name}.")
+        ):
+            return True
+    return False
