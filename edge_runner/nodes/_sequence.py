@@ -117,19 +117,9 @@ def delete_path(obj: Any, parts: Path) -> None:
         del parent[last]
 
 
-_STORE_KEY = re.compile(r"^#:\((\S+?)\)::(.*)$")
-
-
-def context_key(key: str) -> str:
-    """Drop a ``#:(store)::`` prefix: the runner has one context store per scope."""
-    match = _STORE_KEY.match(key)
-    return match.group(2) if match else key
-
-
 def context_get(rt: NodeApi, scope: str, key: str) -> Any:
-    store = rt.flow if scope == "flow" else rt.global_
-    key = context_key(key)
-    return store.get(key, UNDEFINED)
+    """A flow or global context value (``#:(store)::`` honoured), JS ``undefined`` if unset."""
+    return (rt.flow if scope == "flow" else rt.global_).get(key, UNDEFINED)
 
 
 def evaluate_typed(rt: NodeApi, value: Any, vtype: str, msg: Msg) -> Any:

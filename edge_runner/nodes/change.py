@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeFailed, NodeSpec, register
+from edge_runner.lib.context_keys import parse_context_store
 from edge_runner.nodes._sequence import (
     UNDEFINED,
     compile_path,
-    context_key,
     delete_path,
     get_path,
     js_number,
@@ -275,10 +275,10 @@ class ChangeNode(Node):
             parts = compile_path(prop)
             return lambda msg: get_path(msg, parts)
         rt = self.rt
-        key = context_key(prop)
+        store, key = parse_context_store(prop)
         if ptype == "flow":
-            return lambda _msg: rt.flow.get(key, UNDEFINED)
-        return lambda _msg: rt.global_.get(key, UNDEFINED)
+            return lambda _msg: rt.flow.get(key, UNDEFINED, store)
+        return lambda _msg: rt.global_.get(key, UNDEFINED, store)
 
     def _writer(self, prop: str, ptype: str) -> Callable[[Msg, Any], None]:
         if ptype == "msg":
@@ -290,11 +290,11 @@ class ChangeNode(Node):
 
             return write_msg
         rt = self.rt
-        key = context_key(prop)
+        store, key = parse_context_store(prop)
 
         def write_context(_msg: Msg, value: Any) -> None:
-            store = rt.flow if ptype == "flow" else rt.global_
-            store.set(key, None if value is UNDEFINED else value)
+            context = rt.flow if ptype == "flow" else rt.global_
+            context.set(key, None if value is UNDEFINED else value, store)
 
         return write_context
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import model_validator
 
 from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeFailed, NodeSpec, register
-from edge_runner.nodes._sequence import UNDEFINED, compile_path, context_key, js_string, set_path
+from edge_runner.nodes._sequence import UNDEFINED, compile_path, js_string, set_path
 
 if TYPE_CHECKING:
     from edge_runner.contract import NodeApi
@@ -277,7 +277,10 @@ class TemplateNode(Node):
         if not isinstance(config, TemplateConfig):
             raise TypeError("template node needs its own Config")
         self.cfg = config
-        self.field_parts = compile_path(config.field or "payload")
+        # a flow/global field is a context key, possibly "#:(store)::key", not a msg path
+        self.field_parts = (
+            compile_path(config.field or "payload") if config.fieldType == "msg" else []
+        )
         self.renderer = _Renderer(self._fallback, config.output == "json")
 
     def on_message(self, msg: Msg) -> None:
@@ -302,8 +305,8 @@ class TemplateNode(Node):
         if self.cfg.fieldType == "msg":
             set_path(msg, self.field_parts, value)
         else:
-            store = self.rt.flow if self.cfg.fieldType == "flow" else self.rt.global_
-            store.set(context_key(self.cfg.field), value)
+            context = self.rt.flow if self.cfg.fieldType == "flow" else self.rt.global_
+            context.set(self.cfg.field, value)
         self.send(msg)
 
     def _convert(self, text: str) -> Any:
@@ -324,8 +327,8 @@ class TemplateNode(Node):
     def _fallback(self, name: str) -> Any:
         match = _CONTEXT_NAME.match(name)
         if match:
-            store = self.rt.flow if match.group(1) == "flow" else self.rt.global_
-            value = store.get(match.group(4))
+            context = self.rt.flow if match.group(1) == "flow" else self.rt.global_
+            value = context.get(match.group(4), None, match.group(3))
             return "" if value is None else value
         if name.startswith("env."):
             value = self.rt.env(name[4:])

@@ -247,8 +247,8 @@ class TriggerNode(Node):
         if vtype == "null":
             return None
         if vtype in ("flow", "global"):
-            store = self.rt.flow if vtype == "flow" else self.rt.global_
-            return store.get(str(value), UNDEFINED)
+            context = self.rt.flow if vtype == "flow" else self.rt.global_
+            return context.get(str(value), UNDEFINED)
         if vtype == "num":
             number = js_number(value)
             return number if number == number else value

@@ -4,13 +4,21 @@
 each scope as JSON. ``ContextStores`` holds the named stores an engine uses, e.g.
 ``ContextStores({"default": ContextStore(), "file": FileContextStore(path)}, default="file")``.
 Scope keys: ``node:<id>``, ``flow:<tab or subflow instance id>``, ``global``.
+
+Keys may name their store as Node-RED's typed inputs write them, ``#:(file)::counter``; every
+read and write honours it (``RED.util.parseContextStore``). A store name that is not configured
+falls back to the default store with a warning, once per name, as in Node-RED.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from edge_runner.contract import get_property, parse_path, set_property
+from edge_runner.lib.context_keys import STORE_PREFIX, parse_context_store
+
+log = logging.getLogger("edge_runner.context")
 
 PARENT = "$parent."
 
@@ -61,16 +69,20 @@ class ContextStores:
             raise ValueError(f"default context store {default!r} is not configured")
         self.default_name = default
         self.default = self.stores[default]
+        self._unknown: set[str] = set()
 
     def get(self, name: str | None) -> ContextStore:
+        """The store called ``name``; the default one for None, "default" or an unknown name
+        (warned about once per name, like Node-RED)."""
         if name is None:
             return self.default
         store = self.stores.get(name)
-        if store is None and name == "default":
-            return self.default
-        if store is None:
-            raise KeyError(f"unknown context store {name!r}")
-        return store
+        if store is not None:
+            return store
+        if name != "default" and name not in self._unknown:
+            self._unknown.add(name)
+            log.warning("Unknown context store '%s' specified. Using default store.", name)
+        return self.default
 
     def clean(self, active_keys: set[str]) -> None:
         for store in self.stores.values():
@@ -88,10 +100,11 @@ class ContextStores:
 class Context:
     """What flows see as ``context`` / ``flow`` / ``global_``: ``get``, ``set``, ``keys``.
 
-    ``store=`` picks a named store (Node-RED's third argument); without it the default store
-    is used. Dotted keys (``a.b[0]``) read and write nested values. Inside a subflow, flow
-    context keys starting with ``$parent.`` read and write the parent flow's context (a tab's
-    flow context has no parent: such reads give None and writes do nothing, as in Node-RED).
+    ``store=`` picks a named store (Node-RED's third argument); without it a ``#:(store)::``
+    prefix of the key does, else the default store is used. Dotted keys (``a.b[0]``) read and
+    write nested values. Inside a subflow, flow context keys starting with ``$parent.`` read
+    and write the parent flow's context (a tab's flow context has no parent: such reads give
+    None and writes do nothing, as in Node-RED).
     """
 
     __slots__ = ("_data", "_key", "_store", "_stores", "parent")
@@ -110,10 +123,8 @@ class Context:
         self.parent = parent
 
     def _other(self, store: str) -> Context:
-        if self._stores is None:
-            if store == "default":
-                return self
-            raise KeyError(f"unknown context store {store!r}")
+        if self._stores is None:  # a lone store: every name means it
+            return self
         target = self._stores.get(store)
         if target is self._store:
             return self
@@ -130,6 +141,9 @@ class Context:
         data = self._data
         if store is None and key in data:
             return data[key]
+        if key.startswith(STORE_PREFIX):
+            named, key = parse_context_store(key)
+            store = store or named
         if key.startswith(PARENT):
             ctx, rest = self._up(key)
             return ctx.get(rest, default, store) if ctx is not None and rest else default
@@ -140,6 +154,9 @@ class Context:
         return default
 
     def set(self, key: str, value: Any = None, store: str | None = None) -> None:
+        if key.startswith(STORE_PREFIX):
+            named, key = parse_context_store(key)
+            store = store or named
         if key.startswith(PARENT):
             ctx, rest = self._up(key)
             if ctx is not None and rest:

@@ -109,5 +109,6 @@ async def test_named_stores_with_a_default(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "node%3Af.json").read_text()) == {"b": 2}
     with pytest.raises(ValueError, match="default context store"):
         ContextStores({"memory": ContextStore()}, default="file")
-    with pytest.raises(KeyError, match="unknown context store"):
-        Context(ContextStore(), "global", stores).get("x", store="redis")
+    # an unknown store name means the default store, as in Node-RED (warned about once)
+    Context(stores.default, "global", stores).set("x", 7, store="redis")
+    assert Context(stores.default, "global", stores).get("x") == 7
