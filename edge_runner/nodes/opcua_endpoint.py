@@ -164,7 +164,7 @@ class OpcUaEndpoint(Node):
             password=password,
             user_certificate=cert,
             user_private_key=key,
-            pki=paths.opcua_pki,
+            pki=paths.ensure(paths.opcua_pki),
             timeout=cfg.timeout,
             reconnect_max=cfg.reconnectMaxDelay,
         )

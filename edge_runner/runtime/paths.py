@@ -122,12 +122,15 @@ class RunnerPaths:
         return self.root / "tmp"
 
     def ensure(self, directory: Path) -> Path:
-        """Create ``directory`` (one of ours) when missing; ``tmp`` and ``certificates`` are
-        private (0700) because they hold key material."""
-        private = (
-            directory in (self.temp, self.certificates) or self.certificates in directory.parents
-        )
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+        """Create ``directory`` (one of ours) when missing. ``certificates`` and ``tmp`` hold
+        key material: they and everything below them are made private (0700)."""
+        for private in (self.certificates, self.temp):
+            if directory == private or private in directory.parents:
+                private.mkdir(parents=True, exist_ok=True, mode=0o700)
+                private.chmod(0o700)  # also when an older runner made it readable
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                return directory
+        directory.mkdir(parents=True, exist_ok=True)
         return directory
 
     # ------------------------------------------------------------------ listings
