@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +25,7 @@ import numpy as np
 import edge_runner.testing  # noqa: F401  # registers the "helper" sink type
 from edge_runner.runtime.engine import Engine
 from edge_runner.runtime.model_store import ModelStore
+from edge_runner.runtime.paths import RunnerPaths
 
 
 def linear_model() -> bytes:
@@ -70,8 +68,8 @@ def per_call(fn: Callable[[int], None], n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-async def engine_for(sha: str) -> tuple[Engine, Any, Any]:
-    engine = Engine()
+async def engine_for(paths: RunnerPaths, sha: str) -> tuple[Engine, Any, Any]:
+    engine = Engine(paths=paths)
     flow = [
         {"id": "t1", "type": "tab", "label": "bench"},
         {
@@ -90,10 +88,10 @@ async def engine_for(sha: str) -> tuple[Engine, Any, Any]:
     return engine, rt, engine.nodes["sink"]
 
 
-async def overhead(store: ModelStore, messages: int, repeats: int) -> None:
+async def overhead(paths: RunnerPaths, messages: int, repeats: int) -> None:
     data = linear_model()
-    sha = store.add_bytes(data)
-    engine, rt, _sink = await engine_for(sha)
+    sha = ModelStore(paths.models).add_bytes(data)
+    engine, rt, _sink = await engine_for(paths, sha)
     sess = session(data)
     row = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
     prebuilt = np.asarray([row], np.float32)
@@ -132,10 +130,10 @@ async def overhead(store: ModelStore, messages: int, repeats: int) -> None:
     print(f"  ratio node / raw (from list)    : {best['node'] / best['raw_list']:7.2f}x")
 
 
-async def batching(store: ModelStore, repeats: int) -> None:
+async def batching(paths: RunnerPaths, repeats: int) -> None:
     data = forest_model()
-    sha = store.add_bytes(data)
-    engine, rt, _sink = await engine_for(sha)
+    sha = ModelStore(paths.models).add_bytes(data)
+    engine, rt, _sink = await engine_for(paths, sha)
     sess = session(data)
     rng = np.random.default_rng(1)
     print("IsolationForest (100 trees, 8 features, skl2onnx opset 17 / ml 3), rows/s:")
@@ -172,12 +170,13 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--skip-forest", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as userdir:
-        os.environ["MANIFOLD_RUNNER_USERDIR"] = userdir
-        store = ModelStore(Path(userdir) / "models")
-        await overhead(store, args.messages, args.repeats)
+    paths = RunnerPaths.temporary("bench-onnx-")
+    try:
+        await overhead(paths, args.messages, args.repeats)
         if not args.skip_forest:
-            await batching(store, args.repeats)
+            await batching(paths, args.repeats)
+    finally:
+        paths.remove_all()
 
 
 if __name__ == "__main__":
