@@ -67,8 +67,8 @@ def evaluate_jsonata(
     expr = compile_jsonata(expression)
     frame = expr.create_frame()
     if rt is not None:
-        frame.bind("flowContext", _jsonata_fn(lambda key: rt.flow.get(str(key))))
-        frame.bind("globalContext", _jsonata_fn(lambda key: rt.global_.get(str(key))))
+        frame.bind("flowContext", _jsonata_context_fn(rt.flow.get))
+        frame.bind("globalContext", _jsonata_context_fn(rt.global_.get))
         frame.bind("env", _jsonata_fn(lambda key: rt.env(str(key))))
     for key, value in (bindings or {}).items():
         frame.bind(key, value)
@@ -115,13 +115,27 @@ def jsonata_function(fn: Callable[[Any], Any]) -> Any:
 
 
 def _jsonata_fn(fn: Callable[[Any], Any]) -> Any:
+    return _jsonata_native(lambda args: fn(args[0] if args else None), "<s:x>")
+
+
+def _jsonata_context_fn(get: Callable[[str, Any, str | None], Any]) -> Any:
+    """``$flowContext(key[, store])`` / ``$globalContext(key[, store])`` as in Node-RED."""
+
+    def call(args: list[Any]) -> Any:
+        store = args[1] if len(args) > 1 and args[1] is not None else None
+        return get(str(args[0]) if args else "", None, None if store is None else str(store))
+
+    return _jsonata_native(call, "<ss?:x>")
+
+
+def _jsonata_native(call: Callable[[list[Any]], Any], signature: str) -> Any:
     import jsonata
 
     class _Native(jsonata.Jsonata.JFunctionCallable):  # type: ignore[misc]  # library class
         def call(self, _input: Any, args: list[Any]) -> Any:
-            return fn(args[0] if args else None)
+            return call(args)
 
-    return jsonata.Jsonata.JFunction(_Native(), "<s:x>")
+    return jsonata.Jsonata.JFunction(_Native(), signature)
 
 
 def evaluate_env_reference(value: str, lookup: Callable[[str], Any]) -> Any:

@@ -66,6 +66,13 @@ async def test_change_sets_moves_reads_and_deletes_in_the_named_store(stores: St
             "to": "$globalContext('#:(file)::total') + 1",
             "tot": "jsonata",
         },
+        {
+            "t": "set",
+            "p": "storeArgument",
+            "pt": "msg",
+            "to": "[$globalContext('total', 'file'), $flowContext('seen', 'file')]",
+            "tot": "jsonata",
+        },
     ]
     flow = [{"id": "n1", "type": "change", "rules": rules, "wires": [["out"]]}, CAPTURE]
     async with FlowHarness(flow, engine=stores.engine()) as h:
@@ -73,6 +80,7 @@ async def test_change_sets_moves_reads_and_deletes_in_the_named_store(stores: St
         (msg,) = await h.wait("out")
     assert msg["back"] == 41
     assert msg["viaJsonata"] == 42
+    assert msg["storeArgument"] == [41, True]
     assert stores.on_disk("global") == {"total": 41}
     assert stores.on_disk("flow:t1") == {"seen": True}
     assert stores.memory.data("global") == {}
