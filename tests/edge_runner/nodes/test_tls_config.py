@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+import stat
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -128,9 +129,13 @@ async def test_uploaded_pem_credentials_and_no_key_left_on_disk(
     }
     async with FlowHarness(tls(credentials=creds)) as h:
         assert await handshake(node(h).client_context(), port) == b"ok\n"
-        # the key is never written to the flows, events or any leftover temporary file
+        # the key is never written to the flows, events or any leftover temporary file; its
+        # transient file was in the runner's private tmp/ (what a wipe removes), not in /tmp
         assert PASSPHRASE not in repr(h.engine.flows)
         assert "PRIVATE KEY" not in repr(h.engine.flows)
+        assert list(h.paths.temp.iterdir()) == []
+        assert stat.S_IMODE(h.paths.temp.stat().st_mode) == 0o700
+        assert h.paths.holds_secret(h.paths.temp)
     assert list(scratch.iterdir()) == []
     assert seen[0][1]["subject"]
 
