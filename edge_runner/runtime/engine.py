@@ -530,16 +530,20 @@ class Engine(Router):
             rt.last_status = None
 
     async def stop(self) -> None:
-        """Stop every node, close this engine's services (connection pools, routes, watchdog)
-        and flush the context stores (shutdown)."""
+        """Stop every node, flush the context stores and close this engine's services
+        (connection pools, routes, watchdog) (shutdown). The stores are flushed even when
+        stopping the nodes is cut short (a node hanging in its stop, cancelled by the server's
+        stop timeout): what flows wrote before SIGTERM is kept."""
         self._warm_up.cancel()
         self.emit("notification/runtime-state", {"state": "stop"})
-        await self.stop_nodes(list(self.nodes.values()))
-        self.nodes = {}
-        self.state = "stop"
-        self.reindex()
-        await self.services.close()
-        await self.context_stores.close()
+        try:
+            await self.stop_nodes(list(self.nodes.values()))
+        finally:
+            self.nodes = {}
+            self.state = "stop"
+            self.reindex()
+            await self.context_stores.close()  # first: flushing never waits
+            await self.services.close()
 
     def node(self, node_id: str) -> Node | None:
         rt = self.nodes.get(node_id)

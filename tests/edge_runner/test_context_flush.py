@@ -109,8 +109,8 @@ async def runner(tmp_path: Path) -> Any:
             runner.stop()
 
 
-async def deploy(runner: Runner) -> None:
-    async with runner.client.post(f"{runner.base}/flows", json=FLOWS) as r:
+async def deploy(runner: Runner, extra: list[dict[str, Any]] | None = None) -> None:
+    async with runner.client.post(f"{runner.base}/flows", json=[*FLOWS, *(extra or [])]) as r:
         assert r.status == 204, await r.text()
 
 
@@ -124,6 +124,26 @@ async def test_sigterm_flushes_a_write_made_just_before(runner: Runner) -> None:
     await runner.start(flush_interval=30)
     assert await runner.read() == 7
     runner.kill(signal.SIGTERM)
+
+
+async def test_sigterm_flushes_even_when_a_node_hangs_while_stopping(runner: Runner) -> None:
+    """The server gives the engine a few seconds to stop; a node that hangs in its stop must
+    not cost the context written before SIGTERM."""
+    hanging = {
+        "id": "hang",
+        "type": "python-function",
+        "z": "t1",
+        "func": "return msg",
+        "finalize": "import asyncio\nawait asyncio.sleep(60)",
+        "wires": [],
+    }
+    await runner.start(flush_interval=30)
+    await deploy(runner, [hanging])
+    await runner.write(9)
+    t0 = time.perf_counter()
+    runner.kill(signal.SIGTERM)
+    print(f"SIGTERM with a hanging node: exited after {time.perf_counter() - t0:.1f} s")
+    assert runner.on_disk() == 9
 
 
 async def test_sigkill_loses_only_writes_newer_than_the_flush_interval(runner: Runner) -> None:
