@@ -133,6 +133,22 @@ class RunnerPaths:
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 
+    def adopt_legacy_layout(self) -> list[tuple[Path, Path]]:
+        """Move what earlier runners kept elsewhere under this root into its place (the MQTT
+        queue, still holding undelivered messages, and the OPC-UA certificate servers already
+        trust); returns the moves made. Run once at startup, before any node."""
+        moves = []
+        for old, new in (
+            (Path("mqtt-queue"), self.mqtt_queue),
+            (Path("data", "opcua", "pki"), self.opcua_pki),
+        ):
+            source = self.root / old
+            if source.is_dir() and not new.exists():
+                self.ensure(new.parent)
+                source.rename(new)
+                moves.append((source, new))
+        return moves
+
     # ------------------------------------------------------------------ listings
     def secrets(self) -> tuple[Path, ...]:
         """Every file or directory that holds secret material: the credential secret, the

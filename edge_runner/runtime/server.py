@@ -133,6 +133,8 @@ class Server:
         from aiohttp import web
 
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        for old, new in self.paths.adopt_legacy_layout():
+            log.warning("moved %s to %s (the data directory's layout)", old, new)
         # Finish an interrupted commit before anything reads the credential file.
         self.storage.recover()
         if self._engine is None:

@@ -194,3 +194,26 @@ async def test_every_file_written_is_listed_and_every_secret_is_in_secrets(
     assert paths.holds_secret(paths.credentials)
     assert not any(password.encode() in f.read_bytes() for f in written)  # encrypted at rest
     assert stat.S_IMODE(os.stat(paths.certificates).st_mode) == 0o700
+
+
+async def test_the_server_moves_an_earlier_layouts_queue_and_certificate_into_place(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Undelivered MQTT messages and the OPC-UA certificate servers trust survive the move to
+    RunnerPaths; a second start has nothing to move."""
+    paths = RunnerPaths(tmp_path)
+    (tmp_path / "mqtt-queue").mkdir()
+    (tmp_path / "mqtt-queue" / "out.sqlite3").write_bytes(b"queued")
+    (tmp_path / "data" / "opcua" / "pki").mkdir(parents=True)
+    (tmp_path / "data" / "opcua" / "pki" / "client-key.pem").write_bytes(b"key")
+    for _ in range(2):
+        server = Server("127.0.0.1", 0, paths, credential_secret="s")
+        await server.start()
+        await server.stop()
+    assert (paths.mqtt_queue / "out.sqlite3").read_bytes() == b"queued"
+    assert (paths.opcua_pki / "client-key.pem").read_bytes() == b"key"
+    assert not (tmp_path / "mqtt-queue").exists()
+    assert not (tmp_path / "data" / "opcua" / "pki").exists()
+    assert stat.S_IMODE(os.stat(paths.certificates).st_mode) == 0o700
+    moved = [r.getMessage() for r in caplog.records if r.getMessage().startswith("moved ")]
+    assert len(moved) == 2
