@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from apps.accounts.models import User
 from apps.accounts.principal import Principal
 from apps.accounts.services import token_create, user_create
+from apps.core.realtime import flush_pending
 from apps.teams.models import Application, Team
 from apps.teams.services import (
     application_create,
@@ -39,6 +40,14 @@ def add_member(team: Team, owner: User, user: User, role: str) -> None:
         principal=Principal.for_user(owner), team=team, email=user.email, role=role
     )
     invitation_accept(principal=Principal.for_user(user), invitation=created.invitation)
+
+
+@pytest.fixture(autouse=True)
+def _realtime_sent_before_the_next_test() -> Any:
+    # Group sends leave on a background thread after commit; one test's events must not reach
+    # the next test's sockets (team ids repeat across flushed test databases).
+    yield
+    flush_pending()
 
 
 @dataclass

@@ -2,10 +2,13 @@
 
 ``TeamScopedConsumer`` is the only base for team websockets. It resolves the team from the URL
 slug through the team resolver the teams app registers (``register_team_resolver``: core sits
-below teams and never imports it) with the permission the subclass names, and
-closes BEFORE accepting: 4403 for anonymous users and members without the permission, 4404 for
-missing and foreign teams alike (the two are never told apart). Subclasses cannot override
-``connect`` or ``websocket_disconnect``; they add setup in ``team_connected``.
+below teams and never imports it) with the permission the subclass names, and refuses before
+joining any group: 4403 for anonymous users and members without the permission, 4404 for
+missing and foreign teams alike (the two are never told apart). A refusal accepts the handshake
+and closes at once with the code: closing before accept makes the server answer the handshake
+with HTTP 403, the browser then sees only 1006 and cannot tell "refused" (stop) from "lost"
+(reconnect). Subclasses cannot override ``connect`` or ``websocket_disconnect``; they add setup
+in ``team_connected``.
 
 Access is not only checked once: an open socket re-runs the check when the team's access
 changes (``apps.core.realtime.notify_team_access_changed``, sent by membership services) and,
@@ -87,7 +90,7 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(CLOSE_FORBIDDEN)
             return
         self.team_slug = self.scope["url_route"]["kwargs"].get("team_slug", "")
         try:
@@ -95,16 +98,21 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
                 user, self.team_slug, self.permission
             )
         except NotFound:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._refuse(CLOSE_NOT_FOUND)
             return
         except PermissionDenied:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(CLOSE_FORBIDDEN)
             return
         self._access_group = team_access_group_name(self.team.id)
         await self.channel_layer.group_add(self._access_group, self.channel_name)
         await self.team_connected()
         await self.accept()
         self._recheck_task = asyncio.get_running_loop().create_task(self._recheck_forever())
+
+    async def _refuse(self, code: int) -> None:
+        # Accepted only to carry the close code; no group was joined, nothing is ever sent.
+        await self.accept()
+        await self.close(code=code)
 
     async def team_connected(self) -> None:
         """Hook for subclasses: runs after the access check, before ``accept``."""

@@ -4,18 +4,27 @@
 inside the service's transaction; the group send happens on commit (never for a rolled-back
 write), and a failing channel layer is logged, never raised into the committed request.
 
+The send itself never runs in the request: on commit the message is queued for one sender thread
+per process, which sends in order on its own event loop. A group of 2000 sockets then costs the
+request nothing (it used to: 49 ms per POST at 250 sockets, 328 ms at 2000). Queued messages are
+flushed at interpreter exit (management commands, worker shutdown).
+
 Group sends are best effort (see STACK.md: Redis drops past capacity and forgets groups on
 restart), so events tell browsers *that* something changed; the truth stays in the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
+import os
+import threading
 from collections.abc import Mapping
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -49,7 +58,8 @@ def notify_team_access_changed(team_id: int) -> None:
     deleted. Sockets whose user lost the consumer's permission close with 4403.
     """
     group = team_access_group_name(team_id)
-    transaction.on_commit(lambda: _group_send(group, {"type": ACCESS_CHANGED_TYPE, "kind": ""}))
+    message = {"type": ACCESS_CHANGED_TYPE, "kind": ""}
+    transaction.on_commit(lambda: _SENDER.submit(group, message))
 
 
 def _normalise(payload: Mapping[str, Any]) -> Any:
@@ -70,15 +80,88 @@ def broadcast_team_event(team_id: int, kind: str, payload: Mapping[str, Any]) ->
     if not isinstance(payload, Mapping):
         raise TypeError("payload must be a mapping.")
     message = {"type": TEAM_EVENT_TYPE, "kind": kind, "payload": _normalise(payload)}
-    transaction.on_commit(lambda: _group_send(group, message))
+    transaction.on_commit(lambda: _SENDER.submit(group, message))
 
 
-def _group_send(group: str, message: dict[str, Any]) -> None:
+class _Sender:
+    """One daemon thread per process with its own event loop, sending queued group messages."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+
+    def submit(self, group: str, message: dict[str, Any]) -> None:
+        loop, queue = self._started()
+        loop.call_soon_threadsafe(queue.put_nowait, (group, message))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued message was sent (or failed); False after ``timeout``."""
+        with self._lock:
+            loop, queue = self._loop, self._queue
+        if loop is None or queue is None or self._pid != os.getpid() or not loop.is_running():
+            return True
+        future = asyncio.run_coroutine_threadsafe(queue.join(), loop)
+        try:
+            future.result(timeout)
+        except FutureTimeoutError:
+            future.cancel()
+            return False
+        return True
+
+    def _started(
+        self,
+    ) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[tuple[str, dict[str, Any]]]]:
+        with self._lock:
+            # A forked child (Celery prefork) inherits the objects but not the thread.
+            if self._loop is None or self._queue is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+                ready = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(loop, queue, ready), name="realtime-sender", daemon=True
+                )
+                thread.start()
+                ready.wait()
+                self._loop, self._queue, self._pid = loop, queue, os.getpid()
+            return self._loop, self._queue
+
+    @staticmethod
+    def _run(
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]],
+        ready: threading.Event,
+    ) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_until_complete(_send_forever(queue))
+
+
+async def _send_forever(queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+    while True:
+        group, message = await queue.get()
+        try:
+            await _group_send(group, message)
+        finally:
+            queue.task_done()
+
+
+async def _group_send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, message)
+        await layer.group_send(group, message)
     except Exception:
-        # The write is committed; a lost notification must not turn it into a 500.
+        # The write is committed; a lost notification must not turn into an error anywhere.
         logger.exception("realtime: group_send to %s failed (kind=%s)", group, message["kind"])
+
+
+_SENDER = _Sender()
+atexit.register(_SENDER.flush, 5.0)
+
+
+def flush_pending(timeout: float = 5.0) -> bool:
+    """Block until this process's queued group sends are done; False after ``timeout`` s."""
+    return _SENDER.flush(timeout)

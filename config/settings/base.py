@@ -81,7 +81,11 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("MANIFOLD_DATABASE_URL", f"sqlite:///{VAR_DIR / 'manifold.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# A connection per request, closed at its end. Under ASGI every request runs its ORM work in a
+# fresh executor thread, so persistent connections (CONN_MAX_AGE > 0) are never reused and pile
+# up until PostgreSQL refuses more (41 left open by one client in 10 s; 500s at 20 clients).
+# README "Production" has the load figures of this and of psycopg's pool.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Embedded mode keeps its database, queues and channel layer under VAR_DIR; SQLite cannot
     # create the folder itself.
@@ -95,7 +99,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -159,11 +162,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 
 # Channels: Redis in production; without Redis a SQLite file that crosses processes
 # (apps/core/channel_layers.py explains why not the in-memory layer or channels-lite).
+# apps/core/redis_layer.py explains why not channels_redis' own client settings.
 CHANNEL_LAYERS: dict[str, dict[str, object]]
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "apps.core.redis_layer.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": "manifold"},
         }
     }

@@ -40,7 +40,3 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # timeout), as the web server, worker and runner do in `make run`. pytest-django adds the
     # xdist worker suffix to the name.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test" / "test-manifold.sqlite3")}
-
-# Threads that touch the ORM (channels' database_sync_to_async, servers in a thread) must not
-# keep connections open past their request: PostgreSQL refuses to drop a test database in use.
-DATABASES["default"]["CONN_MAX_AGE"] = 0

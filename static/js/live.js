@@ -13,6 +13,7 @@
   var slug = root.getAttribute("data-live-team");
   var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
   var url = scheme + window.location.host + "/ws/teams/" + encodeURIComponent(slug) + "/events/";
+  var REFUSED = [4403, 4404];
   var delay = 1000;
   var refreshTimer = null;
 
@@ -58,8 +59,9 @@
       }
     });
     socket.addEventListener("close", function (event) {
-      // 4403/4404: no permission or no such team; retrying cannot help.
-      if (event.code === 4403 || event.code === 4404) {
+      // A refusal (4403 no permission, 4404 no such team) completes the handshake so its code
+      // reaches us: retrying cannot help. Anything else (1006, 1001, 1011) is a lost socket.
+      if (REFUSED.indexOf(event.code) !== -1) {
         setStatus("offline", "Live updates off");
         return;
       }

@@ -79,6 +79,17 @@ async def connect(
     return communicator, connected, code
 
 
+async def refusal(
+    path_: str, user: Any | None, app: Any = application
+) -> tuple[WebsocketCommunicator, int]:
+    """Connect expecting a refusal: the handshake is accepted, then closed with the code."""
+    communicator, connected, _ = await connect(path_, user, app)
+    assert connected, "a refusal must complete the handshake so the browser sees its code"
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return communicator, output["code"]
+
+
 async def test_member_receives_events_broadcast_on_commit() -> None:
     people = await personas()
     socket, connected, _ = await connect("/ws/teams/acme/events/", people["vera"])
@@ -133,17 +144,17 @@ async def test_events_stay_inside_their_team() -> None:
     await globex_socket.disconnect()
 
 
-async def test_anonymous_is_closed_with_4403_before_accept() -> None:
+async def test_anonymous_is_refused_with_4403() -> None:
     await personas()
-    _, connected, code = await connect("/ws/teams/acme/events/", None)
-    assert (connected, code) == (False, 4403)
+    _, code = await refusal("/ws/teams/acme/events/", None)
+    assert code == 4403
 
 
 @pytest.mark.parametrize("slug", ["acme", "no-such-team"])
 async def test_outsider_and_missing_team_are_both_4404(slug: str) -> None:
     people = await personas()
-    _, connected, code = await connect(f"/ws/teams/{slug}/events/", people["oscar"])
-    assert (connected, code) == (False, 4404)
+    _, code = await refusal(f"/ws/teams/{slug}/events/", people["oscar"])
+    assert code == 4404
 
 
 async def test_member_without_the_permission_gets_4403() -> None:
@@ -153,8 +164,8 @@ async def test_member_without_the_permission_gets_4403() -> None:
     app = AuthMiddlewareStack(
         URLRouter([path("ws/teams/<slug:team_slug>/audit/", AuditFeedConsumer.as_asgi())])
     )
-    _, connected, code = await connect("/ws/teams/acme/audit/", people["vera"], app)
-    assert (connected, code) == (False, 4403)
+    _, code = await refusal("/ws/teams/acme/audit/", people["vera"], app)
+    assert code == 4403
     socket, connected, _ = await connect("/ws/teams/acme/audit/", people["olivia"], app)
     assert connected
     await socket.disconnect()

@@ -39,6 +39,27 @@ def test_check_deploy_is_clean_under_production_settings() -> None:
     assert "System check identified no issues" in result.stdout
 
 
+def test_check_deploy_is_clean_when_the_proxy_redirects_to_https() -> None:
+    # deploy/README.md: MANIFOLD_SSL_REDIRECT=0 declares that the TLS proxy redirects itself.
+    result = manage(
+        {**PRODUCTION_ENV, "MANIFOLD_SSL_REDIRECT": "0"},
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_opens_one_database_connection_per_request() -> None:
+    # Persistent connections leak under ASGI (a new executor thread per request).
+    code = "from django.conf import settings as s; print(s.DATABASES['default']['CONN_MAX_AGE'])"
+    result = manage(PRODUCTION_ENV, "shell", "--no-imports", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0"]
+
+
 def test_production_uses_postgres_redis_channels_and_redis_broker() -> None:
     code = (
         "from django.conf import settings as s;"
@@ -50,7 +71,7 @@ def test_production_uses_postgres_redis_channels_and_redis_broker() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "django.db.backends.postgresql",
-        "channels_redis.core.RedisChannelLayer",
+        "apps.core.redis_layer.RedisChannelLayer",
         "redis://127.0.0.1:6379/0",
         "False",
     ]

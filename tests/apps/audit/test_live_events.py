@@ -11,7 +11,7 @@ from django.db import transaction
 from apps.accounts.models import User
 from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
-from apps.core.realtime import team_group_name
+from apps.core.realtime import flush_pending, team_group_name
 from apps.teams.models import Team
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,6 +23,8 @@ def test_a_committed_event_reaches_the_team_group(
     layer = get_channel_layer()
     assert layer is not None
     channel = async_to_sync(layer.new_channel)()
+    # The fixtures' own events are sent after their commits, in the background: not ours to read.
+    flush_pending()
     async_to_sync(layer.group_add)(team_group_name(acme_team.pk), channel)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         row = audit_record(
