@@ -12,14 +12,13 @@ they move to a file here.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.asgi_server import serve_asgi
 
 # Playwright's sync API keeps an event loop running in the main thread; the ORM calls the tests
 # make there are still synchronous and safe.
@@ -54,40 +53,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
         database.setdefault("TEST", {})["NAME"] = str(path)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def server(transactional_db: Any) -> Iterator[str]:
     """The whole platform (pages, static files, websockets) at a loopback URL."""
-    import uvicorn
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     from config.asgi import application
 
-    port = _free_port()
-    config = uvicorn.Config(
-        ASGIStaticFilesHandler(application),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        ws="websockets-sansio",
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 10 s")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with serve_asgi(ASGIStaticFilesHandler(application)) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
