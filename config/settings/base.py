@@ -81,10 +81,10 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("MANIFOLD_DATABASE_URL", f"sqlite:///{VAR_DIR / 'manifold.sqlite3'}")
-# A connection per request, closed at its end. Under ASGI every request runs its ORM work in a
-# fresh executor thread, so persistent connections (CONN_MAX_AGE > 0) are never reused and pile
-# up until PostgreSQL refuses more (41 left open by one client in 10 s; 500s at 20 clients).
-# README "Production" has the load figures of this and of psycopg's pool.
+# No persistent connections: under ASGI every request runs its ORM work in a fresh executor
+# thread, so a connection kept for reuse (CONN_MAX_AGE > 0) is never reused and they pile up
+# until PostgreSQL refuses more (41 left open by one client in 10 s; 500s at 20 clients).
+# Production reuses connections through psycopg's pool instead (prod.py).
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Embedded mode keeps its database, queues and channel layer under VAR_DIR; SQLite cannot

@@ -30,6 +30,19 @@ if problems := _problems():
     raise ImproperlyConfigured("Production settings: " + "; ".join(problems) + ".")
 
 DEBUG = False
+# psycopg's pool (Django 5.1+): every web, worker and beat process holds at most
+# MANIFOLD_DATABASE_POOL_SIZE connections, reused across the per-request threads of ASGI and the
+# websocket consumers' database thread. Measured against CONN_MAX_AGE=0 (a connection per
+# request and per consumer check) in README "Production": bounded, and faster under load.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["OPTIONS"] = {
+    "pool": {
+        "min_size": 1,
+        "max_size": int(os.environ.get("MANIFOLD_DATABASE_POOL_SIZE", "10")),
+        # A request waits this long for a free connection before failing.
+        "timeout": 30,
+    }
+}
 # The TLS-terminating proxy sets X-Forwarded-Proto (and must overwrite any value a client sent):
 # requests it forwarded count as HTTPS, so with the redirect on nothing behind the proxy loops.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -52,12 +52,15 @@ def test_check_deploy_is_clean_when_the_proxy_redirects_to_https() -> None:
     assert "System check identified no issues" in result.stdout
 
 
-def test_production_opens_one_database_connection_per_request() -> None:
-    # Persistent connections leak under ASGI (a new executor thread per request).
-    code = "from django.conf import settings as s; print(s.DATABASES['default']['CONN_MAX_AGE'])"
-    result = manage(PRODUCTION_ENV, "shell", "--no-imports", "-c", code)
+def test_production_reuses_database_connections_through_a_bounded_pool() -> None:
+    # Persistent per-thread connections leak under ASGI (a new executor thread per request).
+    code = (
+        "from django.conf import settings as s; d = s.DATABASES['default'];"
+        "print(d['CONN_MAX_AGE'], d['OPTIONS']['pool']['max_size'])"
+    )
+    result = manage({**PRODUCTION_ENV, "MANIFOLD_DATABASE_POOL_SIZE": "7"}, "shell", "-c", code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["0"]
+    assert result.stdout.split()[-2:] == ["0", "7"]
 
 
 def test_production_uses_postgres_redis_channels_and_redis_broker() -> None:
