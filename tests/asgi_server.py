@@ -50,3 +50,55 @@ def serve_asgi(application: Any) -> Iterator[str]:
     finally:
         instance.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def serve_processes(count: int, env: dict[str, str]) -> Iterator[list[str]]:
+    """``count`` uvicorn processes of ``config.asgi``, as ``deploy/manifold web`` starts them.
+
+    ``env`` replaces every ``MANIFOLD_*`` variable of this process (and may name the settings
+    module); yields the processes' ``http://`` base URLs once each answers ``/healthz``.
+    """
+    import os
+    import subprocess
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MANIFOLD_")}
+    ports = [free_port() for _ in range(count)]
+    processes = [
+        subprocess.Popen(
+            [str(root / "deploy" / "manifold"), "web", "--host", "127.0.0.1", "--port", str(port),
+             "--forwarded-allow-ips", "127.0.0.1", "--log-level", "warning", "--backlog", "4096"],
+            cwd=root,
+            env={**clean, **env},
+        )
+        for port in ports
+    ]  # fmt: skip
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    host = env.get("MANIFOLD_ALLOWED_HOSTS", "127.0.0.1").split(",")[0]
+    try:
+        for base in bases:
+            deadline = time.monotonic() + 60
+            probe = urllib.request.Request(  # noqa: S310  # loopback
+                f"{base}/healthz", headers={"Host": host, "X-Forwarded-Proto": "https"}
+            )
+            while True:
+                try:
+                    with urllib.request.urlopen(probe, timeout=2):  # noqa: S310  # loopback
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{base} did not answer within 60 s") from None
+                    time.sleep(0.2)
+        yield bases
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

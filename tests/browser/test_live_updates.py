@@ -95,3 +95,23 @@ def test_a_refused_stream_says_live_updates_are_off_and_does_not_retry(
     expect(status).to_contain_text("Live updates off")
     page.wait_for_timeout(2500)
     assert len(attempts) == 1
+
+
+REFUSAL_CODE = """(slug) => new Promise((resolve) => {
+  const socket = new WebSocket(`ws://${location.host}/ws/teams/${slug}/events/`);
+  socket.addEventListener("close", (event) => resolve(event.code));
+})"""
+
+
+def test_the_browser_sees_the_servers_refusal_codes(
+    acme_world: Acme, server: str, new_page: Callable[..., Any]
+) -> None:
+    # A handshake answered with HTTP 403 reaches a page as 1006 ("lost"), which the live script
+    # must retry; the real server completes the handshake so the page can tell a refusal.
+    page = new_page()
+    log_in(page, server, acme_world.olivia.email, PASSWORD)
+    page.goto(f"{server}/teams/acme/")
+    assert page.evaluate(REFUSAL_CODE, "no-such-team") == 4404
+    stranger = new_page()
+    stranger.goto(f"{server}/accounts/login/")
+    assert stranger.evaluate(REFUSAL_CODE, "acme") == 4403
