@@ -25,6 +25,7 @@ from django.test import Client, override_settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from apps.accounts.principal import Principal
 from apps.accounts.services import token_create
 from apps.core.realtime import (
     broadcast_team_event,
@@ -190,7 +191,7 @@ def test_two_thousand_sockets_on_two_processes_fan_out_and_close_leaving_no_memb
     with override_settings(SECRET_KEY=secret):
         # Sessions and tokens the production processes accept: signed with their key.
         cookie = session_cookie(acme_world)
-        token = token_create(actor=acme_world.olivia, name="latency").secret
+        token = token_create(principal=Principal.for_user(acme_world.olivia), name="latency").secret
     connections.close_all()
     # Sockets on the first two processes; POSTs to the third, so its latency shows what the
     # request itself waits for, not how busy a process serving 1000 sockets is.
