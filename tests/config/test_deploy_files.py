@@ -109,6 +109,8 @@ def test_the_script_runs_the_real_entry_points() -> None:
         assert entry in text
     assert "collectstatic" in text
     assert "check --deploy --fail-level WARNING" in text
+    # Below the unit's TimeoutStopSec (30 s): a stuck consumer must not turn a restart into a kill.
+    assert "--timeout-graceful-shutdown 20" in text
 
 
 def test_systemd_compose_and_dockerfile_share_one_set_of_steps() -> None:
