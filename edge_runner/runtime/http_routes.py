@@ -1,17 +1,21 @@
-"""Routes of ``http in`` nodes, served on the runner's port (Node-RED's ``httpNodeRoot`` = ``/``).
+"""Routes of ``http in`` nodes and ``websocket-listener`` paths, served on the runner's port
+(Node-RED's ``httpNodeRoot`` = ``/``).
 
 The router is per engine and knows nothing of aiohttp: ``http in`` nodes add and remove routes,
 the server matches a request, turns it into ``msg.req`` (a plain dict) and a ``ResponseHandle``
 (``msg.res``), and waits for an ``http response`` node to answer through the handle.
 Path syntax follows Express: ``/a/:id``, optional ``/a/:id?``, wildcards ``*``; matching is
 case-insensitive and ignores one trailing slash, like Express's default router.
+A websocket upgrade (``GET`` with ``Upgrade: websocket``) whose path is exactly a listener's path
+goes to that listener, as Node-RED's server ``upgrade`` handler does; any other request, upgrade
+or not, goes through the ``http in`` routes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -97,6 +101,8 @@ class HttpAnswer:
 
 
 RouteCallback = Callable[[dict[str, Any], dict[str, str], ResponseHandle], None]
+# Takes the aiohttp request, answers the upgrade and returns the finished WebSocketResponse.
+WebSocketHandler = Callable[[Any], Awaitable[Any]]
 
 
 @dataclass
@@ -115,6 +121,7 @@ class HttpRouter:
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self.websockets: dict[str, tuple[object, WebSocketHandler]] = {}
 
     def add(
         self, method: str, url: str, owner: object, callback: RouteCallback, upload: bool = False
@@ -129,6 +136,21 @@ class HttpRouter:
 
     def remove(self, owner: object) -> None:
         self.routes = [r for r in self.routes if r.owner is not owner]
+        self.websockets = {p: h for p, h in self.websockets.items() if h[0] is not owner}
+
+    def add_websocket(self, path: str, owner: object, handler: WebSocketHandler) -> str:
+        """Serve websocket upgrades to ``path`` (exact, case-sensitive, like Node-RED) with
+        ``handler``; returns the full path. ValueError when another owner has the path."""
+        full = "/" + (path[1:] if path.startswith("/") else path)
+        holder = self.websockets.get(full)
+        if holder is not None and holder[0] is not owner:
+            raise ValueError(f"Cannot have two WebSocket listeners on the same path: {path}")
+        self.websockets[full] = (owner, handler)
+        return full
+
+    def websocket(self, path: str) -> WebSocketHandler | None:
+        found = self.websockets.get(path)
+        return found[1] if found is not None else None
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         method = method.lower()
@@ -340,6 +362,10 @@ async def handle_request(router: HttpRouter, request: Any, new_msgid: Callable[[
     """Serve one request through the ``http in`` routes; 404 when no route matches."""
     from aiohttp import web
 
+    if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
+        upgrade = router.websocket(request.path)
+        if upgrade is not None:
+            return await upgrade(request)
     found = router.match(request.method, request.path)
     if found is None:
         if request.method.upper() == "OPTIONS" and router.allows(request.path):
