@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import errno
 import json
+import os
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any
 
-from edge_runner.contract import NeedsUserFix, NodeFailed, Services
+from edge_runner.contract import NeedsUserFix, Node, NodeFailed, Services, new_msgid
 from edge_runner.lib.backoff import Backoff
 from edge_runner.nodes.debug import js_number
 
@@ -105,6 +108,11 @@ def parse_port(value: Any, what: str = "port", blank_ok: bool = True) -> int:
     if not 0 <= port <= 65535:
         raise ValueError(f"{what} must be a number 1..65535, got {value!r}")
     return port
+
+
+def blank_default(model: Any, value: Any, field_name: str) -> Any:
+    """A blank choice field (``""`` or ``null``, as older editors wrote it) takes its default."""
+    return model.model_fields[field_name].default if value in ("", None) else value
 
 
 def flag(value: Any) -> bool:
@@ -246,3 +254,183 @@ def udp_family(ipv: str) -> tuple[int, str]:
 
 def udp_sockets(services: Services) -> UdpSockets:
     return services.get("udp.sockets", UdpSockets)
+
+
+# ------------------------------------------------------------------------ TCP clients
+
+
+def connections_text(count: int) -> str:
+    """Node-RED's ``tcpin.status.connections`` with its plural form."""
+    return f"{count} connection" if count == 1 else f"{count} connections"
+
+
+def keep_alive(writer: Any) -> None:
+    """TCP keep-alive on a connection, as Node-RED sets it on every tcp socket."""
+    raw = writer.get_extra_info("socket")
+    if raw is not None:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+def tls_client_context(node: Node, tls_id: str) -> ssl.SSLContext | None:
+    """The client TLS context of the ``tls-config`` node ``tls_id`` names, or None."""
+    if not tls_id:
+        return None
+    from edge_runner.nodes.tls_config import tls_of
+
+    return tls_of(node, tls_id).client_context()
+
+
+def refuse_tls_server(tls_id: str) -> None:
+    if tls_id:
+        raise NeedsUserFix(
+            "a TLS server needs a server certificate setup the runner does not offer yet; "
+            "remove the tls-config from this node or terminate TLS in front of it"
+        )
+
+
+class TcpClient:
+    """A client connection kept open to ``host:port`` (``tcp in`` and ``tcp out`` in client
+    mode): status and log like Node-RED (connecting, connected, disconnected, connection
+    lost), every chunk read to ``on_data``, the peer's end of stream to ``on_end`` (True:
+    something was delivered, so reconnect at once like Node-RED), reconnects on the full-jitter
+    schedule capped at Node-RED's 10 s. The open connection is in the engine's TCP sessions."""
+
+    def __init__(
+        self,
+        node: Node,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None,
+        on_data: Callable[[bytes, str], None],
+        on_end: Callable[[str], bool],
+    ) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.on_data = on_data
+        self.on_end = on_end
+        self.writer: asyncio.StreamWriter | None = None
+        self.quick = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.writer is not None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"tcp client {self.node.id}")
+
+    def drop(self) -> None:
+        """Close the connection now and reconnect at once (``tcp out``'s *close after send*)."""
+        if self.writer is not None:
+            self.quick = True
+            self.writer.close()
+
+    async def _run(self) -> None:
+        node, where = self.node, f"{self.host}:{self.port}"
+        sessions = tcp_sessions(node.rt.services)
+        schedule = reconnect_schedule(TCP_RECONNECT_CAP_S)
+        while True:
+            node.log(f"connecting to {where}")
+            node.status("grey", "dot", "connecting")
+            try:
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self.tls, limit=READ_SIZE
+                )
+            except OSError as exc:
+                node.log(f"error: {exc}")
+                node.status("red", "ring", "disconnected")
+                node.log(f"connection lost to {where}")
+                await asyncio.sleep(schedule.next_delay())
+                continue
+            schedule.reset()
+            session_id = new_msgid()
+            keep_alive(writer)
+            self.writer, self.quick = writer, False
+            sessions.add(session_id, writer)
+            node.log(f"connected to {where}")
+            node.status("green", "dot", "connected")
+            try:
+                while chunk := await reader.read(READ_SIZE):
+                    self.on_data(chunk, session_id)
+                self.quick = self.on_end(session_id) or self.quick
+            except OSError as exc:
+                node.log(f"error: {exc}")
+            finally:
+                sessions.discard(session_id)
+                self.writer = None
+                writer.close()
+            node.status("red", "ring", "disconnected")
+            if self.quick:
+                await asyncio.sleep(QUICK_RECONNECT_S)
+            else:
+                node.log(f"connection lost to {where}")
+                await asyncio.sleep(schedule.next_delay())
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if self.writer is not None:
+            self.writer.close()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+# ------------------------------------------------------------------------ TCP servers
+
+
+class TcpServer:
+    """A listening socket of ``tcp in`` or ``tcp out`` in server mode and its connections,
+    counted in the node's status like Node-RED (``2 connections``)."""
+
+    def __init__(self, node: Node, host: str, port: int) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self.server: asyncio.Server | None = None
+        self.connections: set[asyncio.StreamWriter] = set()
+
+    async def listen(
+        self, serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
+    ) -> None:
+        """Listen on ``host`` (blank: every interface, like Node-RED) and ``port``."""
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            keep_alive(writer)
+            self.connections.add(writer)
+            self.node.status(text=connections_text(len(self.connections)))
+            try:
+                await serve(reader, writer)
+            finally:
+                self.connections.discard(writer)
+                writer.close()
+                if self.server is not None:
+                    self.node.status(text=connections_text(len(self.connections)))
+
+        try:
+            self.server = await asyncio.start_server(
+                accept, self.host or None, self.port, limit=READ_SIZE, reuse_address=True
+            )
+        except OSError as exc:
+            reason = (
+                f"listen {errno.errorcode.get(exc.errno, exc.errno)}: "
+                f"{os.strerror(exc.errno).lower()}"
+                if exc.errno
+                else str(exc)
+            )
+            raise NeedsUserFix(
+                f"unable to listen on port {self.port}, error: Error: {reason}"
+            ) from exc
+        self.node.log(f"listening on port {self.port}")
+
+    async def close(self) -> None:
+        server, self.server = self.server, None
+        if server is None:
+            return
+        server.close()
+        for writer in list(self.connections):
+            writer.close()
+        await server.wait_closed()
+        self.node.log(f"stopped listening on port {self.port}")

@@ -9,7 +9,7 @@ import socket
 import struct
 from typing import Any, ClassVar, Literal
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from edge_runner.contract import (
     Category,
@@ -20,7 +20,7 @@ from edge_runner.contract import (
     NodeSpec,
     register,
 )
-from edge_runner.nodes._netio import UdpSocket, parse_port, udp_family, udp_sockets
+from edge_runner.nodes._netio import UdpSocket, blank_default, parse_port, udp_family, udp_sockets
 
 
 class Config(NodeConfig):
@@ -43,16 +43,6 @@ class Config(NodeConfig):
             return "true" if value else "false"
         return "false" if value in ("", None) else value
 
-    @field_validator("ipv", mode="before")
-    @classmethod
-    def _ipv(cls, value: Any) -> Any:
-        return "udp4" if value in ("", None) else value
-
-    @field_validator("datatype", mode="before")
-    @classmethod
-    def _datatype(cls, value: Any) -> Any:
-        return "buffer" if value in ("", None) else value
-
     def check(self) -> None:
         """What Node-RED's editor flags but its runtime still deploys: a start failure here."""
         if not self.port:
@@ -64,6 +54,11 @@ class Config(NodeConfig):
                 raise NeedsUserFix(f"invalid multicast group {self.group!r}") from None
             if not group.is_multicast:
                 raise NeedsUserFix(f"Bad Multicast Address {self.group!r}")
+
+    @field_validator("ipv", "datatype", mode="before")
+    @classmethod
+    def _blank(cls, value: Any, info: ValidationInfo) -> Any:
+        return blank_default(cls, value, info.field_name or "")
 
 
 SPEC = NodeSpec(

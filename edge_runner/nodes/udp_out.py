@@ -7,7 +7,7 @@ import errno
 import socket
 from typing import Any, ClassVar, Literal
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from edge_runner.contract import (
     Category,
@@ -21,6 +21,7 @@ from edge_runner.contract import (
 )
 from edge_runner.nodes._netio import (
     UdpSocket,
+    blank_default,
     flag,
     parse_port,
     payload_bytes,
@@ -48,17 +49,17 @@ class Config(NodeConfig):
     def _flag(cls, value: Any) -> bool:
         return flag(value)
 
-    @field_validator("ipv", mode="before")
-    @classmethod
-    def _ipv(cls, value: Any) -> Any:
-        return "udp4" if value in ("", None) else value
-
     @field_validator("multicast", mode="before")
     @classmethod
     def _multicast(cls, value: Any) -> Any:
         if isinstance(value, bool):
             return "broad" if value else "false"
         return "false" if value in ("", None) else value
+
+    @field_validator("ipv", mode="before")
+    @classmethod
+    def _blank(cls, value: Any, info: ValidationInfo) -> Any:
+        return blank_default(cls, value, info.field_name or "")
 
 
 SPEC = NodeSpec(
