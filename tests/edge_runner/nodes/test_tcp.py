@@ -5,6 +5,7 @@ the peer drops or restarts, and every tcp request return mode."""
 import asyncio
 import base64
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from edge_runner.testing import FlowHarness
+from tests.edge_runner.connections.certs import Pki, make_pki
 
 
 def free_port() -> int:
@@ -382,3 +384,56 @@ async def test_request_without_destination_warns() -> None:
         h.receive("req", {"payload": "x"})
         await h.until(lambda: bool(h.logs(30)), what="a warning")
     assert h.logs(30)[0]["msg"] == "Host and/or port not set"
+
+
+async def test_redeploy_listens_again_on_the_same_port_and_drops_old_connections() -> None:
+    port = free_port()
+    first = [{"id": "t1", "type": "tab", "label": "t"}, {**tcp_in(port), "z": "t1"}, CAPTURE]
+    async with FlowHarness(first) as h:
+        old_reader, old_writer = await asyncio.open_connection("127.0.0.1", port)
+        await h.until(lambda: {"text": "1 connection"} in h.statuses("in"), what="connected")
+        changed = [dict(n) for n in h.flow]
+        changed[1] = {**changed[1], "topic": "after"}
+        await h.engine.deploy(changed)
+        assert await asyncio.wait_for(old_reader.read(), 3) == b""  # closed by the old node
+        old_writer.close()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"x")
+        (msg,) = await h.wait("cap", 1)
+        writer.close()
+    assert msg["topic"] == "after"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+async def test_request_over_tls_trusts_the_tls_config_ca_only(pki: Pki) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"secret:" + await reader.read(100))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for ca, expect_answer in ((pki.ca, True), (pki.other_ca, False)):
+            flow = [
+                *request(port, "time", "100", ret="string", tls="tls"),
+                {"id": "tls", "type": "tls-config", "ca": str(ca), "verifyservercert": True},
+            ]
+            async with FlowHarness(flow) as h:
+                h.receive("req", {"payload": "ping"})
+                if expect_answer:
+                    (msg,) = await h.wait("cap", 1)
+                    assert msg["payload"] == "secret:ping"
+                else:
+                    await h.until(lambda: bool(h.logs(20)), what="an error")
+                    assert "certificate verify failed" in h.logs(20)[0]["msg"]
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -179,3 +179,17 @@ async def test_multicast_group_joined_on_an_interface_address(peer: socket.socke
         peer.sendto(b"to the group", (group, port))
         (msg,) = await h.wait("cap", 1)
     assert msg["payload"] == "to the group"
+
+
+async def test_redeploy_binds_the_same_port_again(peer: socket.socket) -> None:
+    port = free_udp_port()
+    async with FlowHarness(udp_in(port, "utf8")) as h:
+        changed = [dict(n) for n in h.flow]
+        for node in changed:
+            if node["id"] == "in":
+                node["datatype"] = "base64"
+        await h.engine.deploy(changed)
+        assert not h.logs(20)
+        peer.sendto(b"hi", ("127.0.0.1", port))
+        (msg,) = await h.wait("cap", 1)
+    assert msg["payload"] == "aGk="
