@@ -49,8 +49,9 @@ class EndpointConfig(NodeConfig):
 
 
 def connected_text(count: int | None) -> str:
-    """Node-RED's ``websocket.status.connected``; a client has no count."""
-    return "connected" if count is None else f"connected {count}"
+    """Node-RED's ``websocket.status.connected`` (``connected __count__``); a client has an
+    empty count, so its text ends in a space, as Node-RED 5 shows it."""
+    return f"connected {'' if count is None else count}"
 
 
 class WebSocketEndpoint(Node):
@@ -131,6 +132,8 @@ class WebSocketEndpoint(Node):
                 parsed = js_loads(data)
             except ValueError:
                 parsed = data
+            # Node-RED sends a JSON array as if it were several outputs and crashes on null;
+            # both become msg.payload here, like every other non-object value.
             msg = parsed if isinstance(parsed, dict) else {"payload": parsed}
         else:
             msg = {"payload": data}

@@ -57,9 +57,10 @@ SPEC = NodeSpec(
 
 ### Details
 The connection opens when the first `websocket in`/`out` using it starts. The status of
-those nodes follows it: `connected`, red `disconnected` when the server closes it, red
-`error` when a connection attempt fails. A lost connection is retried after a random pause
-that grows with every failure up to 3 s (Node-RED retries every 3 s).
+those nodes follows it: `connected` (with Node-RED's trailing space), red `disconnected`
+when the server closes it, red `error` when a connection attempt fails. A lost connection is
+retried after a random pause that grows with every failure up to 3 s (Node-RED retries every
+3 s).
 """,
 )
 

@@ -77,10 +77,21 @@ async def test_listener_whole_message_both_ways(tmp_path: Path) -> None:
         await ws.send_str('{"payload": [1, 2], "topic": "t"}')
         await ws.send_str("42")
         await ws.send_str("not json")
-        msgs = await h.wait("got", 3)
+        await ws.send_str("[1, null]")
+        await ws.send_str("null")
+        await ws.send_bytes(b"\x01\x02")
+        await ws.send_bytes(b'{"payload": "binary JSON"}')
+        msgs = await h.wait("got", 7)
         assert msgs[0]["topic"] == "t"
         assert msgs[0]["payload"] == [1, 2]
-        assert [m["payload"] for m in msgs[1:]] == [42, "not json"]
+        assert [m["payload"] for m in msgs[1:]] == [
+            42,
+            "not json",
+            [1, None],
+            None,
+            b"\x01\x02",
+            "binary JSON",
+        ]
         h.receive("out", {"payload": b"\x01", "topic": "x", "_session": msgs[0]["_session"]})
         sent = json.loads(await ws.receive_str(timeout=3))
         await ws.close()
@@ -213,7 +224,7 @@ async def test_client_sends_receives_and_reconnects(monkeypatch: Any) -> None:
         await feed.runner.cleanup()
 
 
-_connected = {"fill": "green", "shape": "dot", "text": "connected"}
+_connected = {"fill": "green", "shape": "dot", "text": "connected "}  # Node-RED's own text
 
 
 async def test_client_to_a_dead_server_shows_error_and_warns_on_send() -> None:
