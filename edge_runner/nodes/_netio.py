@@ -29,6 +29,9 @@ RECONNECT_BASE_S = 0.25
 # After the peer closed a connection that carried data Node-RED reconnects at once (20 ms).
 QUICK_RECONNECT_S = 0.02
 READ_SIZE = 65536
+# A peer that drops SYNs would hold a connection attempt for the OS's ~2 minutes; the reconnect
+# schedule wants an answer sooner.
+CONNECT_TIMEOUT_S = 10.0
 
 
 def reconnect_schedule(cap: float) -> Backoff:
@@ -335,10 +338,11 @@ class TcpClient:
             node.log(f"connecting to {where}")
             node.status("grey", "dot", "connecting")
             try:
-                reader, writer = await asyncio.open_connection(
-                    self.host, self.port, ssl=self.tls, limit=READ_SIZE
-                )
-            except OSError as exc:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    reader, writer = await asyncio.open_connection(
+                        self.host, self.port, ssl=self.tls, limit=READ_SIZE
+                    )
+            except (OSError, TimeoutError) as exc:
                 node.log(f"error: {exc}")
                 node.status("red", "ring", "disconnected")
                 node.log(f"connection lost to {where}")

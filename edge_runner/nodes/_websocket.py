@@ -21,6 +21,7 @@ from edge_runner.contract import (
     new_msgid,
 )
 from edge_runner.nodes._netio import (
+    CONNECT_TIMEOUT_S,
     WEBSOCKET_RECONNECT_CAP_S,
     ensure_string,
     js_json,
@@ -198,7 +199,8 @@ class WebSocketEndpoint(Node):
         import aiohttp
 
         schedule = reconnect_schedule(WEBSOCKET_RECONNECT_CAP_S)
-        async with aiohttp.ClientSession() as http:
+        limits = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=limits) as http:
             while True:
                 try:
                     ws = await http.ws_connect(

@@ -20,6 +20,7 @@ from edge_runner.contract import (
     register,
 )
 from edge_runner.nodes._netio import (
+    CONNECT_TIMEOUT_S,
     READ_SIZE,
     blank_default,
     connections_text,
@@ -176,6 +177,9 @@ class TcpRequestNode(Node):
             self._reset(msg["reset"])
             if "payload" not in msg:
                 return
+        if not host or not port:
+            self.warn("Host and/or port not set")
+            return
         key = f"{host}:{port}"
         if key != self.last_id:
             self.status()
@@ -186,9 +190,6 @@ class TcpRequestNode(Node):
         if conn.connected:
             conn.flush()
         elif conn.task is None:
-            if not host or not port:
-                self.warn("Host and/or port not set")
-                return
             conn.task = asyncio.create_task(self._run(key, conn, str(host), port))
 
     def _reset(self, target: Any) -> None:
@@ -203,12 +204,13 @@ class TcpRequestNode(Node):
 
     async def _run(self, key: str, conn: _Connection, host: str, port: Any) -> None:
         try:
-            reader, writer = await asyncio.open_connection(
-                host, int(port), ssl=tls_client_context(self, self.cfg.tls), limit=READ_SIZE
-            )
-        except (OSError, ValueError) as exc:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(
+                    host, int(port), ssl=tls_client_context(self, self.cfg.tls), limit=READ_SIZE
+                )
+        except (OSError, ValueError, TimeoutError) as exc:
             self.status("red", "ring", "error")
-            self.error(f"connect failed {key}: {exc}", conn.last)
+            self.error(f"connect failed {key}: {exc or 'connect timeout'}", conn.last)
             self._forget(key, conn)
             return
         keep_alive(writer)
