@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections import deque
 from typing import Any, ClassVar, Literal
 
@@ -168,6 +169,10 @@ class TcpRequestNode(Node):
         self.split = self.cfg.split_number()
         self.char = self.cfg.split_char()
         self.last_id = ""
+        self.tls: ssl.SSLContext | None = None
+
+    async def start(self) -> None:
+        self.tls = tls_client_context(self, self.cfg.tls)
 
     def on_message(self, msg: Msg) -> None:
         cfg = self.cfg
@@ -206,7 +211,7 @@ class TcpRequestNode(Node):
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 reader, writer = await asyncio.open_connection(
-                    host, int(port), ssl=tls_client_context(self, self.cfg.tls), limit=READ_SIZE
+                    host, int(port), ssl=self.tls, limit=READ_SIZE
                 )
         except (OSError, ValueError, TimeoutError) as exc:
             self.status("red", "ring", "error")
