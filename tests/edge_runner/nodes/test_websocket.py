@@ -5,6 +5,7 @@ client reconnection, headers and subprotocols, refused paths."""
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from edge_runner.testing import FlowHarness
+from tests.edge_runner.connections.certs import make_pki
 from tests.edge_runner.nodes.test_http_in import serving
 
 
@@ -243,3 +245,34 @@ async def test_client_to_a_dead_server_shows_error_and_warns_on_send() -> None:
         h.receive("out", {"payload": "lost"})
         await h.until(lambda: bool(h.logs(30)), what="a warning")
     assert h.logs(30)[0]["msg"].startswith("An error occurred while sending:")
+
+
+async def test_wss_client_trusts_the_ca_of_its_tls_config(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    feed = Feed()
+    app = web.Application()
+    app.router.add_get("/feed", feed.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    port = runner.addresses[0][1]
+    flow = [
+        {
+            "id": "cli",
+            "type": "websocket-client",
+            "path": f"wss://127.0.0.1:{port}/feed",
+            "tls": "tls",
+        },
+        {"id": "tls", "type": "tls-config", "ca": str(pki.ca), "verifyservercert": True},
+        {"id": "out", "type": "websocket out", "server": "", "client": "cli"},
+    ]
+    try:
+        async with FlowHarness(flow) as h:
+            await feed.until(lambda: len(feed.connections) == 1)
+            await h.until(lambda: h.statuses("out")[-1:] == [_connected], what="connected")
+            h.receive("out", {"payload": "over tls"})
+            await feed.until(lambda: feed.received == ["over tls"])
+    finally:
+        await runner.cleanup()
