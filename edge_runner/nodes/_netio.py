@@ -424,6 +424,13 @@ class TcpServer:
                 if exc.errno
                 else str(exc)
             )
+            if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+                # Node-RED ignores host in server mode; a value left from client mode names
+                # the peer, not this machine.
+                reason += (
+                    f" (host {self.host!r} is not an address of this machine: clear it to "
+                    "listen on every interface, as Node-RED does)"
+                )
             raise NeedsUserFix(
                 f"unable to listen on port {self.port}, error: Error: {reason}"
             ) from exc

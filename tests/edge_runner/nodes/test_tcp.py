@@ -437,3 +437,13 @@ async def test_request_over_tls_trusts_the_tls_config_ca_only(pki: Pki) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_host_that_is_not_this_machine_fails_with_how_to_fix_it() -> None:
+    # 192.0.2.1 is TEST-NET-1: never an address of this machine
+    flow = [tcp_in(free_port(), host="192.0.2.1"), CAPTURE]
+    async with FlowHarness(flow) as h:
+        pass
+    (error,) = h.logs(20)
+    assert "listen EADDRNOTAVAIL" in error["msg"]
+    assert "clear it to listen on every interface, as Node-RED does" in error["msg"]
