@@ -78,12 +78,13 @@ SPEC = NodeSpec(
 * `fromip` (`"address:port"`), `ip` and `port`: the sender.
 
 ### Details
-**multicast** `"true"` joins the multicast **group** (on the interface address **iface**, or
-the system's default); `"false"` receives unicast and broadcast datagrams. **ipv** `udp4` or
-`udp6`. Node-RED always binds every interface; the runner binds the address given in **iface**
-for unicast when there is one (blank: every interface), so a listener can be kept to one
-network. A `udp out` whose local port is this port sends from this same socket, so replies
-come from the port the peer wrote to. Ports below 1024 need root
+**multicast** `"true"` joins the multicast **group** on the interface **iface** (an address
+like `192.168.1.10` or a name like `eth0`; blank: the system's default); `"false"` receives
+unicast and broadcast datagrams. **ipv** `udp4` or `udp6`. Node-RED always binds every
+interface; the runner binds the address given in **iface** for unicast when there is one
+(blank: every interface), so a listener can be kept to one network. A `udp out` whose local
+port is this port sends from this same socket, so replies come from the port the peer wrote
+to. Ports below 1024 need root
 ("UDP access error, you may need root access for ports below 1024").
 """,
 )
@@ -133,14 +134,17 @@ class UdpInNode(Node):
         assert self.socket is not None  # noqa: S101  # bound before joining
         raw = self.socket.raw
         group = self.cfg.group.strip()
+        by_name = bool(iface) and not _is_address(iface)
         try:
+            index = socket.if_nametoindex(iface) if by_name else 0
             if family == socket.AF_INET6:
-                index = socket.if_nametoindex(iface) if iface and not _is_address(iface) else 0
                 request = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", index)
                 raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, request)
             else:
-                local = iface if iface and _is_address(iface) else "0.0.0.0"  # noqa: S104  # the default interface
+                local = iface if iface and not by_name else "0.0.0.0"  # noqa: S104  # default
                 request = socket.inet_aton(group) + socket.inet_aton(local)
+                if by_name:  # struct ip_mreqn: the interface by index (Linux)
+                    request += struct.pack("@i", index)
                 raw.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 128)
                 raw.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, request)
         except OSError as exc:

@@ -169,10 +169,11 @@ async def test_stop_releases_the_port() -> None:
         again.bind(("0.0.0.0", port))  # noqa: S104  # same address the node used
 
 
-async def test_multicast_group_joined_on_an_interface_address(peer: socket.socket) -> None:
+@pytest.mark.parametrize("iface", ["127.0.0.1", "lo"])
+async def test_multicast_group_joined_on_an_interface(peer: socket.socket, iface: str) -> None:
     port = free_udp_port()
     group = "239.255.42.99"
-    flow = udp_in(port, "utf8", multicast="true", group=group, iface="127.0.0.1")
+    flow = udp_in(port, "utf8", multicast="true", group=group, iface=iface)
     peer.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
     peer.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
     async with FlowHarness(flow) as h:
