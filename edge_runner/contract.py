@@ -2,10 +2,11 @@
 
 A node type is one module under ``edge_runner.nodes`` that defines
 
-* ``Config``: a frozen pydantic model (``NodeConfig`` subclass, ``extra="forbid"``) holding the
-  node's own fields exactly as Node-RED's flows.json spells them. It is the single schema: the
-  editor renders it (via ``catalog.json``), the platform validates flows against it and the
-  runtime parses it.
+* ``Config``: a frozen pydantic model (``NodeConfig`` subclass) holding the node's own fields
+  exactly as Node-RED's flows.json spells them. It is the single schema: the editor renders it
+  (via ``catalog.json``), the platform validates flows against it and the runtime parses it.
+  Fields it does not declare (written by a newer or older Node-RED) are ignored, never refused:
+  they stay in the stored flows, the runtime logs them once, the validator warns.
 * ``SPEC``: a ``NodeSpec`` (type key, version, category, ports, help text).
 * the node class (``Node`` subclass) named in ``SPEC.node_class`` -- by convention the module's
   only ``Node`` subclass -- registered with ``@register``.
@@ -65,7 +66,7 @@ COMMON_KEYS = frozenset(
 if TYPE_CHECKING:
 
     class NodeConfig(BaseModel):
-        """Base of every node type's ``Config``. Unknown fields are rejected, values are
+        """Base of every node type's ``Config``. Unknown fields are ignored, values are
         frozen."""
 
         name: str = ""
@@ -87,10 +88,11 @@ def _node_config() -> type[NodeConfig]:
     from pydantic import BaseModel, ConfigDict
 
     class _NodeConfig(BaseModel):
-        """Base of every node type's ``Config``. Unknown fields are rejected, values are
+        """Base of every node type's ``Config``. Unknown fields are ignored, values are
         frozen."""
 
-        model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+        # Node-RED ignores the fields it does not know; flows from any of its versions load.
+        model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
         name: str = ""
 
@@ -98,6 +100,19 @@ def _node_config() -> type[NodeConfig]:
     _NodeConfig.__module__ = __name__
     globals()["NodeConfig"] = _NodeConfig
     return cast("type[NodeConfig]", _NodeConfig)
+
+
+def unknown_fields(config_cls: type[BaseModel], fields: dict[str, Any]) -> list[str]:
+    """The keys of ``fields`` that ``config_cls`` neither declares nor aliases (ignored)."""
+    known = _declared_names(config_cls)
+    return [key for key in fields if key not in known]
+
+
+@lru_cache(maxsize=512)
+def _declared_names(config_cls: type[BaseModel]) -> frozenset[str]:
+    names = set(config_cls.model_fields)
+    names.update(f.alias for f in config_cls.model_fields.values() if f.alias)
+    return frozenset(names)
 
 
 class Category(StrEnum):

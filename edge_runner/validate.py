@@ -11,7 +11,10 @@ editor's schema.
 
 Problems of severity ``error`` are exactly what makes a runner reject the deploy. ``warning``:
 a disabled node or a node on a disabled tab whose configuration would be rejected once it is
-enabled (the runner ignores disabled nodes).
+enabled (the runner ignores disabled nodes); a node of a type no runner module provides (a
+contrib node: the runner accepts the flows but starts none of them until a deploy without such
+types, like Node-RED's "waiting for missing types"); a configuration field the node type does
+not know (written by another Node-RED version: kept, ignored).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def validate(flows: Any, *, credentials: dict[str, dict[str, Any]] | None = None
     id). An empty list: a runner accepts the flows."""
     errors = _dry_run(flows, credentials)
     problems = [p for entry in errors for p in _problems(entry, "error")]
+    if isinstance(flows, list):
+        problems += _tolerated(flows)
     if isinstance(flows, list) and not errors:
         enabled, disabled = _all_enabled(flows)
         if disabled:
@@ -75,6 +80,42 @@ def _dry_run(flows: Any, credentials: dict[str, dict[str, Any]] | None) -> list[
     finally:
         scratch.remove_all()
     return []
+
+
+def _tolerated(flows: list[Any]) -> list[Problem]:
+    """What the runner accepts but does not run or read: missing types, unknown fields."""
+    from edge_runner.contract import COMMON_KEYS, unknown_fields
+    from edge_runner.runtime.engine import Engine
+    from edge_runner.runtime.flows import parse_flows
+
+    engine = Engine()
+    missing = set(engine.missing_types(flows, parse_flows(flows, engine.global_env)))
+    problems: list[Problem] = []
+    for node in flows:
+        kind = node.get("type") if isinstance(node, dict) else None
+        if not isinstance(kind, str):
+            continue
+        node_id = node.get("id") if isinstance(node.get("id"), str) else None
+        if kind in missing:
+            text = (
+                f"unknown node type {kind!r}: the flows are accepted but not started "
+                "(waiting for missing types)"
+            )
+            problems.append(Problem(node_id, kind, text, None, "warning"))
+            continue
+        cls = engine.node_class(kind) if not kind.startswith("subflow:") else None
+        if cls is None:
+            continue
+        fields = {k: v for k, v in node.items() if k not in COMMON_KEYS}
+        migrate = getattr(cls, "migrate", None)
+        try:
+            fields = migrate(fields) if callable(migrate) else fields
+        except (ValueError, TypeError):
+            continue  # reported as an error by the dry run
+        for name in unknown_fields(cls.Config, fields):
+            text = f"unknown field {name!r}: kept, ignored by the runner"
+            problems.append(Problem(node_id, kind, text, name, "warning"))
+    return problems
 
 
 def _problems(entry: dict[str, Any], severity: Severity, suffix: str = "") -> list[Problem]:

@@ -18,7 +18,7 @@ MAX_HELD = 10_000  # messages held for one batch; past this the oldest is droppe
 
 
 class Topic(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     topic: str
 

@@ -36,7 +36,7 @@ ValueType = Literal[
 class Rule(BaseModel):
     """One rule of a change node, spelled as Node-RED writes it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     t: Literal["set", "change", "delete", "move"]
     p: str = ""

@@ -43,7 +43,7 @@ _ESCAPE = {
 class Header(BaseModel):
     """One row of the editor's header list."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
     keyType: str = "other"  # noqa: N815  # Node-RED's field names
     keyValue: str = ""  # noqa: N815
     valueType: str = "other"  # noqa: N815

@@ -37,7 +37,9 @@ class Config(NodeConfig):
     onceDelay: float | str | None = 0.1  # noqa: N815  (Node-RED field name)
     topic: str = ""
     payload: Any = ""
-    payloadType: str = "date"  # noqa: N815
+    # No default type: the editor writes "date" for new nodes, but a legacy node without the
+    # field sends its payload as a string (Node-RED's runtime reads a missing type as "str").
+    payloadType: str | None = None  # noqa: N815
 
     @field_validator("props")
     @classmethod
@@ -82,22 +84,32 @@ def make_cron(expression: str) -> Any:
         raise ValueError(f"invalid crontab {expression!r}: {exc}") from exc
 
 
+# Types older editors wrote: Node-RED's runtime passes such a value through as it is, which
+# for these (an empty or text payload) is the string.
+LEGACY_TYPES = {"none": "str", "string": "str"}
+
+
 def effective_props(config: Config) -> list[dict[str, Any]]:
     """The props the node sends, with Node-RED's migrations: legacy nodes (no ``props``) send
     payload + topic; editor-format ``{"p": "payload"}`` / ``{"p": "topic", "vt": "str"}`` read
-    their value from the ``payload``/``payloadType``/``topic`` fields."""
+    their value from the ``payload``/``payloadType``/``topic`` fields. A missing payload type
+    is ``str``; ``none`` and ``string`` (pre-1.0 editors) are ``str`` too."""
+    payload_type = config.payloadType or "str"
+    payload_type = LEGACY_TYPES.get(payload_type, payload_type)
     if config.props is None:
         return [
-            {"p": "payload", "v": config.payload, "vt": config.payloadType},
+            {"p": "payload", "v": config.payload, "vt": payload_type},
             {"p": "topic", "v": config.topic, "vt": "str"},
         ]
     out: list[dict[str, Any]] = []
     for prop in config.props:
         prop = dict(prop)
         if prop.get("p") == "payload" and "v" not in prop:
-            prop["v"], prop["vt"] = config.payload, config.payloadType
+            prop["v"], prop["vt"] = config.payload, payload_type
         elif prop.get("p") == "topic" and prop.get("vt") == "str" and "v" not in prop:
             prop["v"] = config.topic
+        elif prop.get("vt") in LEGACY_TYPES:
+            prop["vt"] = LEGACY_TYPES[prop["vt"]]
         out.append(prop)
     return out
 

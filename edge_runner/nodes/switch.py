@@ -76,7 +76,7 @@ class Rule(BaseModel):
     """One switch rule as Node-RED writes it: operator ``t``, value ``v`` (type ``vt``), second
     value ``v2`` (type ``v2t``) for ``btwn``/``index``, ``case`` for case-insensitive regex."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     t: RuleType
     v: Any = ""

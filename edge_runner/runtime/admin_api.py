@@ -4,12 +4,16 @@
 ``POST /flows`` is a thin caller of ``runtime.deployer`` (the one deploy path) and maps its
 ``DeployResult``: ``accepted`` and ``started_with_failures`` answer success (Node-RED keeps a
 deploy whose nodes fail to start; they show red per node, and the failures are also listed in
-the v2 answer as ``failures``); ``rejected`` answers 400 ``{"code": "invalid_flows", "message",
-"errors": [{"id", "type", "error"}]}`` and nothing changed; a stale ``rev`` answers 409; flows
-that could not be stored answer 500 ``storage_error`` and nothing changed.
+the v2 answer as ``failures``); ``waiting`` (flows using node types nobody provides, e.g.
+contrib nodes) answers success too, as Node-RED does, and the v2 answer lists them as
+``missing_types``: the flows are stored, nothing runs; ``rejected`` answers 400
+``{"code": "invalid_flows", "message", "errors": [{"id", "type", "error"}]}`` and nothing
+changed; a stale ``rev`` answers 409; flows that could not be stored answer 500
+``storage_error`` and nothing changed.
 
 ``GET /flows/state`` answers ``{"state": "start" | "stop" | "safe"}`` like Node-RED 3, plus
-``error: "safe-mode"`` and ``text`` (the reason) in safe mode.
+``error: "safe-mode"`` and ``text`` (the reason) in safe mode, or ``error: "missing-types"``
+and ``types`` while the flows wait for missing types (Node-RED's runtime-state event).
 """
 
 from __future__ import annotations
@@ -134,6 +138,8 @@ class AdminApi:
         doc: dict[str, Any] = {"rev": result.revision}
         if result.failures:
             doc["failures"] = result.failures
+        if result.missing_types:
+            doc["missing_types"] = result.missing_types
         return self._json(200, json.dumps(doc, ensure_ascii=False).encode())
 
     # ------------------------------------------------------------------ GET /flows/state

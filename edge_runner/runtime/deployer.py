@@ -12,7 +12,11 @@ Node-RED's ``setFlows`` is the one path whatever the source of a deploy.
 3. **stop** the nodes the deploy replaces (by deployment type, ``planner``), then
 4. **start** the new ones, between a durable ``.starting`` marker and its removal;
 5. **report** a ``DeployResult``: ``accepted``, or ``started_with_failures`` listing the nodes
-   that failed to start (red, receiving nothing; the rest runs, as in Node-RED).
+   that failed to start (red, receiving nothing; the rest runs, as in Node-RED), or
+   ``waiting``: the flows use node types no module provides (``missing_types``, contrib nodes
+   we lack); they are stored but nothing runs, as Node-RED's "Waiting for missing types to be
+   registered". The state is then ``stop`` with ``error: missing-types``; the next deploy
+   without such types starts normally.
 
 Safe mode: a ``.starting`` marker found at boot means the last start never completed: the
 runner died while starting nodes (``os._exit`` in node code, a native crash, the OOM killer).
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from edge_runner.runtime.engine import MISSING_TYPES_TEXT, missing_types_event
 from edge_runner.runtime.paths import CREDENTIALS_FILE
 from edge_runner.runtime.storage import (
     FlowStorage,
@@ -43,22 +48,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edge_runner.deployer")
 
-DeployStatus = Literal["accepted", "rejected", "started_with_failures"]
+DeployStatus = Literal["accepted", "rejected", "started_with_failures", "waiting"]
 RUNTIME_STATE_TOPIC = "notification/runtime-state"
 
 
 @dataclass(frozen=True)
 class DeployResult:
     """What a deploy did. ``errors``: per-node validation errors of a rejected deploy;
-    ``failures``: per-node start failures (each ``{"id", "type", "error"}``)."""
+    ``failures``: per-node start failures (each ``{"id", "type", "error"}``);
+    ``missing_types``: the node types a ``waiting`` deploy waits for."""
 
     status: DeployStatus
     revision: str | None
     errors: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    missing_types: list[str] = field(default_factory=list)
 
     @property
     def message(self) -> str:
+        if self.missing_types:
+            return f"waiting for missing types: {', '.join(self.missing_types)}"
         problems = self.errors or self.failures
         listed = "; ".join(f"{p.get('id')}: {p.get('error')}" for p in problems[:10])
         return f"{self.status.replace('_', ' ')}: {listed}" if listed else self.status
@@ -66,15 +75,19 @@ class DeployResult:
 
 @dataclass(frozen=True)
 class RuntimeState:
-    """``start`` (flows running), ``stop`` (none) or ``safe`` (stored flows not started)."""
+    """``start`` (flows running), ``stop`` (none; ``missing_types`` when the flows wait for
+    types) or ``safe`` (stored flows not started)."""
 
     state: Literal["start", "stop", "safe"]
     reason: str = ""
+    missing_types: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         if self.state == "safe":
             # Node-RED's safe-mode event, with our reason as its text.
             return {"state": "safe", "error": "safe-mode", "type": "warning", "text": self.reason}
+        if self.missing_types:
+            return missing_types_event(list(self.missing_types))
         return {"state": self.state}
 
 
@@ -177,6 +190,10 @@ class Deployer:
             await self._persist(prepared, data, staging)
         failures = await engine.apply(prepared, before_start=self._starting(prepared.revision))
         await asyncio.to_thread(self.storage.clear_starting)
+        if prepared.missing_types:
+            missing = prepared.missing_types
+            self._set_state(RuntimeState("stop", MISSING_TYPES_TEXT, tuple(missing)))
+            return DeployResult("waiting", prepared.revision, missing_types=list(missing))
         self._set_state(RuntimeState("start"))
         status: DeployStatus = "started_with_failures" if failures else "accepted"
         return DeployResult(status, prepared.revision, failures=failures)

@@ -15,7 +15,9 @@ the one deploy path of a runner; ``deploy(flows, kind)`` runs both for engines w
 fails that node, never the engine. See ``planner`` for what ``full`` / ``flows`` / ``nodes``
 restart, ``flows`` for the flow model (subflows, groups), ``env`` for environment variables and
 ``routing`` for catch / status / complete delivery. Node modules are imported per type on
-first use (``loader``); a deployed type nobody registers is rejected like any other bad node.
+first use (``loader``). Flows using a type nobody registers (a contrib node) are accepted but
+not started, as Node-RED does: ``Prepared.missing_types`` lists them, ``apply`` stops every
+node, starts none and announces ``notification/runtime-state`` with ``error: missing-types``.
 
 Directories: ``paths`` (``RunnerPaths``, the one data-directory layout). An engine built without
 one has no directories at all: a node asking for one fails with ``NoRunnerPathsError``.
@@ -48,6 +50,7 @@ from edge_runner.contract import (
     Node,
     NodeStatus,
     Registry,
+    unknown_fields,
 )
 from edge_runner.runtime.containment import describe_failure, is_node_failure
 from edge_runner.runtime.context import Context, ContextStore, ContextStores
@@ -95,6 +98,21 @@ STOP_TIMEOUT = 10.0
 
 EventListener = Callable[[str, Any], None]
 
+# Array items that are structure, not node types a module provides.
+NOT_NODE_TYPES = frozenset({"tab", "subflow", "group", "global-config"})
+MISSING_TYPES_TEXT = "Waiting for missing types to be registered:"
+
+
+def missing_types_event(types: list[str]) -> dict[str, Any]:
+    """Node-RED's ``runtime-state`` payload while flows wait for missing types."""
+    return {
+        "state": "stop",
+        "error": "missing-types",
+        "type": "warning",
+        "text": "notification.warnings.missing-types",
+        "types": list(types),
+    }
+
 
 @dataclass
 class DeployError(Exception):
@@ -119,6 +137,7 @@ class Prepared:
     wiring: dict[str, list[list[NodeRuntime]]]
     credentials: dict[str, dict[str, Any]]  # the credential set after this deploy
     credentials_changed: bool
+    missing_types: list[str] = field(default_factory=list)  # nothing starts while non-empty
 
 
 def strip_credentials(node: Any) -> Any:
@@ -177,6 +196,7 @@ class Engine(Router):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deploy_lock: asyncio.Lock | None = None
         self._secrets: set[str] = set()
+        self._unknown_logged: set[tuple[str, str]] = set()
         self._flow_contexts: dict[str, Context] = {}
         self.started_at = time.time()
         # this engine's connection pools, route table and watchdog: never shared with another
@@ -233,8 +253,8 @@ class Engine(Router):
         return found
 
     def env(self, tab_id: str, name: str) -> Any:
-        scope = self.model.tab_env.get(tab_id)
-        return scope.get(name) if scope is not None else self.global_env.get(name)
+        scope = self.model.tab_env.get(tab_id) or self.model.global_env or self.global_env
+        return scope.get(name)
 
     # ------------------------------------------------------------------ dispatch
     def deliver(self, target: NodeRuntime, msg: Msg) -> None:
@@ -318,6 +338,7 @@ class Engine(Router):
             if callable(migrate):
                 fields = migrate(fields)
             config = cls.Config.model_validate(fields)
+            self._note_unknown_fields(raw["type"], cls, fields)
         except ValidationError as exc:
             found = [
                 {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
@@ -341,6 +362,14 @@ class Engine(Router):
             return None
         rt.credentials = dict(creds.get(raw["id"]) or creds.get(definition.alias) or {})
         return rt
+
+    def _note_unknown_fields(self, node_type: str, cls: type[Node], fields: dict[str, Any]) -> None:
+        """Fields another Node-RED version wrote are kept in the flows and ignored; say so once
+        per type and field, not per node and deploy."""
+        for name in unknown_fields(cls.Config, fields):
+            if (node_type, name) not in self._unknown_logged:
+                self._unknown_logged.add((node_type, name))
+                log.debug("%s: ignoring unknown field %r (kept in the flows)", node_type, name)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -379,6 +408,9 @@ class Engine(Router):
             )
         scratch, env_creds_changed = merge_env_credentials(self.credentials, flows)
         model = parse_flows(flows, self.global_env, scratch.creds)
+        missing = self.missing_types(flows, model)
+        if missing:
+            kind = "full"  # nothing will run: every node of the next deploy starts afresh
         errors = list(model.errors)
         if errors and not isinstance(flows, list):
             raise DeployError(errors)
@@ -398,6 +430,8 @@ class Engine(Router):
         )
         built: dict[str, NodeRuntime] = {}
         for node_id in sorted(plan.restart):
+            if model.nodes[node_id].type in missing:
+                continue
             rt = self._build_node(model.nodes[node_id], errors, new_creds)
             if rt is not None:
                 built[node_id] = rt
@@ -416,7 +450,23 @@ class Engine(Router):
             wiring=wiring,
             credentials=new_creds,
             credentials_changed=creds_changed,
+            missing_types=missing,
         )
+
+    def missing_types(self, flows: Any, model: FlowModel) -> list[str]:
+        """The node types of ``flows`` no module provides, in order of first use. Like
+        Node-RED's, disabled nodes count: the flows wait for every type they mention."""
+        missing: list[str] = []
+        for raw in flows if isinstance(flows, list) else ():
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            if not isinstance(kind, str) or kind in missing or kind in NOT_NODE_TYPES:
+                continue
+            if kind.startswith(SUBFLOW_PREFIX):
+                if kind[len(SUBFLOW_PREFIX) :] not in model.subflows:
+                    missing.append(kind)
+            elif self.node_class(kind) is None:
+                missing.append(kind)
+        return missing
 
     async def apply(
         self, prepared: Prepared, before_start: Callable[[], Awaitable[None]] | None = None
@@ -426,6 +476,9 @@ class Engine(Router):
         Returns the nodes that failed to start (``{"id", "type", "error"}``): they are red and
         receive nothing, the rest runs (Node-RED keeps such a deploy too)."""
         self._loop = asyncio.get_running_loop()
+        if prepared.missing_types:
+            await self._wait_for_types(prepared, before_start)
+            return []
         model, plan, future = prepared.model, prepared.plan, prepared.future
         self.emit("notification/runtime-state", {"state": "stop", "deploy": True})
         await self.stop_nodes([self.nodes[i] for i in plan.stop if i in self.nodes])
@@ -453,6 +506,31 @@ class Engine(Router):
         failures = await self.start_nodes([prepared.built[i] for i in sorted(prepared.built)])
         self.emit("notification/runtime-deploy", {"revision": self.revision})
         return failures
+
+    async def _wait_for_types(
+        self, prepared: Prepared, before_start: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        """Node-RED's answer to flows with missing types: keep them, run none of them (no node
+        context is cleaned either: the flows are not running, not gone)."""
+        self.emit("notification/runtime-state", {"state": "stop", "deploy": True})
+        await self.stop_nodes(list(self.nodes.values()))
+        self.nodes = {}
+        self.model = prepared.model
+        self.tabs = prepared.model.tabs
+        self.flows = prepared.flows
+        self.revision = prepared.revision
+        self.credentials.creds = prepared.credentials
+        self._secrets = self.credentials.secrets()
+        self._flow_contexts = {}
+        self.reindex()
+        if before_start is not None:
+            await before_start()
+        self.state = "stop"
+        log.info("%s", MISSING_TYPES_TEXT)
+        for missing in prepared.missing_types:
+            log.info(" - %s", missing)
+        self.emit("notification/runtime-state", missing_types_event(prepared.missing_types))
+        self.emit("notification/runtime-deploy", {"revision": self.revision})
 
     def node_class(self, node_type: str) -> type[Node] | None:
         """The class running ``node_type`` (its module is imported on first use)."""

@@ -2,7 +2,11 @@
 
 ``parse_flows`` resolves everything Node-RED resolves before any node is created:
 
-* tabs (``disabled`` tabs contribute nothing), groups (nested via ``g``), config nodes;
+* tabs (``disabled`` tabs contribute nothing), groups (nested via ``g``), config nodes; a node
+  whose ``z`` names no tab nor subflow gets an implicit tab of that id, as in Node-RED's
+  runtime (exports of a config node keep the ``z`` of a tab that was not exported);
+* ``global-config`` (Node-RED 3+): its ``env`` entries are global environment variables, seen by
+  every tab before the process environment;
 * disabled nodes (``d: true``) are dropped and wires to them are ignored;
 * subflow instances (``type: "subflow:<id>"``) are expanded into namespaced copies of the
   subflow's nodes (``<instance id>.<node id>``, recursively for nested subflows); the instance
@@ -107,10 +111,12 @@ class FlowModel:
     instances: set[str] = field(default_factory=set)
     errors: list[dict[str, Any]] = field(default_factory=list)
     tab_env: dict[str, EnvScope] = field(default_factory=dict)
+    global_env: EnvScope | None = None  # the process environment + the global-config's env
     credentials: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-_STRUCTURE_TYPES = frozenset({"tab", "subflow", "group"})
+GLOBAL_CONFIG = "global-config"
+_STRUCTURE_TYPES = frozenset({"tab", "subflow", "group", GLOBAL_CONFIG})
 
 
 def _shape_error(raw: dict[str, Any]) -> str:
@@ -171,6 +177,12 @@ def parse_flows(
         elif kind == "group":
             model.groups[raw["id"]] = raw
         plain.append(raw)
+    for raw in plain:
+        z = raw.get("z") or ""
+        implicit = z and z not in model.tabs and z not in model.subflows
+        if implicit and raw["type"] not in _STRUCTURE_TYPES:
+            model.tabs[z] = {"id": z, "type": "tab", "label": ""}
+    global_env = model.global_env = _global_scope(model, plain, global_env)
 
     for tab_id, tab in model.tabs.items():
         scope_vars = evaluate_env_list(
@@ -196,15 +208,28 @@ def parse_flows(
         if raw.get("d") is True:
             continue
         tab_raw = model.tabs.get(z)
-        if z and tab_raw is None:
-            model.errors.append(_err(raw, f"node on unknown flow {z!r}"))
-            continue
         if tab_raw is not None and tab_raw.get("disabled") is True:
             continue
         parent = model.tab_env.get(z, global_env)
         scope = _group_scope(model, raw.get("g"), parent, group_scopes, model.errors)
         _add_node(model, raw, z, z, scope, z, "", by_subflow, 0)
     return model
+
+
+def _global_scope(model: FlowModel, plain: list[dict[str, Any]], parent: EnvScope) -> EnvScope:
+    variables: dict[str, Any] = {}
+    for raw in plain:
+        if raw["type"] == GLOBAL_CONFIG and raw.get("d") is not True:
+            variables.update(
+                evaluate_env_list(
+                    raw.get("env"),
+                    parent,
+                    "global",
+                    _reporter(model.errors, raw),
+                    model.credentials.get(raw["id"]),
+                )
+            )
+    return EnvScope(variables, parent) if variables else parent
 
 
 def _group_scope(

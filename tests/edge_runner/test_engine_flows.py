@@ -336,7 +336,7 @@ async def test_disabled_nodes_and_tabs_do_not_run_and_wires_to_them_are_ignored(
         {"id": "t2", "type": "tab", "disabled": True},
         {"id": "a", "type": "helper", "z": "t1", "wires": [["off", "cap"]]},
         {"id": "off", "type": "helper", "z": "t1", "d": True, "wires": [[]]},
-        {"id": "on_off_tab", "type": "no-such-type-but-tab-is-disabled", "z": "t2"},
+        {"id": "on_off_tab", "type": "inject", "crontab": "bogus-but-tab-is-off", "z": "t2"},
         {"id": "cap", "type": "helper", "z": "t1"},
     ]
     async with FlowHarness(flow) as h:

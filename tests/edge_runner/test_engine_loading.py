@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge_runner.runtime import loader
-from edge_runner.runtime.engine import DeployError, Engine
+from edge_runner.runtime.engine import Engine
 
 pytestmark = pytest.mark.asyncio
 
@@ -75,18 +75,17 @@ async def test_a_fresh_engine_imports_no_node_module_and_a_deploy_only_those_it_
     assert result["after"] == ["edge_runner.nodes.change", "edge_runner.nodes.python_function"]
 
 
-async def test_unknown_types_are_still_rejected_per_node() -> None:
+async def test_unknown_types_make_the_flows_wait_unstarted() -> None:
     engine = Engine()
     flows = [
         {"id": "t1", "type": "tab"},
         {"id": "x", "type": "no-such-type", "z": "t1", "wires": []},
         {"id": "y", "type": "comment", "z": "t1", "wires": []},
     ]
-    with pytest.raises(DeployError) as info:
-        await engine.deploy(flows)
-    assert info.value.errors == [
-        {"id": "x", "type": "no-such-type", "error": "unknown node type 'no-such-type'"}
-    ]
+    await engine.deploy(flows)
+    assert engine.prepare(flows).missing_types == ["no-such-type"]
+    assert (engine.nodes, engine.state) == ({}, "stop")
+    await engine.stop()
 
 
 async def test_a_missing_index_falls_back_to_loading_every_module(
@@ -117,10 +116,9 @@ async def test_the_index_only_ever_names_node_modules(
     monkeypatch.setattr(loader, "INDEX_PATH", index)
     assert loader.node_index() == {"gone": "edge_runner.nodes.no_such_module"}
     flows = [{"id": "t1", "type": "tab"}, {"id": "g", "type": "gone", "z": "t1", "wires": []}]
-    with pytest.raises(DeployError) as info:
-        await Engine().deploy(flows)
-    (error,) = info.value.errors
-    assert error["error"].startswith("node type 'gone' is unavailable: ModuleNotFoundError")
+    assert Engine().prepare(flows).missing_types == ["gone"]
+    reason = loader.unavailable_reason("gone")
+    assert reason.startswith("node type 'gone' is unavailable: ModuleNotFoundError")
     loader.FAILED_NODE_MODULES.pop("edge_runner.nodes.no_such_module", None)
 
 

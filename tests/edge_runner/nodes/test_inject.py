@@ -168,11 +168,29 @@ async def test_interval_too_long_is_an_error_and_no_timer() -> None:
         assert any("interval too long" in e["msg"] for e in h.logs(20))
 
 
-def test_schema_rejects_unknown_fields_and_bad_props() -> None:
-    with pytest.raises(ValidationError):
-        Config.model_validate({"payload": "", "bogus": 1})
+def test_schema_ignores_unknown_fields_and_rejects_bad_props() -> None:
+    assert Config.model_validate({"payload": "", "bogus": 1}).payload == ""
     with pytest.raises(ValidationError):
         Config.model_validate({"props": [{"p": 5}]})
+
+
+@pytest.mark.parametrize(
+    ("legacy", "payload"),
+    [
+        ({"payload": "hello"}, "hello"),  # no payloadType at all: a string, not a timestamp
+        ({"payload": "42"}, "42"),
+        ({"payload": "", "payloadType": "none"}, ""),  # pre-1.0 "none"
+        ({"payload": "x", "payloadType": "string"}, "x"),
+        ({"props": [{"p": "payload"}], "payload": "p"}, "p"),
+    ],
+)
+async def test_legacy_payload_without_a_type_is_a_string(
+    legacy: dict[str, Any], payload: str
+) -> None:
+    async with FlowHarness(flow(**legacy)) as h:
+        press(h)
+        (msg,) = await h.wait("out")
+    assert msg["payload"] == payload
 
 
 def test_legacy_migration_is_pure() -> None:
