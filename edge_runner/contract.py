@@ -18,7 +18,6 @@ by the engine. Everything below is the runner's public contract and must stay st
 from __future__ import annotations
 
 import copy
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -474,41 +473,163 @@ def clone_msg(msg: Msg) -> Msg:
     return copy.deepcopy(msg)
 
 
-_PATH_TOKEN = re.compile(
-    r"""\s*(?:\.?\s*([A-Za-z_$][\w$]*)|\[\s*(-?\d+)\s*\]|\[\s*(['"])(.*?)\3\s*\])"""
-)
+class PropertyRef(str):
+    """A nested ``msg.`` reference inside brackets (``a[msg.key]``): its text is the inner
+    expression, ``parts`` its parsed form. Resolved against the message on each access."""
+
+    parts: list[str | int]  # inside the message: ``msg.a.b`` -> ["a", "b"]
+    position: int  # where the inner expression starts, for Node-RED's error text
+
+    def __new__(cls, text: str, parts: list[str | int], position: int) -> PropertyRef:
+        ref = super().__new__(cls, text)
+        ref.parts = parts
+        ref.position = position
+        return ref
+
+
+class NestedPath(list[str | int]):
+    """A parsed path holding ``PropertyRef`` parts (resolved per message)."""
 
 
 def parse_path(path: str) -> list[str | int]:
-    """Split a Node-RED property expression (``a.b[0]["c d"]``) into keys and indexes."""
+    """Split a Node-RED property expression (``a.b[0]["c d"]``, ``headers.content-type``,
+    ``a[msg.topic]``) into keys and indexes with ``RED.util.normalisePropertyExpression``'s
+    grammar and error texts (``ValueError``). Nested ``msg.`` references become
+    ``PropertyRef`` parts of a ``NestedPath``."""
     if not isinstance(path, str):
-        raise ValueError("empty property name")
-    return list(_parse_path(path))
+        raise ValueError("Invalid property expression: zero-length")
+    parts = _parse_path(path)
+    if any(isinstance(part, PropertyRef) for part in parts):
+        return NestedPath(parts)
+    return list(parts)
+
+
+def _index_or_key(text: str) -> str | int:
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def _invalid(text: str) -> ValueError:
+    return ValueError(f"Invalid property expression: {text}")
 
 
 @lru_cache(maxsize=4096)
 def _parse_path(path: str) -> tuple[str | int, ...]:
     # Nodes parse their property paths once per instance; a 1000-node deploy repeats the same
     # few paths ("payload", "topic") over and over, so the parsed form is cached.
-    text = path.strip()
-    if not text:
-        raise ValueError("empty property name")
-    if text.isidentifier():
-        return (text,)
+    length = len(path)
+    if length == 0:
+        raise _invalid("zero-length")
+    if path.isidentifier():
+        return (path,)
     parts: list[str | int] = []
-    pos = 0
-    while pos < len(text):
-        match = _PATH_TOKEN.match(text, pos)
-        if not match or match.end() == pos:
-            raise ValueError(f"invalid property expression {path!r}")
-        if match.group(1) is not None:
-            parts.append(match.group(1))
-        elif match.group(2) is not None:
-            parts.append(int(match.group(2)))
-        else:
-            parts.append(match.group(4))
-        pos = match.end()
+    start, i = 0, 0
+    in_string = in_box = False
+    quote = ""
+    while i < length:
+        c = path[i]
+        if in_string:
+            if c == quote:
+                if i == start:
+                    raise _invalid(f"zero-length string at position {start}")
+                parts.append(path[start:i])
+                after = path[i + 1] if i + 1 < length else ""
+                if in_box and after != "]":
+                    raise _invalid(f"unexpected array expression at position {start}")
+                if not in_box and after not in ("", "[", "."):
+                    raise _invalid(f"unexpected {after} expression at position {i + 1}")
+                start = i + 1
+                in_string = False
+        elif c in "'\"":
+            if i != start:
+                raise _invalid(f"unexpected {c} at position {i}")
+            in_string, quote, start = True, c, i + 1
+        elif c == ".":
+            if i == 0:
+                raise _invalid("unexpected . at position 0")
+            if start != i:
+                parts.append(_index_or_key(path[start:i]))
+            if i == length - 1:
+                raise _invalid("unterminated expression")
+            following = path[i + 1]
+            if not (following.isascii() and (following.isalnum() or following in "$_")):
+                raise _invalid(f"unexpected {following} at position {i + 1}")
+            start = i + 1
+        elif c == "[":
+            if i == 0:
+                raise _invalid(f"unexpected {c} at position {i}")
+            if start != i:
+                parts.append(path[start:i])
+            if i == length - 1:
+                raise _invalid("unterminated expression")
+            if path.startswith(("msg.", "msg["), i + 1):
+                end = _closing_bracket(path, i)
+                inner = path[i + 1 : end]
+                try:
+                    whole = parse_path(inner)
+                    inner_parts = type(whole)(whole[1:])  # without its leading "msg"
+                except ValueError:
+                    raise ValueError(f"Invalid expression started at position {i + 1}") from None
+                if not inner_parts:
+                    raise ValueError(f"Invalid expression started at position {i + 1}")
+                parts.append(PropertyRef(inner, inner_parts, i + 1))
+                i = start = end + 1
+                in_box = False
+                continue
+            following = path[i + 1]
+            if following not in "'\"" and not (following.isascii() and following.isdigit()):
+                raise _invalid(f"unexpected {following} at position {i + 1}")
+            start = i + 1
+            in_box = True
+        elif c == "]":
+            if not in_box:
+                raise _invalid(f"unexpected {c} at position {i}")
+            if start != i:
+                text = path[start:i]
+                if not (text.isascii() and text.isdigit()):
+                    raise _invalid(f"unexpected array expression at position {start}")
+                parts.append(int(text))
+            start = i + 1
+            in_box = False
+        elif c == " ":
+            raise _invalid(f"unexpected ' ' at position {i}")
+        i += 1
+    if in_box or in_string:
+        raise _invalid("unterminated expression")
+    if start < length:
+        parts.append(_index_or_key(path[start:]))
     return tuple(parts)
+
+
+def _closing_bracket(path: str, opening: int) -> int:
+    """The ``]`` closing the nested expression opened at ``opening``. Like Node-RED's scan,
+    brackets count inside quotes too (``a[msg['b][']]`` balances)."""
+    depth = 1
+    for j in range(opening + 1, len(path)):
+        c = path[j]
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        if depth == 0:
+            return j
+    raise _invalid(f"unmatched '[' at position {opening}")
+
+
+def resolve_path(parts: list[str | int], root: Any) -> list[str | int]:
+    """``parts`` with each nested ``msg.`` reference replaced by its value in ``root`` (the
+    message); an undefined reference fails like Node-RED's (``NodeFailed``)."""
+    if type(parts) is not NestedPath:
+        return parts
+    out: list[str | int] = []
+    for part in parts:
+        if isinstance(part, PropertyRef):
+            value = get_property(root, part.parts, _MISSING)
+            if value is _MISSING or value is None or isinstance(value, bool):
+                raise NodeFailed(f"Invalid expression started at position {part.position}")
+            out.append(value if isinstance(value, int) else str(value))
+        else:
+            out.append(part)
+    return out
 
 
 _MISSING = object()
@@ -516,7 +637,7 @@ _MISSING = object()
 
 def get_property(obj: Any, path: str | list[str | int], default: Any = None) -> Any:
     """Read ``path`` from ``obj``; ``default`` when any step is missing."""
-    parts = parse_path(path) if isinstance(path, str) else path
+    parts = resolve_path(parse_path(path) if isinstance(path, str) else path, obj)
     cur = obj
     for part in parts:
         if isinstance(part, int) and isinstance(cur, list):
@@ -542,7 +663,7 @@ def has_property(obj: Any, path: str | list[str | int]) -> bool:
 def set_property(obj: Any, path: str | list[str | int], value: Any, create: bool = True) -> bool:
     """Set ``path`` in ``obj``, creating missing objects (or lists before an index) when
     ``create``. Returns False when the path cannot be set."""
-    parts = parse_path(path) if isinstance(path, str) else path
+    parts = resolve_path(parse_path(path) if isinstance(path, str) else path, obj)
     cur = obj
     for i, part in enumerate(parts[:-1]):
         nxt_is_index = isinstance(parts[i + 1], int)
@@ -578,7 +699,7 @@ def set_property(obj: Any, path: str | list[str | int], value: Any, create: bool
 
 
 def delete_property(obj: Any, path: str | list[str | int]) -> bool:
-    parts = parse_path(path) if isinstance(path, str) else path
+    parts = resolve_path(parse_path(path) if isinstance(path, str) else path, obj)
     parent = get_property(obj, parts[:-1], _MISSING) if len(parts) > 1 else obj
     last = parts[-1]
     if isinstance(parent, dict):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-from edge_runner.contract import Msg, NodeFailed, parse_path
+from edge_runner.contract import Msg, NodeFailed, parse_path, resolve_path
 from edge_runner.runtime.typed import to_number
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def get_path(obj: Any, parts: Path) -> Any:
     """Value at ``parts`` or ``UNDEFINED`` (fast path for a single top-level key)."""
     if len(parts) == 1 and isinstance(obj, dict):
         return obj.get(parts[0], UNDEFINED)
+    parts = resolve_path(parts, obj)
     cur = obj
     for part in parts:
         if isinstance(cur, dict):
@@ -73,6 +74,7 @@ def set_path(obj: Any, parts: Path, value: Any) -> bool:
     if value is UNDEFINED:
         delete_path(obj, parts)
         return True
+    parts = resolve_path(parts, obj)
     if len(parts) == 1 and isinstance(obj, dict):
         key = parts[0]
         obj[key if isinstance(key, str) else str(key)] = value
@@ -109,6 +111,7 @@ def set_path(obj: Any, parts: Path, value: Any) -> bool:
 
 
 def delete_path(obj: Any, parts: Path) -> None:
+    parts = resolve_path(parts, obj)
     parent = get_path(obj, parts[:-1]) if len(parts) > 1 else obj
     last = parts[-1]
     if isinstance(parent, dict):
