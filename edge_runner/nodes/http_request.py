@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import re
+import socket
 import ssl
 from typing import Any, ClassVar, Literal, cast
 
@@ -126,13 +128,16 @@ SPEC = NodeSpec(
 *tls* names a `tls-config` node: its CA is trusted for `https://` URLs, its certificate and
 key are presented when the server asks for one, and its *verifyservercert* decides whether the
 server's certificate is checked. A server certificate that cannot be verified fails the request
-with `certificate verify failed` and the reason.
+with Node.js's text and code (`self-signed certificate`, `DEPTH_ZERO_SELF_SIGNED_CERT`).
 
 *URL* may hold `{{property}}` templates filled from the message (`{{{property}}}` unescaped).
 *authType* `basic`/`digest` use the *user*/*password* credentials, `bearer` sends the
 password as a token. *persist* keeps connections open between requests. A failed request
 (no connection, timeout, bad URL) raises a catchable error, turns the status red and, unless
-*senderr* is set, also sends the message on with the error text as payload. With *senderr*
+*senderr* is set, also sends the message on with the error text as payload, as Node-RED does:
+`RequestError: connect ECONNREFUSED 127.0.0.1:1 : <url>` with `msg.statusCode` and the status
+`ECONNREFUSED` (likewise `ENOTFOUND`, `ECONNRESET`, certificate codes); a timeout reports
+`no response from server` with `msg.statusCode` `ETIMEDOUT`. With *senderr*
 non-2xx responses are raised as errors too, instead of being sent.
 """,
 )
@@ -170,6 +175,48 @@ def _headers_hash(headers: dict[str, Any]) -> str:
 
     body = {k: v for k, v in headers.items() if k != MARKER}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+NO_RESPONSE = "no response from server"
+
+# OpenSSL verify codes -> Node.js's error code and text for the certificate errors users meet.
+_CERT_ERRORS = {
+    9: ("CERT_NOT_YET_VALID", "certificate is not yet valid"),
+    10: ("CERT_HAS_EXPIRED", "certificate has expired"),
+    18: ("DEPTH_ZERO_SELF_SIGNED_CERT", "self-signed certificate"),
+    19: ("SELF_SIGNED_CERT_IN_CHAIN", "self-signed certificate in certificate chain"),
+    20: ("UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "unable to get local issuer certificate"),
+    21: ("UNABLE_TO_VERIFY_LEAF_SIGNATURE", "unable to verify the first certificate"),
+}
+_HOSTNAME_MISMATCH = 62
+
+
+def connect_error(os_error: OSError | None, host: str, port: int | None) -> tuple[str, str]:
+    """Node.js's text and code for a failed connection: ``connect ECONNREFUSED 127.0.0.1:1``,
+    ``getaddrinfo ENOTFOUND nosuch.example``."""
+    if isinstance(os_error, socket.gaierror):
+        return f"getaddrinfo ENOTFOUND {host}", "ENOTFOUND"
+    number = os_error.errno if os_error is not None else None
+    code = errno.errorcode.get(number, "ECONNREFUSED") if isinstance(number, int) else ""
+    if not code:
+        code = "ETIMEDOUT" if isinstance(os_error, TimeoutError) else "ECONNREFUSED"
+    return f"connect {code} {host}:{port}", code
+
+
+def certificate_error(error: BaseException, host: str) -> tuple[str, str]:
+    """Node.js's text and code for a server certificate that does not verify."""
+    verify_code = getattr(error, "verify_code", None)
+    detail = getattr(error, "verify_message", "") or str(error)
+    if verify_code == _HOSTNAME_MISMATCH:
+        # OpenSSL names the server name checked (the tls node's servername, if set)
+        named = re.search(r"'([^']+)'", detail)
+        checked = named[1] if named else host
+        text = f"Hostname/IP does not match certificate's altnames: Host: {checked}."
+        return text, "ERR_TLS_CERT_ALTNAME_INVALID"
+    if verify_code in _CERT_ERRORS:
+        code, text = _CERT_ERRORS[verify_code]
+        return text, code
+    return f"certificate verify failed: {detail}", "CERT_VERIFY_FAILED"
 
 
 def _body(payload: Any, headers: dict[str, str]) -> bytes | None:
@@ -352,10 +399,17 @@ class HttpRequestNode(Node):
                 self.status("red", "ring", type(exc).__name__)
                 self.error(f"request failed: {exc or type(exc).__name__}", msg)
 
-    def _failed(self, msg: Msg, text: str, short: str, url: str = "") -> None:
+    def _failed(
+        self, msg: Msg, text: str, short: str, url: str = "", code: str = "", payload: str = ""
+    ) -> None:
+        """Node-RED's report of a request that got no response: the error, ``msg.payload``
+        ``"<error> : <url>"`` and ``msg.statusCode`` the error code (``ECONNREFUSED``)."""
         self.failing = True
         self.status("red", "ring", short)
-        msg["payload"] = f"{text} : {url}" if url else text
+        payload = payload or text
+        msg["payload"] = f"{payload} : {url}" if url else payload
+        if code:
+            msg["statusCode"] = code
         self.error(text, msg)
         if not self.cfg.senderr:
             self.send(msg)
@@ -418,34 +472,30 @@ class HttpRequestNode(Node):
                 ]
                 self._respond(msg, response, body, history)
         except TimeoutError:
-            self._failed(msg, "No response from server", "No response from server", url)
+            # got's TimeoutError (code ETIMEDOUT); the node reports Node-RED's own text
+            text = f"TimeoutError: Timeout awaiting 'request' for {timeout_ms:g}ms"
+            self._failed(msg, NO_RESPONSE, NO_RESPONSE, url, "ETIMEDOUT", payload=text)
         except aiohttp.ClientConnectorCertificateError as exc:  # a ValueError too
-            cause = exc.certificate_error
-            detail = getattr(cause, "verify_message", "") or str(cause)
-            self._failed(
-                msg, f"Error: certificate verify failed: {detail}", "certificate verify failed", url
-            )
+            text, code = certificate_error(exc.certificate_error, exc.host)
+            self._failed(msg, f"RequestError: {text}", code, url, code)
         except aiohttp.ClientConnectorSSLError as exc:
             self._tls_failed(msg, exc, url)
         except (aiohttp.InvalidURL, ValueError) as exc:
             self._failed(msg, f"Invalid URL {url!r}: {exc}", "invalid url")
         except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
-            self._failed(
-                msg, f"Error: connect {reason} {exc.host}:{exc.port}", "connection failed", url
-            )
+            text, code = connect_error(exc.os_error, exc.host, exc.port)
+            self._failed(msg, f"RequestError: {text}", code, url, code)
         except aiohttp.ClientError as exc:
             if self._tls_failed(msg, exc, url):
                 return
-            text = f"Error: {exc or type(exc).__name__}"
-            if (
-                isinstance(exc, aiohttp.ServerDisconnectedError)
-                and url.lower().startswith("https:")
-                and not self.client_certificate
-            ):
-                # asyncio drops TLS 1.3's "certificate required" alert: name the likely cause
-                text += " (a server that requires a client certificate does this; none is set)"
-            self._failed(msg, text, type(exc).__name__, url)
+            if isinstance(exc, aiohttp.ServerDisconnectedError):
+                text, code = "RequestError: socket hang up", "ECONNRESET"
+                if url.lower().startswith("https:") and not self.client_certificate:
+                    # asyncio drops TLS 1.3's "certificate required" alert: name the cause
+                    text += " (a server that requires a client certificate does this; none is set)"
+                self._failed(msg, text, code, url, code)
+                return
+            self._failed(msg, f"RequestError: {exc or type(exc).__name__}", type(exc).__name__, url)
 
     def _tls_option(self, msg: Msg) -> ssl.SSLContext | bool | None:
         """aiohttp's ``ssl``: the tls-config node's context when there is one (it decides
@@ -472,7 +522,7 @@ class HttpRequestNode(Node):
         if failure is None:
             return False
         text = str(failure)
-        self._failed(msg, f"Error: {text}", text.split(":", 1)[0], url)
+        self._failed(msg, f"RequestError: {text}", text.split(":", 1)[0], url)
         return True
 
     async def _read(self, response: Any) -> bytes:

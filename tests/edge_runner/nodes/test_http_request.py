@@ -304,15 +304,17 @@ async def test_connection_refused_then_recovered_status_transitions(server: str)
         h.receive("rq", {"url": f"http://127.0.0.1:{port}/x"})
         (err,) = await h.wait("errs", timeout=5)
         (sent,) = await h.wait("out", timeout=5)
-        assert err["error"]["message"].startswith("Error: connect ")
+        text = f"RequestError: connect ECONNREFUSED 127.0.0.1:{port}"
+        assert err["error"]["message"] == text  # Node-RED's (got's) text
         assert err["error"]["source"]["type"] == "http request"
-        assert sent["payload"].endswith(f" : http://127.0.0.1:{port}/x")
+        assert sent["payload"] == f"{text} : http://127.0.0.1:{port}/x"
+        assert sent["statusCode"] == "ECONNREFUSED"
         h.receive("rq", {"url": f"{server}/text"})
         await h.wait("out", 2, timeout=5)
         statuses = h.statuses("rq")
     assert statuses == [
         {"fill": "blue", "shape": "dot", "text": "requesting"},
-        {"fill": "red", "shape": "ring", "text": "connection failed"},
+        {"fill": "red", "shape": "ring", "text": "ECONNREFUSED"},
         {"fill": "blue", "shape": "dot", "text": "requesting"},
         {},
     ]
@@ -322,7 +324,21 @@ async def test_timeout_from_message(server: str) -> None:
     async with FlowHarness(flow(url=f"{server}/slow")) as h:
         h.receive("rq", {"requestTimeout": 200})
         (err,) = await h.wait("errs", timeout=5)
-    assert err["error"]["message"] == "No response from server"
+        (sent,) = await h.wait("out", timeout=5)
+    assert err["error"]["message"] == "no response from server"
+    assert sent["payload"] == f"TimeoutError: Timeout awaiting 'request' for 200ms : {server}/slow"
+    assert sent["statusCode"] == "ETIMEDOUT"
+
+
+async def test_an_unknown_host_is_enotfound() -> None:
+    url = "http://no-such-host.invalid/x"
+    async with FlowHarness(flow()) as h:
+        h.receive("rq", {"url": url})
+        (err,) = await h.wait("errs", timeout=15)
+        (sent,) = await h.wait("out", timeout=5)
+        status = h.statuses("rq")[-1]
+    assert err["error"]["message"] == "RequestError: getaddrinfo ENOTFOUND no-such-host.invalid"
+    assert (sent["statusCode"], status["text"]) == ("ENOTFOUND", "ENOTFOUND")
 
 
 async def test_requests_run_concurrently(server: str) -> None:
