@@ -632,6 +632,18 @@ def resolve_path(parts: list[str | int], root: Any) -> list[str | int]:
     return out
 
 
+def path_text(parts: list[str | int]) -> str:
+    """Resolved parts as one expression (``a["b"][0]``): Node-RED's
+    ``normalisePropertyExpression(path, msg, true)``, used for context keys."""
+    text = str(parts[0])
+    for part in parts[1:]:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f"['{part}']" if '"' in part else f'["{part}"]'
+    return text
+
+
 _MISSING = object()
 
 

@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeFailed, NodeSpec, register
+from edge_runner.contract import (
+    Category,
+    Msg,
+    Node,
+    NodeConfig,
+    NodeFailed,
+    NodeSpec,
+    path_text,
+    register,
+    resolve_path,
+)
 from edge_runner.lib.context_keys import parse_context_store
 from edge_runner.nodes._sequence import (
     UNDEFINED,
@@ -55,7 +65,7 @@ class Rule(BaseModel):
         if self.pt == "msg":
             compile_path(self.p)
         elif "[msg" in self.p:
-            raise ValueError(f"context key {self.p!r}: nested msg references are not supported")
+            compile_path(parse_context_store(self.p)[1])
         tot = _to_type(self)
         if self.t in ("set", "change") or self.t == "move":
             if tot == "msg" or self.t == "move":
@@ -164,6 +174,16 @@ A failing JSONata expression reports an error (catchable) and the message is not
 
 
 Op = Callable[[Msg], None]
+
+
+def _context_key_of(prop: str) -> tuple[str | None, Callable[[Msg], str]]:
+    """The store and, per message, the context key of a rule: ``a[msg.topic]`` names
+    ``a["line-1"]``."""
+    store, key = parse_context_store(prop)
+    if "[msg" not in key:
+        return store, lambda _msg: key
+    parts = compile_path(key)
+    return store, lambda msg: path_text(resolve_path(parts, msg))
 
 
 @register
@@ -275,10 +295,10 @@ class ChangeNode(Node):
             parts = compile_path(prop)
             return lambda msg: get_path(msg, parts)
         rt = self.rt
-        store, key = parse_context_store(prop)
+        store, key_of = _context_key_of(prop)
         if ptype == "flow":
-            return lambda _msg: rt.flow.get(key, UNDEFINED, store)
-        return lambda _msg: rt.global_.get(key, UNDEFINED, store)
+            return lambda msg: rt.flow.get(key_of(msg), UNDEFINED, store)
+        return lambda msg: rt.global_.get(key_of(msg), UNDEFINED, store)
 
     def _writer(self, prop: str, ptype: str) -> Callable[[Msg, Any], None]:
         if ptype == "msg":
@@ -290,11 +310,11 @@ class ChangeNode(Node):
 
             return write_msg
         rt = self.rt
-        store, key = parse_context_store(prop)
+        store, key_of = _context_key_of(prop)
 
-        def write_context(_msg: Msg, value: Any) -> None:
+        def write_context(msg: Msg, value: Any) -> None:
             context = rt.flow if ptype == "flow" else rt.global_
-            context.set(key, None if value is UNDEFINED else value, store)
+            context.set(key_of(msg), None if value is UNDEFINED else value, store)
 
         return write_context
 

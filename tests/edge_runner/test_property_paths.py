@@ -15,6 +15,7 @@ from edge_runner.contract import (
     delete_property,
     get_property,
     parse_path,
+    path_text,
     set_property,
 )
 from edge_runner.testing import FlowHarness
@@ -139,3 +140,33 @@ async def test_a_change_and_a_switch_node_use_the_full_grammar() -> None:
         (msg,) = await h.wait("out")
     assert msg["headers"] == {"content-type": "text/csv"}
     assert msg["by"] == {"line-1": 7}
+
+
+async def test_a_context_key_with_a_nested_reference_names_a_key_per_message() -> None:
+    flows = [
+        {"id": "in", "type": "helper", "wires": [["ch"]]},
+        {
+            "id": "ch",
+            "type": "change",
+            "rules": [
+                {"t": "set", "p": "last[msg.topic]", "pt": "flow", "to": "payload", "tot": "msg"},
+                {"t": "set", "p": "seen", "pt": "msg", "to": "last", "tot": "flow"},
+            ],
+            "wires": [["out"]],
+        },
+        {"id": "out", "type": "helper"},
+    ]
+    async with FlowHarness(flows) as h:
+        h.receive("in", {"topic": "line-1", "payload": 3})
+        h.receive("in", {"topic": "line 2", "payload": 4})
+        h.receive("in", {"payload": 5})  # no topic: Node-RED's undefined-reference error
+        first, second = await h.wait("out", 2)
+        errors = [e["msg"] for e in h.logs(20)]
+    assert first["seen"] == {"line-1": 3}
+    assert second["seen"] == {"line-1": 3, "line 2": 4}
+    assert any("Invalid expression started at position 5" in text for text in errors)
+
+
+def test_resolved_paths_print_like_node_red() -> None:
+    assert path_text(["a", "123", 0, "fred"]) == 'a["123"][0]["fred"]'
+    assert path_text(["a", 'say "hi"']) == "a['say \"hi\"']"
