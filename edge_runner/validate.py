@@ -83,19 +83,28 @@ def _dry_run(flows: Any, credentials: dict[str, dict[str, Any]] | None) -> list[
 
 
 def _tolerated(flows: list[Any]) -> list[Problem]:
-    """What the runner accepts but does not run or read: missing types, unknown fields."""
+    """What the runner accepts but does not run or read: missing types, unknown fields, wires
+    to nodes that are not in the flows."""
     from edge_runner.contract import COMMON_KEYS, unknown_fields
     from edge_runner.runtime.engine import Engine
     from edge_runner.runtime.flows import parse_flows
 
     engine = Engine()
     missing = set(engine.missing_types(flows, parse_flows(flows, engine.global_env)))
+    ids = {n.get("id") for n in flows if isinstance(n, dict)}
     problems: list[Problem] = []
     for node in flows:
         kind = node.get("type") if isinstance(node, dict) else None
         if not isinstance(kind, str):
             continue
         node_id = node.get("id") if isinstance(node.get("id"), str) else None
+        problems.extend(
+            Problem(
+                node_id, kind, f"wired to {target!r}, which is not in the flows", "wires", "warning"
+            )
+            for target in _wire_targets(node)
+            if target not in ids
+        )
         if kind in missing:
             text = (
                 f"unknown node type {kind!r}: the flows are accepted but not started "
@@ -116,6 +125,13 @@ def _tolerated(flows: list[Any]) -> list[Problem]:
             text = f"unknown field {name!r}: kept, ignored by the runner"
             problems.append(Problem(node_id, kind, text, name, "warning"))
     return problems
+
+
+def _wire_targets(node: dict[str, Any]) -> list[str]:
+    wires = node.get("wires")
+    if not isinstance(wires, list):
+        return []
+    return [t for port in wires if isinstance(port, list) for t in port if isinstance(t, str)]
 
 
 def _problems(entry: dict[str, Any], severity: Severity, suffix: str = "") -> list[Problem]:

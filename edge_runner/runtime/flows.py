@@ -419,8 +419,10 @@ def _remap(value: Any, id_map: dict[str, str]) -> Any:
 def resolve_wires(
     model: FlowModel, nodes: dict[str, T | None], errors: list[dict[str, Any]]
 ) -> dict[str, list[list[T]]]:
-    """Each node's wires as lists of the (future) running nodes; a wire to an id that is not in
-    the flows at all is an error (one to a disabled node is dropped silently)."""
+    """Each node's wires as lists of the (future) running nodes. A wire to an id that is not in
+    the flows (hand-edited or partially copied exports have them) or to a disabled node is
+    dropped, as Node-RED's runtime drops messages sent to a node it does not have (``parse_flows``
+    has already refused wires that are not ids)."""
     wiring: dict[str, list[list[T]]] = {}
     for node_id, definition in model.nodes.items():
         if nodes.get(node_id) is None:
@@ -439,8 +441,6 @@ def resolve_wires(
                 target = nodes.get(target_id) if isinstance(target_id, str) else None
                 if target is not None:
                     targets.append(target)
-                elif not isinstance(target_id, str) or target_id not in model.known:
-                    errors.append(_err(definition.raw, f"wired to missing node {target_id!r}"))
             resolved.append(targets)
         wiring[node_id] = resolved
     return wiring

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge_runner.runtime.engine import Engine
+from edge_runner.runtime.engine import DeployError, Engine
 from edge_runner.testing import FlowHarness
 from tests.edge_runner import test_server
 from tests.edge_runner.test_server import V2, Runner, frames, probe_flow
@@ -123,3 +123,26 @@ async def test_unknown_fields_are_kept_and_logged_once_per_type_and_field(
     logged = [m for m in caplog.messages if "oldOption" in m]
     assert logged == ["json: ignoring unknown field 'oldOption' (kept in the flows)"]
     assert engine.flows[1]["oldOption"] == 1
+
+
+async def test_a_wire_to_a_node_that_is_not_in_the_flows_is_dropped() -> None:
+    """Node-RED's runtime drops what is sent to a node it does not have; exports copied in part
+    carry such wires."""
+    flows = [
+        {"id": "in", "type": "inject", "z": "t1", "payload": "x", "wires": [["gone", "out"]]},
+        {"id": "out", "type": "helper", "z": "t1"},
+    ]
+    async with FlowHarness(flows) as h:
+        h.receive("in", {})
+        (msg,) = await h.wait("out")
+    assert msg["payload"] == "x"
+
+
+async def test_a_wire_that_is_not_an_id_is_refused() -> None:
+    flows = [
+        {"id": "t1", "type": "tab"},
+        {"id": "in", "type": "inject", "z": "t1", "wires": [["out", 7]]},
+        {"id": "out", "type": "debug", "z": "t1"},
+    ]
+    with pytest.raises(DeployError, match="wires must be a list of lists of node ids"):
+        await Engine().deploy(flows)
