@@ -19,6 +19,12 @@ app.conf.beat_schedule = {
         "task": "apps.audit.tasks.purge_audit_events_task",
         "schedule": crontab(hour=3, minute=17),
     },
+    # Events are sealed right after commit by their process; this catches the ones whose
+    # process died in between, so no event stays unsealed for longer than this.
+    "seal-audit-events": {
+        "task": "apps.audit.tasks.seal_audit_events_task",
+        "schedule": 30.0,
+    },
 }
 
 

@@ -196,7 +196,7 @@ def audit_log(db: Any) -> Callable[[Team | int | None], list[str]]:
     def names(team: Team | int | None) -> list[str]:
         key = 0 if team is None else team if isinstance(team, int) else team.pk
         return list(
-            AuditEvent.objects.filter(team_key=key).order_by("seq").values_list("event", flat=True)
+            AuditEvent.objects.filter(team_key=key).order_by("id").values_list("event", flat=True)
         )
 
     return names

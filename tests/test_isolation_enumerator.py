@@ -91,7 +91,7 @@ def build_world(acme: Acme, globex: Globex) -> World:
         role="viewer",
     )
     token = token_create(principal=Principal.for_user(olivia), name="olivia's token").token
-    event = AuditEvent.objects.filter(team_key=acme.team.pk).order_by("-seq").first()
+    event = AuditEvent.objects.filter(team_key=acme.team.pk).order_by("-id").first()
     assert event is not None
     # The platform admin: a member of no team (tenancy is strict, the flag grants no team data).
     paula = user_create(email="paula@platform.test", password=PASSWORD, is_platform_admin=True)

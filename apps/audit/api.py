@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -224,7 +224,7 @@ class AuditExportView(TeamAuditView):
 
     def export(self, request: Request, team_slug: str) -> StreamingHttpResponse:
         access = self.team_access
-        events = self.filtered_events(request, access).order_by("seq")
+        events = self.filtered_events(request, access).order_by(F("seq").asc(nulls_last=True), "id")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         if self.export_format == "csv":
             response = StreamingHttpResponse(_csv_lines(events), content_type="text/csv")

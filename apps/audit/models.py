@@ -4,6 +4,11 @@ Rows keep string/integer snapshots of the team, application, actor and target in
 foreign keys: deleting a user, an application or a whole team must never touch (or cascade
 into) its audit trail, and an append-only table cannot take part in ``SET_NULL`` updates.
 Team-scoped chains use ``chain_key = team.pk``; platform events (no team) use chain 0.
+
+Writers append rows *unsealed* (``seq``, ``prev_hash`` and ``hash`` NULL, ordered by the
+autoincrement id) without locking anything shared; one sealer per chain (``apps.audit.sealing``)
+later gives them their place in the chain. The UPDATE trigger lets exactly that one transition
+through: NULL seal fields become set, nothing else changes, and a sealed row never changes again.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import models
+from django.db.models import F, Q
 
 from apps.audit.chain import GENESIS_HASH, event_hash
 
@@ -64,29 +70,50 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=512, blank=True, default="")
     request_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField()
-    seq = models.PositiveBigIntegerField()
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    # NULL until the chain's sealer links the row in; the three are set together, once. NULL
+    # (not "") because "not sealed yet" is a state the check constraint and trigger rely on.
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     objects: ClassVar[models.Manager[AuditEvent]] = AuditEventQuerySet.as_manager()
+    # Set by audit_record() alone: the only caller allowed to insert an unsealed row.
+    _appended_by_audit_record: bool = False
 
     class Meta:
-        ordering = ["-team_key", "-seq"]
+        # Unsealed rows are the newest: they come first, in append order.
+        ordering = ["-team_key", F("seq").desc(nulls_first=True), "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["team_key", "seq"], name="audit_event_unique_team_seq")
+            models.UniqueConstraint(fields=["team_key", "seq"], name="audit_event_unique_team_seq"),
+            models.CheckConstraint(
+                condition=Q(seq__isnull=True, prev_hash__isnull=True, hash__isnull=True)
+                | Q(seq__isnull=False, prev_hash__isnull=False, hash__isnull=False),
+                name="audit_event_sealed_together",
+            ),
         ]
         indexes = [
+            # The sealer's work queue: tiny, because rows leave it within a batch.
+            models.Index(
+                fields=["team_key", "id"],
+                name="audit_event_unsealed",
+                condition=Q(seq__isnull=True),
+            ),
             models.Index(fields=["team_key", "created_at"], name="audit_event_team_time"),
             models.Index(fields=["team_key", "application_key", "seq"], name="audit_event_app"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.team_slug or 'platform'}#{self.seq} {self.event}"
+        place = "unsealed" if self.seq is None else self.seq
+        return f"{self.team_slug or 'platform'}#{place} {self.event}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AuditAppendOnlyError("audit events are append-only: updates are refused")
-        if not self.hash or self.hash != self.compute_hash():
+        unsealed = self.seq is None and self.prev_hash is None and self.hash is None
+        if unsealed:
+            if not self._appended_by_audit_record:
+                raise AuditAppendOnlyError("audit events must be written through audit_record()")
+        elif not self.hash or self.hash != self.compute_hash():
             raise AuditAppendOnlyError("audit events must be written through audit_record()")
         # Never an UPDATE, even when a primary key was set by hand.
         kwargs["force_insert"] = True
@@ -94,6 +121,16 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AuditAppendOnlyError("audit events are append-only: delete() is refused")
+
+    @property
+    def is_sealed(self) -> bool:
+        return self.hash is not None
+
+    def chain_link(self) -> tuple[int, str]:
+        """``(seq, hash)`` of a sealed event: where it sits in its chain."""
+        if self.seq is None or self.hash is None:
+            raise AuditAppendOnlyError("an unsealed event is not linked into its chain yet")
+        return self.seq, self.hash
 
     def hashed_fields(self) -> dict[str, Any]:
         """The fields covered by the hash, in the exact form they are hashed.
@@ -122,11 +159,13 @@ class AuditEvent(models.Model):
         } | ({"request_id": self.request_id} if self.request_id else {})
 
     def compute_hash(self) -> str:
+        if self.seq is None or self.prev_hash is None:
+            raise AuditAppendOnlyError("an unsealed event has no hash yet")
         return event_hash(self.hashed_fields(), self.prev_hash)
 
 
 class AuditChainHead(models.Model):
-    """Per-team chain state; its row lock serialises writers of that team's chain.
+    """Per-team chain state; its row lock makes one sealer (or purge) per chain at a time.
 
     ``anchor_seq``/``anchor_hash`` mark where the retained chain starts: after a retention purge
     the first kept event has ``seq == anchor_seq + 1`` and ``prev_hash == anchor_hash``.

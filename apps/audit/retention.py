@@ -2,7 +2,8 @@
 
 Events are removed as a contiguous prefix of a chain (lowest seqs first); the chain head records
 the last removed event's seq and hash as the new anchor, and ``audit_verify`` starts from there.
-The purge itself is recorded as an event on the same chain.
+Only sealed events are ever removed: an unsealed row has no place in the chain yet, whatever its
+age. The purge itself is recorded as an event on the same chain.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def audit_chain_purge(*, chain_key: int, cutoff: datetime) -> PurgeResult:
     """Delete the chain's events older than ``cutoff`` as a contiguous prefix, atomically."""
     with transaction.atomic():
         head = AuditChainHead.objects.select_for_update().get(chain_key=chain_key)
+        # seq > anchor also excludes unsealed rows (seq NULL): they are never purged.
         events = AuditEvent.objects.filter(team_key=chain_key, seq__gt=head.anchor_seq)
         # The first event to keep bounds the prefix, so an out-of-order clock cannot punch
         # holes into the middle of the chain.
@@ -59,15 +61,16 @@ def audit_chain_purge(*, chain_key: int, cutoff: datetime) -> PurgeResult:
         anchor = events.get(seq=upto)
         deleted = 0
         # The model's own manager refuses deletes; the retention purge is the one exception.
-        doomed = AuditEvent._base_manager.filter(team_key=chain_key, seq__lte=upto)
+        doomed = AuditEvent._base_manager.filter(
+            team_key=chain_key, seq__isnull=False, seq__lte=upto
+        )
         while True:
             batch = list(doomed.values_list("pk", flat=True)[:PURGE_BATCH])
             if not batch:
                 break
             count, _ = AuditEvent._base_manager.filter(pk__in=batch).delete()
             deleted += count
-        head.anchor_seq = anchor.seq
-        head.anchor_hash = anchor.hash
+        head.anchor_seq, head.anchor_hash = anchor.chain_link()
         head.purged_at = timezone.now()
         head.save(update_fields=["anchor_seq", "anchor_hash", "purged_at"])
         team = _TeamSnapshot(chain_key, head.team_slug) if chain_key else None
@@ -76,10 +79,10 @@ def audit_chain_purge(*, chain_key: int, cutoff: datetime) -> PurgeResult:
             principal=Principal.system("audit-retention"),
             team=team,
             target=AuditTarget("audit.chain", str(chain_key), head.team_slug or "platform"),
-            after={"deleted": deleted, "anchor_seq": anchor.seq, "cutoff": cutoff.isoformat()},
+            after={"deleted": deleted, "anchor_seq": upto, "cutoff": cutoff.isoformat()},
         )
     logger.info("audit purge: chain %s deleted %s events up to seq %s", chain_key, deleted, upto)
-    return PurgeResult(chain_key, deleted, anchor.seq)
+    return PurgeResult(chain_key, deleted, upto)
 
 
 @dataclass(frozen=True)

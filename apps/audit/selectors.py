@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from apps.audit.models import DEFAULT_RETENTION_DAYS, AuditEvent, AuditSettings
@@ -30,6 +30,8 @@ def audit_event_list(
     text: str | None = None,
 ) -> QuerySet[AuditEvent]:
     """The team's events, newest first, narrowed by the given filters.
+
+    Events not sealed into the chain yet are listed too (``seq``/``hash`` still None).
 
     ``application`` is an Application of this team (or its id); ``event_prefix`` matches whole
     dotted segments (``team.member`` matches ``team.member.added``); ``actor`` matches the actor
@@ -58,7 +60,8 @@ def audit_event_list(
             | Q(target_type__icontains=text)
             | Q(application_name__icontains=text)
         )
-    return events.order_by("-seq")
+    # Unsealed rows (seq NULL) are the newest: first, in append order.
+    return events.order_by(F("seq").desc(nulls_first=True), "-id")
 
 
 def audit_event_get(*, team: Any, event_id: int) -> AuditEvent | None:

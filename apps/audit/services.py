@@ -20,7 +20,8 @@ from apps.audit.models import (
     AuditSettings,
 )
 from apps.audit.redaction import redact, redact_text
-from apps.audit.syslog import forward_event, syslog_target
+from apps.audit.sealing import audit_seal_soon, seals_inline, syslog_enabled
+from apps.audit.syslog import forward_event
 from apps.core.audit_context import AuditContext, current_audit_context
 from apps.core.errors import ValidationError
 from apps.core.realtime import broadcast_team_event
@@ -76,17 +77,8 @@ def describe_target(target: Any) -> AuditTarget | None:
     return AuditTarget(f"{meta.app_label}.{meta.model_name}", str(target.pk), str(target)[:200])
 
 
-def _syslog_enabled() -> bool:
-    try:
-        return syslog_target() is not None
-    except ValueError:
-        # Reported by the audit.E001 system check; a bad forwarding URL never blocks a write.
-        logger.exception("audit syslog forwarding is misconfigured")
-        return False
-
-
 def _lock_chain(chain_key: int, team_slug: str) -> AuditChainHead:
-    """Return the chain head row, locked until the caller's transaction ends.
+    """Return the chain head row, locked until the caller's transaction ends (inline sealing).
 
     On PostgreSQL the row lock serialises writers of one team's chain; on SQLite the IMMEDIATE
     transaction mode already holds the database write lock.
@@ -101,6 +93,26 @@ def _lock_chain(chain_key: int, team_slug: str) -> AuditChainHead:
             [AuditChainHead(chain_key=chain_key, team_slug=team_slug)], ignore_conflicts=True
         )
         return heads.get(chain_key=chain_key)
+
+
+def _append(row: AuditEvent, chain_key: int, team_slug: str) -> None:
+    """Add the row to its chain: sealed now (inline) or unsealed for the chain's sealer."""
+    if not seals_inline():
+        row._appended_by_audit_record = True
+        row.save()
+        transaction.on_commit(partial(audit_seal_soon, chain_key))
+        return
+    head = _lock_chain(chain_key, team_slug)
+    row.seq = head.last_seq + 1
+    row.prev_hash = head.last_hash
+    row.hash = row.compute_hash()
+    row.save()
+    head.last_seq = row.seq
+    head.last_hash = row.hash
+    head.team_slug = team_slug
+    head.save(update_fields=["last_seq", "last_hash", "team_slug"])
+    if syslog_enabled():
+        transaction.on_commit(partial(forward_event, row))
 
 
 def audit_record(
@@ -118,8 +130,11 @@ def audit_record(
 
     Must run inside the caller's ``transaction.atomic()`` so the event commits or rolls back with
     the change it describes. ``before``/``after`` are JSON-normalised and scrubbed of secrets.
-    Syslog forwarding (if configured) happens only after commit. ``context`` (IP, user agent,
-    request id) defaults to the one the middleware or a ``with audit_context`` block set.
+    The row is appended unsealed (``seq``/``hash`` None) and sealed into the chain shortly
+    after commit by ``apps.audit.sealing``; on SQLite it is sealed before this returns.
+    Syslog forwarding (if configured) happens after commit, once the row is sealed. ``context``
+    (IP, user agent, request id) defaults to the one the middleware or a ``with audit_context``
+    block set.
     """
     if not EVENT_NAME.match(event) or len(event) > 100:
         raise AuditUsageError(f"Event name {event!r} is not dotted <scope>.<resource>.<verb>")
@@ -138,7 +153,6 @@ def audit_record(
     target_info = describe_target(target)
     origin = context if context is not None else current_audit_context()
 
-    head = _lock_chain(chain_key, team_slug)
     row = AuditEvent(
         event=event,
         actor_type=identity.type,
@@ -157,17 +171,8 @@ def audit_record(
         user_agent=origin.user_agent,
         request_id=origin.request_id,
         created_at=timezone.now(),
-        seq=head.last_seq + 1,
-        prev_hash=head.last_hash,
     )
-    row.hash = row.compute_hash()
-    row.save()
-    head.last_seq = row.seq
-    head.last_hash = row.hash
-    head.team_slug = team_slug
-    head.save(update_fields=["last_seq", "last_hash", "team_slug"])
-    if _syslog_enabled():
-        transaction.on_commit(partial(forward_event, row))
+    _append(row, chain_key, team_slug)
     if team is not None:
         # Open audit pages and dashboards refresh in place; the row itself stays the truth.
         broadcast_team_event(chain_key, event, {"seq": row.seq, "id": row.pk})

@@ -67,7 +67,7 @@ def format_event(event: AuditEvent, hostname: str | None = None) -> bytes:
         "team": event.team_slug,
         "seq": str(event.seq),
         "actor": f"{event.actor_type}:{event.actor_id}",
-        "hash": event.hash,
+        "hash": event.hash or "",
     }
     structured = (
         "["

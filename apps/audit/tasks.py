@@ -1,4 +1,4 @@
-"""Celery entry points of the audit trail (thin: the work lives in apps.audit.retention)."""
+"""Celery entry points of the audit trail (thin: the work lives in retention and sealing)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from apps.audit.retention import audit_purge_expired
+from apps.audit.sealing import audit_seal_pending
 from apps.core.audit_context import audit_context
 
 
@@ -16,3 +17,9 @@ def purge_audit_events_task(self: Any) -> dict[str, int]:
     # No request here: the task's own id ties its audit rows to the worker's log lines.
     with audit_context(request_id=str(self.request.id or "")):
         return {str(result.chain_key): result.deleted for result in audit_purge_expired()}
+
+
+@shared_task(name="apps.audit.tasks.seal_audit_events_task")  # type: ignore[untyped-decorator]  # celery ships no type hints
+def seal_audit_events_task() -> dict[str, int]:
+    """Beat backstop: seal events whose process died between commit and seal. Counts by chain."""
+    return {str(result.chain_key): result.sealed for result in audit_seal_pending()}

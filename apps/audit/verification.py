@@ -1,8 +1,16 @@
-"""Walk each team's chain and report the first broken link."""
+"""Walk each team's chain and report the first broken link.
+
+Only sealed rows are part of a chain; rows still waiting for their sealer are counted and
+reported (``unsealed``), not judged. On PostgreSQL each chain is read in one REPEATABLE READ
+snapshot so a sealer committing meanwhile cannot look like a broken tail.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from apps.audit.models import AuditChainHead, AuditEvent
 
@@ -31,12 +39,28 @@ class ChainReport:
     team_slug: str
     checked: int
     broken: ChainBreak | None
+    unsealed: int = 0
 
 
 def audit_chain_verify(chain_key: int) -> ChainReport:
-    """Verify one chain from its retained anchor to its head, in constant memory."""
-    head = AuditChainHead.objects.filter(chain_key=chain_key).first()
+    """Verify one chain's sealed events from its retained anchor to its head, in constant memory."""
+    if connection.in_atomic_block or connection.vendor != "postgresql":
+        return _verify_chain(chain_key)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return _verify_chain(chain_key)
+
+
+def _verify_chain(chain_key: int) -> ChainReport:
     events = AuditEvent.objects.filter(team_key=chain_key)
+    unsealed = events.filter(seq__isnull=True).count()
+    report = _verify_sealed(chain_key, events.filter(seq__isnull=False))
+    return replace(report, unsealed=unsealed)
+
+
+def _verify_sealed(chain_key: int, events: QuerySet[AuditEvent]) -> ChainReport:
+    head = AuditChainHead.objects.filter(chain_key=chain_key).first()
     if head is None:
         first = events.order_by("seq").first()
         slug = first.team_slug if first else ""
@@ -44,7 +68,7 @@ def audit_chain_verify(chain_key: int) -> ChainReport:
             ChainBreak(
                 chain_key,
                 slug,
-                first.seq if first else 0,
+                first.seq or 0 if first else 0,
                 first.pk if first else None,
                 "events exist but the chain head is missing",
             )
@@ -60,7 +84,9 @@ def audit_chain_verify(chain_key: int) -> ChainReport:
     for row in rows:
         checked += 1
         reason = None
-        if row.seq != expected_seq:
+        if row.seq is not None and row.seq > head.last_seq:
+            reason = f"sealed event beyond the chain head (head records seq {head.last_seq})"
+        elif row.seq != expected_seq:
             reason = f"sequence gap: expected seq {expected_seq}, found {row.seq}"
         elif row.prev_hash != expected_prev:
             reason = "prev_hash does not match the previous event's hash"
@@ -73,8 +99,8 @@ def audit_chain_verify(chain_key: int) -> ChainReport:
                 checked,
                 ChainBreak(chain_key, row.team_slug, expected_seq, row.pk, reason),
             )
-        expected_seq = row.seq + 1
-        expected_prev = row.hash
+        sealed_seq, expected_prev = row.chain_link()
+        expected_seq = sealed_seq + 1
     if expected_seq - 1 != head.last_seq or expected_prev != head.last_hash:
         return ChainReport(
             chain_key,

@@ -41,7 +41,7 @@ def paula_platform(db: Any) -> User:
 
 def _platform_events() -> list[str]:
     return list(
-        AuditEvent.objects.filter(team_key=0).order_by("seq").values_list("event", flat=True)
+        AuditEvent.objects.filter(team_key=0).order_by("id").values_list("event", flat=True)
     )
 
 
@@ -213,7 +213,7 @@ def test_deactivation_ends_sessions_stops_tokens_and_is_audited(
     assert not Client().login(email=vera.email, password=PASSWORD)
     # Kept, not revoked: a reactivation restores the account as it was.
     assert PersonalAccessToken.objects.get(user=vera).revoked_at is None
-    row = AuditEvent.objects.filter(team_key=0).order_by("-seq").first()
+    row = AuditEvent.objects.filter(team_key=0).order_by("-id").first()
     assert row is not None
     assert row.event == "platform.user.deactivated"
     assert row.target_id == str(vera.pk)

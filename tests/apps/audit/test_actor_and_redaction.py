@@ -17,6 +17,8 @@ from apps.audit.services import AuditTarget, AuditUsageError, audit_record
 from apps.core.audit_context import context_from_request
 from apps.teams.models import Application, Team
 
+from .conftest import seal_now
+
 CANARY = "canary-7f3a9c1e-do-not-leak"
 
 
@@ -40,6 +42,7 @@ def test_user_actor_request_and_target_are_snapshotted(
             after={"name": "b"},
             context=context_from_request(request),
         )
+    seal_now()
     row = AuditEvent.objects.get(pk=row.pk)
     assert (row.actor_type, row.actor_id, row.actor_label) == (
         "user",
@@ -66,6 +69,7 @@ def test_ipv6_address_is_stored_in_the_form_that_was_hashed(auditor: User, acme_
             team=acme_team,
             context=context_from_request(request),
         )
+    seal_now()
     stored = AuditEvent.objects.get(pk=row.pk)
     assert stored.ip == "2001:db8::1"
     assert stored.compute_hash() == stored.hash

@@ -22,7 +22,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.teams.models import Application, Team
 
-from .conftest import join
+from .conftest import join, seal_now
 
 BASE = "/api/v1/teams/{slug}/audit-events/"
 
@@ -51,6 +51,7 @@ def _events(
                 after={"index": index},
                 **extra,
             )
+    seal_now()
 
 
 @pytest.fixture
@@ -186,6 +187,7 @@ def test_csv_export_streams_every_matching_row(auditor: User, acme_team: Team) -
             target=None,
             after={"x": 1},
         )
+    seal_now()
     response = client_for(auditor).get(BASE.format(slug="acme-audit") + "export.csv")
     assert response.status_code == 200
     assert response.streaming

@@ -13,6 +13,8 @@ from apps.audit.models import AuditAppendOnlyError, AuditEvent
 from apps.audit.services import AuditUsageError, audit_record
 from apps.teams.models import Application, Team
 
+from .conftest import seal_now
+
 
 def _snapshot() -> list[tuple[Any, ...]]:
     return list(AuditEvent.objects.order_by("pk").values_list("pk", "actor_label", "hash"))
@@ -21,9 +23,11 @@ def _snapshot() -> list[tuple[Any, ...]]:
 @pytest.fixture
 def event(auditor: User, acme_team: Team) -> AuditEvent:
     with transaction.atomic():
-        return audit_record(
+        row = audit_record(
             event="test.thing.done", principal=Principal.for_user(auditor), team=acme_team
         )
+    seal_now()
+    return AuditEvent.objects.get(pk=row.pk)
 
 
 def test_save_of_an_existing_event_is_refused(event: AuditEvent) -> None:
@@ -127,6 +131,8 @@ def test_a_rolled_back_transaction_leaves_no_event_and_no_gap(
         again = audit_record(
             event="test.thing.done", principal=Principal.for_user(auditor), team=acme_team
         )
+    seal_now()
+    again.refresh_from_db()
     assert again.seq == AuditEvent.objects.filter(team_key=acme_team.pk).count()
 
 

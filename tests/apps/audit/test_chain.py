@@ -17,12 +17,15 @@ from apps.audit.services import audit_record
 from apps.audit.verification import audit_chain_verify
 from apps.teams.models import Team
 
+from .conftest import seal_now
+
 
 def _record(team: Team | None, actor: User | None, n: int, event: str = "test.thing.done") -> None:
     principal = Principal.system() if actor is None else Principal.for_user(actor)
     for index in range(n):
         with transaction.atomic():
             audit_record(event=event, principal=principal, team=team, after={"index": index})
+    seal_now()
 
 
 def _drop_update_guard() -> None:

@@ -22,6 +22,8 @@ from apps.audit.verification import audit_chain_verify
 from apps.core.errors import ValidationError
 from apps.teams.models import Team
 
+from .conftest import seal_now
+
 
 def _record(team: Team, actor: User, n: int) -> list[AuditEvent]:
     rows = []
@@ -36,7 +38,8 @@ def _record(team: Team, actor: User, n: int) -> list[AuditEvent]:
                 )
             )
         time.sleep(0.002)  # distinct created_at values for a cutoff between events
-    return rows
+    seal_now()
+    return [AuditEvent.objects.get(pk=row.pk) for row in rows]
 
 
 def test_partial_purge_moves_the_anchor_and_verify_still_passes(

@@ -19,6 +19,8 @@ from apps.audit.services import audit_record
 from apps.audit.syslog import forward_event
 from apps.teams.models import Team
 
+from .conftest import seal_now
+
 HEADER = re.compile(
     rb"^<85>1 (?P<ts>\d{4}-\d\d-\d\dT[\d:.]+Z) (?P<host>\S+) manifold (?P<pid>\d+) "
     rb"(?P<msgid>\S+) \[manifold@32473 (?P<sd>[^\]]*)\] \xef\xbb\xbf(?P<msg>.*)$",
@@ -42,6 +44,7 @@ def test_event_is_sent_over_udp_after_commit(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     port = udp_listener.getsockname()[1]
+    seal_now()  # the fixtures' own events, before forwarding is on
     with override_settings(AUDIT_SYSLOG_URL=f"udp://127.0.0.1:{port}"):
         with (
             django_capture_on_commit_callbacks(execute=False) as callbacks,
@@ -61,6 +64,9 @@ def test_event_is_sent_over_udp_after_commit(
         assert len(callbacks) == 2
         for callback in callbacks:
             callback()
+        # Deferred sealing (PostgreSQL) forwards when the row is sealed, with its seq and hash.
+        seal_now()
+    row.refresh_from_db()
     udp_listener.settimeout(2.0)
     datagram = udp_listener.recv(65535)
     match = HEADER.match(datagram)
@@ -95,6 +101,8 @@ def test_event_is_sent_over_tcp_with_octet_counting(auditor: User, acme_team: Te
         row = audit_record(
             event="team.team.updated", principal=Principal.for_user(auditor), team=acme_team
         )
+    seal_now()
+    row.refresh_from_db()
     with override_settings(AUDIT_SYSLOG_URL=f"tcp://127.0.0.1:{server.getsockname()[1]}"):
         assert forward_event(row) is True
     thread.join(timeout=3)
@@ -113,6 +121,8 @@ def test_unreachable_collector_never_fails_the_write(auditor: User, acme_team: T
         row = audit_record(
             event="team.team.updated", principal=Principal.for_user(auditor), team=acme_team
         )
+    seal_now()
+    row.refresh_from_db()
     with override_settings(AUDIT_SYSLOG_URL=f"tcp://127.0.0.1:{closed_port}"):
         assert forward_event(row) is False
 

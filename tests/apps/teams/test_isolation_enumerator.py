@@ -76,7 +76,7 @@ def samples(world: Acme) -> dict[str, str]:
     )
     token_create(principal=Principal.for_user(olivia), name="probe")
     vera = Membership.objects.get(team=team, user=world.vera)
-    event = AuditEvent.objects.filter(team_key=team.pk).order_by("seq").first()
+    event = AuditEvent.objects.filter(team_key=team.pk).order_by("id").first()
     assert event is not None
     return {
         "team_slug": team.slug,

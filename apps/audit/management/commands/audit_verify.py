@@ -1,4 +1,7 @@
-"""``manage.py audit_verify [--team slug]``: exit 1 and name the first broken link per chain."""
+"""``manage.py audit_verify [--team slug]``: exit 1 and name the first broken link per chain.
+
+Sealed events are verified; events still waiting for their sealer are counted per chain.
+"""
 
 from __future__ import annotations
 
@@ -42,8 +45,9 @@ class Command(BaseCommand):
         for report in reports:
             name = report.team_slug or ("platform" if report.chain_key == 0 else "?")
             status = "BROKEN" if report.broken else "ok"
+            waiting = f", {report.unsealed} not sealed yet" if report.unsealed else ""
             self.stdout.write(
-                f"{name} (chain {report.chain_key}): {report.checked} events {status}"
+                f"{name} (chain {report.chain_key}): {report.checked} events {status}{waiting}"
             )
         for report in broken:
             self.stderr.write(f"First broken link: {report.broken}")
