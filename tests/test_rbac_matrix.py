@@ -1,47 +1,48 @@
 """RBAC matrix (RELIABILITY.md family 4): role x permission table vs real status codes.
 
-For every team route and method whose view names a permission key, each acme persona (owner,
-member, viewer, dashboard) calls it with the enumerator's sample: a 2xx/3xx (or a business-rule
-4xx such as 409 after the gate) must happen exactly when ``role_allows(role, key)`` is true, and
-403/404 exactly when it is false.
+For every team route and method whose view names a permission key (rows of ``tests/routes.py``),
+each acme persona (owner, member, viewer, dashboard) calls it with the route's sample: a 2xx/3xx
+(or a business-rule 4xx such as 409 after the gate) must happen exactly when
+``role_allows(role, key)`` is true, and 403/404 exactly when it is false. The API cells are also
+called with the owner's read-only token (allowed exactly for read-only keys), with a token of the
+owner limited to another team (404) and anonymously (401); every refusal changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from apps.rbac.permissions import PERMISSIONS, role_allows
-from tests.conftest import Acme, Globex
-from tests.test_isolation_enumerator import (
+from tests.conftest import Acme, Globex, add_member
+from tests.routes import (
     METHODS,
-    SAMPLES,
     Route,
+    Sample,
     World,
     all_routes,
     build_world,
+    changed,
     client_as,
     handled_methods,
     persona,
     probe,
     route_url,
+    sample_of,
 )
 
 PERSONAS = {"olivia": "owner", "eddie": "member", "vera": "viewer", "dana": "dashboard"}
+DENIED = {403, 404}
+# A token's last use is recorded on every authenticated request, refused or not.
+TOKEN_BOOKKEEPING = {"accounts.PersonalAccessToken"}
 
 
 @pytest.fixture
 def world(acme_world: Acme, globex_world: Globex) -> World:
     return build_world(acme_world, globex_world)
-
-
-# Pages whose decorator names the key for viewing while a method checks a stricter key inside
-# the view. The matrix holds them to the key actually enforced; a page that declares its keys
-# per method (``wrapper.permissions = {"post": ...}``) needs no entry here.
-CHECKED_INSIDE_VIEW: dict[tuple[str, str], str] = {
-    ("teams/<slug:team_slug>/applications/<slug:app_slug>/access/", "post"): "member:role",
-}
 
 
 def permission_of(route: Route, method: str) -> str | None:
@@ -50,8 +51,9 @@ def permission_of(route: Route, method: str) -> str | None:
     per_method = getattr(callback, "permissions", None)
     if isinstance(per_method, dict) and method in per_method and not hasattr(callback, "cls"):
         return str(per_method[method])
-    if (route.pattern, method) in CHECKED_INSIDE_VIEW:
-        return CHECKED_INSIDE_VIEW[(route.pattern, method)]
+    inside = sample_of(route).checked_inside.get(method)
+    if inside is not None:
+        return inside
     page_key = getattr(callback, "permission", None)
     if isinstance(page_key, str):
         return page_key
@@ -74,7 +76,7 @@ def matrix_cells() -> list[tuple[Route, str, str]]:
     for route in all_routes():
         if "<slug:team_slug>" not in route.pattern:
             continue  # personal and public routes: no team role applies
-        sample = SAMPLES[route.pattern]
+        sample = sample_of(route)
         handled = handled_methods(route)
         for method in METHODS:
             if method != "get" and method not in sample.bodies:
@@ -85,6 +87,17 @@ def matrix_cells() -> list[tuple[Route, str, str]]:
             if key is not None:
                 cells.append((route, method, key))
     return cells
+
+
+def _calls(world: World, api_only: bool) -> Iterator[tuple[str, str, Sample, str, dict[str, Any]]]:
+    """(method, url, sample, key, body) per matrix cell."""
+    for route, method, key in matrix_cells():
+        sample = sample_of(route)
+        if api_only and not sample.api:
+            continue
+        url = route_url(route, sample.kwargs(world))
+        body = sample.bodies[method](world) if method in sample.bodies else {}
+        yield method, url, sample, key, body
 
 
 def test_every_team_route_names_a_known_permission() -> None:
@@ -100,28 +113,70 @@ def test_every_team_route_names_a_known_permission() -> None:
 
 
 def test_role_permission_matrix_matches_status_codes(world: World) -> None:
-    cells = matrix_cells()
     mismatches: list[str] = []
     calls = 0
-    for route, method, key in cells:
-        sample = SAMPLES[route.pattern]
-        url = route_url(route, sample.kwargs(world))
-        body = sample.bodies[method](world) if method in sample.bodies else {}
+    cells = matrix_cells()
+    for method, url, sample, key, body in _calls(world, api_only=False):
         for name, role in PERSONAS.items():
             client = client_as(persona(world, name))
-            response, _, _ = probe(client, method, url, body, sample.api)
+            response, before, after = probe(client, method, url, body, sample.api)
             calls += 1
             status = response.status_code
-            denied = status in {403, 404}
+            denied = status in DENIED
             expected_allowed = role_allows(role, key)
+            where = f"{method.upper()} {url} needs {key}: {role} ({name}) got {status}"
             if status >= 500 or denied == expected_allowed:
-                mismatches.append(
-                    f"{method.upper()} {url} needs {key}: {role} ({name}) got {status}, "
-                    f"role_allows={expected_allowed}"
-                )
+                mismatches.append(f"{where}, role_allows={expected_allowed}")
+            elif denied and changed(before, after):
+                mismatches.append(f"{where}: refused but changed {changed(before, after)}")
+            elif (
+                sample.api
+                and status == 403
+                and response.json()["error"]["code"] != "permission_denied"
+            ):
+                mismatches.append(f"{where}: {response.json()}")
     keys = sorted({key for _, _, key in cells})
     print(
         f"rbac matrix: {len(cells)} endpoint-methods x {len(PERSONAS)} roles = {calls} calls, "
         f"{len(keys)} permission keys, mismatches: {len(mismatches)}"
     )
+    assert mismatches == [], "\n".join(mismatches)
+
+
+def test_tokens_and_anonymous_callers_follow_the_matrix(
+    world: World, token_client: Callable[..., APIClient]
+) -> None:
+    """The owner's read-only token may read only; a token limited to globex (olivia is also in
+    globex here) sees nothing of acme; without credentials the answer is 401."""
+    add_member(world.globex.team, world.globex.oscar, world.acme.olivia, "member")
+    read_only = token_client(world.acme.olivia, read_only=True)
+    globex_only = token_client(world.acme.olivia, teams=["globex"])
+    mismatches: list[str] = []
+    calls = 0
+    for method, url, sample, key, body in _calls(world, api_only=True):
+        expected = {
+            "read-only token": None if PERMISSIONS[key].read_only else {403},
+            "token limited to globex": {404},
+            "anonymous": {401},
+        }
+        clients = {
+            "read-only token": read_only,
+            "token limited to globex": globex_only,
+            "anonymous": APIClient(),
+        }
+        for caller, client in clients.items():
+            response, before, after = probe(client, method, url, body, sample.api)
+            calls += 1
+            status = response.status_code
+            refused = status in {401, 403, 404}
+            where = f"{method.upper()} {url} needs {key}: {caller} got {status}"
+            wanted = expected[caller]
+            if status >= 500 or (wanted is None and refused):
+                mismatches.append(f"{where}, expected it allowed")
+            elif wanted is not None and status not in wanted:
+                mismatches.append(f"{where}, expected {sorted(wanted)}")
+            elif refused and set(changed(before, after)) - TOKEN_BOOKKEEPING:
+                mismatches.append(f"{where}: refused but changed {changed(before, after)}")
+    print(f"rbac tokens: {calls} calls (read-only, other-team token, anonymous)")
+    assert calls > 0
     assert mismatches == [], "\n".join(mismatches)
