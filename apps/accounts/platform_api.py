@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +22,7 @@ from apps.accounts.models import User
 from apps.accounts.principal import principal_from_request
 from apps.accounts.selectors import USER_STATUSES, platform_user_list
 from apps.core.api import validated
+from apps.core.pagination import PAGE_PARAMETERS, page_serializer, paginated_response
 from apps.teams.models import Team
 from apps.teams.selectors import platform_team_list
 
@@ -45,11 +45,7 @@ class PlatformUserSerializer(serializers.ModelSerializer[User]):
         read_only_fields = fields
 
 
-class PlatformUserPageSerializer(serializers.Serializer[dict[str, Any]]):
-    count = serializers.IntegerField(read_only=True)
-    next = serializers.URLField(allow_null=True, read_only=True)
-    previous = serializers.URLField(allow_null=True, read_only=True)
-    results = PlatformUserSerializer(many=True, read_only=True)
+PlatformUserPageSerializer = page_serializer(PlatformUserSerializer, "PlatformUserPageSerializer")
 
 
 class PlatformUserFilterSerializer(serializers.Serializer[dict[str, Any]]):
@@ -67,11 +63,7 @@ class PlatformTeamSerializer(serializers.ModelSerializer[Team]):
         read_only_fields = fields
 
 
-class PlatformTeamPageSerializer(serializers.Serializer[dict[str, Any]]):
-    count = serializers.IntegerField(read_only=True)
-    next = serializers.URLField(allow_null=True, read_only=True)
-    previous = serializers.URLField(allow_null=True, read_only=True)
-    results = PlatformTeamSerializer(many=True, read_only=True)
+PlatformTeamPageSerializer = page_serializer(PlatformTeamSerializer, "PlatformTeamPageSerializer")
 
 
 class PlatformTeamFilterSerializer(serializers.Serializer[dict[str, Any]]):
@@ -96,15 +88,13 @@ class PlatformUserListView(PlatformView):
 
     @extend_schema(
         operation_id="platform_users_list",
-        parameters=[PlatformUserFilterSerializer],
+        parameters=[PlatformUserFilterSerializer, *PAGE_PARAMETERS],
         responses={200: PlatformUserPageSerializer},
     )
     def get(self, request: Request) -> Response:
         filters = validated(PlatformUserFilterSerializer, request.query_params)
         users = platform_user_list(search=filters.get("q", ""), status=filters["status"])
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(users, request, view=self)
-        return paginator.get_paginated_response(PlatformUserSerializer(page, many=True).data)
+        return paginated_response(request, self, users, PlatformUserSerializer)
 
 
 def _with_count(user: User) -> User:
@@ -154,12 +144,10 @@ class PlatformTeamListView(PlatformView):
 
     @extend_schema(
         operation_id="platform_teams_list",
-        parameters=[PlatformTeamFilterSerializer],
+        parameters=[PlatformTeamFilterSerializer, *PAGE_PARAMETERS],
         responses={200: PlatformTeamPageSerializer},
     )
     def get(self, request: Request) -> Response:
         filters = validated(PlatformTeamFilterSerializer, request.query_params)
         teams = platform_team_list(search=filters.get("q", ""))
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(teams, request, view=self)
-        return paginator.get_paginated_response(PlatformTeamSerializer(page, many=True).data)
+        return paginated_response(request, self, teams, PlatformTeamSerializer)

@@ -17,7 +17,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,6 +24,7 @@ from apps.audit.models import MAX_RETENTION_DAYS, ActorType, AuditEvent
 from apps.audit.selectors import audit_event_get, audit_event_list, audit_retention_days_get
 from apps.audit.services import audit_settings_update
 from apps.core.errors import NotFound
+from apps.core.pagination import PAGE_PARAMETERS, page_serializer, paginated_response
 from apps.teams.access import TeamAccess, access_application
 from apps.teams.api_base import TeamScopedAPIView
 
@@ -107,13 +107,7 @@ class AuditFilterSerializer(serializers.Serializer[dict[str, Any]]):
         return attrs
 
 
-class AuditEventPageSerializer(serializers.Serializer[dict[str, Any]]):
-    """One page of the list (LimitOffsetPagination), for the schema."""
-
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = AuditEventSerializer(many=True)
+AuditEventPageSerializer = page_serializer(AuditEventSerializer, "AuditEventPageSerializer")
 
 
 class AuditSettingsSerializer(serializers.Serializer[dict[str, Any]]):
@@ -151,15 +145,13 @@ class AuditEventListView(TeamAuditView):
 
     @extend_schema(
         operation_id="teams_audit_events_list",
-        parameters=[AuditFilterSerializer],
+        parameters=[AuditFilterSerializer, *PAGE_PARAMETERS],
         responses={200: AuditEventPageSerializer},
     )
     def get(self, request: Request, team_slug: str) -> Response:
         access = self.team_access
         events = self.filtered_events(request, access)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
+        return paginated_response(request, self, events, AuditEventSerializer)
 
 
 class AuditEventDetailView(TeamAuditView):

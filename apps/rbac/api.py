@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import validated
+from apps.core.pagination import paginated_response
 from apps.rbac import services
 from apps.rbac.access import access_custom_role
 from apps.rbac.models import CustomRole
@@ -72,8 +73,7 @@ class CustomRoleViewSet(TeamScopedViewSet):
         return access_custom_role(self.team_access, lookup, permission)
 
     def list(self, request: Request, team_slug: str) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(CustomRoleSerializer(page, many=True).data)
+        return paginated_response(request, self, self.get_queryset(), CustomRoleSerializer)
 
     def create(self, request: Request, team_slug: str) -> Response:
         data = validated(CustomRoleWriteSerializer, request.data)

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from apps.accounts.principal import principal_from_request
 from apps.core.api import validated
 from apps.core.errors import NotFound, ValidationError
+from apps.core.pagination import paginated_response
 from apps.rbac.access import access_custom_role
 from apps.teams import selectors, services
 from apps.teams.access import (
@@ -139,8 +140,7 @@ class ApplicationViewSet(TeamScopedViewSet):
         return access_application(self.team_access, lookup, permission)
 
     def list(self, request: Request, team_slug: str) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(ApplicationSerializer(page, many=True).data)
+        return paginated_response(request, self, self.get_queryset(), ApplicationSerializer)
 
     def create(self, request: Request, team_slug: str) -> Response:
         data = validated(ApplicationWriteSerializer, request.data)
@@ -188,8 +188,7 @@ class MemberViewSet(TeamScopedViewSet):
         return access_membership(self.team_access, lookup, permission)
 
     def list(self, request: Request, team_slug: str) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(MembershipSerializer(page, many=True).data)
+        return paginated_response(request, self, self.get_queryset(), MembershipSerializer)
 
     def retrieve(self, request: Request, team_slug: str, membership_id: str) -> Response:
         return Response(MembershipSerializer(self.get_object()).data)
@@ -249,8 +248,7 @@ class InvitationViewSet(TeamScopedViewSet):
         return access_invitation(self.team_access, lookup, permission)
 
     def list(self, request: Request, team_slug: str) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(InvitationSerializer(page, many=True).data)
+        return paginated_response(request, self, self.get_queryset(), InvitationSerializer)
 
     def create(self, request: Request, team_slug: str) -> Response:
         data = validated(InvitationCreateSerializer, request.data)
@@ -320,8 +318,7 @@ class ApplicationOverrideViewSet(TeamScopedViewSet):
         return None
 
     def list(self, request: Request, team_slug: str, application_slug: str) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(OverrideSerializer(page, many=True).data)
+        return paginated_response(request, self, self.get_queryset(), OverrideSerializer)
 
     def create(self, request: Request, team_slug: str, application_slug: str) -> Response:
         data = validated(OverrideWriteSerializer, request.data)
