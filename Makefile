@@ -16,12 +16,13 @@ XDIST ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help run setup install install-dev node static migrate seed test test-main \
-        test-browser browser-deps check clean
+        test-fast test-browser browser-deps check clean
 
 help:
 	@echo "make run    - install, migrate, seed the demo, start web + worker + beat on $(HOST):$(PORT)"
 	@echo "             and the demo edge runner (:1880) running examples/motor-anomaly.json"
 	@echo "make test   - install test dependencies, run the suite, then the browser tests"
+	@echo "make test-fast - the inner loop: unit tests only (no browser, slow, soak), one process"
 	@echo "make check  - ruff, ruff format --check, mypy, import-linter, migrations, conventions"
 
 $(PY):
@@ -83,6 +84,12 @@ test: install-dev node browser-deps
 test-main:
 	$(PY) -m pytest $(if $(filter 0,$(XDIST)),,-n $(XDIST)) -m "not browser" \
 	  --ignore=tests/browser $(PYTEST_ARGS)
+
+# The inner loop: everything not marked browser, slow (real peers, subprocesses, fuzz, the
+# route x method enumerators) or soak. No install step, so it starts at once.
+test-fast:
+	$(PY) -m pytest -q -m "not browser and not slow and not soak" --ignore=tests/browser \
+	  $(PYTEST_ARGS)
 
 # No browser test files yet is fine; files that collect nothing (pytest exit 5) are a failure.
 test-browser:

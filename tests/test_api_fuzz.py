@@ -27,7 +27,8 @@ from apps.accounts.principal import Principal
 from apps.accounts.services import token_create
 from tests.conftest import Acme, Globex
 
-pytestmark = pytest.mark.django_db
+# Outside `make test-fast`: generated requests (fuzz).
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 FUZZ_CASES = int(os.environ.get("MANIFOLD_FUZZ_CASES", "300"))
 REAL_PATH_VALUES = {"team_slug": "acme", "application_slug": "line-1"}
 

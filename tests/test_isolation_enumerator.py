@@ -42,6 +42,9 @@ from tests.routes import (
     unlisted_message,
 )
 
+# Outside `make test-fast`: every route x every method.
+pytestmark = pytest.mark.slow
+
 # Strings that identify acme: none may reach the outsider through an "open" route.
 ACME_MARKERS = ("Acme Plant", "olivia@acme.test", "eddie@acme.test", "vera@acme.test")
 

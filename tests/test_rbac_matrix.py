@@ -34,6 +34,9 @@ from tests.routes import (
     sample_of,
 )
 
+# Outside `make test-fast`: every route x every role and token.
+pytestmark = pytest.mark.slow
+
 PERSONAS = {"olivia": "owner", "eddie": "member", "vera": "viewer", "dana": "dashboard"}
 DENIED = {403, 404}
 # A token's last use is recorded on every authenticated request, refused or not.

@@ -15,6 +15,9 @@ from channels.exceptions import ChannelFull
 
 from apps.core.channel_layers import SQLiteChannelLayer
 
+# Outside `make test-fast`: delivery across real processes.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -22,7 +22,8 @@ from apps.teams.models import Membership
 from apps.teams.services.teams import team_create
 from config.asgi import application
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Outside `make test-fast`: transactional websocket round trips.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
 

@@ -67,6 +67,7 @@ def test_type_ignore_with_code_and_reason_passes() -> None:
     assert check_text(ROOT / "apps/core/x.py", line) == []
 
 
+@pytest.mark.slow  # a subprocess: outside `make test-fast`
 def test_cli_exits_non_zero_and_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "apps" / "flows" / "tasks.py"
     bad.parent.mkdir(parents=True)

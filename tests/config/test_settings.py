@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Outside `make test-fast`: manage.py in subprocesses.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.prod",

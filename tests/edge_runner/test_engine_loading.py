@@ -14,7 +14,8 @@ import pytest
 from edge_runner.runtime import loader
 from edge_runner.runtime.engine import Engine
 
-pytestmark = pytest.mark.asyncio
+# Outside `make test-fast`: fresh interpreters (subprocesses).
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 

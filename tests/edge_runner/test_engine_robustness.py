@@ -14,6 +14,9 @@ from edge_runner.runtime import engine as engine_module
 from edge_runner.runtime.engine import DeployError, Engine
 from edge_runner.testing import FlowHarness
 
+# Outside `make test-fast`: generated flows.
+pytestmark = pytest.mark.slow
+
 IDS = st.sampled_from(["a", "b", "c", "t1", "sf", "g1", "", "missing"])
 TYPES = st.sampled_from(
     [

@@ -23,7 +23,8 @@ from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.teams.models import Team
 
-pytestmark = pytest.mark.django_db
+# Outside `make test-fast`: exports thousands of rows to measure memory.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 SMALL, LARGE = 500, 5000
 
 

@@ -153,6 +153,7 @@ def test_the_trigger_lets_only_the_sealers_one_transition_through(
 
 
 @postgres_only
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_sealer_killed_mid_batch_loses_nothing_and_the_next_one_resumes() -> None:
     team = ChainOnlyTeam(990102, "crash")

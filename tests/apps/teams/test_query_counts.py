@@ -22,6 +22,9 @@ from apps.teams.services import (
 )
 from tests.conftest import Acme, add_member, make_user
 
+# Outside `make test-fast`: fills lists with many rows.
+pytestmark = pytest.mark.slow
+
 LISTS = [
     "/api/v1/teams/",
     "/api/v1/teams/acme/applications/",

@@ -38,6 +38,7 @@ def delay(**extra: Any) -> list[dict[str, Any]]:
     return [node, {"id": "out", "type": "helper"}, {"id": "dropped", "type": "helper"}]
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 @pytest.mark.parametrize("case", conformance_cases("delay"))
 async def test_conformance(case: dict[str, Any]) -> None:
     await run_conformance_case(case)

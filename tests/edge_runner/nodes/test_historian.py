@@ -21,6 +21,9 @@ from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import free_port
 from tests.edge_runner.sqlite_files import sqlite_file, table_names
 
+# Outside `make test-fast`: the real PostgreSQL.
+pytestmark = pytest.mark.slow
+
 BASE = 1_772_368_000_000  # a fixed epoch ms so queries are deterministic
 
 

@@ -320,6 +320,7 @@ async def test_connection_refused_then_recovered_status_transitions(server: str)
     ]
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_timeout_from_message(server: str) -> None:
     async with FlowHarness(flow(url=f"{server}/slow")) as h:
         h.receive("rq", {"requestTimeout": 200})
@@ -352,6 +353,7 @@ async def test_an_unknown_host_is_enotfound(monkeypatch: pytest.MonkeyPatch) -> 
     assert (sent["statusCode"], status["text"]) == ("ENOTFOUND", "ENOTFOUND")
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_requests_run_concurrently(server: str) -> None:
     loop = asyncio.get_running_loop()
     async with FlowHarness(flow(url=f"{server}/slow", persist=True)) as h:

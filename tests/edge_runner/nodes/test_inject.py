@@ -116,6 +116,7 @@ async def test_bad_json_prop_fails_the_message_and_sends_nothing() -> None:
     assert "JSON" in errors[0]["msg"]
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_once_fires_after_the_delay_and_only_once() -> None:
     t0 = time.monotonic()
     async with FlowHarness(flow(once=True, onceDelay=0.2, payload="x", payloadType="str")) as h:
@@ -126,6 +127,7 @@ async def test_once_fires_after_the_delay_and_only_once() -> None:
     assert 0.18 <= fired_at < 0.6
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_repeat_sends_at_the_interval_and_stops_on_redeploy() -> None:
     async with FlowHarness(flow(repeat="0.05", payload="r", payloadType="str")) as h:
         await h.wait("out", 4, timeout=2)
@@ -145,6 +147,7 @@ async def test_once_then_repeat() -> None:
     assert h.times["out"][1] - h.times["out"][0] > 0.05
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_crontab_with_seconds_fires_every_second() -> None:
     async with FlowHarness(flow(crontab="* * * * * *", payload="c", payloadType="str")) as h:
         await h.wait("out", 2, timeout=3.5)

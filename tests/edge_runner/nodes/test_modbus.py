@@ -14,7 +14,8 @@ from edge_runner.runtime.engine import DeployError, Engine
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import Plc, free_port
 
-pytestmark = pytest.mark.asyncio
+# Outside `make test-fast`: a real Modbus server.
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.peers import Mosquitto, Subscriber, free_port
 from tests.edge_runner.sqlite_files import sqlite_file, table_names
 
-pytestmark = pytest.mark.asyncio
+# Outside `make test-fast`: the real Mosquitto.
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 SHARED_PORT = 1883
 
 

@@ -19,7 +19,8 @@ from edge_runner.testing import FlowHarness
 from tests.edge_runner.connections.certs import PASSPHRASE, Pki, make_pki
 from tests.edge_runner.connections.peers import Mosquitto
 
-pytestmark = pytest.mark.asyncio
+# Outside `make test-fast`: a private Mosquitto per test.
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 CAP = {"id": "cap", "type": "helper"}
 
 

@@ -16,6 +16,9 @@ from edge_runner.runtime.model_store import ModelStore, main, read_header
 from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 
+# Outside `make test-fast`: builds and runs real models.
+pytestmark = pytest.mark.slow
+
 WEIGHTS = [0.5, -1.0, 2.0, 0.0, 1.0, 1.0, -0.5, 0.25]
 
 

@@ -15,7 +15,8 @@ from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.opcua_server import PASSWORD, PlantServer, free_port, shared_server
 
-pytestmark = pytest.mark.asyncio
+# Outside `make test-fast`: a real OPC-UA server.
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 GREEN = {"fill": "green", "shape": "dot", "text": "connected"}
 

@@ -14,7 +14,8 @@ import pytest
 from edge_runner.testing import FlowHarness
 from tests.edge_runner.opcua_server import PlantServer, shared_server
 
-pytestmark = pytest.mark.asyncio
+# Outside `make test-fast`: real OPC-UA servers stopped and restarted.
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 
 @pytest.fixture

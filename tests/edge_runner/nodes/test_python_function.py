@@ -154,6 +154,7 @@ async def test_await_in_the_body_runs_as_a_task() -> None:
         assert out["payload"] == "later"
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_infinite_loop_is_interrupted_while_another_flow_keeps_producing() -> None:
     """Family 27: the hog is killed within its limit (here 1 s) and a timer-driven flow on the
     same loop has no gap longer than the limit plus a tick."""
@@ -219,6 +220,7 @@ async def test_except_exception_does_not_swallow_the_interrupt() -> None:
         await h.wait("errs")
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_five_fast_kills_mark_the_node_crashed() -> None:
     flow = [
         fn("f", "while True:\n    pass", [[]], timeout=0.1),
@@ -284,6 +286,7 @@ async def test_watchdog_overhead_per_call_is_small() -> None:
         assert node.watchdog is watchdog_of(h.engine.services)
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_memory_hog_is_interrupted_at_the_soft_rss_limit() -> None:
     from edge_runner.runtime.watchdog import rss_mib
 

@@ -74,6 +74,7 @@ async def test_invalid_yaml_and_unsafe_tags_are_catchable_errors() -> None:
     assert errs[0]["error"]["source"]["type"] == "yaml"
 
 
+@pytest.mark.slow  # waits on the wall clock: outside `make test-fast`
 async def test_alias_bomb_is_refused_quickly() -> None:
     lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for i in range(1, 9):
