@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -104,25 +105,43 @@ def _writer(
 
 
 def _recreate_database(database_url: str) -> None:
+    """A freshly migrated, empty database: migrated once, then copied from a template."""
+    import psycopg
+    from django.core.management import call_command
+    from django.db import connections
+
+    connections.close_all()
+    name = database_url.rsplit("/", 1)[1]
+    template = f"{name}_template"
+    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template])
+        if found.fetchone():
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        admin.execute(f'CREATE DATABASE "{name}"')
+    call_command("migrate", verbosity=0)
+    connections.close_all()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
+
+
+def drop_template(database_url: str) -> None:
+    """The template is this run's migrations; a later run (other code) migrates afresh."""
     import psycopg
 
     name = database_url.rsplit("/", 1)[1]
     admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}_template" WITH (FORCE)')
 
 
 def run(database_url: str, path: str, teams: int, writers: int, seconds: float) -> RunResult:
-    from django.core.management import call_command
-    from django.db import connections
-
     from apps.audit.models import AuditEvent
     from apps.audit.sealing import audit_seal_pending
 
-    connections.close_all()
     _recreate_database(database_url)
-    call_command("migrate", verbosity=0)
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     ready, results = context.Queue(), context.Queue()
@@ -177,6 +196,9 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--paths", default="inline,deferred", help="inline, deferred or both")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per scenario and path, paths alternating"
+    )
     args = parser.parse_args()
     _setup_django(args.database_url)
     from django.db import connection
@@ -186,26 +208,39 @@ def main() -> int:
     paths = [path.strip() for path in args.paths.split(",") if path.strip()]
     results: list[RunResult] = []
     clean = True
-    for teams in (1, args.writers):
-        for path in paths:
-            result = run(args.database_url, path, teams, args.writers, args.seconds)
-            results.append(result)
-            print(
-                f"{result.scenario:>9} {result.path:>8}: {result.events} events in "
-                f"{result.seconds:.1f} s = {result.rate:.0f} events/s; "
-                f"{result.unsealed_at_stop} unsealed at stop, sealed {result.drain_seconds:.2f} s "
-                "later",
-                flush=True,
-            )
-            clean = verify() and clean
-    print(f"\n{args.writers} writer processes, {args.seconds:.0f} s each run, PostgreSQL")
+    drop_template(args.database_url)
+    try:
+        for teams in (1, args.writers):
+            for _ in range(args.repeats):
+                for path in paths:
+                    result = run(args.database_url, path, teams, args.writers, args.seconds)
+                    results.append(result)
+                    print(
+                        f"{result.scenario:>9} {result.path:>8}: {result.events} events in "
+                        f"{result.seconds:.1f} s = {result.rate:.0f} events/s; "
+                        f"{result.unsealed_at_stop} unsealed at stop, sealed "
+                        f"{result.drain_seconds:.2f} s later",
+                        flush=True,
+                    )
+                    clean = verify() and clean
+    finally:
+        drop_template(args.database_url)
+    print(
+        f"\n{args.writers} writer processes, {args.seconds:.0f} s per run, {args.repeats} runs "
+        "each (paths alternating), PostgreSQL; median (min-max)"
+    )
     print("| scenario | path | events/s | unsealed at stop | backlog sealed in |")
     print("|---|---|---|---|---|")
-    for result in results:
-        print(
-            f"| {result.scenario} | {result.path} | {result.rate:.0f} | "
-            f"{result.unsealed_at_stop} | {result.drain_seconds:.2f} s |"
-        )
+    for scenario in dict.fromkeys(result.scenario for result in results):
+        for path in paths:
+            runs = [r for r in results if r.scenario == scenario and r.path == path]
+            rates = sorted(r.rate for r in runs)
+            print(
+                f"| {scenario} | {path} | {statistics.median(rates):.0f} "
+                f"({rates[0]:.0f}-{rates[-1]:.0f}) | "
+                f"{statistics.median(r.unsealed_at_stop for r in runs):.0f} | "
+                f"{statistics.median(r.drain_seconds for r in runs):.2f} s |"
+            )
     print("audit_verify: clean" if clean else "audit_verify: BROKEN")
     return 0 if clean else 1
 
