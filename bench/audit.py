@@ -80,6 +80,7 @@ def _writer(
     from django.conf import settings
     from django.db import transaction
 
+    from apps.accounts.principal import Principal
     from apps.audit.services import audit_record
 
     settings.AUDIT_SEALING = path
@@ -87,6 +88,7 @@ def _writer(
     # through Redis on a loaded box) and would hide the difference being measured.
     settings.CHANNEL_LAYERS = {}
     team = _Team(team_key, f"bench-{team_key}")
+    principal = Principal.system("bench")
     ready.put(index)
     start.wait()
     deadline = time.perf_counter() + seconds
@@ -95,7 +97,7 @@ def _writer(
         with transaction.atomic():
             audit_record(
                 event="bench.device.reported",
-                actor=None,
+                principal=principal,
                 team=team,
                 after={"writer": index, "n": count},
             )
