@@ -27,7 +27,7 @@ GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _latest(acme: Acme) -> AuditEvent:
-    return AuditEvent.objects.filter(team_key=acme.team.pk).latest("seq")
+    return AuditEvent.objects.filter(team_key=acme.team.pk).latest("id")
 
 
 def test_middleware_records_ip_user_agent_and_request_id(acme_world: Acme) -> None:
