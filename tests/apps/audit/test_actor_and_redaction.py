@@ -93,6 +93,7 @@ def test_token_system_anonymous_and_device_actors(auditor: User, acme_team: Team
             audit_record(event="test.thing.done", principal=principal, team=acme_team)
             for principal in principals
         ]
+    seal_now()
     rows = [AuditEvent.objects.get(pk=row.pk) for row in rows]
     assert [(r.actor_type, r.actor_id, r.actor_label) for r in rows] == [
         ("token", str(created.token.pk), f"{auditor.email} (token {created.token.prefix})"),

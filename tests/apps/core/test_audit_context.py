@@ -14,6 +14,7 @@ from django.test import AsyncClient
 from apps.accounts.principal import Principal
 from apps.accounts.services import token_create, user_create
 from apps.audit.models import AuditEvent
+from apps.audit.sealing import audit_seal_pending
 from apps.core.audit_context import (
     NO_CONTEXT,
     REQUEST_ID_HEADER,
@@ -27,6 +28,8 @@ GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _latest(acme: Acme) -> AuditEvent:
+    # PostgreSQL appends rows unsealed; seal them as the sealer would after commit.
+    audit_seal_pending(wait=True)
     return AuditEvent.objects.filter(team_key=acme.team.pk).latest("id")
 
 
