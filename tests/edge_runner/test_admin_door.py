@@ -407,6 +407,7 @@ def run_cli(*options: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
+@pytest.mark.slow  # the CLI in subprocesses: outside `make test-fast`
 def test_the_cli_refuses_an_open_door_in_one_line(tmp_path: Path) -> None:
     no_token = {"MANIFOLD_RUNNER_ADMIN_TOKEN": ""}
     empty = tmp_path / "empty"

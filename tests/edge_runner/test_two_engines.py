@@ -113,6 +113,7 @@ async def settle(h: FlowHarness, predicate: Callable[[], bool], what: str) -> No
     await h.until(predicate, 3.0, what)
 
 
+@pytest.mark.slow  # a real PLC, MQTT broker and HTTP fronts: outside `make test-fast`
 @pytest.mark.asyncio
 async def test_two_engines_run_serve_and_stop_independently() -> None:
     plc = Plc()
