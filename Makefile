@@ -22,7 +22,7 @@ help:
 	@echo "make run    - install, migrate, seed the demo, start web + worker + beat on $(HOST):$(PORT)"
 	@echo "             and the demo edge runner (:1880) running examples/motor-anomaly.json"
 	@echo "make test   - install test dependencies, run the suite, then the browser tests"
-	@echo "make test-fast - the inner loop: unit tests only (no browser, slow, soak), one process"
+	@echo "make test-fast - the inner loop: unit tests only (no browser, slow, soak)"
 	@echo "make check  - ruff, ruff format --check, mypy, import-linter, migrations, conventions"
 
 $(PY):
@@ -88,8 +88,8 @@ test-main:
 # The inner loop: everything not marked browser, slow (real peers, subprocesses, fuzz, the
 # route x method enumerators) or soak. No install step, so it starts at once.
 test-fast:
-	$(PY) -m pytest -q -m "not browser and not slow and not soak" --ignore=tests/browser \
-	  $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(if $(filter 0,$(XDIST)),,-n $(XDIST)) \
+	  -m "not browser and not slow and not soak" --ignore=tests/browser $(PYTEST_ARGS)
 
 # No browser test files yet is fine; files that collect nothing (pytest exit 5) are a failure.
 test-browser:

@@ -38,13 +38,13 @@ async def test_bad_flows_are_rejected_with_per_node_errors_and_old_flows_keep_ru
         bad = [
             {"id": "t1", "type": "tab"},
             {"id": "x", "type": "inject", "z": "t1", "crontab": "bogus", "wires": []},
-            {"id": "y", "type": "helper", "z": "t1", "wires": [["missing"]]},
+            {"id": "y", "type": "helper", "z": "t1", "wires": [["out", 7]]},
         ]
         with pytest.raises(DeployError) as info:
             await h.engine.deploy(bad)
         errors = {e["id"]: e["error"] for e in info.value.errors}
         assert "crontab" in errors["x"]
-        assert "missing" in errors["y"]
+        assert "node ids" in errors["y"]
         h.receive("a", {"payload": 2})
         assert (await h.wait("b"))[0]["payload"] == 2
 

@@ -192,7 +192,7 @@ async def test_rejected_deploy_lists_node_errors_and_old_flows_keep_running(
     bad = probe_flow(
         "bad",
         [
-            {"id": "w", "type": "debug", "z": "t1", "x": 1, "y": 4, "wires": [["missing"]]},
+            {"id": "w", "type": "debug", "z": "t1", "x": 1, "y": 4, "wires": "missing"},
             {"id": "c", "type": "inject", "z": "t1", "crontab": "bogus", "x": 1, "y": 5},
         ],
     )
@@ -200,7 +200,7 @@ async def test_rejected_deploy_lists_node_errors_and_old_flows_keep_running(
     assert status == 400
     assert body["code"] == "invalid_flows"
     errors = {e["id"]: e["error"] for e in body["errors"]}
-    assert "missing" in errors["w"]
+    assert "list of lists" in errors["w"]
     assert "crontab" in errors["c"]
     assert await runner.get_flows() == before
     assert runner.server.paths.flows.read_bytes() == stored_before
