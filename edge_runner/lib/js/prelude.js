@@ -380,12 +380,8 @@
     createHmac: (algorithm, key) => hashObject(algorithm, key),
     randomBytes: (size) => Buffer.from(py.crypto("random", String(size), null, null), "hex"),
   };
-  G.crypto = crypto;
+  // only through the Setup tab's modules (libs), as in Node-RED's sandbox
   const builtins = { crypto };
-  G.require = (name) => {
-    if (Object.prototype.hasOwnProperty.call(builtins, name)) return builtins[name];
-    throw new Error(`Module ${name} not allowed`);
-  };
 
   // ------------------------------------------------------------------ node API and messages
   function errorText(err) {
@@ -460,7 +456,7 @@
     hosts.start = startSource ? (0, eval)(startSource) : null;
     hosts.stop = stopSource ? (0, eval)(stopSource) : null;
   };
-  G.__lib = function (name, module) { G[name] = G.require(module); };
+  G.__lib = function (name, module) { G[name] = builtins[module]; };
   G.__start = function () {
     const node = makeNode(hosts.info, undefined, undefined, {});
     Promise.resolve(hosts.start(node)).catch((err) => report("error", errorText(err), undefined));

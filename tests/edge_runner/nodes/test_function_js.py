@@ -1,0 +1,160 @@
+"""function: Node-RED's JavaScript function node on QuickJS, checked against Node-RED's outputs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_runner.testing import FlowHarness
+
+pytestmark = pytest.mark.asyncio
+
+SNIPPETS = json.loads((Path(__file__).parent / "data" / "function_snippets.json").read_text())[1:]
+
+
+def fn(node_id: str, body: str, outputs: int = 1, **extra: Any) -> dict[str, Any]:
+    wires = extra.pop("wires", [[f"cap{p}"] for p in range(outputs)])
+    return {
+        "id": node_id,
+        "type": "function",
+        "func": body,
+        "outputs": outputs,
+        "wires": wires,
+        **extra,
+    }
+
+
+def caps(count: int) -> list[dict[str, Any]]:
+    return [{"id": f"cap{p}", "type": "helper"} for p in range(count)]
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=[str(i) for i in range(len(SNIPPETS))])
+async def test_real_function_bodies_give_node_reds_outputs(snippet: dict[str, Any]) -> None:
+    outputs = snippet["outputs"]
+    got: list[list[Any]] = []
+    flow = [fn("f", snippet["func"], outputs, libs=snippet.get("libs", [])), *caps(outputs)]
+    async with FlowHarness(flow) as h:
+        for msg in snippet["inputs"]:
+            h.receive("f", dict(msg))
+        await h.quiet(0.05)
+        # the order across ports: by arrival time, as Node-RED's collector saw them
+        for port in range(outputs):
+            arrivals = h.times.get(f"cap{port}", [])
+            for when, msg in zip(arrivals, h.messages.get(f"cap{port}", []), strict=True):
+                msg.pop("_msgid", None)
+                got.append([when, port, msg])
+    got.sort(key=lambda item: item[0])
+    assert [[port, msg] for _, port, msg in got] == snippet["expected"]
+
+
+async def test_buffers_dates_and_undefined_cross_the_boundary_as_node_red_serialises() -> None:
+    body = (
+        "msg.kind = Buffer.isBuffer(msg.payload); msg.back = Buffer.from([1, 2, 255]);"
+        "msg.when = new Date(0); msg.gone = undefined; msg.list = [1, undefined]; return msg;"
+    )
+    async with FlowHarness([fn("f", body), *caps(1)]) as h:
+        h.receive("f", {"payload": b"\x00\xff", "_msgid": "m1"})
+        (out,) = await h.wait("cap0")
+    assert out == {
+        "payload": b"\x00\xff",
+        "_msgid": "m1",
+        "kind": True,
+        "back": b"\x01\x02\xff",
+        "when": "1970-01-01T00:00:00.000Z",
+        "list": [1, None],
+    }
+
+
+async def test_a_runaway_loop_is_stopped_the_node_goes_red_and_the_runner_goes_on() -> None:
+    flow = [fn("f", "while (true) {}", timeout=0.2), fn("g", "return msg;"), *caps(1)]
+    async with FlowHarness(flow) as h:
+        started = time.monotonic()
+        h.receive("f", {"payload": 1})
+        print(f"runaway stopped after {time.monotonic() - started:.3f} s (timeout 0.2 s)")
+        h.receive("g", {"payload": 2})
+        (out,) = await h.wait("cap0")
+        assert out["payload"] == 2
+        assert h.statuses("f")[-1] == {
+            "fill": "red",
+            "shape": "dot",
+            "text": "Script execution timed out after 200ms",
+        }
+        errors = [log["msg"] for log in h.logs(20)]
+        assert errors == ["Script execution timed out after 200ms"]
+        h.receive("f", {"payload": 3})  # the same node still runs (and stops) the next message
+        assert len(h.logs(20)) == 2
+
+
+async def test_timers_promises_and_node_send_after_await() -> None:
+    body = (
+        "setTimeout(() => node.send({payload: 'timer'}), 30);"
+        "await new Promise(resolve => setTimeout(resolve, 10));"
+        "msg.payload = 'awaited'; return [null, msg];"
+    )
+    async with FlowHarness([fn("f", body, 2), *caps(2)]) as h:
+        h.receive("f", {"payload": 0})
+        (second,) = await h.wait("cap1")
+        (first,) = await h.wait("cap0")
+    assert second["payload"] == "awaited"
+    assert first["payload"] == "timer"
+
+
+async def test_intervals_are_cleared_when_the_node_stops() -> None:
+    body = "setInterval(() => node.send({payload: 'tick'}), 10); return null;"
+    harness = FlowHarness([fn("f", body), *caps(1)])
+    async with harness as h:
+        h.receive("f", {"payload": 0})
+        await h.wait("cap0", 2)
+    count = len(harness.messages["cap0"])
+    await harness.quiet(0.05)
+    assert len(harness.messages["cap0"]) == count
+
+
+async def test_on_start_on_stop_status_warn_and_error_with_msg() -> None:
+    flow = [
+        fn(
+            "f",
+            "node.status({fill: 'green', shape: 'dot', text: 'n=' + context.get('n')});"
+            "node.warn('seen ' + msg.payload); node.error('bad ' + msg.payload, msg); return null;",
+            initialize="context.set('n', 5);",
+        ),
+        {"id": "c", "type": "catch", "scope": None, "wires": [["cap0"]]},
+        *caps(1),
+    ]
+    async with FlowHarness(flow) as h:
+        h.receive("f", {"payload": 7})
+        (caught,) = await h.wait("cap0")
+        assert caught["error"]["message"] == "bad 7"
+        assert h.statuses("f")[-1] == {"fill": "green", "shape": "dot", "text": "n=5"}
+        assert [log["msg"] for log in h.logs(30)] == ["seen 7"]
+
+
+async def test_errors_syntax_and_refused_modules_are_node_errors() -> None:
+    async with FlowHarness([fn("f", "return msg.a.b;"), *caps(1)]) as h:
+        h.receive("f", {"payload": 1})
+        await h.until(lambda: bool(h.logs(20)))
+        assert h.logs(20)[0]["msg"].startswith("TypeError")
+    async with FlowHarness([fn("f", "return msg +;"), *caps(1)]) as h:
+        assert h.statuses("f")[-1]["fill"] == "red"
+        assert "SyntaxError" in h.statuses("f")[-1]["text"]
+    libs = [{"var": "fs", "module": "fs"}]
+    async with FlowHarness([fn("f", "return msg;", libs=libs), *caps(1)]) as h:
+        assert h.statuses("f")[-1]["text"] == "Module fs not allowed"
+
+
+async def test_env_red_util_and_non_message_results() -> None:
+    body = (
+        "const copy = RED.util.cloneMessage(msg); RED.util.setMessageProperty(copy, 'a.b', 3);"
+        "msg.payload = [env.get('SITE'), RED.util.getMessageProperty(copy, 'msg.a.b')];"
+        "return [msg, 'text'];"
+    )
+    async with FlowHarness([fn("f", body, 2), *caps(2)], env={"SITE": "plant-1"}) as h:
+        h.receive("f", {"payload": 0})
+        (out,) = await h.wait("cap0")
+        await h.until(lambda: bool(h.logs(20)))
+    assert out["payload"] == ["plant-1", 3]
+    assert h.logs(20)[0]["msg"] == "Function tried to send a message of type string"
