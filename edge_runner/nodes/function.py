@@ -269,7 +269,7 @@ class FunctionNode(Node):
             if result == "" and self.auto_done and self.rt.watched:
                 self.rt.done(msg)
             return
-        msgs = decode(result[1:], result[0] == "1", self.handles)
+        msgs = decode(result, "\\u0001" in result, self.handles)
         self.rt.send(msgs)
         if self.auto_done and self.rt.watched:
             self.rt.done(msg)

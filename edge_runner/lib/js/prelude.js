@@ -127,6 +127,9 @@
   G.Buffer = Buffer;
 
   // ------------------------------------------------------------------ crossing the boundary
+  // quickjs-ng builds concatenated strings as ropes, which the binding cannot hand to Python;
+  // a JSON round trip makes a flat string (only off the message path)
+  const flat = (text) => JSON.parse(JSON.stringify(text));
   let special = false;
   const plainBufferJSON = Buffer.prototype.toJSON;
   const plainDateJSON = Date.prototype.toJSON;
@@ -292,9 +295,9 @@
       try {
         if (op === "set") {
           const text = encode(value);
-          result = py.ctx(name, op, keyText, store === undefined ? null : String(store), text === undefined ? null : text, encode.special);
+          result = py.ctx(name, op, keyText, store === undefined ? null : flat(String(store)), text === undefined ? null : text, encode.special);
         } else {
-          result = py.ctx(name, op, keyText, store === undefined ? null : String(store), null, false);
+          result = py.ctx(name, op, keyText, store === undefined ? null : flat(String(store)), null, false);
         }
       } catch (err) {
         if (callback) { callback(err); return undefined; }
@@ -320,7 +323,7 @@
   Object.defineProperty(nodeContext, "flow", { get: () => G.flow });
   Object.defineProperty(nodeContext, "global", { get: () => G.global });
   G.context = nodeContext;
-  G.env = { get: (name) => { const r = py.env(String(name)); return r === null ? undefined : decode(r, false); } };
+  G.env = { get: (name) => { const r = py.env(flat(String(name))); return r === null ? undefined : decode(r, false); } };
 
   // ------------------------------------------------------------------ timers, console
   const timers = new Map();
@@ -352,11 +355,11 @@
   };
   const formatArgs = (args) => args.map((a) => typeof a === "string" ? a : (a instanceof Error ? String(a) : JSON.stringify(a))).join(" ");
   G.console = {
-    log: (...a) => py.report("log", formatArgs(a), false, true, null),
-    info: (...a) => py.report("log", formatArgs(a), false, true, null),
-    debug: (...a) => py.report("log", formatArgs(a), false, true, null),
-    warn: (...a) => py.report("warn", formatArgs(a), false, true, null),
-    error: (...a) => py.report("error", formatArgs(a), false, true, null),
+    log: (...a) => report("log", formatArgs(a), undefined),
+    info: (...a) => report("log", formatArgs(a), undefined),
+    debug: (...a) => report("log", formatArgs(a), undefined),
+    warn: (...a) => report("warn", formatArgs(a), undefined),
+    error: (...a) => report("error", formatArgs(a), undefined),
   };
   G.util = { inspect: (v) => typeof v === "string" ? v : JSON.stringify(v), format: (...a) => formatArgs(a) };
 
@@ -395,7 +398,8 @@
     return JSON.stringify(err);
   }
   function report(kind, value, msg) {
-    const [text, marked, plain] = show(value);
+    const [shown, marked, plain] = show(value);
+    const text = flat(shown);
     const msgText = msg === undefined || msg === null ? null : encode(msg);
     py.report(kind, text, marked || (msgText !== null && encode.special), plain, msgText);
   }
@@ -420,12 +424,11 @@
       }
     }
     if (count === 0) return "";
-    const text = encode(msgs);
-    return (encode.special ? "1" : "0") + text;
+    return encode(msgs);
   }
   function sendResults(msgs, msgid) {
     const out = encodeResults(msgs, msgid);
-    if (out) py.send(out.slice(1), out[0] === "1");
+    if (out) py.send(out, encode.special);
   }
   function makeNode(info, msgid, input, hooks) {
     return {
