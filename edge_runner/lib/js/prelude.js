@@ -160,11 +160,12 @@
     return marked ? JSON.parse(text, revive) : JSON.parse(text);
   }
   function show(value) {
-    // what node.warn/log/error give the host: text as is, anything else encoded
-    if (value instanceof Error) return [String(value), false, true];
-    if (typeof value === "string") return [value, false, true];
-    const text = encode(value);
-    return [text === undefined ? "undefined" : text, encode.special, false];
+    // what node.warn/log/error give the host: text as is, Errors as "Name: message", anything
+    // else as JSON (Buffers as {type, data}, as Node-RED's log shows them)
+    if (value instanceof Error) return errorText(value);
+    if (typeof value === "string") return value;
+    const text = JSON.stringify(value);
+    return text === undefined ? String(value) : text;
   }
 
   // ------------------------------------------------------------------ RED.util
@@ -387,21 +388,30 @@
   const builtins = { crypto };
 
   // ------------------------------------------------------------------ node API and messages
+  // QuickJS words some errors differently from V8; flows match on V8's words in catch nodes
+  const V8_WORDS = [
+    [/^cannot read property '(.*)' of (undefined|null)$/, "Cannot read properties of $2 (reading '$1')"],
+    [/^cannot set property '(.*)' of (undefined|null)$/, "Cannot set properties of $2 (setting '$1')"],
+  ];
   function errorText(err) {
-    if (err instanceof ReferenceError) {
-      // Node-RED adds where an undefined name was used: the body starts on line 2 here
-      const at = /:(\d+):(\d+)/.exec(String(err.stack));
-      return at ? `${err} (line ${Number(at[1]) - 1}, col ${at[2]})` : String(err);
+    if (err instanceof Error) {
+      let message = String(err.message);
+      for (const [pattern, words] of V8_WORDS) message = message.replace(pattern, words);
+      const text = message ? `${err.name}: ${message}` : String(err.name);
+      if (err instanceof ReferenceError) {
+        // Node-RED adds where an undefined name was used: the body starts on line 2 here
+        const at = /:(\d+):(\d+)/.exec(String(err.stack));
+        if (at) return `${text} (line ${Number(at[1]) - 1}, col ${at[2]})`;
+      }
+      return text;
     }
-    if (err instanceof Error) return String(err);
     if (typeof err === "string") return err;
     return JSON.stringify(err);
   }
   function report(kind, value, msg) {
-    const [shown, marked, plain] = show(value);
-    const text = flat(shown);
+    const text = flat(show(value));
     const msgText = msg === undefined || msg === null ? null : encode(msg);
-    py.report(kind, text, marked || (msgText !== null && encode.special), plain, msgText);
+    py.report(kind, text, msgText !== null && encode.special, true, msgText);
   }
   // Checks the results like Node-RED's sendResults and returns them encoded ("" for none).
   function encodeResults(msgs, msgid) {

@@ -158,3 +158,81 @@ async def test_env_red_util_and_non_message_results() -> None:
         await h.until(lambda: bool(h.logs(20)))
     assert out["payload"] == ["plant-1", 3]
     assert h.logs(20)[0]["msg"] == "Function tried to send a message of type string"
+
+
+async def test_node_done_completes_only_when_called_otherwise_on_return() -> None:
+    manual = "setTimeout(() => { node.send(msg); node.done(); }, 20); return null;"
+    flow = [
+        fn("m", manual),
+        fn("a", "return msg;", wires=[[]]),
+        {"id": "c", "type": "complete", "scope": ["m", "a"], "wires": [["done"]]},
+        {"id": "done", "type": "helper"},
+        *caps(1),
+    ]
+    async with FlowHarness(flow) as h:
+        h.receive("m", {"payload": "manual"})
+        h.receive("a", {"payload": "auto"})
+        (first,) = await h.wait("done", 1)
+        assert first["payload"] == "auto"
+        assert "cap0" not in h.messages  # the manual one has neither been sent nor completed
+        second = (await h.wait("done", 2))[1]
+        assert second["payload"] == "manual"
+        assert len(h.messages["cap0"]) == 1
+
+
+async def test_context_stores_callbacks_keys_and_arrays_of_keys() -> None:
+    body = (
+        "flow.set('a', 1); flow.set(['b', 'c'], [2, {d: Buffer.from('x')}]);"
+        "global.set('g', 'G', 'memory');"
+        "flow.get(['a', 'b'], (err, a, b) => { msg.cb = [err, a, b]; });"
+        "msg.keys = flow.keys().sort(); msg.c = flow.get('c'); msg.g = global.get('g', 'memory');"
+        "msg.missing = context.get('nothing') === undefined; return msg;"
+    )
+    async with FlowHarness([fn("f", body), *caps(1)]) as h:
+        h.receive("f", {"payload": 0})
+        (out,) = await h.wait("cap0")
+        assert h.engine.nodes["f"].flow.get("c") == {"d": b"x"}
+    assert out["cb"] == [None, 1, 2]
+    assert out["keys"] == ["a", "b", "c"]
+    assert out["c"] == {"d": b"x"}
+    assert out["g"] == "G"
+    assert out["missing"] is True
+
+
+async def test_long_built_strings_cross_to_python_and_errors_use_v8_words() -> None:
+    body = (
+        "let text = ''; for (let i = 0; i < 2000; i++) { text += 'ab' + i; }"
+        "node.warn('w:' + text.length); node.status({text: 's' + text.slice(0, 5) + 'x'});"
+        "msg.payload = text + '!'; msg.topic = 't' + msg.topic;"
+        "if (msg.fail) { const nothing = undefined; return nothing.field; } return msg;"
+    )
+    async with FlowHarness([fn("f", body), *caps(1)]) as h:
+        h.receive("f", {"payload": 0, "topic": "x"})
+        (out,) = await h.wait("cap0")
+        h.receive("f", {"payload": 0, "topic": "x", "fail": True})
+        await h.until(lambda: bool(h.logs(20)))
+        assert out["payload"].endswith("ab1999!")
+        assert out["topic"] == "tx"
+        assert [log["msg"] for log in h.logs(30)][0].startswith("w:")
+        assert h.statuses("f")[-1] == {"text": "sab0abx"}
+        assert h.logs(20)[0]["msg"] == (
+            "TypeError: Cannot read properties of undefined (reading 'field')"
+        )
+
+
+async def test_each_node_has_its_own_globals() -> None:
+    flow = [
+        fn(
+            "f",
+            "counter = (typeof counter === 'number' ? counter : 0) + 1; msg.n = counter;"
+            " return msg;",
+            wires=[["g"]],
+        ),
+        fn("g", "msg.seen = typeof counter; return msg;"),
+        *caps(1),
+    ]
+    async with FlowHarness(flow) as h:
+        h.receive("f", {"payload": 0})
+        h.receive("f", {"payload": 0})
+        outs = await h.wait("cap0", 2)
+    assert [(o["n"], o["seen"]) for o in outs] == [(1, "undefined"), (2, "undefined")]
