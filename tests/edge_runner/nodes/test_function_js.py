@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from edge_runner.runtime.paths import RunnerPaths
+from edge_runner.runtime.server import Server
 from edge_runner.testing import FlowHarness
 
 pytestmark = pytest.mark.asyncio
@@ -237,3 +240,28 @@ async def test_each_node_has_its_own_globals() -> None:
         h.receive("f", {"payload": 0})
         outs = await h.wait("cap0", 2)
     assert [(o["n"], o["seen"]) for o in outs] == [(1, "undefined"), (2, "undefined")]
+
+
+async def test_http_in_function_http_response_keeps_the_response_handle(tmp_path: Path) -> None:
+    body = (
+        "msg.payload = {greeting: 'hello ' + msg.req.query.name, headers: typeof msg.req.headers};"
+        "msg.statusCode = 201; msg.headers = {'x-from': 'function'}; return msg;"
+    )
+    flow = [
+        {"id": "in", "type": "http in", "url": "/hi", "method": "get", "wires": [["f"]]},
+        fn("f", body, wires=[["resp"]]),
+        {"id": "resp", "type": "http response", "statusCode": "", "headers": {}, "wires": []},
+    ]
+    async with FlowHarness(flow) as h:
+        server = Server("127.0.0.1", 0, RunnerPaths(tmp_path), engine=h.engine)
+        await server.start()
+        try:
+            async with (
+                aiohttp.ClientSession() as client,
+                client.get(f"http://127.0.0.1:{server.port}/hi?name=ada") as answer,
+            ):
+                assert answer.status == 201
+                assert answer.headers["x-from"] == "function"
+                assert await answer.json() == {"greeting": "hello ada", "headers": "object"}
+        finally:
+            await server.stop()
