@@ -96,7 +96,8 @@ The code is the body of an `async function(msg)`, so `await` works. Available na
   Code that calls `node.done()` completes its messages itself; otherwise a message is complete
   when the function has returned (or its promise resolved).
 - `context`, `flow`, `global`: `get(key[, store][, callback])`, `set(key, value[, store]
-  [, callback])`, `keys([store][, callback])`. Values are copies: set what you changed.
+  [, callback])`, `keys([store][, callback])`. An object read with `get` and changed in place
+  is stored back when the call ends, as if it were Node-RED's live object.
 - `env.get(name)`, `RED.util` (`cloneMessage`, `getMessageProperty`, `setMessageProperty`,
   `evaluateNodeProperty`, `generateId`, ...), `Buffer`, `console`, `setTimeout`,
   `setInterval`, `clearTimeout`, `clearInterval` (all cleared when the node stops).
@@ -179,6 +180,8 @@ class FunctionNode(Node):
         self.js: JsContext | None = None
         self.on_js: Any = None
         self.fire_js: Any = None
+        self.settle_js: Any = None
+        self.borrowed = False  # an object was read from context during this call
         self.timers: dict[int, asyncio.TimerHandle] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pending: list[Callable[[], None]] = []
@@ -238,6 +241,7 @@ class FunctionNode(Node):
         self.js = js
         self.on_js = js.function("__onMessage")
         self.fire_js = js.function("__fire")
+        self.settle_js = js.function("__settle")
         if cfg.initialize.strip():
             self._call(js.function("__start"), None)
 
@@ -282,6 +286,9 @@ class FunctionNode(Node):
         result = None
         try:
             result = js.run(function, self.limit, *args, drain=drain)
+            if self.borrowed:
+                self.borrowed = False
+                js.run(self.settle_js, self.limit, drain=False)
         except ScriptTimeout as exc:
             self.timed_out = True
             reason = str(exc)
@@ -359,6 +366,7 @@ class FunctionNode(Node):
                 found = target.get(str(key), None, store)
             if found is None:
                 return None
+            self.borrowed = self.borrowed or isinstance(found, (dict, list))
             out, out_marked = encode(found, self.handles)
             return ("1" if out_marked else "0") + out
         if isinstance(key, list):

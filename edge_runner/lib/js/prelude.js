@@ -287,24 +287,52 @@
   };
 
   // ------------------------------------------------------------------ context, env
+  // Node-RED's memory store hands out live objects: `flow.get("state").count++` changes the
+  // stored state. Values cross as copies here, so objects read during a call are written back
+  // when the call ends if they changed (and were not set meanwhile).
+  const borrowed = new Map();
+  function borrow(name, key, store, value, text) {
+    if (value !== null && typeof value === "object") {
+      borrowed.set(JSON.stringify([name, key, store === undefined ? null : store]), { name, key, store, value, text });
+    }
+  }
+  G.__settle = function () {
+    if (borrowed.size === 0) return true;
+    const items = Array.from(borrowed.values());
+    borrowed.clear();
+    for (const item of items) {
+      const text = encode(item.value);
+      if (text !== item.text) {
+        py.ctx(item.name, "set", JSON.stringify(item.key), item.store === undefined ? null : flat(String(item.store)), text === undefined ? null : text, encode.special);
+      }
+    }
+    return true;
+  };
   function scope(name) {
     function call(op, key, storeOrCb, cb, value) {
       let store = storeOrCb, callback = cb;
       if (typeof store === "function") { callback = store; store = undefined; }
       const keyText = encode(key);
+      const storeText = store === undefined ? null : flat(String(store));
       let result;
       try {
         if (op === "set") {
+          const keys = Array.isArray(key) ? key : [key];
+          for (const one of keys) borrowed.delete(JSON.stringify([name, one, store === undefined ? null : store]));
           const text = encode(value);
-          result = py.ctx(name, op, keyText, store === undefined ? null : flat(String(store)), text === undefined ? null : text, encode.special);
+          result = py.ctx(name, op, keyText, storeText, text === undefined ? null : text, encode.special);
         } else {
-          result = py.ctx(name, op, keyText, store === undefined ? null : flat(String(store)), null, false);
+          result = py.ctx(name, op, keyText, storeText, null, false);
         }
       } catch (err) {
         if (callback) { callback(err); return undefined; }
         throw err;
       }
       const decoded = result === null || result === undefined ? undefined : decode(result.slice(1), result[0] === "1");
+      if (op === "get" && decoded !== undefined) {
+        if (Array.isArray(key)) decoded.forEach((one, i) => borrow(name, key[i], store, one, encode(one)));
+        else borrow(name, key, store, decoded, encode(decoded));
+      }
       if (callback) {
         if (op === "get" && Array.isArray(key)) callback(null, ...decoded);
         else callback(null, decoded);

@@ -265,3 +265,20 @@ async def test_http_in_function_http_response_keeps_the_response_handle(tmp_path
                 assert await answer.json() == {"greeting": "hello ada", "headers": "object"}
         finally:
             await server.stop()
+
+
+async def test_objects_read_from_context_behave_as_live_objects() -> None:
+    setup = "flow.set('state', {count: 0, seen: []}); flow.set('other', {n: 1});"
+    body = (
+        "const state = flow.get('state'); state.count++; state.seen.push(msg.payload);"
+        "const other = flow.get('other'); other.n = 99; flow.set('other', {n: 2});"
+        "msg.payload = state.count; return msg;"
+    )
+    async with FlowHarness([fn("f", body, initialize=setup), *caps(1)]) as h:
+        h.receive("f", {"payload": "a"})
+        h.receive("f", {"payload": "b"})
+        outs = await h.wait("cap0", 2)
+        flow_context = h.engine.nodes["f"].flow
+        assert flow_context.get("state") == {"count": 2, "seen": ["a", "b"]}
+        assert flow_context.get("other") == {"n": 2}  # set after the read wins
+    assert [o["payload"] for o in outs] == [1, 2]
