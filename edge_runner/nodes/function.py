@@ -33,6 +33,7 @@ from edge_runner.contract import (
     register,
 )
 from edge_runner.lib.js import Handles, JsContext, JSException, ScriptTimeout, decode, encode
+from edge_runner.nodes.python_function import Config as PythonFunctionConfig
 from edge_runner.runtime.watchdog import DEFAULT_LIMIT_S
 
 MEMORY_LIMIT = 256 * 1024 * 1024
@@ -43,27 +44,16 @@ _FILLS = frozenset({"red", "green", "yellow", "blue", "grey"})
 _SHAPES = frozenset({"ring", "dot"})
 
 
-class Config(NodeConfig):
+# Node-RED's function-node fields: python-function mirrors them, so its schema is the base.
+class Config(PythonFunctionConfig):
     func: str = "\nreturn msg;"
-    outputs: int = 1
-    timeout: float = 0
-    noerr: int = 0
-    initialize: str = ""
-    finalize: str = ""
     libs: list[dict[str, Any]] = []
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, value: Any) -> Any:
-        return 0 if value in (None, "") else value
 
     @field_validator("outputs", mode="before")
     @classmethod
-    def _outputs(cls, value: Any) -> Any:
-        number = 1 if value in (None, "") else int(value)
-        if not 0 <= number <= 64:
-            raise ValueError("outputs must be between 0 and 64")
-        return number
+    def _outputs_as_text(cls, value: Any) -> Any:
+        # older editors wrote the port count as text
+        return 1 if value in (None, "") else int(value)
 
 
 _Config = Config  # the class attribute below shadows the name inside the node class
