@@ -348,7 +348,7 @@ class FunctionNode(Node):
         target = rt.context if scope == "context" else rt.flow if scope == "flow" else rt.global_
         if op == "keys":
             return "0" + json.dumps(target.keys(store))
-        key = json.loads(key_text) if key_text is not None else None
+        key = decode(key_text, False, self.handles)
         if op == "get":
             if isinstance(key, list):
                 found: Any = [target.get(str(k), None, store) for k in key]

@@ -67,6 +67,18 @@ class Handles:
         self._objects: OrderedDict[int, Any] = OrderedDict()
         self._ids: dict[int, int] = {}
         self._next = 0
+        self.encoder = _Encoder(self)
+        self.decoder = json.JSONDecoder(object_hook=self._revive)
+
+    def _revive(self, obj: dict[str, Any]) -> Any:
+        if len(obj) == 1:
+            if _BUFFER in obj:
+                return base64.b64decode(obj[_BUFFER])
+            if _DATE in obj:
+                return iso_from_ms(obj[_DATE])
+            if _HANDLE in obj:
+                return self.get(obj[_HANDLE])
+        return obj
 
     def put(self, obj: Any) -> int:
         found = self._ids.get(id(obj))
@@ -90,25 +102,34 @@ def iso_from_ms(ms: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class _Encoder(json.JSONEncoder):
+    """JSON for the JS side; one per ``Handles`` (building an encoder per call costs more than
+    encoding a small message)."""
+
+    def __init__(self, handles: Handles) -> None:
+        super().__init__(ensure_ascii=False, separators=(",", ":"))
+        self.handles = handles
+        self.marked = False
+
+    def default(self, o: Any) -> Any:
+        self.marked = True
+        if isinstance(o, (bytes, bytearray, memoryview)):
+            return {_BUFFER: base64.b64encode(o).decode("ascii")}
+        if isinstance(o, datetime.datetime):
+            return {_DATE: o.timestamp() * 1000}
+        if isinstance(o, (set, frozenset, tuple)):
+            return list(o)
+        return {_HANDLE: self.handles.put(o)}
+
+
 def encode(value: Any, handles: Handles) -> tuple[str, bool]:
     """``value`` as JSON text for the JS side, and whether it holds markers."""
-    marked = False
-
-    def default(obj: Any) -> Any:
-        nonlocal marked
-        marked = True
-        if isinstance(obj, (bytes, bytearray, memoryview)):
-            return {_BUFFER: base64.b64encode(obj).decode("ascii")}
-        if isinstance(obj, datetime.datetime):
-            return {_DATE: obj.timestamp() * 1000}
-        if isinstance(obj, (set, frozenset, tuple)):
-            return list(obj)
-        return {_HANDLE: handles.put(obj)}
-
-    text = json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"))
+    encoder = handles.encoder
+    encoder.marked = False
+    text = encoder.encode(value)
     if "NaN" in text or "Infinity" in text:
-        text = json.dumps(_finite(value), default=default, ensure_ascii=False)
-    return text, marked
+        text = encoder.encode(_finite(value))
+    return text, encoder.marked
 
 
 def _finite(value: Any) -> Any:
@@ -122,24 +143,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# The C scanner directly: JSON.stringify output has no surrounding whitespace to skip, and
+# json.loads' checks cost as much as scanning a small message.
+_scan = json.JSONDecoder().scan_once
+
+
 def decode(text: str | None, marked: bool, handles: Handles) -> Any:
     """JSON text from the JS side back to Python (``None`` text means ``undefined``)."""
     if text is None:
         return None
     if not marked:
-        return json.loads(text)
-
-    def hook(obj: dict[str, Any]) -> Any:
-        if len(obj) == 1:
-            if _BUFFER in obj:
-                return base64.b64decode(obj[_BUFFER])
-            if _DATE in obj:
-                return iso_from_ms(obj[_DATE])
-            if _HANDLE in obj:
-                return handles.get(obj[_HANDLE])
-        return obj
-
-    return json.loads(text, object_hook=hook)
+        return _scan(text, 0)[0]
+    return handles.decoder.decode(text)
 
 
 class ScriptTimeout(Exception):  # noqa: N818  # named like the JS error it reports

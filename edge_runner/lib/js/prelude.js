@@ -468,25 +468,32 @@
     const out = encodeResults(msgs, msgid);
     if (out) py.send(out, encode.special);
   }
+  // The stateless part of `node` is made once; per message only send and done are closures
+  // (code passes them around: `setTimeout(node.done, 10)`).
+  const nodeBase = {
+    log: (v) => report("log", v, undefined),
+    warn: (v) => report("warn", v, undefined),
+    error: (v, msg) => report("error", v, msg),
+    debug: (v) => report("log", v, undefined),
+    trace: (v) => report("log", v, undefined),
+    status: (s) => {
+      const value = typeof s === "string" ? { text: s } : (s || {});
+      py.report("status", encode(value), false, false, null);
+    },
+    on: (event) => { if (event === "input") throw new Error("Cannot add listener to 'input' event within Function"); },
+  };
   function makeNode(info, msgid, input, hooks) {
-    return {
-      id: info.id, name: info.name, path: info.path, outputCount: info.outputCount,
-      log: (v) => report("log", v, undefined),
-      warn: (v) => report("warn", v, undefined),
-      error: (v, msg) => report("error", v, msg),
-      debug: (v) => report("log", v, undefined),
-      trace: (v) => report("log", v, undefined),
-      status: (s) => {
-        const value = typeof s === "string" ? { text: s } : (s || {});
-        py.report("status", encode(value), false, false, null);
-      },
-      send: hooks.send ? hooks.send : (msgs) => sendResults(msgs, msgid === undefined ? generateId() : msgid),
-      done: (err) => {
-        if (err !== undefined && err !== null) report("failed", errorText(err), input);
-        else py.report("done", "", false, true, input === undefined || !hosts.info.watched ? null : encode(input));
-      },
-      on: (event) => { if (event === "input") throw new Error("Cannot add listener to 'input' event within Function"); },
+    const node = Object.create(nodeBase);
+    node.id = info.id;
+    node.name = info.name;
+    node.path = info.path;
+    node.outputCount = info.outputCount;
+    node.send = hooks.send ? hooks.send : (msgs) => sendResults(msgs, msgid === undefined ? generateId() : msgid);
+    node.done = (err) => {
+      if (err !== undefined && err !== null) report("failed", errorText(err), input);
+      else py.report("done", "", false, true, input === undefined || !hosts.info.watched ? null : encode(input));
     };
+    return node;
   }
 
   const hosts = {};
