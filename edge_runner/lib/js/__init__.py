@@ -36,6 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]  # C accelerators, not in typeshed
 from typing import Any
 
 import _quickjs
@@ -110,6 +111,16 @@ class _Encoder(json.JSONEncoder):
         super().__init__(ensure_ascii=False, separators=(",", ":"))
         self.handles = handles
         self.marked = False
+        # JSONEncoder.encode builds the C encoder again on every call; build it once. No
+        # circular-reference markers: messages are trees (a cycle ends in RecursionError).
+        self.chunks = c_make_encoder(
+            None, self.default, encode_basestring, None, ":", ",", False, False, True
+        )
+
+    def encode(self, o: Any) -> str:
+        if type(o) is str:
+            return encode_basestring(o)
+        return "".join(self.chunks(o, 0))
 
     def default(self, o: Any) -> Any:
         self.marked = True
@@ -145,7 +156,7 @@ def _finite(value: Any) -> Any:
 
 # The C scanner directly: JSON.stringify output has no surrounding whitespace to skip, and
 # json.loads' checks cost as much as scanning a small message.
-_scan = json.JSONDecoder().scan_once
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, missing from typeshed
 
 
 def decode(text: str | None, marked: bool, handles: Handles) -> Any:

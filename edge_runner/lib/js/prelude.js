@@ -131,20 +131,37 @@
   // a JSON round trip makes a flat string (only off the message path)
   const flat = (text) => JSON.parse(JSON.stringify(text));
   let special = false;
-  const plainBufferJSON = Buffer.prototype.toJSON;
-  const plainDateJSON = Date.prototype.toJSON;
-  function bufferMark() { special = true; return { "\u0001B": Uint8Array.prototype.toBase64.call(this) }; }
-  function dateMark() { special = true; const t = this.getTime(); return isNaN(t) ? null : { "\u0001D": t }; }
+  let crossing = false;
+  // Buffer's and Date's toJSON write markers only while a value crosses to the host; user code
+  // calling JSON.stringify gets Node's forms. (Swapping the methods per call instead costs a
+  // shape change of both prototypes per message.)
+  const nodeBufferJSON = Buffer.prototype.toJSON;
+  const nodeDateJSON = Date.prototype.toJSON;
+  Object.defineProperty(Buffer.prototype, "toJSON", {
+    value: function toJSON() {
+      if (!crossing) return nodeBufferJSON.call(this);
+      special = true;
+      return { "\u0001B": Uint8Array.prototype.toBase64.call(this) };
+    },
+    writable: true, configurable: true,
+  });
+  Object.defineProperty(Date.prototype, "toJSON", {
+    value: function toJSON(key) {
+      if (!crossing) return nodeDateJSON.call(this, key);
+      special = true;
+      const t = this.getTime();
+      return isNaN(t) ? null : { "\u0001D": t };
+    },
+    writable: true, configurable: true,
+  });
   // Returns the JSON text; ``encode.special`` tells whether a marker was written.
   function encode(value) {
     special = false;
-    Buffer.prototype.toJSON = bufferMark;
-    Date.prototype.toJSON = dateMark;
+    crossing = true;
     try {
       return JSON.stringify(value);
     } finally {
-      Buffer.prototype.toJSON = plainBufferJSON;
-      Date.prototype.toJSON = plainDateJSON;
+      crossing = false;
       encode.special = special;
     }
   }
