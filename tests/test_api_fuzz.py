@@ -28,7 +28,9 @@ from apps.accounts.services import token_create
 from tests.conftest import Acme, Globex
 
 # Outside `make test-fast`: generated requests (fuzz).
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+# CI runs 5000 cases per test (~50 s on a quiet 2-core box); the per-test timeout leaves room for
+# a loaded one.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.timeout(1800)]
 FUZZ_CASES = int(os.environ.get("MANIFOLD_FUZZ_CASES", "300"))
 REAL_PATH_VALUES = {"team_slug": "acme", "application_slug": "line-1"}
 
