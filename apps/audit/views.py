@@ -14,6 +14,7 @@ from apps.audit.selectors import audit_event_list
 from apps.teams import selectors as team_selectors
 from apps.teams.access import TeamAccess, access_application
 from apps.teams.models import Application
+from apps.teams.views.application_tabs import application_context
 from apps.teams.views.base import team_context, team_page
 
 PAGE_SIZE = 50
@@ -64,16 +65,18 @@ def _audit_page(
         export_query = _export_query(data, filter_application)
     query = request.GET.copy()
     query.pop("page", None)
-    context = team_context(
-        access,
-        "applications" if application is not None else "audit",
-        form=form,
-        page=page,
-        application=application,
-        export_query=export_query,
-        filter_query=query.urlencode(),
-        event_prefixes=EVENT_PREFIXES,
-        members=team_selectors.membership_list(team=team),
+    extra = {
+        "form": form,
+        "page": page,
+        "export_query": export_query,
+        "filter_query": query.urlencode(),
+        "event_prefixes": EVENT_PREFIXES,
+        "members": team_selectors.membership_list(team=team),
+    }
+    context = (
+        team_context(access, "audit", application=None, **extra)
+        if application is None
+        else application_context(access, application, "audit", **extra)
     )
     if request.htmx:  # type: ignore[attr-defined]  # django-htmx middleware
         return render(request, "audit/_results.html", context, status=status)

@@ -32,6 +32,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(team + "leave/", teams.team_leave, name="leave"),
     path(team + "applications/", applications.application_list, name="applications"),
     path(team + "applications/new/", applications.application_create, name="application_create"),
+    path(application, applications.application_detail, name="application"),
     path(application + "edit/", applications.application_edit, name="application_edit"),
     path(application + "delete/", applications.application_delete, name="application_delete"),
     path(application + "access/", applications.application_access, name="application_access"),

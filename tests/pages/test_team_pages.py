@@ -158,7 +158,8 @@ def test_members_cannot_change_settings(acme_world: Acme, page_client: ClientFor
     assert client.get("/teams/acme/settings/").status_code == 403
     response = client.post("/teams/acme/settings/", {"form": "team", "name": "Hijacked"})
     assert response.status_code == 403
-    assert b"team:edit" in response.content
+    assert b"permission to rename the team" in response.content
+    assert b"team:edit" not in response.content, "403 pages speak in words, not keys"
     assert Team.objects.get(pk=acme_world.team.pk).name == "Acme Plant"
 
 

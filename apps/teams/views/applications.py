@@ -7,13 +7,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from apps.audit.selectors import audit_event_list
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
 from apps.rbac.permissions import is_full_owner
 from apps.teams import selectors, services
 from apps.teams.access import TeamAccess, access_application, access_membership, access_override
 from apps.teams.forms import ApplicationForm, OverrideForm
+from apps.teams.views.application_tabs import application_context
 from apps.teams.views.base import team_context, team_page
+
+RECENT_EVENTS = 8
 
 
 @team_page("application:read")
@@ -25,6 +29,30 @@ def application_list(request: HttpRequest, access: TeamAccess) -> HttpResponse:
         "teams/applications.html",
         team_context(access, "applications", applications=applications),
     )
+
+
+@team_page("application:read")
+@require_http_methods(["GET"])
+def application_detail(request: HttpRequest, access: TeamAccess, app_slug: str) -> HttpResponse:
+    """The application's overview tab: what it is, the reader's role in it, recent activity."""
+    application = access_application(access, app_slug, "application:read")
+    override = access.application_role(application)
+    membership = access.membership
+    team_role = membership.custom_role.name if membership.custom_role else membership.role
+    events = []
+    if access.allows("audit:read", application):
+        events = list(audit_event_list(team=access.team, application=application)[:RECENT_EVENTS])
+    context = application_context(
+        access,
+        application,
+        "overview",
+        role_here=override or team_role,
+        role_is_override=override is not None,
+        events=events,
+    )
+    if request.htmx and request.htmx.target == "recent-events":  # type: ignore[attr-defined]  # htmx middleware
+        return render(request, "teams/_recent_events.html", context)
+    return render(request, "teams/application_detail.html", context)
 
 
 @team_page("application:create")
@@ -44,7 +72,9 @@ def application_create(request: HttpRequest, access: TeamAccess) -> HttpResponse
             add_service_error(form, exc)
         else:
             messages.success(request, f"Application “{application.name}” created.")
-            return redirect("teams:applications", team_slug=access.team.slug)
+            return redirect(
+                "teams:application", team_slug=access.team.slug, app_slug=application.slug
+            )
     return render(
         request,
         "teams/application_form.html",
@@ -77,7 +107,9 @@ def application_edit(request: HttpRequest, access: TeamAccess, app_slug: str) ->
             add_service_error(form, exc)
         else:
             messages.success(request, f"Application “{application.name}” saved.")
-            return redirect("teams:applications", team_slug=access.team.slug)
+            return redirect(
+                "teams:application", team_slug=access.team.slug, app_slug=application.slug
+            )
     return render(
         request,
         "teams/application_form.html",
@@ -163,8 +195,6 @@ def application_access(request: HttpRequest, access: TeamAccess, app_slug: str) 
     return render(
         request,
         "teams/application_access.html",
-        team_context(
-            access, "applications", application=application, overrides=overrides, form=form
-        ),
+        application_context(access, application, "access", overrides=overrides, form=form),
         status=400 if form.errors else 200,
     )

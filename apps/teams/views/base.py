@@ -8,6 +8,7 @@ same 404/403 pages, so no view needs to translate them by hand.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec
@@ -18,7 +19,7 @@ from django.shortcuts import render
 
 from apps.accounts.principal import principal_from_request
 from apps.core.errors import NotFound, PermissionDenied
-from apps.rbac.permissions import permission_spec
+from apps.rbac.permissions import PERMISSIONS, permission_spec
 from apps.teams.access import TeamAccess, team_access
 
 P = ParamSpec("P")
@@ -44,9 +45,24 @@ UI_PERMISSIONS = (
 )
 
 
+_PERMISSION_KEY = re.compile(r"the '([\w-]+:[\w-]+)' permission")
+
+
+def _in_words(message: str) -> str:
+    """Domain errors name permission keys (right for the API); a page says what they allow."""
+
+    def describe(match: re.Match[str]) -> str:
+        spec = PERMISSIONS.get(match.group(1))
+        if spec is None:
+            return match.group(0)
+        return "permission to " + spec.description[0].lower() + spec.description[1:]
+
+    return _PERMISSION_KEY.sub(describe, message)
+
+
 def forbidden(request: HttpRequest, message: str, team: Any = None, hint: str = "") -> HttpResponse:
-    """The 403 page: says what is missing, whom to ask, and where to go instead."""
-    context = {"message": message, "team": team, "hint": hint}
+    """The 403 page: says what is missing in words, whom to ask, and where to go instead."""
+    context = {"message": _in_words(message), "team": team, "hint": hint}
     return render(request, "403.html", context, status=403)
 
 
