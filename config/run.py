@@ -26,6 +26,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +208,38 @@ def demo_children(
     ]
 
 
+def demo_login(var_dir: Path) -> str | None:
+    """``seed_demo``'s login (password, then email, in ``demo-login.txt``), or None."""
+    try:
+        lines = [line.strip() for line in (var_dir / "demo-login.txt").read_text().splitlines()]
+    except FileNotFoundError:
+        return None
+    if len(lines) < 2 or not lines[0] or not lines[1]:
+        return None
+    return f"Log in as {lines[1]} with password {lines[0]}"
+
+
+def framed(lines: Sequence[str]) -> str:
+    """Lines in a box, so the one thing a newcomer needs stands out from the worker banners."""
+    width = max(len(line) for line in lines)
+    rule = "+" + "-" * (width + 2) + "+"
+    return "\n".join([rule, *(f"| {line.ljust(width)} |" for line in lines), rule])
+
+
+def wait_until_serving(url: str, timeout: float, stop: threading.Event) -> bool:
+    """Poll ``url`` until it answers (any HTTP status), ``timeout`` passes or ``stop`` is set."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (urllib.error.URLError, OSError):
+            stop.wait(0.3)
+    return False
+
+
 def var_dir_of(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("MANIFOLD_VAR_DIR", BASE_DIR / "var"))
 
@@ -287,10 +321,30 @@ class Supervisor:
         self._print_lock = threading.Lock()
         self._stop = threading.Event()
         self._width = max((len(child.name) for child in self.children), default=4)
+        self._last_output = time.monotonic()
 
     def say(self, name: str, line: str) -> None:
         with self._print_lock:
             self.out.write(f"{name.ljust(self._width)} | {line}\n")
+            self.out.flush()
+            self._last_output = time.monotonic()
+
+    def announce_when_ready(
+        self, url: str, lines: Sequence[str], timeout: float = 120.0, quiet: float = 1.5
+    ) -> None:
+        """Once ``url`` answers and the children's start-up banners have settled (``quiet``
+        seconds without output, at most 10 s more), print ``lines`` framed: last, not buried."""
+        if not wait_until_serving(url, timeout, self._stop):
+            return
+        settle_until = time.monotonic() + 10
+        while not self._stop.is_set() and time.monotonic() < settle_until:
+            if time.monotonic() - self._last_output >= quiet:
+                break
+            self._stop.wait(0.2)
+        if self._stop.is_set():
+            return
+        with self._print_lock:
+            self.out.write("\n" + framed(lines) + "\n\n")
             self.out.flush()
 
     @staticmethod
@@ -425,13 +479,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             supervisor.say("run", "stopped before starting anything")
             return 0
     supervisor.start()
-    supervisor.say("run", f"Manifold on http://{options.host}:{options.port}/  (Ctrl-C stops all)")
+    base_url = f"http://{options.host}:{options.port}/"
+    banner = [f"Manifold is ready: {base_url}"]
+    login = demo_login(var_dir)
+    if login:
+        banner.append(login)
     if any(child.name == "runner" for child in supervisor.children):
-        supervisor.say(
-            "run",
-            f"demo edge runner on http://127.0.0.1:{options.runner_port}/flows, "
-            f"simulated motor on 127.0.0.1:{options.motor_port} (Modbus TCP)",
+        banner.append(
+            f"Demo edge runner: http://127.0.0.1:{options.runner_port}/flows "
+            f"(motor on 127.0.0.1:{options.motor_port}, Modbus TCP)"
         )
+    banner.append("Ctrl-C stops everything.")
+    threading.Thread(
+        target=supervisor.announce_when_ready, args=(base_url + "healthz", banner), daemon=True
+    ).start()
     return supervisor.wait()
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,8 @@ from config.run import (
     DemoPreparation,
     Supervisor,
     demo_children,
+    demo_login,
+    framed,
     prepare_demo_userdir,
     write_new_file,
 )
@@ -94,14 +97,16 @@ def alive(pid: int) -> bool:
     return status.exists() and "State:\tZ" not in status.read_text()
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Running]:
+@contextlib.contextmanager
+def started_platform(var_dir: Path, *extra_env: tuple[str, str]) -> Iterator[Running]:
     port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.dev",
-        "MANIFOLD_VAR_DIR": str(tmp_path),
+        "MANIFOLD_VAR_DIR": str(var_dir),
+        **dict(extra_env),
     }
+    env.pop("MANIFOLD_DEBUG", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "config.run", "--port", str(port), "--no-runner"],
         cwd=ROOT,
@@ -123,6 +128,40 @@ def platform(tmp_path: Path) -> Iterator[Running]:
         process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Running]:
+    with started_platform(tmp_path) as running:
+        yield running
+
+
+def test_make_run_frames_the_demo_login_last_and_shows_its_own_404(tmp_path: Path) -> None:
+    (tmp_path / "demo-login.txt").write_text("demo-secret-1\nowner@acme.example\n")
+    with started_platform(tmp_path) as running:
+        running.healthy(90)
+        running.wait_for_line(r"^\| Log in as owner@acme\.example with password demo-secret-1 ", 60)
+        framed_at = max(
+            index for index, line in enumerate(running.lines) if "Log in as owner@" in line
+        )
+        closing = next(
+            index
+            for index in range(framed_at, len(running.lines))
+            if running.lines[index].startswith("+")
+        )
+        assert re.fullmatch(r"\+-+\+", running.lines[closing])
+        assert all(line.startswith("| ") for line in running.lines[framed_at:closing])
+        assert any("started web" in line for line in running.lines[:framed_at])
+        print(
+            f"lines before the framed login: {framed_at}, after it: {len(running.lines) - framed_at - 1}"
+        )
+        request = urllib.request.Request(f"http://127.0.0.1:{running.port}/no-such-page/")
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(request, timeout=10)  # fixed loopback URL
+        page = missing.value.read().decode()
+        assert missing.value.code == 404
+        assert "Page not found" in page
+        assert "URLconf" not in page, "Django's debug page lists the URL patterns"
 
 
 def test_serves_then_stops_every_child_on_sigterm(platform: Running) -> None:
@@ -292,3 +331,16 @@ def test_demo_runner_and_motor_children_run_the_prepared_flow(
     with contextlib.closing(sqlite3.connect(history)) as db:
         (values,) = db.execute("SELECT count(*) FROM historian").fetchone()
     assert values > 0, "modbus-read was green but no value reached the historian"
+
+
+def test_demo_login_reads_seed_demos_file_and_frames_it(tmp_path: Path) -> None:
+    assert demo_login(tmp_path) is None
+    (tmp_path / "demo-login.txt").write_text("only-a-password-from-an-older-seed\n")
+    assert demo_login(tmp_path) is None
+    (tmp_path / "demo-login.txt").write_text("pw-1\nowner@acme.example\n")
+    line = demo_login(tmp_path)
+    assert line == "Log in as owner@acme.example with password pw-1"
+    box = framed(["Manifold is ready: http://127.0.0.1:8000/", line]).splitlines()
+    width = len("Log in as owner@acme.example with password pw-1") + 4
+    assert box[0] == box[-1] == "+" + "-" * (width - 2) + "+"
+    assert {len(row) for row in box} == {width}

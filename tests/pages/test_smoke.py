@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
 
 from apps.accounts.models import User
@@ -41,3 +42,10 @@ def test_every_page_renders_for_the_owner(
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
         assert b"<main" in response.content, url
+
+
+def test_the_500_page_renders_without_a_request_or_a_database() -> None:
+    # Django renders 500.html with an empty context when everything else may be broken.
+    html = render_to_string("500.html")
+    assert "Something went wrong on our side" in html
+    assert "/static/css/manifold.css" in html

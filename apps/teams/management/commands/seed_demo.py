@@ -1,7 +1,8 @@
 """``manage.py seed_demo``: the demo team "Acme Plant", application "Line 1" and its owner.
 
 Idempotent. The owner's password is random, generated once and kept in ``<VAR_DIR>/demo-login.txt``
-(mode 0600) so every run can print the same login; a deployment never gets a known password.
+(mode 0600; the password, then the email) so every run can print the same login (``config.run``
+frames it once the server answers); a deployment never gets a known password.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ def _login_file() -> Path:
 
 def _remembered_password() -> str | None:
     try:
-        return _login_file().read_text().strip() or None
+        lines = _login_file().read_text().splitlines()
     except FileNotFoundError:
         return None
+    return (lines[0].strip() or None) if lines else None
 
 
 def _remember(password: str) -> None:
@@ -42,7 +44,7 @@ def _remember(password: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        handle.write(password + "\n")
+        handle.write(f"{password}\n{DEMO_EMAIL}\n")
 
 
 class Command(BaseCommand):
