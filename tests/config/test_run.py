@@ -152,12 +152,11 @@ def test_make_run_frames_the_demo_login_last_and_shows_its_own_404(tmp_path: Pat
         assert re.fullmatch(r"\+-+\+", running.lines[closing])
         assert all(line.startswith("| ") for line in running.lines[framed_at:closing])
         assert any("started web" in line for line in running.lines[:framed_at])
-        print(
-            f"lines before the framed login: {framed_at}, after it: {len(running.lines) - framed_at - 1}"
-        )
+        after = len(running.lines) - framed_at - 1
+        print(f"lines before the framed login: {framed_at}, after it: {after}")
         request = urllib.request.Request(f"http://127.0.0.1:{running.port}/no-such-page/")
         with pytest.raises(urllib.error.HTTPError) as missing:
-            urllib.request.urlopen(request, timeout=10)  # fixed loopback URL
+            urllib.request.urlopen(request, timeout=10)  # noqa: S310  # fixed loopback URL
         page = missing.value.read().decode()
         assert missing.value.code == 404
         assert "Page not found" in page
