@@ -43,6 +43,13 @@ class LogoutView(auth_views.LogoutView):
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return render(request, "accounts/logout_confirm.html")
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:  # added after the session was flushed, so it survives the redirect
+            messages.success(request, "You are logged out. See you soon.")
+        return response
+
 
 class PasswordChangeView(auth_views.PasswordChangeView):
     """Change one's own password through ``password_change`` (audited); stay signed in here."""
@@ -120,6 +127,9 @@ class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "accounts/password_reset_complete.html"
 
 
+_TOKEN_SHOWN_ONCE = "manifold_token_shown_once"  # noqa: S105  # a session key, not a secret
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_list_view(request: HttpRequest) -> HttpResponse:
@@ -133,7 +143,7 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
         form = TokenCreateForm(request.POST, team_choices=team_choices)
         if form.is_valid():
             try:
-                created = services.token_create(
+                new_token = services.token_create(
                     principal=principal_from_request(request),
                     name=form.cleaned_data["name"],
                     read_only=form.cleaned_data["read_only"],
@@ -143,16 +153,26 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
             except ManifoldError as exc:
                 add_service_error(form, exc)
             else:
-                form = TokenCreateForm(team_choices=team_choices)
+                # Post/redirect/get: a reload must not create a second token. The secret waits
+                # in the server-side session for exactly the next GET, which pops it.
+                request.session[_TOKEN_SHOWN_ONCE] = {
+                    "id": new_token.token.pk,
+                    "secret": new_token.secret,
+                }
+                return redirect("accounts:tokens")
     else:
         form = TokenCreateForm(team_choices=team_choices)
+        created = request.session.pop(_TOKEN_SHOWN_ONCE, None)
+    tokens = list(token_list(user=user))
+    if created is not None:
+        created["token"] = next((t for t in tokens if t.pk == created["id"]), None)
     response = render(
         request,
         "accounts/tokens.html",
         {
             "form": form,
-            "created": created,
-            "tokens": token_list(user=user),
+            "created": created if created and created["token"] else None,
+            "tokens": tokens,
             "now": timezone.now(),
         },
         status=400 if request.method == "POST" and form.errors else 200,

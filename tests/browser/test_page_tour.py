@@ -19,7 +19,7 @@ from tests.conftest import PASSWORD, Acme
 pytestmark = pytest.mark.browser
 
 TEAM_PAGES = {
-    "teams": "/",
+    "teams": "/?all=1",
     "team-create": "/create-team/",
     "dashboard": "/teams/acme/",
     "applications": "/teams/acme/applications/",
@@ -116,7 +116,7 @@ def test_every_page_opens_cleanly(
 
 
 PLATFORM_PAGES = {
-    "platform-home": "/",
+    "platform-home": "/?all=1",
     "platform-users": "/platform/users/",
     "platform-users-search": "/platform/users/?q=acme&status=active",
     "platform-teams": "/platform/teams/",

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 ClientFor = Callable[[User | None], Client]
 
 
-def test_login_with_email_and_password_lands_on_the_team_list(acme_world: Acme) -> None:
+def test_login_with_email_and_password_lands_in_the_only_team(acme_world: Acme) -> None:
     client = Client()
     page = client.get("/accounts/login/")
     assert page.status_code == 200
@@ -28,7 +28,27 @@ def test_login_with_email_and_password_lands_on_the_team_list(acme_world: Acme) 
     response = client.post("/accounts/login/", {"email": "Olivia@ACME.test", "password": PASSWORD})
     assert response.status_code == 302
     assert response["Location"] == "/"
-    assert client.get("/").status_code == 200
+    home = client.get("/")
+    assert home.status_code == 302, "one team: go to it, not to a one-row list"
+    assert home["Location"] == "/teams/acme/"
+    assert client.get("/?all=1").status_code == 200
+
+
+def test_logging_out_says_so(acme_world: Acme, page_client: ClientFor) -> None:
+    client = page_client(acme_world.olivia)
+    response = client.post("/accounts/logout/", follow=True)
+    assert response.status_code == 200
+    assert b"You are logged out" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_team_switcher_name_is_its_accessible_name(
+    acme_world: Acme, page_client: ClientFor
+) -> None:
+    html = page_client(acme_world.olivia).get("/teams/acme/").content.decode()
+    summary = html[html.index("<summary") : html.index("</summary>")]
+    assert "aria-label" not in summary, "an aria-label hides the visible team name (axe: label)"
+    assert "Acme Plant" in summary
 
 
 def test_login_with_a_wrong_password_explains_and_signs_nobody_in(acme_world: Acme) -> None:
@@ -84,7 +104,7 @@ def test_password_change_goes_through_the_audited_service(
         team_key=0, event="account.password.changed", actor_id=str(acme_world.eddie.pk)
     ).exists()
     # Still signed in on this browser.
-    assert client.get("/").status_code == 200
+    assert client.get("/?all=1").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -136,10 +156,13 @@ def test_token_secret_is_shown_once_and_stored_only_hashed(
     acme_world: Acme, page_client: ClientFor
 ) -> None:
     client = page_client(acme_world.olivia)
-    response = client.post(
+    created = client.post(
         "/accounts/tokens/",
         {"name": "Grafana", "read_only": "on", "teams": ["acme"], "expires_in_days": "30"},
     )
+    assert created.status_code == 302, "post/redirect/get: a reload must not create another"
+    assert created["Location"] == "/accounts/tokens/"
+    response = client.get("/accounts/tokens/")
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     secret = re.search(rb'data-testid="token-secret">([^<]+)<', response.content)
@@ -150,7 +173,12 @@ def test_token_secret_is_shown_once_and_stored_only_hashed(
     assert token.read_only
     assert not token.all_teams
     assert list(token.teams.values_list("slug", flat=True)) == ["acme"]
-    assert raw.encode() not in client.get("/accounts/tokens/").content
+    reloaded = client.get("/accounts/tokens/").content
+    assert raw.encode() not in reloaded
+    assert PersonalAccessToken.objects.filter(user=acme_world.olivia).count() == 1
+    assert b"Created</th>" in reloaded
+    assert b"Last used</th>" in reloaded
+    assert b">never<" in reloaded
     assert AuditEvent.objects.filter(event="account.token.created").exists()
 
 

@@ -19,13 +19,14 @@ def test_every_page_renders_for_the_owner(
 ) -> None:
     client = page_client(acme_world.olivia)
     pages = [
-        "/",
+        "/?all=1",
         "/create-team/",
         "/accounts/password/change/",
         "/accounts/tokens/",
         "/teams/acme/",
         "/teams/acme/applications/",
         "/teams/acme/applications/new/",
+        "/teams/acme/applications/line-1/",
         "/teams/acme/applications/line-1/edit/",
         "/teams/acme/applications/line-1/delete/",
         "/teams/acme/applications/line-1/access/",

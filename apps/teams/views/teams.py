@@ -24,8 +24,16 @@ RECENT_EVENTS = 8
 @login_required
 @require_http_methods(["GET"])
 def home(request: HttpRequest) -> HttpResponse:
-    """Every signed-in user: their teams (permission ``team:read`` is checked per team)."""
+    """Every signed-in user: their teams (permission ``team:read`` is checked per team).
+
+    Someone in exactly one team goes straight to it; ``?all=1`` (the switcher's "All teams")
+    always shows the list.
+    """
     teams = selectors.team_member_counts(selectors.team_list(principal_from_request(request)))
+    if "all" not in request.GET:
+        first_two = list(teams[:2])
+        if len(first_two) == 1:
+            return redirect("teams:dashboard", team_slug=first_two[0].slug)
     return render(request, "teams/home.html", {"teams": teams})
 
 
