@@ -336,6 +336,21 @@ ROUTES: dict[str, Sample] = {
     "invitation": Sample(
         "capability", _link, {"post": _body({"action": "accept"})}, actor="newbie", api=False
     ),
+    # Signed in, everyone is sent on (302) to the invitation page above; no write happens here.
+    "invited_signup": Sample(
+        "capability",
+        _link,
+        actor="newbie",
+        api=False,
+        audit_exempt="a signed-in caller is only redirected to the invitation page",
+    ),
+    "platform_user_create": Sample(
+        "platform",
+        _none,
+        {"post": _body({"email": "probe-new@acme.test", "password": "plant-floor-Walrus-42"})},
+        actor="paula",
+        api=False,
+    ),
     "platform_users": Sample("platform", actor="paula", api=False),
     "platform_user_deactivate": Sample(
         "platform", _vera_user, {"post": _none}, actor="paula", api=False
@@ -372,6 +387,7 @@ ROUTES: dict[str, Sample] = {
         api=False,
         checked_inside={"post": "member:role"},
     ),
+    "application": Sample("team", _page_app, api=False),
     "application_log": Sample("team", _page_app, api=False),
     "members": Sample("team", _team, api=False),
     "member_invite": Sample(
