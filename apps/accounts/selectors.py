@@ -43,3 +43,8 @@ def platform_user_list(*, search: str = "", status: str = "all") -> QuerySet[Use
 def user_team_ids(*, user: User) -> list[int]:
     """Ids of the teams the user is a member of (for access-change notifications)."""
     return list(user.memberships.order_by("team_id").values_list("team_id", flat=True))
+
+
+def user_exists(*, email: str) -> bool:
+    """Whether an account (active or not) has this address, compared without case."""
+    return User.objects.filter(email__iexact=email.strip()).exists()

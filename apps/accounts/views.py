@@ -5,23 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, SetPasswordForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts import services
 from apps.accounts.access import access_token
-from apps.accounts.forms import LoginForm, TokenCreateForm
+from apps.accounts.forms import InvitedSignupForm, LoginForm, TokenCreateForm
 from apps.accounts.models import User
-from apps.accounts.principal import principal_from_request
-from apps.accounts.selectors import token_list
+from apps.accounts.principal import Principal, principal_from_request
+from apps.accounts.selectors import token_list, user_exists
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
 
@@ -199,3 +200,46 @@ def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
             messages.success(request, f"Token “{token.name}” revoked. It stops working now.")
         return redirect("accounts:tokens")
     return render(request, "accounts/token_revoke.html", {"token": token})
+
+
+@require_http_methods(["GET", "POST"])
+def invited_signup(request: HttpRequest, token: str) -> HttpResponse:
+    """Sign-up from an invitation link: the account for the invited address, then the team."""
+    from apps.teams.access import access_invitation_for_signup
+    from apps.teams.services import invitation_accept
+
+    invitation_url = reverse("teams:invitation", kwargs={"token": token})
+    if request.user.is_authenticated:
+        return redirect(invitation_url)
+    try:
+        invitation = access_invitation_for_signup(token)
+    except NotFound as exc:
+        return render(request, "accounts/signup_invalid.html", {"message": exc.message}, status=404)
+    if user_exists(email=invitation.email):
+        messages.info(request, f"{invitation.email} already has an account: log in to join.")
+        return redirect(f"{reverse('accounts:login')}?next={invitation_url}")
+    form = InvitedSignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_create(
+                email=invitation.email,
+                password=form.cleaned_data["password"],
+                full_name=form.cleaned_data["full_name"],
+            )
+        except ManifoldError as exc:
+            add_service_error(form, exc)
+        else:
+            auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            try:
+                invitation_accept(principal=Principal.for_user(user), invitation=invitation)
+            except ManifoldError as exc:
+                messages.error(request, f"Your account is ready, but joining failed: {exc.message}")
+                return redirect("teams:home")
+            messages.success(request, f"Welcome to {invitation.team.name}.")
+            return redirect("teams:dashboard", team_slug=invitation.team.slug)
+    return render(
+        request,
+        "accounts/signup.html",
+        {"form": form, "invitation": invitation, "token": token},
+        status=400 if form.errors else 200,
+    )

@@ -177,6 +177,25 @@ def access_invitation_by_token(principal: Principal, raw_token: str) -> Invitati
     return invitation
 
 
+def access_invitation_for_signup(raw_token: str) -> Invitation:
+    """The pending, unexpired invitation a link names, for a visitor without an account yet.
+
+    Holding the link is the proof (it went to the invited address), so sign-up may show the
+    team and the address; anything else is the same 404.
+    """
+    from apps.teams.models import InvitationStatus
+    from apps.teams.services import hash_invitation_token
+
+    invitation = (
+        Invitation.objects.select_related("team", "inviter")
+        .filter(token_hash=hash_invitation_token(str(raw_token)), status=InvitationStatus.PENDING)
+        .first()
+    )
+    if invitation is None or invitation.is_expired:
+        raise NotFound("This invitation link is not valid any more.")
+    return invitation
+
+
 def access_override(
     access: TeamAccess, application: Application, membership_id: object, permission: str
 ) -> ApplicationRoleOverride:

@@ -290,7 +290,8 @@ def test_an_unknown_invitation_link_is_not_found(acme_world: Acme, page_client: 
     assert page_client(acme_world.vera).get("/invitations/not-a-real-token/").status_code == 404
 
 
-def test_the_invitation_link_asks_anonymous_visitors_to_log_in(acme_world: Acme) -> None:
+def test_the_invitation_link_sends_anonymous_visitors_to_sign_up(acme_world: Acme) -> None:
+    # Sign-up sends people who already have an account on to log in (test_invited_signup.py).
     created = invitation_create(
         principal=Principal.for_user(acme_world.olivia),
         team=acme_world.team,
@@ -299,7 +300,7 @@ def test_the_invitation_link_asks_anonymous_visitors_to_log_in(acme_world: Acme)
     )
     response = Client().get(f"/invitations/{created.secret}/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/accounts/login/?next=/invitations/")
+    assert response["Location"] == f"/accounts/signup/{created.secret}/"
 
 
 def test_an_expired_invitation_says_so_and_cannot_be_accepted(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -150,10 +149,15 @@ def invitation_revoke(request: HttpRequest, access: TeamAccess, invitation_id: i
     return redirect("teams:members", team_slug=access.team.slug)
 
 
-@login_required
 @require_http_methods(["GET", "POST"])
 def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
-    """The page the invitation link opens: only the invited address may see and answer it."""
+    """The page the invitation link opens: only the invited address may see and answer it.
+
+    A visitor who is not signed in goes to sign-up for the invited address (which sends anyone
+    who already has an account on to the login page, coming back here).
+    """
+    if not request.user.is_authenticated:
+        return redirect("accounts:invited_signup", token=token)
     principal = principal_from_request(request)
     try:
         invitation = access_invitation_by_token(principal, token)
