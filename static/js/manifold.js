@@ -17,6 +17,17 @@
     });
   });
 
+  // Flash messages: a close button on each, and confirmations (success) leave by themselves.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-dismiss-message]");
+    if (!button) return;
+    var message = button.closest("[data-message]");
+    if (message) message.remove();
+  });
+  document.querySelectorAll("[data-message].success").forEach(function (message) {
+    setTimeout(function () { message.remove(); }, 8000);
+  });
+
   // Copy buttons for one-time secrets.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy-target]");

@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SHOTS = Path(os.environ.get("MANIFOLD_SHOTS_DIR", "/tmp/shots"))
+# axe-core from npm (package.json), like every browser library here: no CDN.
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +122,19 @@ def shot(page: Any, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA findings on the page as it is now, one line per node.
+
+    Evaluated through the DevTools protocol rather than a script tag, so the page's CSP (no
+    inline script) does not stop the checker.
+    """
+    page.evaluate(AXE.read_text())
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => (await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+            resultTypes: ['violations'],
+        })).violations.map(v => ({id: v.id, nodes: v.nodes.map(n => n.target.join(' '))}))"""
+    )
+    return [f"{item['id']}: {node}" for item in found for node in item["nodes"]]

@@ -13,7 +13,7 @@ from apps.accounts.principal import Principal
 from apps.accounts.services import token_create
 from apps.rbac.services import custom_role_create
 from apps.teams.services import invitation_create
-from tests.browser.conftest import log_in, shot
+from tests.browser.conftest import axe_violations, log_in, shot
 from tests.conftest import PASSWORD, Acme
 
 pytestmark = pytest.mark.browser
@@ -24,6 +24,7 @@ TEAM_PAGES = {
     "dashboard": "/teams/acme/",
     "applications": "/teams/acme/applications/",
     "application-new": "/teams/acme/applications/new/",
+    "application": "/teams/acme/applications/line-1/",
     "application-edit": "/teams/acme/applications/line-1/edit/",
     "application-delete": "/teams/acme/applications/line-1/delete/",
     "application-access": "/teams/acme/applications/line-1/access/",
@@ -43,7 +44,7 @@ ANONYMOUS_PAGES = {
     "password-reset": "/accounts/password/reset/",
     "password-reset-sent": "/accounts/password/reset/sent/",
 }
-WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
+WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 
 
 def _no_sideways_scroll(page: Any) -> None:
@@ -71,6 +72,7 @@ def _accessible(page: Any) -> None:
     assert page.locator("h1").count() == 1, page.url
     unlabelled = page.evaluate(UNLABELLED_CONTROLS)
     assert unlabelled == [], (page.url, unlabelled)
+    assert axe_violations(page) == [], page.url
 
 
 @pytest.mark.parametrize("device", list(WIDTHS))
