@@ -55,7 +55,7 @@ def test_audit_log_and_dashboard_show_new_events_without_reload(
     _write_and_announce(acme_world, "Packaging OEE", "packaging-oee")
 
     results = audit.locator("#audit-results")
-    expect(results.get_by_role("cell", name="Packaging OEE", exact=True)).to_be_visible()
+    expect(results.get_by_text("created the application Packaging OEE")).to_be_visible()
     # The filter stayed applied and the page was not reloaded.
     expect(results.get_by_text("team.member.added", exact=True)).to_have_count(0)
     assert audit.evaluate("window.__sameDocument") is True

@@ -85,7 +85,7 @@ def test_dashboard_shows_applications_members_and_recent_events(
     assert response.status_code == 200
     content = response.content.decode()
     assert "Line 1" in content
-    assert "team.member.added" in content
+    assert "added dana@acme.test to the team" in content
     assert 'data-live-team="acme"' in content
 
 
@@ -94,7 +94,7 @@ def test_dashboard_for_a_dashboard_user_hides_what_they_may_not_read(
 ) -> None:
     content = page_client(acme_world.dana).get("/teams/acme/").content.decode()
     assert "Recent activity" not in content
-    assert "team.member.added" not in content
+    assert "to the team" not in content
     assert "New application" not in content
 
 
@@ -105,7 +105,7 @@ def test_recent_events_refresh_returns_only_the_fragment(
         "/teams/acme/", headers={"HX-Request": "true", "HX-Target": "recent-events"}
     )
     assert b"<html" not in response.content
-    assert b"team.member.added" in response.content
+    assert b"added dana@acme.test to the team" in response.content
 
 
 def test_another_teams_pages_answer_404(
