@@ -33,7 +33,20 @@
       document.querySelectorAll("[data-live-refresh]").forEach(function (region) {
         // An empty value means "this page as it is now", filters pushed by htmx included.
         var source = region.getAttribute("data-live-refresh") || window.location.href;
-        window.htmx.ajax("GET", source, { target: region, swap: "innerHTML" });
+        // Details the reader opened stay open: the fresh HTML comes in closed.
+        var open = Array.prototype.map.call(
+          region.querySelectorAll("details[open][id]"),
+          function (details) { return details.id; }
+        );
+        var request = window.htmx.ajax("GET", source, { target: region, swap: "innerHTML" });
+        if (open.length && request && request.then) {
+          request.then(function () {
+            open.forEach(function (id) {
+              var details = document.getElementById(id);
+              if (details) details.open = true;
+            });
+          });
+        }
       });
     }, 150);
   }

@@ -77,7 +77,15 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "team.team.deleted": ("remove", "deleted the team {target}"),
     "team.team.updated": ("edit", "changed the team {target}"),
 }
-ICONS = {"add": "+", "remove": "−", "edit": "✎", "key": "⚿", "person": "●", "shield": "◆", "mail": "✉"}
+ICONS = {
+    "add": "+",
+    "remove": "−",
+    "edit": "✎",
+    "key": "⚿",
+    "person": "●",
+    "shield": "◆",
+    "mail": "✉",
+}
 
 
 @register.filter

@@ -17,6 +17,7 @@ from apps.teams import selectors, services
 from apps.teams.access import TeamAccess
 from apps.teams.forms import RetentionForm, TeamDeleteForm, TeamForm
 from apps.teams.views.base import team_context, team_page
+from apps.teams.views.getting_started import getting_started
 
 RECENT_EVENTS = 8
 
@@ -78,9 +79,13 @@ def dashboard(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             else None
         ),
         events=events,
+        checklist=getting_started(access, applications),
     )
-    if request.htmx and request.htmx.target == "recent-events":  # type: ignore[attr-defined]  # htmx middleware
+    target = request.htmx.target if request.htmx else None  # type: ignore[attr-defined]  # htmx middleware
+    if target == "recent-events":
         return render(request, "teams/_recent_events.html", context)
+    if target == "dashboard-body":  # the live refresh: counters, lists and activity together
+        return render(request, "teams/_dashboard_body.html", context)
     return render(request, "teams/dashboard.html", context)
 
 
