@@ -79,7 +79,7 @@ SENTENCES: dict[str, tuple[str, str]] = {
 }
 ICONS = {
     "add": "+",
-    "remove": "−",
+    "remove": "\u2212",  # minus sign: the same width as the plus
     "edit": "✎",
     "key": "⚿",
     "person": "●",
