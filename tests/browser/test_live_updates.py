@@ -89,6 +89,9 @@ def test_a_refused_stream_says_live_updates_are_off_and_does_not_retry(
 
     page.route_web_socket("**/ws/teams/**", refuse)
     log_in(page, server, acme_world.olivia.email, PASSWORD)
+    # One team: login lands on its dashboard, which is refused too; count the audit page's only.
+    expect(page.locator("[data-live-status]")).to_have_attribute("data-state", "offline")
+    attempts.clear()
     page.goto(f"{server}/teams/acme/audit/")
     status = page.locator("[data-live-status]")
     expect(status).to_have_attribute("data-state", "offline")
@@ -115,3 +118,29 @@ def test_the_browser_sees_the_servers_refusal_codes(
     stranger = new_page()
     stranger.goto(f"{server}/accounts/login/")
     assert stranger.evaluate(REFUSAL_CODE, "acme") == 4403
+
+
+def test_live_refresh_updates_counters_and_keeps_opened_details_open(
+    acme_world: Acme, server: str, new_page: Callable[..., Any]
+) -> None:
+    audit = new_page()
+    log_in(audit, server, acme_world.olivia.email, PASSWORD)
+    audit.goto(f"{server}/teams/acme/audit/")
+    expect(audit.locator("[data-live-status]")).to_have_attribute("data-state", "live")
+    opened = audit.locator("details.audit-details").first
+    opened_id = opened.get_attribute("id")
+    opened.locator("summary").click()
+    dashboard = audit.context.new_page()
+    dashboard.goto(f"{server}/teams/acme/")
+    expect(dashboard.locator("[data-live-status]")).to_have_attribute("data-state", "live")
+    applications = dashboard.locator(".stats .card").first.locator(".stat")
+    expect(applications).to_have_text("1")
+
+    _write_and_announce(acme_world, "Press 4", "press-4")
+
+    results = audit.locator("#audit-results")
+    expect(results.get_by_text("created the application Press 4")).to_be_visible()
+    expect(audit.locator(f"#{opened_id}")).to_have_attribute("open", "")
+    # The other tab's counters and list, not only its activity feed.
+    expect(applications).to_have_text("2")
+    expect(dashboard.get_by_role("link", name="Press 4")).to_be_visible()

@@ -41,7 +41,8 @@ def test_owner_builds_a_team_and_a_member_joins(server: str, new_page: Callable[
     owner.get_by_label("Description").fill("Filling line vibration monitoring")
     owner.get_by_role("button", name="Create application").click()
     expect(owner.get_by_text("Application “Line 1” created.")).to_be_visible()
-    expect(owner.get_by_role("cell", name="line-1")).to_be_visible()
+    expect(owner.get_by_role("heading", name="Line 1", exact=True)).to_be_visible()
+    expect(owner.get_by_role("link", name="Overview")).to_have_attribute("aria-current", "page")
 
     # Invite Eddie as a viewer; the link arrives by email.
     owner.get_by_role("navigation", name="Team").get_by_role("link", name="Members").click()
