@@ -135,3 +135,20 @@ def test_another_teams_role_is_not_found(
     assert client.get(f"/teams/acme/roles/{role.pk}/edit/").status_code == 404
     assert client.post(f"/teams/acme/roles/{role.pk}/delete/").status_code == 404
     assert CustomRole.objects.filter(pk=role.pk).exists()
+
+
+def test_custom_roles_list_their_permissions_in_words(
+    acme_world: Acme, page_client: ClientFor
+) -> None:
+    from apps.rbac.permissions import PERMISSIONS
+
+    custom_role_create(
+        principal=Principal.for_user(acme_world.olivia),
+        team=acme_world.team,
+        name="Auditor",
+        permissions=["audit:read", "audit:export"],
+    )
+    html = page_client(acme_world.olivia).get("/teams/acme/roles/").content.decode()
+    custom = html[html.index('id="custom-title"') : html.index('id="matrix-title"')]
+    assert f'<li title="audit:export">{PERMISSIONS["audit:export"].description}</li>' in custom
+    assert '<code class="badge">audit:export</code>' not in custom

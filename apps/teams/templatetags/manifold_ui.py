@@ -48,3 +48,12 @@ def role_badge_class(role: object) -> str:
     """CSS modifier for a role name; custom roles share one colour."""
     name = str(role or "").lower()
     return f"badge-{name}" if name in ROLE_BADGES else "badge-custom"
+
+
+@register.filter
+def permission_words(key: object) -> str:
+    """A permission key as the sentence people read ("Read the audit log"), else the key."""
+    from apps.rbac.permissions import PERMISSIONS
+
+    spec = PERMISSIONS.get(str(key))
+    return spec.description if spec is not None else str(key)
