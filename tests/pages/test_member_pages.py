@@ -134,6 +134,11 @@ def test_assigning_a_custom_role(acme_world: Acme, page_client: ClientFor) -> No
     )
     eddie.refresh_from_db()
     assert eddie.custom_role_id == role.pk
+    html = page_client(acme_world.olivia).get("/teams/acme/members/").content.decode()
+    row = html[html.index("eddie@acme.test") :]
+    row = row[: row.index("</tr>")]
+    assert "Operator" in row
+    assert ">member</span>" not in row, "a custom role replaces the built-in badge"
 
 
 def test_a_custom_role_of_another_team_is_refused(
