@@ -130,3 +130,16 @@ class InvitedSignupForm(forms.Form):
         if cleaned.get("password") and cleaned.get("password") != cleaned.get("password_again"):
             self.add_error("password_again", "The two passwords differ.")
         return cleaned
+
+
+class PlatformUserCreateForm(forms.Form):
+    """A platform admin creates an account and hands over the first password in person."""
+
+    email = forms.EmailField(label="Email", max_length=254)
+    full_name = forms.CharField(label="Name", max_length=150, required=False)
+    password = forms.CharField(
+        label="First password",
+        strip=False,
+        help_text="Tell it to the person; they can change it under Account → Change password.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )

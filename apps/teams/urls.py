@@ -15,6 +15,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("invitations/<str:token>/", members.invitation_respond, name="invitation"),
     # platform admins only (names and counts; no team data)
     path("platform/users/", platform.user_list, name="platform_users"),
+    path("platform/users/new/", platform.user_create, name="platform_user_create"),
     path(
         "platform/users/<int:user_id>/deactivate/",
         platform.user_deactivate,

@@ -89,3 +89,32 @@ def test_a_dead_link_explains_and_creates_nothing(acme_world: Acme, how: str) ->
     post = Client().post(url, {"password": GOOD, "password_again": GOOD})
     assert post.status_code == 404
     assert not User.objects.filter(email="nina@newcomer.test").exists()
+
+
+def test_a_platform_admin_creates_an_account(acme_world: Acme) -> None:
+    from apps.accounts.services import user_create
+
+    paula = user_create(email="paula@platform.test", password=GOOD, is_platform_admin=True)
+    admin = Client()
+    admin.force_login(paula)
+    form = admin.get("/platform/users/new/")
+    assert form.status_code == 200
+    done = admin.post(
+        "/platform/users/new/",
+        {"email": "kim@newcomer.test", "full_name": "Kim", "password": GOOD},
+    )
+    assert done.status_code == 302
+    kim = User.objects.get(email="kim@newcomer.test")
+    assert kim.check_password(GOOD)
+    row = AuditEvent.objects.get(event="account.user.created", target_id=str(kim.pk))
+    assert row.actor_id == str(paula.pk)
+    duplicate = admin.post("/platform/users/new/", {"email": "KIM@newcomer.test", "password": GOOD})
+    assert duplicate.status_code == 400
+    assert User.objects.filter(email__iexact="kim@newcomer.test").count() == 1
+
+
+def test_only_platform_admins_create_accounts(acme_world: Acme, page_client: ClientFor) -> None:
+    client = page_client(acme_world.olivia)
+    refused = client.post("/platform/users/new/", {"email": "x@newcomer.test", "password": GOOD})
+    assert refused.status_code == 403
+    assert not User.objects.filter(email="x@newcomer.test").exists()

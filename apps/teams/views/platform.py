@@ -20,9 +20,11 @@ from django.views.decorators.http import require_http_methods
 
 from apps.accounts import services
 from apps.accounts.access import access_user, require_platform
+from apps.accounts.forms import PlatformUserCreateForm
 from apps.accounts.principal import principal_from_request
 from apps.accounts.selectors import USER_STATUSES, platform_user_list
 from apps.core.errors import ManifoldError, NotFound, PermissionDenied
+from apps.core.forms import add_service_error
 from apps.teams.selectors import platform_team_list, team_names_solely_owned_by
 from apps.teams.views.base import forbidden
 
@@ -76,6 +78,28 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "filter_query": filter_query,
     }
     return render(request, "platform/users.html", context)
+
+
+@platform_page("platform:user_manage")
+@require_http_methods(["GET", "POST"])
+def user_create(request: HttpRequest) -> HttpResponse:
+    """Create an account for someone (e.g. before inviting them when sign-up is not for them)."""
+    form = PlatformUserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_create(
+                principal=principal_from_request(request),
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                full_name=form.cleaned_data["full_name"],
+            )
+        except ManifoldError as exc:
+            add_service_error(form, exc, {"email": "email"})
+        else:
+            messages.success(request, f"Account {user.email} created.")
+            return redirect(f"{reverse('teams:platform_users')}?{urlencode({'q': user.email})}")
+    context = {"nav": "users", "form": form}
+    return render(request, "platform/user_create.html", context, status=400 if form.errors else 200)
 
 
 @platform_page("platform:read")
