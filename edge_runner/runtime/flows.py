@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from edge_runner.contract import COMMON_KEYS
+from edge_runner.runtime import junctions
 from edge_runner.runtime.env import (  # noqa: F401  # EnvScope and GlobalEnv re-exported
     EnvScope,
     GlobalEnv,
@@ -213,6 +214,7 @@ def parse_flows(
         parent = model.tab_env.get(z, global_env)
         scope = _group_scope(model, raw.get("g"), parent, group_scopes, model.errors)
         _add_node(model, raw, z, z, scope, z, "", by_subflow, 0)
+    junctions.wire_through(model)
     return model
 
 
