@@ -331,8 +331,9 @@ class ExecNode(Node):
 
     # ---------------------------------------------------------------- spawn mode
     async def _spawn(self, msg: Msg, line: str) -> None:
-        words = [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w
-                 for w in _ARGUMENT.findall(line)]  # fmt: skip
+        words = [
+            w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in _ARGUMENT.findall(line)
+        ]
         if not words:
             self.error("exec: no command to run", msg)
             self.done(msg)

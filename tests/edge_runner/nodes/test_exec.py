@@ -29,8 +29,12 @@ def flow(**config: Any) -> list[dict[str, Any]]:
         "wires": [["out"], ["err"], ["rc"]],
     }
     node.update(config)
-    return [node, {"id": "out", "type": "helper"}, {"id": "err", "type": "helper"},
-            {"id": "rc", "type": "helper"}]  # fmt: skip
+    return [
+        node,
+        {"id": "out", "type": "helper"},
+        {"id": "err", "type": "helper"},
+        {"id": "rc", "type": "helper"},
+    ]
 
 
 def texts(h: FlowHarness) -> list[str]:

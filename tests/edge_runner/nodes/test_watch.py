@@ -1,0 +1,132 @@
+"""watch: a real directory and files watched through inotify; update/remove, recursion, errors."""
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_runner.runtime.engine import DeployError
+from edge_runner.testing import FlowHarness
+
+pytestmark = pytest.mark.asyncio
+
+SETTLE = 0.3  # the watcher is running a moment after start; changes before that are not seen
+
+
+def flow(files: str, recursive: Any = "") -> list[dict[str, Any]]:
+    return [
+        {
+            "id": "w",
+            "type": "watch",
+            "name": "",
+            "files": files,
+            "recursive": recursive,
+            "wires": [["out"]],
+        },
+        {"id": "out", "type": "helper"},
+    ]
+
+
+def fields(msg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in msg.items() if k != "_msgid"}
+
+
+async def test_a_directory_reports_new_changed_and_removed_files(tmp_path: Path) -> None:
+    async with FlowHarness(flow(str(tmp_path))) as h:
+        await h.quiet(SETTLE)
+        target = tmp_path / "a.txt"
+        started = time.monotonic()
+        target.write_text("hello")
+        (created,) = await h.wait("out", 1, timeout=5)
+        print(f"watch: change reported after {time.monotonic() - started:.2f} s")
+        assert fields(created) == {
+            "payload": str(target),
+            "topic": str(tmp_path),
+            "file": "a.txt",
+            "filename": str(target),
+            "event": "update",
+            "size": 5,
+            "type": "file",
+        }
+        await h.quiet(SETTLE)
+        with target.open("a") as handle:
+            handle.write(" world")
+        (_, changed) = await h.wait("out", 2, timeout=5)
+        assert (changed["event"], changed["size"]) == ("update", 11)
+        await h.quiet(SETTLE)
+        target.unlink()
+        (*_, removed) = await h.wait("out", 3, timeout=5)
+        assert fields(removed) == {
+            "payload": str(target),
+            "topic": str(tmp_path),
+            "file": "a.txt",
+            "filename": str(target),
+            "event": "remove",
+            "type": "none",
+        }
+
+
+async def test_a_burst_of_writes_is_one_message_per_path(tmp_path: Path) -> None:
+    async with FlowHarness(flow(str(tmp_path))) as h:
+        await h.quiet(SETTLE)
+        for n in range(20):
+            (tmp_path / "burst.log").write_text("x" * n)
+        await h.wait("out", 1, timeout=5)
+        await h.quiet(0.5)
+        assert len(h.messages["out"]) == 1
+        assert h.messages["out"][0]["size"] == 19
+
+
+async def test_recursive_reaches_subdirectories_and_plain_does_not(tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    async with FlowHarness(flow(str(tmp_path), recursive=True)) as h:
+        await h.quiet(SETTLE)
+        (sub / "deep.txt").write_text("1")
+        (msg,) = await h.wait("out", 1, timeout=5)
+        assert (msg["file"], msg["type"]) == ("deep.txt", "file")
+    async with FlowHarness(flow(str(tmp_path), recursive=False)) as h:
+        await h.quiet(SETTLE)
+        (sub / "deeper.txt").write_text("1")
+        (tmp_path / "top").mkdir()
+        (msg,) = await h.wait("out", 1, timeout=5)
+        await h.quiet(0.5)
+        assert [(m["file"], m["type"]) for m in h.messages["out"]] == [("top", "directory")]
+
+
+async def test_several_files_one_json_topic_and_a_missing_one_is_an_error(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.write_text("")
+    two.write_text("")
+    missing = tmp_path / "missing"
+    async with FlowHarness(flow(f"{one}, {two} ,{missing}")) as h:
+        (error,) = [log for log in h.logs() if log["level"] == 20]
+        assert error["msg"] == f"{missing} does not exist."
+        await h.quiet(SETTLE)
+        two.write_text("22")
+        (msg,) = await h.wait("out", 1, timeout=5)
+        assert msg["topic"] == json.dumps([str(one), str(two), str(missing)]).replace(" ", "")
+        assert (msg["payload"], msg["size"]) == (str(two), 2)
+
+
+async def test_relative_paths_are_in_the_data_directory_and_stop_is_prompt(data_dir: Path) -> None:
+    (data_dir / "inbox").mkdir()
+    async with FlowHarness(flow("inbox")) as h:
+        await h.quiet(SETTLE)
+        (data_dir / "inbox" / "job.json").write_text("{}")
+        (msg,) = await h.wait("out", 1, timeout=5)
+        assert msg["payload"] == str(data_dir / "inbox" / "job.json")
+        assert msg["topic"] == "inbox"
+        started = time.monotonic()
+    print(f"watch: stop took {time.monotonic() - started:.2f} s")
+    (data_dir / "inbox" / "later.json").write_text("{}")
+    await h.quiet(0.4)
+    assert len(h.messages["out"]) == 1
+
+
+async def test_no_file_named_is_refused() -> None:
+    with pytest.raises(DeployError, match="name at least one file"):
+        async with FlowHarness(flow(" , ")):
+            pass
