@@ -67,20 +67,18 @@ runner's data directory; a path that does not exist is reported as an error and 
 )
 
 
+_KINDS = (
+    (stat.S_ISREG, "file"),
+    (stat.S_ISBLK, "blockdevice"),
+    (stat.S_ISCHR, "characterdevice"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISDIR, "directory"),
+)
+
+
 def _kind(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISBLK(mode):
-        return "blockdevice"
-    if stat.S_ISCHR(mode):
-        return "characterdevice"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    return "n/a"
+    return next((name for test, name in _KINDS if test(mode)), "n/a")
 
 
 @register
