@@ -192,10 +192,16 @@ class ExecNode(Node):
                 line += " " + js_string(value)
         if self.append:
             line += " " + self.append
-        run = self._spawn(msg, line) if self.spawn else self._exec(msg, line)
-        task = asyncio.get_running_loop().create_task(run)
+        task = asyncio.get_running_loop().create_task(self._run(msg, line))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, msg: Msg, line: str) -> None:
+        try:
+            await (self._spawn(msg, line) if self.spawn else self._exec(msg, line))
+        except ValueError as exc:  # a command line the OS cannot take (a NUL byte)
+            self.error(f"exec: {exc}", msg)
+            self.done(msg)
 
     def _kill_requested(self, msg: Msg) -> None:
         name = msg["kill"]

@@ -193,3 +193,14 @@ async def test_a_timeout_that_is_not_a_number_of_seconds_is_refused(timer: str) 
     with pytest.raises(DeployError, match="timeout must be"):
         async with FlowHarness(flow(timer=timer)):
             pass
+
+
+@pytest.mark.parametrize("spawn", ["true", "false"])
+async def test_a_command_line_with_a_nul_byte_is_a_node_error(spawn: str) -> None:
+    async with FlowHarness(flow(useSpawn=spawn)) as h:
+        h.receive("x", {"payload": "a\x00b"})
+        await h.until(lambda: h.logs())
+        assert h.logs()[0]["msg"] == "exec: embedded null byte"
+        await h.quiet(0.05)
+        assert "out" not in h.messages
+        assert "rc" not in h.messages
