@@ -60,7 +60,9 @@ SPEC = NodeSpec(
 
 ### Details
 *Files* is a comma-separated list of files and directories. A directory reports changes to
-the entries in it, and with *recursive* to everything below it. Changes within 200 ms are
+the entries in it, and with *recursive* to everything below it. A file is watched through its
+directory, so it is still watched after an editor saved it by renaming a new file over it, or
+after it was deleted and created again. Changes within 200 ms are
 reported once per path (as the watcher of Node-RED does). Relative paths are taken from the
 runner's data directory; a path that does not exist is reported as an error and not watched.
 """,
@@ -102,29 +104,44 @@ class WatchNode(Node):
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        paths = self._existing_paths()
-        if paths:
-            self.task = asyncio.get_running_loop().create_task(self._watch(paths))
+        targets = self._targets()
+        if targets is not None:
+            self.task = asyncio.get_running_loop().create_task(self._watch(*targets))
 
-    def _existing_paths(self) -> list[Path]:
-        paths: list[Path] = []
+    def _targets(self) -> tuple[set[str], set[str]] | None:
+        """The directories and the files to watch (``None``: nothing exists)."""
+        directories: set[str] = set()
+        files: set[str] = set()
         for name in self.files:
             path = Path(name).expanduser()
             if not path.is_absolute():
                 path = self.rt.data_dir / path
-            if path.exists():
-                paths.append(path)
+            if path.is_dir():
+                directories.add(str(path))
+            elif path.exists():
+                files.add(str(path))
             else:
                 self.error(f"{name} does not exist.", {"payload": ""})
-        return paths
+        return (directories, files) if directories or files else None
 
-    async def _watch(self, paths: list[Path]) -> None:
+    async def _watch(self, directories: set[str], files: set[str]) -> None:
         from watchfiles import awatch  # a Rust extension: loaded by flows that watch only
+
+        # A file is watched through its directory, as node-watch does: a watch on the file
+        # itself would be lost when an editor saves by renaming a new file over it.
+        roots = directories | {os.path.dirname(f) for f in files}
+
+        def wanted(_change: object, path: str) -> bool:
+            if path in files:
+                return True
+            if self.recursive:
+                return any(path.startswith(d + os.sep) for d in directories)
+            return os.path.dirname(path) in directories
 
         try:
             async for changes in awatch(
-                *paths,
-                watch_filter=None,
+                *roots,
+                watch_filter=wanted,
                 debounce=DEBOUNCE_MS,
                 step=STEP_MS,
                 stop_event=self.stop_event,

@@ -130,3 +130,28 @@ async def test_no_file_named_is_refused() -> None:
     with pytest.raises(DeployError, match="name at least one file"):
         async with FlowHarness(flow(" , ")):
             pass
+
+
+async def test_a_watched_file_survives_an_editor_save_and_siblings_stay_quiet(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "settings.ini"
+    target.write_text("a")
+    async with FlowHarness(flow(str(target), recursive=True)) as h:
+        await h.quiet(SETTLE)
+        (tmp_path / "sibling.txt").write_text("not watched")
+        new = tmp_path / "settings.ini.new"
+        new.write_text("bb")
+        new.replace(target)  # how editors save: a new file renamed over the old one
+        (saved,) = await h.wait("out", 1, timeout=5)
+        assert (saved["payload"], saved["event"], saved["size"]) == (str(target), "update", 2)
+        await h.quiet(SETTLE)
+        target.write_text("ccc")
+        (_, written) = await h.wait("out", 2, timeout=5)
+        assert written["size"] == 3
+        await h.quiet(SETTLE)
+        target.unlink()
+        (*_, removed) = await h.wait("out", 3, timeout=5)
+        assert (removed["event"], removed["type"]) == ("remove", "none")
+        await h.quiet(0.3)
+        assert {m["file"] for m in h.messages["out"]} == {"settings.ini"}
