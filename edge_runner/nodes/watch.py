@@ -16,9 +16,10 @@ from pydantic import field_validator
 
 from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeSpec, register
 
-# node-watch (Node-RED's watcher) waits 200 ms and reports one event per path changed in it
-DEBOUNCE_MS = 200
-STEP_MS = 50
+# node-watch (Node-RED's watcher) reports one event per path changed in a 200 ms window: here
+# changes are reported once 200 ms pass without another (at the latest every second).
+STEP_MS = 200
+DEBOUNCE_MS = 1000
 STOP_TIMEOUT = 5.0
 
 # watchfiles logs every batch at INFO; the messages are the report, the runner's log is not
@@ -62,9 +63,10 @@ SPEC = NodeSpec(
 *Files* is a comma-separated list of files and directories. A directory reports changes to
 the entries in it, and with *recursive* to everything below it. A file is watched through its
 directory, so it is still watched after an editor saved it by renaming a new file over it, or
-after it was deleted and created again. Changes within 200 ms are
-reported once per path (as the watcher of Node-RED does). Relative paths are taken from the
-runner's data directory; a path that does not exist is reported as an error and not watched.
+after it was deleted and created again. A burst of changes is reported once per path, 200 ms
+after the last one (Node-RED's watcher groups them by 200 ms too). Relative paths are taken
+from the runner's data directory; a path that does not exist is reported as an error and not
+watched.
 """,
 )
 
