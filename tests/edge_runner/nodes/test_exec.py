@@ -151,7 +151,7 @@ async def test_spawn_of_a_missing_program_returns_minus_enoent() -> None:
 async def test_msg_kill_signals_the_running_command_or_the_named_pid() -> None:
     async with FlowHarness(flow(command="sleep 30", useSpawn="true", addpay="")) as h:
         h.receive("x", {"payload": ""})
-        await h.until(lambda: any(t.startswith("pid:") for t in texts(h)))
+        await h.until(lambda: any(t.startswith("pid:") for t in texts(h)), 10)
         h.receive("x", {"kill": "nonsense"})  # not a SIG name: SIGTERM
         (rc,) = await h.wait("rc", timeout=10)
         assert rc["payload"] == {"code": None, "signal": "SIGTERM"}
@@ -159,7 +159,7 @@ async def test_msg_kill_signals_the_running_command_or_the_named_pid() -> None:
 
         h.receive("x", {"payload": ""})
         h.receive("x", {"payload": ""})
-        await h.until(lambda: len(h.node("x").running) == 2)  # type: ignore[attr-defined]  # ExecNode
+        await h.until(lambda: len(h.node("x").running) == 2, 10)  # type: ignore[attr-defined]  # ExecNode
         h.receive("x", {"kill": "SIGKILL"})  # two running and no pid: nothing happens
         await h.quiet(0.1)
         assert len(h.messages["rc"]) == 1
@@ -176,7 +176,7 @@ async def test_msg_kill_signals_the_running_command_or_the_named_pid() -> None:
 async def test_stopping_the_node_kills_what_still_runs() -> None:
     async with FlowHarness(flow(command="sleep 30", addpay="")) as h:
         h.receive("x", {"payload": ""})
-        await h.until(lambda: any(t.startswith("pid:") for t in texts(h)))
+        await h.until(lambda: any(t.startswith("pid:") for t in texts(h)), 10)
         pid = running_pid(h)
         started = time.monotonic()
     print(f"exec stop took {time.monotonic() - started:.2f} s")
@@ -199,7 +199,7 @@ async def test_a_timeout_that_is_not_a_number_of_seconds_is_refused(timer: str) 
 async def test_a_command_line_with_a_nul_byte_is_a_node_error(spawn: str) -> None:
     async with FlowHarness(flow(useSpawn=spawn)) as h:
         h.receive("x", {"payload": "a\x00b"})
-        await h.until(lambda: h.logs())
+        await h.until(lambda: h.logs(), 10)
         assert h.logs()[0]["msg"] == "exec: embedded null byte"
         await h.quiet(0.05)
         assert "out" not in h.messages
