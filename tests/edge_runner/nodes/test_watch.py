@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from edge_runner.runtime.engine import DeployError
+from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 
 pytestmark = pytest.mark.asyncio
@@ -131,7 +132,7 @@ async def test_several_files_one_json_topic_and_a_missing_one_is_an_error(tmp_pa
 
 async def test_relative_paths_are_in_the_data_directory_and_stop_is_prompt(data_dir: Path) -> None:
     (data_dir / "inbox").mkdir()
-    async with FlowHarness(flow("inbox")) as h:
+    async with FlowHarness(flow("inbox"), paths=RunnerPaths(data_dir.parent)) as h:
         await ready(h, data_dir / "inbox" / ".probe")
         (data_dir / "inbox" / "job.json").write_text("{}")
         (msg,) = await h.wait("out", 1, timeout=5)
