@@ -5,7 +5,8 @@ node wired from it. ``wire_through`` replaces each wire to a junction by the jun
 targets (junctions wired to junctions are followed, a loop of junctions ends where it closes)
 and drops the junctions from the nodes to run, so a message crosses no extra hop. It runs on
 the expanded model, so junctions inside subflows, on subflow ports and behind ``link in``
-nodes are resolved like any other.
+nodes are resolved like any other. A junction's wire to a node that is not in the flows is
+dropped later like any other such wire.
 """
 
 from __future__ import annotations
@@ -30,18 +31,8 @@ def wire_through(model: FlowModel) -> None:
         if junction_id not in reached:
             out: list[str] = []
             reached[junction_id] = out  # a loop back to this junction adds nothing
-            definition = junctions[junction_id]
-            for port in definition.wires()[:1]:
-                for target in port:
-                    if target not in model.known:
-                        model.errors.append(
-                            {
-                                "id": junction_id,
-                                "type": JUNCTION_TYPE,
-                                "error": f"wired to missing node {target!r}",
-                            }
-                        )
-                out.extend(through([t for t in port if t in model.known]))
+            for port in junctions[junction_id].wires()[:1]:
+                out.extend(through(port))
         return reached[junction_id]
 
     def through(port: list[str]) -> list[str]:

@@ -130,6 +130,17 @@ async def test_disabled_junction_drops_its_wires_and_redeploy_rewires() -> None:
         assert "a" not in h.messages
 
 
-async def test_a_wire_to_a_missing_node_behind_a_junction_is_still_reported() -> None:
-    problems = validate([{"id": "t1", "type": "tab"}, helper("src", "j1"), junction("j1", "nope")])
-    assert [(p.node_id, p.message) for p in problems] == [("j1", "wired to missing node 'nope'")]
+async def test_a_junction_wired_to_a_missing_node_still_feeds_the_others() -> None:
+    flow = [
+        {"id": "t1", "type": "tab"},
+        helper("src", "j1"),
+        junction("j1", "nope", "a"),
+        helper("a"),
+    ]
+    problems = validate(flow)
+    assert [(p.node_id, p.severity) for p in problems] == [("j1", "warning")]
+    assert "'nope'" in problems[0].message
+    async with FlowHarness(flow) as h:
+        h.receive("src", {"payload": 1})
+        (msg,) = await h.wait("a")
+        assert msg["payload"] == 1

@@ -15,10 +15,11 @@ async def test_unknown_node_accepts_messages_and_sends_nothing() -> None:
         "z": "t1",
         "name": "node-red-contrib-foo",
         "modules": ["node-red-contrib-foo"],
+        "broker": "b1",
         "wires": [["out"]],
     }
     flow = [{"id": "t1", "type": "tab"}, node, {"id": "out", "type": "helper", "z": "t1"}]
-    assert validate(flow) == []
+    assert [(p.field, p.severity) for p in validate(flow)] == [("broker", "warning")]
     async with FlowHarness(flow) as h:
         h.receive("u", {"payload": 1})
         await h.quiet(0.05)
