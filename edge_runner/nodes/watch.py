@@ -12,8 +12,6 @@ import stat
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from pydantic import field_validator
-
 from edge_runner.contract import Category, Msg, Node, NodeConfig, NodeSpec, register
 
 # node-watch (Node-RED's watcher) reports one event per path changed in a 200 ms window: here
@@ -29,13 +27,6 @@ logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
 class Config(NodeConfig):
     files: str = ""
     recursive: bool | str = ""
-
-    @field_validator("files")
-    @classmethod
-    def _some_file(cls, value: str) -> str:
-        if not any(part.strip() for part in value.split(",")):
-            raise ValueError("name at least one file or directory to watch")
-        return value
 
 
 SPEC = NodeSpec(
@@ -115,6 +106,8 @@ class WatchNode(Node):
         directories: set[str] = set()
         files: set[str] = set()
         for name in self.files:
+            if not name:
+                continue
             path = Path(name).expanduser()
             if not path.is_absolute():
                 path = self.rt.data_dir / path
@@ -124,6 +117,9 @@ class WatchNode(Node):
                 files.add(str(path))
             else:
                 self.error(f"{name} does not exist.", {"payload": ""})
+        if not any(self.files):
+            # the editor's default: deployed as Node-RED deploys it, watching nothing
+            self.error("no file or directory to watch", {"payload": ""})
         return (directories, files) if directories or files else None
 
     async def _watch(self, directories: set[str], files: set[str]) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from edge_runner.runtime.engine import DeployError
 from edge_runner.runtime.paths import RunnerPaths
 from edge_runner.testing import FlowHarness
 
@@ -145,10 +144,10 @@ async def test_relative_paths_are_in_the_data_directory_and_stop_is_prompt(data_
     assert len(h.messages["out"]) == 1
 
 
-async def test_no_file_named_is_refused() -> None:
-    with pytest.raises(DeployError, match="name at least one file"):
-        async with FlowHarness(flow(" , ")):
-            pass
+async def test_no_file_named_deploys_and_says_so() -> None:
+    async with FlowHarness(flow(" , ")) as h:
+        assert [log["msg"] for log in h.logs()] == ["no file or directory to watch"]
+        assert h.node("w").task is None  # type: ignore[attr-defined]  # WatchNode
 
 
 async def test_a_watched_file_survives_an_editor_save_and_siblings_stay_quiet(
