@@ -56,6 +56,8 @@ KNOWN_FAILURES: dict[str, str] = {
     "cb-http-serve-json-content": "change rule path `headers.content-type` refused (cause 3)",
     "gh-bruiserhq-temptoweb": CONTRIB,
     "gh-aid402-esp01-max6675-mqtt": CONTRIB,
+    "gh-sineos-weatherman": CONTRIB,
+    "gh-monlab99-restroom": CONTRIB,
     "nr-debug-02-output-complete-message": (
         "inject prop with `vt: \"string\"` fails ('unknown value type'); Node-RED evaluates an "
         "unknown type as the plain value"
