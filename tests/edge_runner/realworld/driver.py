@@ -71,7 +71,7 @@ PEER_PAGE = (
 PROBE_TIMEOUT_S = 10.0
 QUIET_CAP_S = 15.0
 FLOW_NODE_KEYS = ("x", "y", "wires")
-NOT_FLOW_NODES = {"tab", "subflow", "group", "comment"}
+NOT_FLOW_NODES = {"tab", "subflow", "group"}
 
 
 # ------------------------------------------------------------------ manifest
@@ -112,11 +112,10 @@ def is_flow_node(node: dict[str, Any]) -> bool:
 def import_fixes(raw: Any, *, tab_id: str = "rw.import.tab") -> list[dict[str, Any]]:
     """What the editor's import (``RED.nodes.import``) does before a deploy.
 
-    A single node object becomes an array; nodes of type ``workspace`` are tabs; flow nodes
-    whose ``z`` is missing or names no tab or subflow of the import go to one new tab (the
-    editor's "missing workspace"); config nodes whose ``z`` names no tab lose it (they become
-    global, as the editor's import leaves them when their tab is not imported); ``x``/``y`` are
-    numbers, ``wires`` defaults to ``[]``.
+    A single node object becomes an array; nodes of type ``workspace`` are tabs; a node whose
+    ``z`` is missing (flow nodes) or names no tab or subflow of the import (flow and config
+    nodes) goes to the active workspace, here one new tab; an empty ``z`` is dropped;
+    ``x``/``y`` of flow nodes are numbers and ``wires`` defaults to ``[]``.
     """
     nodes = [raw] if isinstance(raw, dict) else list(raw)
     nodes = [copy.deepcopy(n) for n in nodes if isinstance(n, dict) and n.get("type")]
@@ -128,24 +127,23 @@ def import_fixes(raw: Any, *, tab_id: str = "rw.import.tab") -> list[dict[str, A
     for node in nodes:
         if node["type"] in ("tab", "subflow"):
             continue
-        if is_flow_node(node) or node["type"] in ("group", "comment"):
-            if node.get("z") not in containers:
-                node["z"] = tab_id
-                needs_tab = True
+        drawn = is_flow_node(node) or node["type"] == "group"
+        if node.get("z") in containers:
+            pass
+        elif drawn or node.get("z"):
+            node["z"] = tab_id
+            needs_tab = True
+        else:
+            node.pop("z", None)
+        if drawn:
             node["x"] = float(node.get("x") or 0)
             node["y"] = float(node.get("y") or 0)
-            if node["type"] not in ("group", "comment"):
+            if node["type"] != "group":
                 node.setdefault("wires", [])
-        elif node.get("z") and node["z"] not in containers:
-            del node["z"]
     if needs_tab:
         tab = {"id": tab_id, "type": "tab", "label": "Imported", "disabled": False, "info": ""}
         nodes.insert(0, tab)
     return nodes
-
-
-def runs_offline(entry: FlowEntry) -> bool:
-    return not entry.offline
 
 
 def localise(

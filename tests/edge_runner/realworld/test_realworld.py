@@ -120,7 +120,16 @@ def test_import_puts_a_tabless_export_on_one_new_tab() -> None:
     assert flow_nodes
     assert {n["z"] for n in flow_nodes} == {tabs[0]["id"]}
     broker = next(n for n in nodes if n["type"] == "mqtt-broker")
-    assert not broker.get("z")
+    assert "z" not in broker
+
+
+def test_import_moves_a_config_node_of_a_missing_tab_to_the_import_tab() -> None:
+    tab = {"id": "t1", "type": "tab", "label": "kept"}
+    broker = {"id": "b", "type": "mqtt-broker", "z": "gone", "broker": "localhost"}
+    nodes = {n["id"]: n for n in import_fixes([tab, broker])}
+    assert nodes["b"]["z"] == "rw.import.tab"
+    assert nodes["rw.import.tab"]["type"] == "tab"
+    assert "t1" in nodes
 
 
 def test_import_keeps_tabs_and_wraps_a_single_node() -> None:
