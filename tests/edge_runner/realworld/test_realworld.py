@@ -33,10 +33,6 @@ ENTRIES = load_manifest()
 
 FUNCTION = "deploy refused: no JavaScript `function` node (issue #10 cause 1)"
 MISSING = "deploy refused: no `{}` node (cause 5)"
-CONTRIB = (
-    "deploy refused for contrib types; Node-RED accepts it, lists the missing types and waits "
-    "(cause 7)"
-)
 # Why each flow differs today, one cause per flow (the first one met).
 KNOWN_FAILURES: dict[str, str] = {
     "nr-catch-01-catch-error": FUNCTION,
@@ -50,17 +46,15 @@ KNOWN_FAILURES: dict[str, str] = {
     "nr-batch-01-number-based-group-mode": FUNCTION,
     "cb-basic-retry-on-error": FUNCTION,
     "nr-exec-01-get-standard-output-from-external-comman": MISSING.format("exec"),
-    "nr-websocket-01-connect-to-websocket-in-server": MISSING.format("websocket in"),
     "nr-html-01-extract-array-of-html-element-by-css-sel": MISSING.format("html"),
     "cb-http-simple-get-request": MISSING.format("html"),
-    "cb-http-serve-json-content": "change rule path `headers.content-type` refused (cause 3)",
-    "gh-bruiserhq-temptoweb": CONTRIB,
-    "gh-aid402-esp01-max6675-mqtt": CONTRIB,
-    "gh-sineos-weatherman": CONTRIB,
-    "gh-monlab99-restroom": CONTRIB,
-    "nr-debug-02-output-complete-message": (
-        "inject prop with `vt: \"string\"` fails ('unknown value type'); Node-RED evaluates an "
-        "unknown type as the plain value"
+    "gh-aid402-esp01-max6675-mqtt": (
+        "a wire to a node left out of the export refuses the deploy; Node-RED ignores the wire"
+    ),
+    "gh-sineos-weatherman": "`function` is listed as a missing type (cause 1)",
+    "gh-monlab99-restroom": (
+        "`function` and `exec` are listed as missing types; node-red-contrib-modbus's "
+        "modbus-client/-read/-write are not, as the runner's own nodes take those names"
     ),
     "nr-json-03-validate-input-json-string": (
         "json schema error text: Node-RED (ajv) says 'JSON Schema error: data/price must be number'"
