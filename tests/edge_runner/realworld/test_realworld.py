@@ -31,8 +31,8 @@ from tests.edge_runner.realworld.driver import (
 
 ENTRIES = load_manifest()
 
-FUNCTION = "deploy refused: no JavaScript `function` node (issue #10 cause 1)"
-MISSING = "deploy refused: no `{}` node (cause 5)"
+FUNCTION = "no JavaScript `function` node yet: the flows wait for a missing type (cause 1)"
+MISSING = "no `{}` node yet: the flows wait for a missing type (cause 5)"
 # Why each flow differs today, one cause per flow (the first one met).
 KNOWN_FAILURES: dict[str, str] = {
     "nr-catch-01-catch-error": FUNCTION,
