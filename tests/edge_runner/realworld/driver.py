@@ -21,7 +21,8 @@ Manifest fields besides ``name``, ``file`` and ``source`` (repo, path, commit, l
 ``presses`` (rounds of inject presses, default 1), ``settle_s`` (wait after each press and
 request), ``final_settle_s`` (the run ends once this long passes without debug output),
 ``distinct`` (why only each debug node's distinct messages are compared: repeating injects),
-``mask`` (paths in debug output holding random values, ``payload.x``), ``offline``, ``notes``.
+``mask`` (paths in debug output holding random values, ``payload.x``), ``ignore`` (ids whose
+debug items are random as a whole), ``offline``, ``notes``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class FlowEntry:
     final_settle_s: float = 1.0
     distinct: str = ""
     mask: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
     offline: str = ""
     notes: str = ""
 
@@ -99,6 +101,7 @@ def load_manifest(path: Path = MANIFEST) -> list[FlowEntry]:
     for raw in json.loads(path.read_text())["flows"]:
         item = dict(raw)
         item["mask"] = tuple(item.get("mask", ()))
+        item["ignore"] = tuple(item.get("ignore", ()))
         entries.append(FlowEntry(**item))
     return entries
 
@@ -596,7 +599,7 @@ def differences(entry: FlowEntry, golden: dict[str, Any], actual: dict[str, Any]
         if golden.get(key) != actual.get(key):
             out.append(f"{key}: {actual.get(key)!r}, Node-RED {golden.get(key)!r}")
     want, got = golden.get("debug", {}), actual.get("debug", {})
-    for node_id in sorted(set(want) | set(got)):
+    for node_id in sorted((set(want) | set(got)) - set(entry.ignore)):
         expected, seen = want.get(node_id, []), got.get(node_id, [])
         if entry.distinct:
             expected, seen = distinct(expected), distinct(seen)

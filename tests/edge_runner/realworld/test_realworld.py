@@ -31,30 +31,25 @@ from tests.edge_runner.realworld.driver import (
 
 ENTRIES = load_manifest()
 
-FUNCTION = "no JavaScript `function` node yet: the flows wait for a missing type (cause 1)"
 MISSING = "no `{}` node yet: the flows wait for a missing type (cause 5)"
 # Why each flow differs today, one cause per flow (the first one met).
 KNOWN_FAILURES: dict[str, str] = {
-    "nr-catch-01-catch-error": FUNCTION,
-    "nr-link-03-link-call": FUNCTION,
-    "nr-function-01-send-message-to-output-port": FUNCTION,
-    "nr-function-02-send-multiple-messages": FUNCTION,
-    "nr-function-04-logging-events": FUNCTION,
-    "nr-function-06-storing-data-in-context": FUNCTION,
-    "nr-function-07-showing-status-information": FUNCTION,
-    "nr-function-09-setup-and-close": FUNCTION,
-    "nr-batch-01-number-based-group-mode": FUNCTION,
-    "cb-basic-retry-on-error": FUNCTION,
+    "nr-catch-01-catch-error": (
+        "a function's node.error handled by a catch node is also logged on the sidebar, and the "
+        "caught message lacks Node-RED's `_error`"
+    ),
+    "nr-link-03-link-call": (
+        "the function's `node.linkcall()` (Node-RED 5) is missing: 'TypeError: not a function'"
+    ),
     "nr-exec-01-get-standard-output-from-external-comman": MISSING.format("exec"),
     "nr-html-01-extract-array-of-html-element-by-css-sel": MISSING.format("html"),
     "cb-http-simple-get-request": MISSING.format("html"),
     "gh-aid402-esp01-max6675-mqtt": (
         "a wire to a node left out of the export refuses the deploy; Node-RED ignores the wire"
     ),
-    "gh-sineos-weatherman": "`function` is listed as a missing type (cause 1)",
     "gh-monlab99-restroom": (
-        "`function` and `exec` are listed as missing types; node-red-contrib-modbus's "
-        "modbus-client/-read/-write are not, as the runner's own nodes take those names"
+        "`exec` is listed as a missing type; node-red-contrib-modbus's modbus-client/-read/-write "
+        "are not, as the runner's own nodes take those names"
     ),
     "nr-json-03-validate-input-json-string": (
         "json schema error text: Node-RED (ajv) says 'JSON Schema error: data/price must be number'"
