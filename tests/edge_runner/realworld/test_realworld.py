@@ -44,9 +44,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "nr-exec-01-get-standard-output-from-external-comman": MISSING.format("exec"),
     "nr-html-01-extract-array-of-html-element-by-css-sel": MISSING.format("html"),
     "cb-http-simple-get-request": MISSING.format("html"),
-    "gh-aid402-esp01-max6675-mqtt": (
-        "a wire to a node left out of the export refuses the deploy; Node-RED ignores the wire"
-    ),
     "gh-monlab99-restroom": (
         "`exec` is listed as a missing type; node-red-contrib-modbus's modbus-client/-read/-write "
         "are not, as the runner's own nodes take those names"
