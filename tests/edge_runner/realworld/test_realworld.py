@@ -31,7 +31,6 @@ from tests.edge_runner.realworld.driver import (
 
 ENTRIES = load_manifest()
 
-MISSING = "no `{}` node yet: the flows wait for a missing type (cause 5)"
 # Why each flow differs today, one cause per flow (the first one met).
 KNOWN_FAILURES: dict[str, str] = {
     "nr-catch-01-catch-error": (
@@ -41,12 +40,9 @@ KNOWN_FAILURES: dict[str, str] = {
     "nr-link-03-link-call": (
         "the function's `node.linkcall()` (Node-RED 5) is missing: 'TypeError: not a function'"
     ),
-    "nr-exec-01-get-standard-output-from-external-comman": MISSING.format("exec"),
-    "nr-html-01-extract-array-of-html-element-by-css-sel": MISSING.format("html"),
-    "cb-http-simple-get-request": MISSING.format("html"),
     "gh-monlab99-restroom": (
-        "`exec` is listed as a missing type; node-red-contrib-modbus's modbus-client/-read/-write "
-        "are not, as the runner's own nodes take those names"
+        "node-red-contrib-modbus's modbus-client/-read/-write are not listed as missing types: "
+        "the runner's own Modbus nodes take those names with other fields"
     ),
     "nr-json-03-validate-input-json-string": (
         "json schema error text: Node-RED (ajv) says 'JSON Schema error: data/price must be number'"
