@@ -35,7 +35,9 @@ class Config(NodeConfig):
     topic: str = ""
     topicType: Literal["", "topic", "dynamic"] = ""  # noqa: N815  # editor field
     qos: int = 2
-    datatype: Literal["auto-detect", "auto", "utf8", "buffer", "json", "base64"] = "auto-detect"
+    # Node-RED's editor writes "auto-detect" into new nodes; its runtime reads a missing or empty
+    # field (flows from before the field existed) as utf8, and so do we.
+    datatype: Literal["auto-detect", "auto", "utf8", "buffer", "json", "base64"] = "utf8"
     broker: str = ""
     nl: bool = False
     rap: bool = True
@@ -46,6 +48,11 @@ class Config(NodeConfig):
     @classmethod
     def _qos(cls, value: Any) -> int:
         return _qos(value)
+
+    @field_validator("datatype", mode="before")
+    @classmethod
+    def _datatype(cls, value: Any) -> Any:
+        return value or "utf8"
 
     @field_validator("rh", "inputs", mode="before")
     @classmethod
@@ -83,7 +90,8 @@ When the topic is *dynamic* (`inputs: 1`), the node subscribes at run time:
   `getSubscriptions` sends the current list as `msg.payload`.
 
 ### Outputs
-- **payload**: per *datatype*: `auto-detect` (JSON parsed when it parses, else a UTF-8
+- **payload**: per *datatype* (a node without one, from an older Node-RED, reads `utf8`):
+  `auto-detect` (JSON parsed when it parses, else a UTF-8
   string, else bytes), `auto` (string, or bytes when not UTF-8), `utf8`, `buffer` (bytes),
   `json` (a parse failure is a catchable error), `base64` (a base64 string).
 - **topic**, **qos**, **retain**; with MQTT 5 also **responseTopic**, **correlationData**

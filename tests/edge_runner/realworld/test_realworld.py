@@ -50,10 +50,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "nr-status-01-handle-status-message-output": (
         "status node also gets the debug node's initial ring status, and status.source lacks `name`"
     ),
-    "cb-mqtt-receive-json": (
-        "`mqtt in` without `datatype` (older export) parses JSON; Node-RED's default is utf8, so "
-        "the json node after it turns the object back into a string"
-    ),
 }
 
 
