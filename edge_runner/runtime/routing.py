@@ -145,11 +145,14 @@ class Router:
         if isinstance(err, Exception) and not text:
             text = type(err).__name__
         text = self.redact(text)
-        self.node_log(rt, 20, text, msg)
-        if msg is not None:
-            self.route_error(rt, rt, text, msg)
+        code = getattr(err, "code", None)
+        # As Node-RED: an error a catch node handled is not logged on top.
+        if msg is None or not self.route_error(rt, rt, text, msg, code):
+            self.node_log(rt, 20, text, msg)
 
-    def route_error(self, reporter: NodeRuntime, source: NodeRuntime, text: str, msg: Msg) -> bool:
+    def route_error(
+        self, reporter: NodeRuntime, source: NodeRuntime, text: str, msg: Msg, code: Any = None
+    ) -> bool:
         """Deliver an error to the catch nodes of ``reporter``'s flow; True if handled."""
         count = 1
         previous = msg.get("error")
@@ -171,13 +174,17 @@ class Router:
                     continue
                 handled_by_uncaught = True
             out = clone_msg(msg)
+            if "error" in out:  # Node-RED keeps the message's own error beside the new one
+                out["_error"] = out["error"]
             out["error"] = {"message": text, "source": {**self._source(source), "count": count}}
+            if isinstance(code, str | int) and not isinstance(code, bool):
+                out["error"]["code"] = code
             self.deliver(catcher, out)
             handled = True
         if not handled:
             instance = self.nodes.get(reporter.z)
             if instance is not None and instance is not reporter:
-                return self.route_error(instance, source, text, msg)
+                return self.route_error(instance, source, text, msg, code)
         return handled
 
     # ------------------------------------------------------------------ completion

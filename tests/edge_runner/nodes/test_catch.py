@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -101,3 +102,37 @@ async def test_an_error_loop_through_catch_stops_after_ten_rounds() -> None:
         await h.quiet(0.1)
         counts = sorted(m["error"]["source"]["count"] for m in h.messages["cap"])
         assert counts == list(range(1, 10))
+
+
+async def test_a_caught_error_is_not_logged_and_keeps_the_messages_own_error() -> None:
+    """Node-RED logs an error only when no catch node handled it, and moves a message's own
+    ``error`` to ``_error`` in what the catch node sends."""
+    flows = [
+        {
+            "id": "boom",
+            "type": "python-function",
+            "z": "t1",
+            "wires": [[]],
+            "func": "node.error('bad value', msg)\nreturn None",
+        },
+        {"id": "c", "type": "catch", "z": "t1", "scope": None, "wires": [["out"]]},
+        {"id": "out", "type": "helper", "z": "t1"},
+        {
+            "id": "lone",
+            "type": "python-function",
+            "z": "t2",
+            "wires": [[]],
+            "func": "node.error('nobody catches this', msg)\nreturn None",
+        },
+        {"id": "t2", "type": "tab"},
+    ]
+    async with FlowHarness(flows) as h:
+        h.receive("boom", {"payload": 1, "error": "earlier"})
+        (caught,) = await h.wait("out")
+        h.receive("lone", {"payload": 2})
+        await asyncio.sleep(0.05)
+        logged = [item["msg"] for item in h.logs()]
+    assert caught["_error"] == "earlier"
+    assert caught["error"]["message"] == "bad value"
+    assert caught["error"]["source"]["id"] == "boom"
+    assert logged == ["nobody catches this"]
