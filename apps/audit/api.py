@@ -128,6 +128,7 @@ class TeamAuditView(TeamScopedAPIView):
             application = access_application(access, data["application"], "application:read")
         return audit_event_list(
             team=access.team,
+            hidden_applications=access.hidden_application_ids(),
             application=application,
             event_prefix=data.get("event"),
             actor=data.get("actor"),
@@ -162,7 +163,11 @@ class AuditEventDetailView(TeamAuditView):
     @extend_schema(responses={200: AuditEventSerializer})
     def get(self, request: Request, team_slug: str, event_id: int) -> Response:
         access = self.team_access
-        event = audit_event_get(team=access.team, event_id=event_id)
+        event = audit_event_get(
+            team=access.team,
+            hidden_applications=access.hidden_application_ids(),
+            event_id=event_id,
+        )
         if event is None:
             raise NotFound("Audit event not found.")
         return Response(AuditEventSerializer(event).data)

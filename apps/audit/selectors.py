@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime, time
 from typing import Any
 
@@ -21,6 +22,7 @@ def _as_datetime(value: date | datetime, *, end_of_day: bool) -> datetime:
 def audit_event_list(
     *,
     team: Any,
+    hidden_applications: Collection[int],
     application: Any = None,
     event_prefix: str | None = None,
     actor: str | None = None,
@@ -36,8 +38,10 @@ def audit_event_list(
     ``application`` is an Application of this team (or its id); ``event_prefix`` matches whole
     dotted segments (``team.member`` matches ``team.member.added``); ``actor`` matches the actor
     id exactly or the actor label partially; a plain ``date`` for ``date_to`` includes that day.
+    ``hidden_applications`` (required, so no view can forget it) are the ids of the applications
+    the reader has "no access" to: their events are left out of every view of the trail.
     """
-    events = AuditEvent.objects.filter(team_key=team.pk)
+    events = _visible(team, hidden_applications)
     if application is not None:
         application_key = getattr(application, "pk", application)
         events = events.filter(application_key=application_key)
@@ -64,9 +68,19 @@ def audit_event_list(
     return events.order_by(F("seq").desc(nulls_first=True), "-id")
 
 
-def audit_event_get(*, team: Any, event_id: int) -> AuditEvent | None:
-    """One event of this team, or None (another team's id is indistinguishable from missing)."""
-    return AuditEvent.objects.filter(team_key=team.pk, pk=event_id).first()
+def audit_event_get(
+    *, team: Any, hidden_applications: Collection[int], event_id: int
+) -> AuditEvent | None:
+    """One event of this team, or None (another team's id and an event of a hidden application
+    are indistinguishable from missing)."""
+    return _visible(team, hidden_applications).filter(pk=event_id).first()
+
+
+def _visible(team: Any, hidden_applications: Collection[int]) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.filter(team_key=team.pk)
+    if hidden_applications:
+        events = events.exclude(application_key__in=list(hidden_applications))
+    return events
 
 
 def audit_retention_days_get(*, team: Any) -> int:

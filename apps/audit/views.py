@@ -55,6 +55,7 @@ def _audit_page(
             filter_application = access_application(access, data["application"], "application:read")
         events = audit_event_list(
             team=team,
+            hidden_applications=access.hidden_application_ids(),
             application=filter_application,
             event_prefix=data.get("event") or None,
             actor=data.get("actor") or None,

@@ -41,6 +41,14 @@ class TeamAccess:
             self._overrides = application_override_roles(self.membership)
         return self._overrides.get(application.pk)
 
+    def hidden_application_ids(self) -> frozenset[int]:
+        """Applications this member has "no access" to: hidden from lists and the audit trail."""
+        if self.is_owner:
+            return frozenset()
+        if self._overrides is None:
+            self._overrides = application_override_roles(self.membership)
+        return frozenset(pk for pk, role in self._overrides.items() if role == NO_ACCESS)
+
     def grant(self, application: Application | None = None) -> Grant:
         custom = self.membership.custom_role
         return Grant(

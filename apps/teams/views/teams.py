@@ -67,7 +67,8 @@ def dashboard(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     member_count = selectors.membership_list(team=team).count()
     events = []
     if access.allows("audit:read"):
-        events = list(audit_event_list(team=team)[:RECENT_EVENTS])
+        hidden = access.hidden_application_ids()
+        events = list(audit_event_list(team=team, hidden_applications=hidden)[:RECENT_EVENTS])
     context = team_context(
         access,
         "dashboard",
