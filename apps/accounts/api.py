@@ -58,7 +58,9 @@ class TokenListView(generics.ListCreateAPIView):  # type: ignore[type-arg]  # DR
     def get_queryset(self) -> QuerySet[PersonalAccessToken]:
         if getattr(self, "swagger_fake_view", False):
             return PersonalAccessToken.objects.none()
-        return token_list(user=principal_from_request(self.request).require_user())
+        principal = principal_from_request(self.request)
+        principal.require_unscoped("list tokens")
+        return token_list(user=principal.require_user())
 
     @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -81,9 +83,9 @@ class TokenDetailView(APIView):
 
     @extend_schema(responses={200: TokenSerializer})
     def get(self, request: Request, token_id: str) -> Response:
-        return Response(
-            TokenSerializer(access_token(principal_from_request(request), token_id)).data
-        )
+        principal = principal_from_request(request)
+        principal.require_unscoped("read tokens")
+        return Response(TokenSerializer(access_token(principal, token_id)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, token_id: str) -> Response:

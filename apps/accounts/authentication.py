@@ -1,7 +1,8 @@
 """DRF authentication with ``Authorization: Bearer mfp_...`` personal access tokens.
 
 Set ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]`` to this class followed by
-``apps.accounts.authentication.SessionAuthentication``. ``request.auth`` is the token; views pass
+``apps.accounts.authentication.SessionAuthentication``, and add ``ReadOnlyTokensDoNotWrite`` to
+the default permission classes. ``request.auth`` is the token; views pass
 it as the actor so the token's scope limits what the user's role allows.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from apps.accounts.models import TOKEN_PREFIX, PersonalAccessToken, User
@@ -57,3 +58,19 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 class SessionAuthentication(authentication.SessionAuthentication):
     """Django sessions with DRF's CSRF enforcement (the browser UI and htmx)."""
+
+
+class ReadOnlyTokensDoNotWrite(permissions.BasePermission):
+    """A read-only token is refused every unsafe method, on every endpoint, before any handler.
+
+    Services check ``Principal.require_writable`` too; this guard holds for an endpoint whose
+    service forgot to.
+    """
+
+    message = "Read-only tokens cannot change anything."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        token = request.auth
+        if isinstance(token, PersonalAccessToken) and token.read_only:
+            return request.method in permissions.SAFE_METHODS
+        return True

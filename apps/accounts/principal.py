@@ -110,6 +110,25 @@ class Principal:
         """Acting through a read-only token."""
         return self.token is not None and self.token.read_only
 
+    @property
+    def team_scoped(self) -> bool:
+        """Acting through a token limited to some teams: it acts only inside them."""
+        return self.token is not None and not self.token.all_teams
+
+    def require_writable(self, what: str = "do this") -> None:
+        """Read-only tokens never write, wherever the write is (403)."""
+        if self.read_only:
+            raise PermissionDenied(f"Read-only tokens cannot {what}.")
+
+    def require_unscoped(self, what: str = "do this") -> None:
+        """Refuse (403) what reaches beyond a team-scoped token's teams: the account itself,
+        its other tokens, other teams."""
+        if self.team_scoped:
+            raise PermissionDenied(
+                f"This token is limited to some teams and cannot {what}; "
+                "use a token for all your teams, or sign in."
+            )
+
     def require_user(self, what: str = "do this") -> User:
         """The person behind the principal; devices and the system are refused (403)."""
         if self.user is None:

@@ -307,8 +307,8 @@ def token_revoke(*, principal: Principal, token: PersonalAccessToken) -> Persona
     """Revoke one of the actor's own tokens; effective at the next request."""
     if principal.user is None or token.user_id != principal.user.pk:
         raise NotFound("Token not found.")
-    if principal.read_only:
-        raise PermissionDenied("Read-only tokens cannot revoke tokens.")
+    principal.require_writable("revoke tokens")
+    principal.require_unscoped("manage tokens")
     with transaction.atomic():
         locked = PersonalAccessToken.objects.select_for_update().get(pk=token.pk)
         if locked.revoked_at is not None:

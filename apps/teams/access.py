@@ -166,8 +166,8 @@ def access_invitation_by_token(principal: Principal, raw_token: str) -> Invitati
     """The invitation a link token names, for the invited address only (403 for anyone else)."""
     from apps.teams.services import hash_invitation_token
 
-    if principal.read_only:
-        raise PermissionDenied("Read-only tokens cannot answer invitations.")
+    principal.require_writable("answer invitations")
+    principal.require_unscoped("answer invitations")
     invitation = (
         Invitation.objects.select_related("team", "inviter")
         .filter(token_hash=hash_invitation_token(str(raw_token)))

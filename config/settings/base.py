@@ -188,7 +188,10 @@ REST_FRAMEWORK = {
         "apps.accounts.authentication.BearerTokenAuthentication",
         "apps.accounts.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "apps.accounts.authentication.ReadOnlyTokensDoNotWrite",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Manifold API",

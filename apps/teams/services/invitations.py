@@ -17,7 +17,7 @@ from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.core.emails import normalize_email
 from apps.core.errors import Conflict, PermissionDenied, ValidationError
-from apps.rbac.permissions import ROLES, Role
+from apps.rbac.permissions import ROLES, Role, role_at_least
 from apps.teams.access import require_team_permission
 from apps.teams.models import Invitation, InvitationStatus, Membership, Team
 from apps.teams.services._common import lock_team
@@ -87,6 +87,12 @@ def invitation_create(
         access = require_team_permission(principal, team, "member:invite")
         if role == Role.OWNER and not access.allows("member:invite_owner"):
             raise PermissionDenied("Only a team owner can invite owners.")
+        if not access.is_owner and not role_at_least(access.membership.role, role):
+            # A custom role may hold member:invite; it never lifts anyone above its holder.
+            raise PermissionDenied(
+                f"You cannot invite someone as {role}: that role is above your own "
+                f"({access.membership.role})."
+            )
         if Membership.objects.filter(team=team, user__email__iexact=email).exists():
             raise Conflict(f"{email} is already a member of {team.name}.", code="already_member")
         if Invitation.objects.filter(
@@ -152,6 +158,9 @@ def _close(
 
 
 def _check_invitee(principal: Principal, invitation: Invitation) -> None:
+    # Joining or refusing another team is beyond a team-scoped token, and a write.
+    principal.require_writable("answer invitations")
+    principal.require_unscoped("answer invitations")
     # The link alone is not enough: it may have been forwarded. Only the invited address answers.
     if principal.require_user("answer an invitation").email.lower() != invitation.email.lower():
         raise PermissionDenied(

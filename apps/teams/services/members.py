@@ -105,6 +105,7 @@ def member_remove(*, principal: Principal, membership: Membership) -> None:
 
 def member_leave(*, principal: Principal, team: Team) -> None:
     """Leave a team oneself (never as the last owner)."""
+    principal.require_writable("leave a team")
     with transaction.atomic():
         lock_team(team)
         membership = (

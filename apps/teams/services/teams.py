@@ -6,7 +6,6 @@ from django.db import transaction
 
 from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
-from apps.core.errors import PermissionDenied
 from apps.rbac.permissions import Role
 from apps.teams.access import require_team_permission
 from apps.teams.models import Application, Membership, Team
@@ -15,8 +14,8 @@ from apps.teams.services._common import clean_name, clean_slug, duplicate_slug, 
 
 def team_create(*, principal: Principal, name: str, slug: str) -> Team:
     """Create a team; the creator becomes its owner."""
-    if principal.read_only:
-        raise PermissionDenied("Read-only tokens cannot create teams.")
+    principal.require_writable("create teams")
+    principal.require_unscoped("create teams")
     name = clean_name(name)
     slug = clean_slug(slug)
     user = principal.require_user("create a team")
