@@ -175,7 +175,14 @@ def audit_record(
     _append(row, chain_key, team_slug)
     if team is not None:
         # Open audit pages and dashboards refresh in place; the row itself stays the truth.
-        broadcast_team_event(chain_key, event, {"seq": row.seq, "id": row.pk})
+        # Only to sockets that may read this row: audit:read, and the application if any.
+        broadcast_team_event(
+            chain_key,
+            event,
+            {"seq": row.seq, "id": row.pk},
+            permission="audit:read",
+            application_id=application_key,
+        )
     return row
 
 

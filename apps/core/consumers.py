@@ -14,6 +14,10 @@ Access is not only checked once: an open socket re-runs the check when the team'
 changes (``apps.core.realtime.notify_team_access_changed``, sent by membership services) and,
 because group messages can be lost (Redis restart, full channel), every ``recheck_seconds`` as a
 backstop. A failed re-check closes the socket with 4403.
+
+Each socket keeps the access its re-check resolved (role, custom role, application overrides)
+and ``TeamEventsConsumer`` forwards an event only when that access may see it: the event's
+permission key, and never an application the user has "no access" to.
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.errors import NotFound, PermissionDenied
-from apps.core.realtime import team_access_group_name, team_group_name
+from apps.core.realtime import DEFAULT_EVENT_PERMISSION, team_access_group_name, team_group_name
 from apps.rbac.permissions import PERMISSIONS
 
 CLOSE_FORBIDDEN = 4403
@@ -36,8 +40,18 @@ CLOSE_NOT_FOUND = 4404
 _SEALED = ("connect", "websocket_disconnect")
 
 
-# (user, team slug, permission key) -> team; raises NotFound / PermissionDenied.
-TeamResolver = Callable[[Any, str, str], Any]
+class SocketAccess(Protocol):
+    """What the team resolver returns: the team, and what its user may see in it (answered
+    from memory: the resolver loads everything it needs, since consumers run on the event loop)."""
+
+    @property
+    def team(self) -> Any: ...
+
+    def may_see(self, permission: str, application_id: int | None = None) -> bool: ...
+
+
+# (user, team slug, permission key) -> access; raises NotFound / PermissionDenied.
+TeamResolver = Callable[[Any, str, str], SocketAccess]
 _resolvers: list[TeamResolver] = []
 
 
@@ -46,22 +60,21 @@ def register_team_resolver(resolver: TeamResolver) -> None:
     _resolvers[:] = [resolver]
 
 
-def _access_team(user: Any, team_slug: str, permission: str) -> Any:
+def _access_team(user: Any, team_slug: str, permission: str) -> SocketAccess:
     if not _resolvers:
         raise ImproperlyConfigured("No team resolver registered: is apps.teams installed?")
     return _resolvers[0](user, team_slug, permission)
 
 
-def _still_allowed(user: Any, team_slug: str, permission: str) -> bool:
+def _still_allowed(user: Any, team_slug: str, permission: str) -> SocketAccess | None:
     # The scope's user was loaded at connect: reload it so deactivation is seen too.
     user.refresh_from_db()
     if not user.is_active:
-        return False
+        return None
     try:
-        _access_team(user, team_slug, permission)
+        return _access_team(user, team_slug, permission)
     except (NotFound, PermissionDenied):
-        return False
-    return True
+        return None
 
 
 class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
@@ -71,6 +84,7 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
     # Backstop for lost access-change messages; STACK.md: group sends alone are not reliable.
     recheck_seconds: ClassVar[float] = 30.0
     team: Any
+    access: SocketAccess
     team_slug = ""
     _access_group = ""
     _recheck_task: asyncio.Task[None] | None = None
@@ -94,7 +108,7 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
             return
         self.team_slug = self.scope["url_route"]["kwargs"].get("team_slug", "")
         try:
-            self.team = await database_sync_to_async(_access_team)(
+            self.access = await database_sync_to_async(_access_team)(
                 user, self.team_slug, self.permission
             )
         except NotFound:
@@ -103,6 +117,7 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
         except PermissionDenied:
             await self._refuse(CLOSE_FORBIDDEN)
             return
+        self.team = self.access.team
         self._access_group = team_access_group_name(self.team.id)
         await self.channel_layer.group_add(self._access_group, self.channel_name)
         await self.team_connected()
@@ -122,12 +137,15 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
         await self._recheck()
 
     async def _recheck(self) -> bool:
-        allowed = await database_sync_to_async(_still_allowed)(
+        access = await database_sync_to_async(_still_allowed)(
             self.scope["user"], self.team_slug, self.permission
         )
-        if not allowed:
+        if access is None:
             await self.close(code=CLOSE_FORBIDDEN)
-        return bool(allowed)
+            return False
+        # A role or override change alters what this socket may see, not only whether it stays.
+        self.access = access
+        return True
 
     async def _recheck_forever(self) -> None:
         while True:
@@ -164,5 +182,9 @@ class TeamEventsConsumer(TeamScopedConsumer):
         await self.send_json({"error": "This socket only sends events."})
 
     async def team_event(self, message: dict[str, Any]) -> None:
-        """Handler for ``{"type": "team.event"}`` messages from ``broadcast_team_event``."""
+        """Handler for ``{"type": "team.event"}`` messages from ``broadcast_team_event``:
+        forwarded only if this socket's access may see the event."""
+        permission = message.get("permission", DEFAULT_EVENT_PERMISSION)
+        if not self.access.may_see(permission, message.get("application_id")):
+            return
         await self.send_json({"kind": message["kind"], "payload": message["payload"]})

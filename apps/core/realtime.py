@@ -29,6 +29,8 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from apps.rbac.permissions import PERMISSIONS
+
 logger = logging.getLogger(__name__)
 
 # The consumer method that handles these messages: TeamEventsConsumer.team_event.
@@ -36,6 +38,8 @@ TEAM_EVENT_TYPE = "team.event"
 # The consumer method that re-checks access: TeamScopedConsumer.team_access_changed.
 ACCESS_CHANGED_TYPE = "team.access_changed"
 _JSON = DjangoJSONEncoder()
+# What an event needs when its sender names nothing stricter: being a member of the team.
+DEFAULT_EVENT_PERMISSION = "team:read"
 
 
 def team_group_name(team_id: int) -> str:
@@ -68,18 +72,39 @@ def _normalise(payload: Mapping[str, Any]) -> Any:
     return json.loads(_JSON.encode(dict(payload)))
 
 
-def broadcast_team_event(team_id: int, kind: str, payload: Mapping[str, Any]) -> None:
+def broadcast_team_event(
+    team_id: int,
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    permission: str = DEFAULT_EVENT_PERMISSION,
+    application_id: int | None = None,
+) -> None:
     """Send ``{"kind": kind, "payload": payload}`` to team ``team_id``'s sockets on commit.
 
-    ``kind`` is the dotted audit-style event name (``"team.member.added"``). Raises
-    ``ValueError``/``TypeError`` at once for a bad team id, kind or unserialisable payload.
+    ``kind`` is the dotted audit-style event name (``"team.member.added"``). Only sockets whose
+    user holds ``permission`` receive it, and, for an event about one application
+    (``application_id``), only those not shut out of that application. Raises
+    ``ValueError``/``TypeError`` at once for a bad team id, kind, key or unserialisable payload.
     """
     group = team_group_name(team_id)
     if not isinstance(kind, str) or not kind or len(kind) > 200:
         raise ValueError("kind must be a non-empty string of at most 200 characters.")
     if not isinstance(payload, Mapping):
         raise TypeError("payload must be a mapping.")
-    message = {"type": TEAM_EVENT_TYPE, "kind": kind, "payload": _normalise(payload)}
+    if permission not in PERMISSIONS:
+        raise ValueError(f"permission must name a key of PERMISSIONS, got {permission!r}.")
+    if application_id is not None and (
+        isinstance(application_id, bool) or not isinstance(application_id, int)
+    ):
+        raise ValueError(f"application_id must be an integer, got {application_id!r}.")
+    message = {
+        "type": TEAM_EVENT_TYPE,
+        "kind": kind,
+        "payload": _normalise(payload),
+        "permission": permission,
+        "application_id": application_id,
+    }
     transaction.on_commit(lambda: _SENDER.submit(group, message))
 
 

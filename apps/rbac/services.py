@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, ValidationError
+from apps.core.realtime import notify_team_access_changed
 from apps.rbac.models import CustomRole
 from apps.rbac.permissions import validate_custom_role_keys
 from apps.teams.models import Team
@@ -104,6 +105,8 @@ def custom_role_update(
         _save(role)
         after = _snapshot(role)
         if after != before:
+            # Its holders' sockets re-check first, so they never see an event their new keys hide.
+            notify_team_access_changed(role.team_id)
             audit_record(
                 event="team.custom_role.updated",
                 principal=principal,

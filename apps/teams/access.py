@@ -35,11 +35,24 @@ class TeamAccess:
         return is_full_owner(self.membership)
 
     def application_role(self, application: Application) -> str | None:
+        return self._application_role(application.pk)
+
+    def _application_role(self, application_id: int) -> str | None:
         if self.is_owner:
             return None
         if self._overrides is None:
             self._overrides = application_override_roles(self.membership)
-        return self._overrides.get(application.pk)
+        return self._overrides.get(application_id)
+
+    def may_see(self, permission: str, application_id: int | None = None) -> bool:
+        """Whether an event needing ``permission`` (about one application, if given) may reach
+        this member; "no access" to the application hides it whatever the key."""
+        if application_id is None:
+            return self.allows(permission)
+        role = self._application_role(application_id)
+        if role == NO_ACCESS:
+            return False
+        return self._grant(role).allows(permission)
 
     def hidden_application_ids(self) -> frozenset[int]:
         """Applications this member has "no access" to: hidden from lists and the audit trail."""
@@ -50,11 +63,14 @@ class TeamAccess:
         return frozenset(pk for pk, role in self._overrides.items() if role == NO_ACCESS)
 
     def grant(self, application: Application | None = None) -> Grant:
+        return self._grant(self._application_role(application.pk) if application else None)
+
+    def _grant(self, application_role: str | None) -> Grant:
         custom = self.membership.custom_role
         return Grant(
             role=self.membership.role,
             custom_keys=custom.permission_keys if custom is not None else None,
-            application_role=self.application_role(application) if application else None,
+            application_role=application_role,
             token_read_only=self.read_only,
         )
 
@@ -120,9 +136,14 @@ def access_team(principal: Principal, slug: str, permission: str) -> Team:
     return access.team
 
 
-def access_team_for_user(user: User, slug: str, permission: str) -> Team:
-    """``access_team`` for a signed-in user (team websockets, whose scope holds the user)."""
-    return access_team(Principal.for_user(user), slug, permission)
+def access_team_for_user(user: User, slug: str, permission: str) -> TeamAccess:
+    """The access of a signed-in user holding ``permission`` (team websockets, whose scope holds
+    the user), with its overrides loaded so ``may_see`` answers on the event loop without a query.
+    """
+    access = team_access(Principal.for_user(user), slug)
+    access.require(permission)
+    access.hidden_application_ids()
+    return access
 
 
 def access_application(access: TeamAccess, slug: str, permission: str) -> Application:

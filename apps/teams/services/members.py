@@ -12,6 +12,7 @@ from django.db import transaction
 from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, NotFound, ValidationError
+from apps.core.realtime import notify_team_access_changed
 from apps.rbac.permissions import FULL_OWNER_LOOKUP, OVERRIDE_ROLES, ROLES, Role, is_full_owner
 from apps.teams.access import require_team_permission
 from apps.teams.models import Application, ApplicationRoleOverride, Membership, Team
@@ -72,6 +73,7 @@ def member_role_change(
             membership.overrides.all().delete()
         after = membership_snapshot(membership)
         if after != before:
+            notify_team_access_changed(team.pk)
             audit_record(
                 event="team.member.role_changed",
                 principal=principal,
@@ -93,6 +95,7 @@ def member_remove(*, principal: Principal, membership: Membership) -> None:
         if _is_last_owner(team, membership):
             raise Conflict(LAST_OWNER, code="last_owner")
         before = membership_snapshot(membership)
+        notify_team_access_changed(team.pk)
         audit_record(
             event="team.member.removed",
             principal=principal,
@@ -117,6 +120,7 @@ def member_leave(*, principal: Principal, team: Team) -> None:
             raise NotFound("Team not found.")
         if _is_last_owner(team, membership):
             raise Conflict(LAST_OWNER, code="last_owner")
+        notify_team_access_changed(team.pk)
         audit_record(
             event="team.member.left",
             principal=principal,
@@ -159,6 +163,7 @@ def application_override_set(
             override = ApplicationRoleOverride(membership=membership, application=application)
         override.role = role
         override.save()
+        notify_team_access_changed(team.pk)
         audit_record(
             event="team.application_role.set",
             principal=principal,
@@ -178,6 +183,7 @@ def application_override_remove(*, principal: Principal, override: ApplicationRo
     application = override.application
     with transaction.atomic():
         require_team_permission(principal, team, "member:role")
+        notify_team_access_changed(team.pk)
         audit_record(
             event="team.application_role.removed",
             principal=principal,

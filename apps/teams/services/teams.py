@@ -6,6 +6,7 @@ from django.db import transaction
 
 from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
+from apps.core.realtime import notify_team_access_changed
 from apps.rbac.permissions import Role
 from apps.teams.access import require_team_permission
 from apps.teams.models import Application, Membership, Team
@@ -76,6 +77,8 @@ def team_delete(*, principal: Principal, team: Team) -> None:
     with transaction.atomic():
         require_team_permission(principal, team, "team:delete")
         application_ids = list(team.applications.values_list("pk", flat=True))
+        # Every open socket of the team re-checks after commit and finds no team: closed.
+        notify_team_access_changed(team.pk)
         audit_record(
             event="team.team.deleted",
             principal=principal,
