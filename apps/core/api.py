@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest
 from rest_framework import exceptions as drf_exceptions
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.errors import ManifoldError, ValidationError
+from apps.core.limits import RequestTooLarge
 
 
 def _flatten(detail: Any) -> list[str]:
@@ -43,6 +45,8 @@ def error_body(
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map domain errors and DRF/Django errors to the one error body shape."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
     if isinstance(exc, ManifoldError):
         fields = exc.fields if isinstance(exc, ValidationError) else {}
         return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Before anything reads the body: an oversize request is a 413 (JSON under /api/).
+    "apps.core.middleware.request_size_limit_middleware",
     "django.middleware.security.SecurityMiddleware",
     # IP, user agent and request id of every audited write (apps.core.audit_context).
     "apps.core.audit_context.AuditContextMiddleware",
@@ -138,6 +140,9 @@ MANIFOLD_BASE_URL = os.environ.get("MANIFOLD_BASE_URL", "http://127.0.0.1:8000")
 DEFAULT_FROM_EMAIL = os.environ.get("MANIFOLD_FROM_EMAIL", "manifold@localhost")
 
 REDIS_URL = os.environ.get("MANIFOLD_REDIS_URL", "")
+# One request body at most (a large flow export fits); larger ones get 413
+# (apps.core.middleware, apps.core.limits.BoundedJSONParser).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # Celery: Redis in production; without Redis a filesystem transport that crosses processes.
 CELERY_TASK_SERIALIZER = "json"
@@ -183,6 +188,12 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.ListPagination",
+    # Bounded size and depth; forms and uploads as DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.limits.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.accounts.authentication.BearerTokenAuthentication",

@@ -1,0 +1,52 @@
+"""Request guards that run before any view reads the body."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
+from django.utils.decorators import sync_and_async_middleware
+
+from apps.core.api import error_body
+from apps.core.limits import RequestTooLarge
+
+API_PREFIX = "/api/"
+
+
+def _refusal(request: HttpRequest) -> HttpResponseBase | None:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and (limit is None or int(declared) <= limit):
+        return None
+    message = str(RequestTooLarge().detail)
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("request_too_large", message), status=413)
+    return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+
+
+@sync_and_async_middleware
+def request_size_limit_middleware(get_response: Callable[[HttpRequest], Any]) -> Any:
+    """A declared body above ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is refused with 413 at once: the
+    error body as JSON under ``/api/``, plain text elsewhere. (Left alone, Django refuses a form
+    that size with an HTML 400, and DRF would read it whole.) Bodies sent without a length are
+    bounded where they are read (``BoundedJSONParser``, Django's form parsing)."""
+    if iscoroutinefunction(get_response):
+
+        async def asynchronous(request: HttpRequest) -> HttpResponseBase:
+            refused = _refusal(request)
+            if refused is not None:
+                return refused
+            response: HttpResponseBase = await get_response(request)
+            return response
+
+        return asynchronous
+
+    def synchronous(request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        refused = _refusal(request)
+        return refused if refused is not None else get_response(request)
+
+    return synchronous
