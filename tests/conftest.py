@@ -30,6 +30,14 @@ from apps.teams.services import (
 PASSWORD = "correct-Horse-battery-9"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counters() -> None:
+    """Every test starts with no sign-in/token failures counted (all tests share 127.0.0.1)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def make_user(email: str, full_name: str = "") -> User:
     return user_create(email=email, password=PASSWORD, full_name=full_name)
 

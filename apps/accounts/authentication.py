@@ -16,6 +16,7 @@ from rest_framework.request import Request
 
 from apps.accounts.models import TOKEN_PREFIX, PersonalAccessToken, User
 from apps.accounts.services import hash_token
+from apps.accounts.throttle import TOKEN, throttle_check, throttle_count
 
 # Writing last_used on every request would turn every read into a write; a minute is precise
 # enough to spot unused tokens.
@@ -37,14 +38,23 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
+        # Guessing tokens from one address ends here (429), before any lookup.
+        throttle_check(TOKEN, account=None)
         if not raw.startswith(TOKEN_PREFIX):
+            throttle_count(TOKEN, account=None)
             raise exceptions.AuthenticationFailed("Invalid token.")
         token = (
             PersonalAccessToken.objects.select_related("user")
             .filter(token_hash=hash_token(raw))
             .first()
         )
+        account = None
+        if token is not None:
+            account = str(token.user_id)
+            owner = token.user
+            throttle_check(TOKEN, account=account, target=lambda: owner)
         if token is None or not token.is_active or not token.user.is_active:
+            throttle_count(TOKEN, account=account)
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

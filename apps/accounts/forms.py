@@ -9,6 +9,13 @@ from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
 from apps.accounts.models import User
+from apps.accounts.throttle import (
+    LOGIN,
+    Throttled,
+    throttle_check,
+    throttle_clear_account,
+    throttle_count,
+)
 
 
 class LoginForm(forms.Form):
@@ -39,12 +46,24 @@ class LoginForm(forms.Form):
         email = cleaned.get("email")
         password = cleaned.get("password")
         if email and password:
-            user = authenticate(self.request, email=email.strip().lower(), password=password)
+            account = email.strip().lower()
+            try:
+                # Checked before the password: once throttled, even the right one is refused.
+                throttle_check(
+                    LOGIN,
+                    account=account,
+                    target=lambda: User.objects.filter(email__iexact=account).first(),
+                )
+            except Throttled as exc:
+                raise forms.ValidationError(exc.message, code="throttled") from None
+            user = authenticate(self.request, email=account, password=password)
             # ModelBackend already refuses inactive users; the check is explicit for other backends.
             if user is None or not user.is_active:
+                throttle_count(LOGIN, account=account)
                 raise forms.ValidationError(
                     self.error_messages["invalid_login"], code="invalid_login"
                 )
+            throttle_clear_account(LOGIN, account=account)
             self.user_cache = user
         return cleaned
 

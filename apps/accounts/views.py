@@ -10,6 +10,7 @@ from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, SetPasswordForm
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -23,6 +24,7 @@ from apps.accounts.forms import InvitedSignupForm, LoginForm, TokenCreateForm
 from apps.accounts.models import User
 from apps.accounts.principal import Principal, principal_from_request
 from apps.accounts.selectors import token_list, user_exists
+from apps.accounts.throttle import PASSWORD_RESET, Throttled, throttle_check, throttle_count
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
 
@@ -33,6 +35,12 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.has_error(NON_FIELD_ERRORS, "throttled"):
+            response.status_code = 429
+        return response
 
 
 class LogoutView(auth_views.LogoutView):
@@ -88,6 +96,16 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        email = form.cleaned_data["email"]
+        try:
+            throttle_check(PASSWORD_RESET, account=email)
+        except Throttled as exc:
+            form.add_error(None, exc.message)
+            refused = self.form_invalid(form)
+            refused.status_code = 429
+            return refused
+        # Every request counts, found or not: the count tells a visitor nothing about accounts.
+        throttle_count(PASSWORD_RESET, account=email)
         response = super().form_valid(form)
         services.password_reset_request(
             principal=principal_from_request(self.request), email=form.cleaned_data["email"]

@@ -49,7 +49,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = RequestTooLarge()
     if isinstance(exc, ManifoldError):
         fields = exc.fields if isinstance(exc, ValidationError) else {}
-        return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)
+        refusal = Response(error_body(exc.code, exc.message, fields), status=exc.status_code)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            refusal["Retry-After"] = str(retry_after)
+        return refusal
     if isinstance(exc, DjangoValidationError):
         fields = {k: [str(m) for m in v] for k, v in getattr(exc, "message_dict", {}).items()}
         message = "; ".join(exc.messages) or "Invalid input."

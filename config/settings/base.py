@@ -158,6 +158,25 @@ MANIFOLD_BASE_URL = os.environ.get("MANIFOLD_BASE_URL", "http://127.0.0.1:8000")
 DEFAULT_FROM_EMAIL = os.environ.get("MANIFOLD_FROM_EMAIL", "manifold@localhost")
 
 REDIS_URL = os.environ.get("MANIFOLD_REDIS_URL", "")
+# The cache holds the sign-in/reset/token throttle counters (apps.accounts.throttle): shared by
+# every process, Redis in production, a file cache under VAR_DIR in embedded mode.
+CACHES: dict[str, dict[str, object]]
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "manifold",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 # One request body at most (a large flow export fits); larger ones get 413
 # (apps.core.middleware, apps.core.limits.BoundedJSONParser).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

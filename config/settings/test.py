@@ -28,6 +28,14 @@ else:
         "polling_interval": 0.01,
     }
 
+# Each run's throttle counters in its own folder (tests/conftest.py empties it per test).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "test" / f"cache-{_WORKER}"),
+    }
+}
+
 # WhiteNoise warns (an error under pytest) when STATIC_ROOT is missing; tests never collectstatic,
 # they serve through the finders, so give them an empty private root.
 STATIC_ROOT = VAR_DIR / "test" / "staticfiles"
