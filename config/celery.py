@@ -25,6 +25,11 @@ app.conf.beat_schedule = {
         "task": "apps.audit.tasks.seal_audit_events_task",
         "schedule": 30.0,
     },
+    # Signed chain-head checkpoints outside the database (apps.audit.anchors).
+    "anchor-audit-chains": {
+        "task": "apps.audit.tasks.anchor_audit_chains_task",
+        "schedule": float(os.environ.get("MANIFOLD_AUDIT_ANCHOR_INTERVAL", "300")),
+    },
 }
 
 

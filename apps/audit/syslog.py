@@ -95,10 +95,31 @@ def format_event(event: AuditEvent, hostname: str | None = None) -> bytes:
 
 def forward_event(event: AuditEvent) -> bool:
     """Send one event; return whether it left this process. Never raises on network errors."""
+    return send_message(format_event(event))
+
+
+def format_anchor(anchor: dict[str, object], hostname: str | None = None) -> bytes:
+    """Render one signed chain-head checkpoint (``apps.audit.anchors``) as an RFC 5424 message."""
+    host = _header_token(hostname or socket.gethostname(), 255)
+    params = {name: str(anchor[name]) for name in ("chain", "team", "seq", "hash", "signature")}
+    structured = (
+        "["
+        + SD_ID
+        + "".join(f' {name}="{_sd_escape(value)}"' for name, value in params.items())
+        + "]"
+    )
+    body = json.dumps(anchor, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    header = (
+        f"<{PRIORITY}>1 {anchor['at']} {host} {APP_NAME} {os.getpid()} audit.anchor {structured} "
+    )
+    return header.encode("ascii", "replace") + b"\xef\xbb\xbf" + body.encode("utf-8")
+
+
+def send_message(message: bytes) -> bool:
+    """Send one formatted message to the configured collector; False if none or unreachable."""
     target = syslog_target()
     if target is None:
         return False
-    message = format_event(event)
     try:
         if target.protocol == "udp":
             with socket.socket(_family(target.host), socket.SOCK_DGRAM) as sock:

@@ -177,6 +177,12 @@ else:
             "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
+# Signed checkpoints of the audit chain heads, outside the database (apps.audit.anchors): point
+# the file at storage the database's administrators cannot rewrite.
+AUDIT_ANCHOR_FILE = os.environ.get(
+    "MANIFOLD_AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit" / "anchors.jsonl")
+)
+AUDIT_ANCHOR_KEY = os.environ.get("MANIFOLD_AUDIT_ANCHOR_KEY", "")
 # One request body at most (a large flow export fits); larger ones get 413
 # (apps.core.middleware, apps.core.limits.BoundedJSONParser).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
