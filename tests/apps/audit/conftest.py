@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -95,3 +96,13 @@ def join(team: Team, owner: User, email: str, role: str) -> User:
     ).invitation
     invitation_accept(principal=Principal.for_user(user), invitation=invitation)
     return user
+
+
+@pytest.fixture
+def udp_listener() -> Iterator[socket.socket]:
+    """A real syslog collector on loopback (UDP)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2.0)
+    yield sock
+    sock.close()

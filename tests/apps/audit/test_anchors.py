@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -116,15 +115,6 @@ def test_forged_or_lowered_anchor_lines_are_refused(
 def test_missing_anchor_file_is_a_clear_error(db: None, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="Cannot read the anchor file"):
         _verify("--anchors", str(tmp_path / "nope.jsonl"))
-
-
-@pytest.fixture
-def udp_listener() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2.0)
-    yield sock
-    sock.close()
 
 
 def test_anchors_also_go_to_the_syslog_stream(

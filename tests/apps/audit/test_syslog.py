@@ -6,7 +6,7 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,15 +26,6 @@ HEADER = re.compile(
     rb"(?P<msgid>\S+) \[manifold@32473 (?P<sd>[^\]]*)\] \xef\xbb\xbf(?P<msg>.*)$",
     re.DOTALL,
 )
-
-
-@pytest.fixture
-def udp_listener() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2.0)
-    yield sock
-    sock.close()
 
 
 def test_event_is_sent_over_udp_after_commit(
