@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from apps.audit.models import AuditChainHead, AuditEvent
+from apps.audit.sealing import audit_seal_pending
 from apps.audit.syslog import format_anchor, send_message
 
 ANCHOR_VERSION = 1
@@ -51,10 +52,12 @@ def _unsigned(anchor: dict[str, Any]) -> dict[str, Any]:
 def audit_anchor_write(*, force: bool = False) -> list[dict[str, Any]]:
     """Checkpoint every chain head that moved since its last checkpoint (all with ``force``).
 
-    The heads read are the sealed ones: what ``audit_verify`` walks to. Returns the anchors
-    written. The file write is fsynced before the syslog send, and a failing collector never
-    loses the file's copy.
+    The heads read are the sealed ones, what ``audit_verify`` walks to: committed events still
+    waiting for their sealer are sealed first, so a checkpoint covers everything committed.
+    Returns the anchors written. The file write is fsynced before the syslog send, and a
+    failing collector never loses the file's copy.
     """
+    audit_seal_pending(wait=True)
     now = timezone.now().isoformat().replace("+00:00", "Z")
     anchors = []
     for head in AuditChainHead.objects.filter(last_seq__gt=0).order_by("chain_key"):
@@ -156,7 +159,7 @@ def _check(chain: int, number: int, anchor: dict[str, Any]) -> AnchorProblem | N
         row = AuditEvent.objects.filter(team_key=chain, seq=seq).only("hash").first()
         if row is None:
             return AnchorProblem(chain, number, f"anchored event seq {seq} ({at}) is missing")
-        stored = row.hash
+        stored = row.hash or ""
     if stored != anchored_hash:
         return AnchorProblem(
             chain, number, f"event seq {seq} no longer has its anchored hash ({at}): rewritten"
