@@ -48,6 +48,14 @@ def test_no_template_has_inline_script_style_or_handlers() -> None:
     assert offenders == []
 
 
+def test_redoc_page_has_no_inline_code(acme_world: Acme) -> None:
+    client = Client()
+    client.force_login(acme_world.olivia)
+    page = client.get("/api/v1/redoc/").content.decode()
+    assert INLINE.search(page) is None
+    assert "<redoc spec-url=" in page
+
+
 def test_api_docs_load_their_script_from_a_url(acme_world: Acme) -> None:
     client = Client()
     client.force_login(acme_world.olivia)
