@@ -41,7 +41,13 @@ def application_detail(request: HttpRequest, access: TeamAccess, app_slug: str) 
     team_role = membership.custom_role.name if membership.custom_role else membership.role
     events = []
     if access.allows("audit:read", application):
-        events = list(audit_event_list(team=access.team, application=application)[:RECENT_EVENTS])
+        events = list(
+            audit_event_list(
+                team=access.team,
+                hidden_applications=access.hidden_application_ids(),
+                application=application,
+            )[:RECENT_EVENTS]
+        )
     context = application_context(
         access,
         application,
