@@ -51,6 +51,7 @@ def _cut_newest_and_rewind(team: Team) -> None:
     """What an attacker with the database does: delete the newest row, rewind the head."""
     newest = AuditEvent.objects.filter(team_key=team.pk, seq__isnull=False).order_by("-seq").first()
     assert newest is not None
+    assert newest.seq is not None  # sealed rows only (filtered above)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [newest.pk])
     AuditChainHead.objects.filter(chain_key=team.pk).update(
