@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "apps.rbac",
     "apps.audit",
     "apps.flows",
+    "apps.snapshots",
+    "apps.devices",
 ]
 
 MIDDLEWARE = [
