@@ -108,6 +108,16 @@ def broadcast_team_event(
     transaction.on_commit(lambda: _SENDER.submit(group, message))
 
 
+def send_group_on_commit(group: str, message: Mapping[str, Any]) -> None:
+    """Send a channel-layer ``message`` (with its ``type`` handler name) to ``group`` once the
+    current transaction commits (at once outside one), through the same sender thread. For
+    groups other than a team's (a device's link, a device's watchers)."""
+    if not isinstance(message.get("type"), str):
+        raise ValueError("a channel-layer message needs a 'type'")
+    payload = _normalise(message)
+    transaction.on_commit(lambda: _SENDER.submit(group, payload))
+
+
 class _Sender:
     """One daemon thread per process with its own event loop, sending queued group messages."""
 
@@ -180,7 +190,11 @@ async def _group_send(group: str, message: dict[str, Any]) -> None:
         await layer.group_send(group, message)
     except Exception:
         # The write is committed; a lost notification must not turn into an error anywhere.
-        logger.exception("realtime: group_send to %s failed (kind=%s)", group, message["kind"])
+        logger.exception(
+            "realtime: group_send to %s failed (kind=%s)",
+            group,
+            message.get("kind", message["type"]),
+        )
 
 
 _SENDER = _Sender()
