@@ -1,5 +1,6 @@
 """Test settings: the same stack as dev (or PostgreSQL/Redis when MANIFOLD_* says so)."""
 
+import hashlib
 import os
 
 from .base import *  # noqa: F403
@@ -14,13 +15,15 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-# pytest-xdist workers share Redis / the var folder: give each its own channel namespace so
-# group "team-1" of one worker's test database never reaches another worker's sockets.
+# pytest-xdist workers, and test runs of other checkouts on the same machine, share Redis and
+# PostgreSQL: give each worker of each checkout its own channel namespace and test database, so
+# group "team-1" of one run's database never reaches another run's sockets.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+_CHECKOUT = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]  # noqa: F405
 if REDIS_URL:
     CHANNEL_LAYERS["default"]["CONFIG"] = {
         "hosts": [REDIS_URL],
-        "prefix": f"manifold-test-{_WORKER}",
+        "prefix": f"manifold-test-{_CHECKOUT}-{_WORKER}",
     }
 else:
     CHANNEL_LAYERS["default"]["CONFIG"] = {
@@ -48,3 +51,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # timeout), as the web server, worker and runner do in `make run`. pytest-django adds the
     # xdist worker suffix to the name.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test" / "test-manifold.sqlite3")}
+else:
+    # pytest-django adds the xdist worker suffix (test_manifold_<checkout>_gw0).
+    DATABASES["default"]["TEST"] = {"NAME": f"test_manifold_{_CHECKOUT}"}

@@ -17,7 +17,12 @@ from django.urls import path
 from apps.accounts.principal import Principal
 from apps.accounts.services import user_create
 from apps.core.consumers import TeamScopedConsumer
-from apps.core.realtime import broadcast_team_event, notify_team_access_changed, team_group_name
+from apps.core.realtime import (
+    broadcast_team_event,
+    flush_pending,
+    notify_team_access_changed,
+    team_group_name,
+)
 from apps.teams.models import Membership
 from apps.teams.services.teams import team_create
 from config.asgi import application
@@ -59,6 +64,9 @@ def personas() -> dict[str, Any]:
     acme = team_create(principal=Principal.for_user(olivia), name="Acme", slug="acme")
     globex = team_create(principal=Principal.for_user(oscar), name="Globex", slug="globex")
     Membership.objects.create(team=acme, user=vera, role="viewer")
+    # Creating the teams queued "team created" events for the sender thread: deliver them now,
+    # or a slow sender hands them to the sockets a test opens next.
+    assert flush_pending(10.0)
     return {"olivia": olivia, "vera": vera, "oscar": oscar, "acme": acme, "globex": globex}
 
 
