@@ -1,0 +1,422 @@
+"""Fleet benchmark: N simulated runners on the real device protocol against the platform in
+production mode (PostgreSQL, Redis, several ASGI processes).
+
+    python bench/fleet.py --devices 1000 --asgi 2 --sim-procs 2 --seconds 30
+
+Setup (not measured): a fresh PostgreSQL database, migrations, a team with one application, a
+snapshot of examples/motor-anomaly.json and a provisioning token; the devices register through
+``POST /api/v1/devices/register/`` (above ``--http-register-limit`` devices they are created in
+bulk by the same service code, to keep setup short) and the application's snapshot becomes
+every device's target.
+
+Measured: all devices connect to ``/ws/devices/link/`` at once (spread over the ASGI processes)
+and send ``hello``; *connect -> target* is the time from opening the socket to holding a signed
+target (in ``welcome`` or a ``target`` frame; family 25). Then every device sends a heartbeat
+every ``--heartbeat`` seconds for ``--seconds`` seconds, each announcing a stale target
+generation, so the platform must read the device, reconcile and answer with the target: the
+*heartbeat* figure is that round trip (a heartbeat the platform answers within the interval
+holds). RSS per device is the ASGI processes' growth divided by the connected devices.
+
+The last line is machine-readable::
+
+    devices=N connected=C errors=E p99_connect_to_target_ms=X heartbeat_p99_ms=Y
+    rss_per_device_kib=Z   (one line)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from edge_runner.protocol import link, manifest  # noqa: E402
+
+SETUP = r"""
+import json, sys
+import django
+django.setup()
+from django.db import transaction
+from apps.accounts.principal import Principal
+from apps.accounts.services import user_create
+from apps.teams.services import application_create, team_create
+from apps.snapshots.services import snapshot_create
+from apps.devices.services.provisioning import provisioning_token_create
+spec = json.load(sys.stdin)
+owner = user_create(email="fleet@bench.example", password="fleet-bench-Passw0rd!")
+principal = Principal.for_user(owner)
+team = team_create(principal=principal, name="Fleet bench", slug="fleet")
+app = application_create(principal=principal, team=team, name="Line 1", slug="line-1")
+flows = json.load(open(spec["flows"]))
+snapshot = snapshot_create(principal=principal, application=app, name="bench v1", flows=flows)
+token, raw = provisioning_token_create(
+    principal=principal, team=team, name="bench", application=app)
+print(json.dumps({"token": raw, "snapshot": snapshot.pk, "team": team.slug, "app": app.slug,
+                  "owner": owner.pk}))
+"""
+
+BULK = r"""
+import json, sys
+import django
+django.setup()
+from apps.devices.services.provisioning import device_register
+from edge_runner.protocol import manifest
+spec = json.load(sys.stdin)
+out = []
+for i in range(spec["count"]):
+    _, public = manifest.generate_sealing_key()
+    device, credential = device_register(
+        token=spec["token"], name=f"sim-{spec['offset'] + i}",
+        sealing_key_b64=manifest.public_key_b64(public), agent_version="bench", hostname="sim")
+    out.append(credential)
+print(json.dumps(out))
+"""
+
+TARGET = r"""
+import json, sys
+import django
+django.setup()
+from apps.accounts.models import User
+from apps.accounts.principal import Principal
+from apps.devices.services.targets import application_set_target
+from apps.snapshots.models import Snapshot
+from apps.teams.models import Application
+spec = json.load(sys.stdin)
+app = Application.objects.get(team__slug=spec["team"], slug=spec["app"])
+snapshot = Snapshot.objects.get(pk=spec["snapshot"])
+principal = Principal.for_user(User.objects.get(pk=spec["owner"]))
+print(len(application_set_target(principal=principal, application=app, snapshot=snapshot)))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def environment(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
+        "MANIFOLD_SECRET_KEY": secrets.token_urlsafe(64),
+        "MANIFOLD_DATABASE_URL": args.database_url,
+        "MANIFOLD_REDIS_URL": args.redis_url,
+        "MANIFOLD_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "MANIFOLD_SSL_REDIRECT": "0",
+        "MANIFOLD_VAR_DIR": str(var_dir),
+        "MANIFOLD_STATIC_ROOT": str(var_dir / "static"),
+        "MANIFOLD_DATABASE_POOL_SIZE": str(args.pool),
+        "PYTHONPATH": str(REPO),
+    }
+
+
+def django_script(code: str, env: dict[str, str], stdin: dict[str, Any]) -> Any:
+    done = subprocess.run(  # noqa: S603  # our own script, our interpreter
+        [sys.executable, "-c", code],
+        input=json.dumps(stdin).encode(),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"setup step failed:\n{done.stderr.decode()[-3000:]}")
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def fresh_database(url: str) -> None:
+    import psycopg
+
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    name = params.pop("dbname")
+    admin = psycopg.conninfo.make_conninfo(**{**params, "dbname": "postgres"})
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+async def register_over_http(base: str, token: str, count: int, offset: int) -> list[str]:
+    credentials: list[str] = []
+    limit = asyncio.Semaphore(16)
+    async with aiohttp.ClientSession() as session:
+
+        async def one(index: int) -> None:
+            _, public = manifest.generate_sealing_key()
+            body = {
+                "token": token,
+                "name": f"sim-{offset + index}",
+                "sealing_key": manifest.public_key_b64(public),
+                "agent_version": "bench",
+                "hostname": "sim",
+            }
+            async with limit, session.post(base + link.REGISTER_PATH, json=body) as response:
+                doc = await response.json()
+                if response.status != 201:
+                    raise SystemExit(f"registration failed: {response.status} {doc}")
+                credentials.append(doc["credential"])
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    return credentials
+
+
+# ---------------------------------------------------------------------- simulated devices
+async def simulate(
+    credentials: list[str], bases: list[str], heartbeat: float, seconds: float, start_at: float
+) -> dict[str, Any]:
+    connect_ms: list[float] = []
+    heartbeat_ms: list[float] = []
+    errors: list[str] = []
+    connected = 0
+    ready = asyncio.Event()  # every device connected (or failed): heartbeats may start
+    settled = asyncio.Event()
+
+    def settle() -> None:
+        if len(connect_ms) + len(errors) >= len(credentials):
+            settled.set()
+
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def device(index: int, credential: str) -> None:
+            nonlocal connected
+            url = bases[index % len(bases)].replace("http", "ws", 1) + link.LINK_PATH
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            started = time.perf_counter()
+            try:
+                async with session.ws_connect(
+                    url,
+                    headers={"Authorization": f"Bearer {credential}"},
+                    max_msg_size=link.MAX_FRAME_BYTES,
+                    heartbeat=None,
+                ) as ws:
+                    connected += 1
+                    hello = {
+                        "type": link.HELLO,
+                        "protocol": link.PROTOCOL_VERSION,
+                        "agent_version": "bench",
+                        "state": "running",
+                        "active": None,
+                        "target": None,
+                    }
+                    await ws.send_str(link.encode(hello))
+                    got_target = False
+                    while not got_target:
+                        message = link.decode(
+                            await ws.receive_str(timeout=60), allowed=link.PLATFORM_TYPES
+                        )
+                        target = message.get("target")
+                        got_target = message["type"] in (link.WELCOME, link.TARGET) and bool(target)
+                    connect_ms.append((time.perf_counter() - started) * 1000)
+                    settle()
+                    await ready.wait()
+                    # spread the fleet's heartbeats over the interval
+                    await asyncio.sleep(heartbeat * (index % 97) / 97)
+                    deadline = time.monotonic() + seconds
+                    while time.monotonic() < deadline:
+                        sent = time.perf_counter()
+                        beat = {
+                            "type": link.HEARTBEAT,
+                            "state": "running",
+                            "active": None,
+                            "target": {"generation": 0, "outcome": "pending"},
+                            "resources": {"cpu_percent": 1.0, "memory_bytes": 50_000_000},
+                            "nodes": {"total": 12, "error": 0},
+                            "errors": [],
+                        }
+                        await ws.send_str(link.encode(beat))
+                        while True:
+                            reply = link.decode(
+                                await ws.receive_str(timeout=60), allowed=link.PLATFORM_TYPES
+                            )
+                            if reply["type"] == link.TARGET:
+                                break
+                        heartbeat_ms.append((time.perf_counter() - sent) * 1000)
+                        await asyncio.sleep(max(0.0, heartbeat - (time.perf_counter() - sent)))
+            except Exception as exc:  # every failure is counted and reported, none stops the run
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                settle()
+
+        tasks = [asyncio.create_task(device(i, c)) for i, c in enumerate(credentials)]
+        # heartbeats start once every device had its chance to connect
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(settled.wait(), timeout=max(1.0, start_at - time.time()) + 60)
+        ready.set()
+        await asyncio.gather(*tasks)
+    return {
+        "connected": connected,
+        "connect_ms": connect_ms,
+        "heartbeat_ms": heartbeat_ms,
+        "errors": errors,
+    }
+
+
+def simulator_process(
+    credentials: list[str],
+    bases: list[str],
+    heartbeat: float,
+    seconds: float,
+    start_at: float,
+    out: Any,
+) -> None:
+    out.put(asyncio.run(simulate(credentials, bases, heartbeat, seconds, start_at)))
+
+
+def p99(values: list[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--asgi", type=int, default=2, help="ASGI processes")
+    parser.add_argument("--sim-procs", type=int, default=2, help="simulator processes")
+    parser.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats")
+    parser.add_argument("--seconds", type=float, default=30.0, help="heartbeat phase length")
+    parser.add_argument("--pool", type=int, default=10, help="database pool per ASGI process")
+    parser.add_argument("--http-register-limit", type=int, default=2000)
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/manifold_fleet_bench"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")
+    args = parser.parse_args()
+
+    var_dir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    (var_dir / "static").mkdir()
+    env = environment(args, var_dir)
+    print(f"setup: database {args.database_url}, var {var_dir}", flush=True)
+    fresh_database(args.database_url)
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        env=env,
+        cwd=REPO,
+        check=True,
+    )
+    made = django_script(SETUP, env, {"flows": str(REPO / "examples" / "motor-anomaly.json")})
+
+    ports = [free_port() for _ in range(args.asgi)]
+    servers = [
+        subprocess.Popen(  # noqa: S603  # fixed argv
+            [
+                sys.executable, "-m", "uvicorn", "config.asgi:application",
+                "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
+                "--log-level", "warning", "--backlog", "8192", "--ws", "websockets-sansio",
+                "--ws-max-size", str(link.MAX_FRAME_BYTES),
+            ],
+            env=env,
+            cwd=REPO,
+        )
+        for port in ports
+    ]  # fmt: skip
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        for base in bases:
+            for _ in range(300):
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=1),
+                ):
+                    break
+                time.sleep(0.1)
+        started = time.monotonic()
+        over_http = min(args.devices, args.http_register_limit)
+        credentials = asyncio.run(register_over_http(bases[0], made["token"], over_http, 0))
+        if args.devices > over_http:
+            credentials += django_script(
+                BULK, env, {"token": made["token"], "count": args.devices - over_http,
+                            "offset": over_http}
+            )  # fmt: skip
+        targets = django_script(TARGET, env, made)
+        print(
+            f"setup: {len(credentials)} devices registered ({over_http} over HTTP), "
+            f"{targets} targets issued in {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
+        pids = [server.pid for server in servers]
+        rss_before = rss_kib(pids)
+        start_at = time.time() + 2.0
+        queue: Any = multiprocessing.get_context("fork").Queue()
+        shares = [credentials[i :: args.sim_procs] for i in range(args.sim_procs)]
+        sims = [
+            multiprocessing.get_context("fork").Process(
+                target=simulator_process,
+                args=(share, bases, args.heartbeat, args.seconds, start_at, queue),
+            )
+            for share in shares
+        ]
+        for sim in sims:
+            sim.start()
+        rss_peak = rss_before
+        results = []
+        while len(results) < len(sims):
+            with contextlib.suppress(Exception):
+                results.append(queue.get(timeout=0.5))
+            rss_peak = max(rss_peak, rss_kib(pids))
+        for sim in sims:
+            sim.join()
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(30)
+    connected = sum(r["connected"] for r in results)
+    connect_ms = [v for r in results for v in r["connect_ms"]]
+    heartbeat_ms = [v for r in results for v in r["heartbeat_ms"]]
+    errors = [e for r in results for e in r["errors"]]
+    for error in sorted(set(errors))[:10]:
+        print(f"error: {error}")
+    if connect_ms:
+        print(
+            f"connect->target ms: p50 {statistics.median(connect_ms):.0f} "
+            f"p99 {p99(connect_ms):.0f} max {max(connect_ms):.0f}"
+        )
+    if heartbeat_ms:
+        print(
+            f"heartbeat round trip ms: n {len(heartbeat_ms)} p50 "
+            f"{statistics.median(heartbeat_ms):.0f} p99 {p99(heartbeat_ms):.0f}"
+        )
+    rss_per_device = (rss_peak - rss_before) / max(1, connected)
+    print(
+        f"devices={args.devices} connected={connected} errors={len(errors)} "
+        f"p99_connect_to_target_ms={p99(connect_ms):.0f} heartbeat_p99_ms={p99(heartbeat_ms):.0f} "
+        f"rss_per_device_kib={rss_per_device:.0f}"
+    )
+    return 0 if not errors and connected == args.devices else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
