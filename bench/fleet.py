@@ -146,7 +146,7 @@ def fresh_database(url: str) -> None:
 
     params = psycopg.conninfo.conninfo_to_dict(url)
     name = params.pop("dbname")
-    admin = psycopg.conninfo.make_conninfo(**{**params, "dbname": "postgres"})
+    admin = psycopg.conninfo.make_conninfo("", **{**params, "dbname": "postgres"})
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -242,7 +242,7 @@ async def simulate(
                     deadline = time.monotonic() + seconds
                     while time.monotonic() < deadline:
                         sent = time.perf_counter()
-                        beat = {
+                        beat: dict[str, Any] = {
                             "type": link.HEARTBEAT,
                             "state": "running",
                             "active": None,
@@ -380,7 +380,7 @@ def main() -> int:
         for sim in sims:
             sim.start()
         rss_peak = rss_before
-        results = []
+        results: list[dict[str, Any]] = []
         while len(results) < len(sims):
             with contextlib.suppress(Exception):
                 results.append(queue.get(timeout=0.5))
