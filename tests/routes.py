@@ -27,6 +27,13 @@ from apps.accounts.models import PersonalAccessToken, User
 from apps.accounts.principal import Principal
 from apps.accounts.services import token_create, user_create, user_deactivate
 from apps.audit.models import AuditChainHead, AuditEvent
+from apps.devices.models import Device, DeviceGroup, ProvisioningToken
+from apps.devices.services import (
+    device_group_create,
+    device_register,
+    device_suspend,
+    provisioning_token_create,
+)
 from apps.rbac.models import CustomRole
 from apps.rbac.services import custom_role_create
 from apps.teams.models import Invitation, Membership, Team
@@ -39,6 +46,43 @@ NEW_PASSWORD = "a-Different-passphrase-77"
 
 
 # --- the world every probe runs against ---------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """acme's devices: ``device`` (line-1, registered), ``paused`` (no application, suspended),
+    a group and a provisioning token (raw secret kept to register with); globex's too."""
+
+    device: Device
+    paused: Device
+    group: DeviceGroup
+    token: ProvisioningToken
+    token_raw: str
+    globex_device: Device
+    globex_group: DeviceGroup
+
+
+SEALING_KEY_B64 = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE="  # 32 bytes
+
+
+def build_fleet(acme: Acme, globex: Globex) -> Fleet:
+    olivia, oscar = Principal.for_user(acme.olivia), Principal.for_user(globex.oscar)
+    group = device_group_create(principal=olivia, team=acme.team, name="Presses")
+    token, raw = provisioning_token_create(
+        principal=olivia, team=acme.team, name="Line 1 token", application=acme.line_1
+    )
+    device, _ = device_register(token=raw, name="Motor 3", sealing_key_b64=SEALING_KEY_B64)
+    _, loose_raw = provisioning_token_create(principal=olivia, team=acme.team, name="Loose")
+    paused, _ = device_register(token=loose_raw, name="Spare", sealing_key_b64=SEALING_KEY_B64)
+    paused = device_suspend(principal=olivia, device=paused)
+    _, globex_raw = provisioning_token_create(
+        principal=oscar, team=globex.team, name="HQ token", application=globex.hq
+    )
+    globex_device, _ = device_register(
+        token=globex_raw, name="Globex press", sealing_key_b64=SEALING_KEY_B64
+    )
+    globex_group = device_group_create(principal=oscar, team=globex.team, name="Globex ovens")
+    return Fleet(device, paused, group, token, raw, globex_device, globex_group)
 
 
 @dataclass
@@ -59,6 +103,7 @@ class World:
     reset_token: str
     paula: User
     dormant: User
+    fleet: Fleet
 
 
 def build_world(acme: Acme, globex: Globex) -> World:
@@ -110,6 +155,7 @@ def build_world(acme: Acme, globex: Globex) -> World:
         reset_token=default_token_generator.make_token(olivia),
         paula=paula,
         dormant=dormant,
+        fleet=build_fleet(acme, globex),
     )
 
 
@@ -148,6 +194,10 @@ def _invitation(w: World) -> dict[str, Any]:
 
 def _link(w: World) -> dict[str, Any]:
     return {"token": w.invitation_secret}
+
+
+def _device(w: World) -> dict[str, Any]:
+    return {"team_slug": "acme", "device_id": w.fleet.device.pk}
 
 
 def _token(w: World) -> dict[str, Any]:
@@ -264,6 +314,47 @@ ROUTES: dict[str, Sample] = {
         "team",
         _team,
         {"put": _body({"audit_retention_days": 30}), "patch": _body({"audit_retention_days": 31})},
+    ),
+    # API: the fleet (a runner's own endpoints, then the team's)
+    "api-device-register": Sample(
+        "capability",
+        bodies={
+            "post": lambda w: {
+                "token": w.fleet.token_raw,
+                "sealing_key": SEALING_KEY_B64,
+                "agent_version": "0.1.0",
+                "hostname": "probe",
+            }
+        },
+        actor="anonymous",
+    ),
+    "api-device-self": Sample("open"),
+    "api-device-list": Sample("team", _team),
+    "api-device-detail": Sample(
+        "team", _device, {"patch": _body({"name": "Motor 4", "tags": ["PRD"]}), "delete": _none}
+    ),
+    "api-device-suspend": Sample("team", _device, {"post": _none}),
+    "api-device-resume": Sample(
+        "team", lambda w: {"team_slug": "acme", "device_id": w.fleet.paused.pk}, {"post": _none}
+    ),
+    "api-device-decommission": Sample("team", _device, {"post": _none}),
+    "api-device-bulk": Sample(
+        "team",
+        _team,
+        {"post": lambda w: {"action": "tag", "ids": [w.fleet.device.pk], "tags": ["line-3"]}},
+    ),
+    "api-device-registration-code": Sample("team", _team, {"post": _body({"name": "Oven 2"})}),
+    "api-provisioning-token-list": Sample(
+        "team", _team, {"post": _body({"name": "Line 2 token", "max_uses": 5})}
+    ),
+    "api-provisioning-token-detail": Sample(
+        "team", lambda w: {"team_slug": "acme", "token_id": w.fleet.token.pk}, {"delete": _none}
+    ),
+    "api-device-group-list": Sample("team", _team, {"post": _body({"name": "Ovens"})}),
+    "api-device-group-detail": Sample(
+        "team",
+        lambda w: {"team_slug": "acme", "group_id": w.fleet.group.pk},
+        {"patch": _body({"env": {"LINE": "1"}}), "delete": _none},
     ),
     # API: invitation links
     "api-invitation-show": Sample("capability", _link),

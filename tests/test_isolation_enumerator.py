@@ -290,6 +290,33 @@ BODY_REF_PROBES: dict[tuple[str, str], RefProbe] = {
         lambda w: {"membership": w.vera_membership.pk, "role": "dashboard"},
         lambda w: {"membership": w.oscar_membership.pk, "role": "dashboard"},
     ),
+    ("DeviceFilterSerializer", "application"): RefProbe(
+        "api-device-list", "get", _body({"application": "line-1"}), _body({"application": "hq"})
+    ),
+    ("DeviceUpdateSerializer", "application"): RefProbe(
+        "api-device-detail",
+        "patch",
+        _body({"name": "Moved", "application": "line-1"}),
+        _body({"name": "Moved", "application": "hq"}),
+    ),
+    ("DeviceBulkSerializer", "application"): RefProbe(
+        "api-device-bulk",
+        "post",
+        lambda w: {"action": "move", "ids": [w.fleet.paused.pk], "application": "line-1"},
+        lambda w: {"action": "move", "ids": [w.fleet.paused.pk], "application": "hq"},
+    ),
+    ("RegistrationCodeCreateSerializer", "application"): RefProbe(
+        "api-device-registration-code",
+        "post",
+        _body({"name": "Oven", "application": "line-1"}),
+        _body({"name": "Oven", "application": "hq"}),
+    ),
+    ("ProvisioningTokenCreateSerializer", "application"): RefProbe(
+        "api-provisioning-token-list",
+        "post",
+        _body({"name": "Line token", "application": "line-1"}),
+        _body({"name": "Line token", "application": "hq"}),
+    ),
     ("TokenCreateSerializer", "teams"): RefProbe(
         "api-token-list",
         "post",

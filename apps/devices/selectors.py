@@ -1,0 +1,122 @@
+"""Reads of the fleet; always filtered to one team, and to the applications the reader may see.
+
+A member shut out of an application ("no access", or an override role without the key) sees
+none of its devices, tokens or events; devices without an application follow the team role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from apps.devices.models import Device, DeviceGroup, DeviceStatus, ProvisioningToken
+from apps.teams.access import TeamAccess
+from apps.teams.models import Application
+
+
+def applications_without(access: TeamAccess, permission: str) -> list[int]:
+    """Ids of the team's applications in which the member does not hold ``permission``."""
+    ids = Application.objects.filter(team=access.team).values_list("pk", flat=True)
+    return [pk for pk in ids if not access.may_see(permission, pk)]
+
+
+def _visible(access: TeamAccess, permission: str) -> Q:
+    return ~Q(application_id__in=applications_without(access, permission))
+
+
+def device_queryset() -> QuerySet[Device]:
+    """Devices with everything their API object shows, in a fixed number of queries."""
+    return Device.objects.select_related(
+        "team", "application", "active_target__snapshot", "target__snapshot"
+    ).prefetch_related(Prefetch("groups", queryset=DeviceGroup.objects.order_by("name", "id")))
+
+
+def devices_for(
+    access: TeamAccess,
+    *,
+    permission: str = "device:read",
+    application: Application | None = None,
+    group: DeviceGroup | None = None,
+    tag: str | None = None,
+    status: str | None = None,
+    text: str | None = None,
+) -> QuerySet[Device]:
+    """The team's devices the member may see (``permission``), narrowed by the filters.
+
+    ``application`` and ``group`` are objects of the team already resolved through access.
+    """
+    devices = device_queryset().filter(team=access.team).filter(_visible(access, permission))
+    if application is not None:
+        devices = devices.filter(application=application)
+    if group is not None:
+        devices = devices.filter(groups=group)
+    if status:
+        devices = devices.filter(status=status)
+    if text:
+        devices = devices.filter(Q(name__icontains=text) | Q(hostname__icontains=text))
+    if tag:
+        # JSON containment is not on SQLite; tags are few per device, so match the text first
+        # and keep the rows whose list holds the tag exactly.
+        candidates = devices.filter(tags__icontains=f'"{tag}"').values_list("pk", "tags")
+        devices = devices.filter(pk__in=[pk for pk, tags in candidates if tag in tags])
+    return devices.order_by("name", "id")
+
+
+def device_get(access: TeamAccess, device_id: int) -> Device | None:
+    """One device of the team (any application; access decides what may be done with it)."""
+    return device_queryset().filter(team=access.team, pk=device_id).first()
+
+
+def device_statuses() -> list[str]:
+    return list(DeviceStatus.values)
+
+
+def device_effective_env(device: Device) -> dict[str, str]:
+    """The env vars a device runs with: its groups' (by group name; a later name wins a clash)
+    overlaid with its own (the device wins)."""
+    env: dict[str, str] = {}
+    for group in device.groups.order_by("name", "id"):
+        env.update(group.env)
+    env.update(device.env)
+    return env
+
+
+def device_group_list(access: TeamAccess) -> QuerySet[DeviceGroup]:
+    return DeviceGroup.objects.filter(team=access.team).order_by("name", "id")
+
+
+def device_group_get(access: TeamAccess, group_id: int) -> DeviceGroup | None:
+    return DeviceGroup.objects.filter(team=access.team, pk=group_id).first()
+
+
+def provisioning_token_list(access: TeamAccess) -> QuerySet[ProvisioningToken]:
+    """The team's provisioning tokens (revoked ones too), hiding those of applications whose
+    devices the member may not see."""
+    hidden = applications_without(access, "device:read")
+    return (
+        ProvisioningToken.objects.filter(team=access.team)
+        .exclude(application_id__in=hidden)
+        .select_related("application", "group", "created_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def provisioning_token_get(access: TeamAccess, token_id: int) -> ProvisioningToken | None:
+    return (
+        ProvisioningToken.objects.filter(team=access.team, pk=token_id)
+        .select_related("team", "application", "group", "created_by")
+        .first()
+    )
+
+
+def group_device_counts(groups: Any) -> dict[int, int]:
+    """{group id: number of devices} for a page of groups (one query)."""
+    from django.db.models import Count
+
+    rows = (
+        DeviceGroup.objects.filter(pk__in=[group.pk for group in groups])
+        .annotate(count=Count("devices"))
+        .values_list("pk", "count")
+    )
+    return dict(rows)
