@@ -73,14 +73,21 @@ def new_registration_code() -> str:
 
 def canonical_registration_code(raw: str) -> str | None:
     """``MFR-XXXX-XXXX-XXXX`` from what a person typed, or None if it cannot be one."""
-    text = raw.strip().upper()
-    if not text.startswith(REGISTRATION_PREFIX) or len(text) > 40:
+    if len(raw) > 60:
         return None
-    chars = "".join(text[len(REGISTRATION_PREFIX) :].split()).replace("-", "")
-    chars = chars.translate(_LOOK_ALIKES)
+    text = "".join(raw.upper().split()).replace("-", "")
+    head = REGISTRATION_PREFIX.rstrip("-")
+    if not text.startswith(head):
+        return None
+    chars = text[len(head) :].translate(_LOOK_ALIKES)
     if len(chars) != REGISTRATION_CODE_CHARS or any(c not in CROCKFORD for c in chars):
         return None
     return REGISTRATION_PREFIX + "-".join(chars[i : i + 4] for i in range(0, len(chars), 4))
+
+
+def is_registration_code(raw: str) -> bool:
+    """Whether a registration secret is meant as a code (not a provisioning token)."""
+    return raw.strip().upper().startswith(REGISTRATION_PREFIX.rstrip("-"))
 
 
 def _credential_hash(raw: object) -> str | None:

@@ -29,6 +29,7 @@ from apps.devices.auth import (
     REGISTRATION,
     canonical_registration_code,
     hash_secret,
+    is_registration_code,
     new_credential,
     new_provisioning_token,
     new_registration_code,
@@ -217,7 +218,7 @@ def _with_token(raw: str) -> ProvisioningToken | _Refusal:
     )
     if token is None:
         return _Refusal("unknown token")
-    details = {"token": token.prefix, "token_id": token.pk}
+    details = {"token_prefix": token.prefix, "token_id": token.pk}
     now = timezone.now()
     if token.revoked_at is not None:
         return _Refusal("revoked", token.team, details)
@@ -300,7 +301,7 @@ def device_register(
     throttle_check(REGISTRATION, account=None)
 
     with transaction.atomic():
-        if token.strip().upper().startswith("MFR-"):
+        if is_registration_code(token):
             found: Any = _with_code(token)
         else:
             found = _with_token(token)
@@ -353,7 +354,7 @@ def _register_found(
         token.last_used_at = timezone.now()
         token.save(update_fields=["uses", "last_used_at", "updated_at"])
         creator = token.created_by.email if token.created_by else ""
-        details = {"token": token.prefix, "token_id": token.pk, "token_created_by": creator}
+        details = {"token_prefix": token.prefix, "token_id": token.pk, "provisioned_by": creator}
     else:
         device = found
         details = {"registration_code": True}
