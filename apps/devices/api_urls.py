@@ -3,12 +3,10 @@
 from django.urls import URLPattern, URLResolver, include, path
 
 from apps.devices import api
-
-COLLECTION = {"get": "list", "post": "create"}
-ITEM = {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+from apps.teams.api_urls import COLLECTION, ITEM, routes
 
 team_routes: list[URLPattern | URLResolver] = [
-    path("devices/", api.DeviceViewSet.as_view({"get": "list"}), name="api-device-list"),
+    path("devices/", api.DeviceViewSet.as_view(routes(get="list")), name="api-device-list"),
     path("devices/bulk/", api.DeviceBulkView.as_view(), name="api-device-bulk"),
     path(
         "devices/registration-codes/",
@@ -18,17 +16,17 @@ team_routes: list[URLPattern | URLResolver] = [
     path("devices/<int:device_id>/", api.DeviceViewSet.as_view(ITEM), name="api-device-detail"),
     path(
         "devices/<int:device_id>/suspend/",
-        api.DeviceViewSet.as_view({"post": "suspend"}),
+        api.DeviceViewSet.as_view(routes(post="suspend")),
         name="api-device-suspend",
     ),
     path(
         "devices/<int:device_id>/resume/",
-        api.DeviceViewSet.as_view({"post": "resume"}),
+        api.DeviceViewSet.as_view(routes(post="resume")),
         name="api-device-resume",
     ),
     path(
         "devices/<int:device_id>/decommission/",
-        api.DeviceViewSet.as_view({"post": "decommission"}),
+        api.DeviceViewSet.as_view(routes(post="decommission")),
         name="api-device-decommission",
     ),
     path(
@@ -38,7 +36,7 @@ team_routes: list[URLPattern | URLResolver] = [
     ),
     path(
         "provisioning-tokens/<int:token_id>/",
-        api.ProvisioningTokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        api.ProvisioningTokenViewSet.as_view(routes(get="retrieve", delete="destroy")),
         name="api-provisioning-token-detail",
     ),
     path(

@@ -152,7 +152,7 @@ class ProvisioningTokenSerializer(serializers.ModelSerializer[ProvisioningToken]
 
     class Meta:
         model = ProvisioningToken
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "name",
             "prefix",
@@ -183,8 +183,8 @@ class ProvisioningTokenCreatedSerializer(ProvisioningTokenSerializer):
     token = serializers.CharField(read_only=True, help_text="The raw token, shown once.")
 
     class Meta(ProvisioningTokenSerializer.Meta):
-        fields = (*ProvisioningTokenSerializer.Meta.fields, "token")
-        read_only_fields = fields
+        fields: tuple[str, ...] = (*ProvisioningTokenSerializer.Meta.fields, "token")
+        read_only_fields: tuple[str, ...] = fields
 
 
 class DeviceGroupSerializer(serializers.ModelSerializer[DeviceGroup]):

@@ -221,41 +221,43 @@ def device_update(
     return device
 
 
-def device_suspend(*, principal: Principal, device: Device) -> Device:
-    """Keep it running, send it no target and no dev request (``device.device.suspended``)."""
-    principal.require_writable("suspend devices")
+def _set_suspended(principal: Principal, device: Device, suspended: bool) -> Device:
+    verb = "suspended" if suspended else "resumed"
+    principal.require_writable(f"change whether devices are {verb}")
     with transaction.atomic():
         device = _lock(device)
-        _require_live(device, "suspended")
-        if device.suspended:
+        _require_live(device, verb)
+        if device.suspended == suspended:
             return device
         before = device.status
-        device.suspended = True
-        device.status = DeviceStatus.SUSPENDED
+        device.suspended = suspended
+        if suspended:
+            device.status = DeviceStatus.SUSPENDED
+        else:
+            # The link reports it online again at its next heartbeat.
+            unregistered = device.registered_at is None
+            device.status = DeviceStatus.PENDING if unregistered else DeviceStatus.OFFLINE
         device.save(update_fields=["suspended", "status", "updated_at"])
-        _audit("device.device.suspended", principal, device, {"status": before})
+        _audit(
+            f"device.device.{verb}",
+            principal,
+            device,
+            {"status": before},
+            {"status": device.status},
+        )
         announce(device)
-        bus.tell_device(device.pk, "suspend")
+        bus.tell_device(device.pk, "suspend" if suspended else "resume")
     return device
+
+
+def device_suspend(*, principal: Principal, device: Device) -> Device:
+    """Keep it running, send it no target and no dev request (``device.device.suspended``)."""
+    return _set_suspended(principal, device, True)
 
 
 def device_resume(*, principal: Principal, device: Device) -> Device:
-    """Take targets again (``device.device.resumed``); the link reports it online again."""
-    principal.require_writable("resume devices")
-    with transaction.atomic():
-        device = _lock(device)
-        _require_live(device, "resumed")
-        if not device.suspended:
-            return device
-        device.suspended = False
-        device.status = (
-            DeviceStatus.PENDING if device.registered_at is None else DeviceStatus.OFFLINE
-        )
-        device.save(update_fields=["suspended", "status", "updated_at"])
-        _audit("device.device.resumed", principal, device, None, {"status": device.status})
-        announce(device)
-        bus.tell_device(device.pk, "resume")
-    return device
+    """Take targets again (``device.device.resumed``)."""
+    return _set_suspended(principal, device, False)
 
 
 def _decommission_locked(principal: Principal, device: Device) -> None:
@@ -369,8 +371,10 @@ def _clean_description(value: object) -> str:
 
 
 def _require_unique_group_name(team: Team, name: str, exclude: int | None = None) -> None:
-    taken = DeviceGroup.objects.filter(team=team, name=name).exclude(pk=exclude).exists()
-    if taken:
+    same_name = DeviceGroup.objects.filter(team=team, name=name)
+    if exclude is not None:
+        same_name = same_name.exclude(pk=exclude)
+    if same_name.exists():
         raise ValidationError(
             f"A device group named {name!r} already exists.",
             fields={"name": "This name is already taken."},

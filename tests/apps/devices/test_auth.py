@@ -72,7 +72,8 @@ def test_a_suspended_device_still_authenticates(
     device_suspend(principal=Principal.for_user(acme_world.olivia), device=device)
     assert device_for_credential(credential) == device
     response = bearer(credential).get(SELF_PATH)
-    assert response.status_code == 200 and response.json()["status"] == "suspended"
+    assert response.status_code == 200
+    assert response.json()["status"] == "suspended"
 
 
 def test_a_decommissioned_credential_is_refused_at_once_with_its_reason(
@@ -88,7 +89,8 @@ def test_a_decommissioned_credential_is_refused_at_once_with_its_reason(
     assert response.json()["code"] == "decommissioned"
     assert response["WWW-Authenticate"] == "Bearer"
     device.refresh_from_db()
-    assert device.status == "decommissioned" and device.decommissioned_at is not None
+    assert device.status == "decommissioned"
+    assert device.decommissioned_at is not None
     # The stored value is no longer the credential's hash: nothing can look it up.
     assert not Device.objects.filter(credential_hash=hash_secret(credential)).exists()
 
@@ -99,7 +101,8 @@ def test_a_deleted_device_s_credential_is_invalid(
     device, credential, _ = registered
     device_delete(principal=Principal.for_user(acme_world.olivia), device=device)
     response = bearer(credential).get(SELF_PATH)
-    assert response.status_code == 401 and response.json()["code"] == "invalid_credential"
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credential"
 
 
 @pytest.mark.parametrize("header", ["", "Bearer", "Bearer a b", "Basic abc", "Bearer mfd_nope"])

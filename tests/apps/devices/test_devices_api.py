@@ -23,7 +23,6 @@ from apps.devices.bus import LINK_COMMAND, device_group_name
 from apps.devices.models import Device, DeviceGroup, ProvisioningToken
 from apps.devices.selectors import device_effective_env
 from apps.devices.services import (
-    device_group_create,
     device_register,
     device_update,
     provisioning_token_create,
@@ -228,20 +227,26 @@ def test_patch_changes_what_it_names_and_audits(
     response = olivia_api.patch(url, body, format="json")
     assert response.status_code == 200, response.content
     answer = response.json()
-    assert answer["name"] == "Motor 4" and answer["application"]["slug"] == "line-2"
+    assert answer["name"] == "Motor 4"
+    assert answer["application"]["slug"] == "line-2"
     assert answer["groups"] == [{"id": fleet.group.pk, "name": "Presses"}]
-    assert answer["tags"] == ["PRD", "line-3"] and answer["env"] == {"SPEED": "10"}
+    assert answer["tags"] == ["PRD", "line-3"]
+    assert answer["env"] == {"SPEED": "10"}
     fleet.device.refresh_from_db()
     assert fleet.device.application == line_2
     row = AuditEvent.objects.filter(event="device.device.updated").get()
-    assert row.before["name"] == "Motor 3" and row.after["application"] == "line-2"
+    assert row.before is not None
+    assert row.after is not None
+    assert row.before["name"] == "Motor 3"
+    assert row.after["application"] == "line-2"
     assert row.application_key == line_2.pk
     # Nothing left to change: no second audit row.
     assert olivia_api.patch(url, body, format="json").status_code == 200
     assert AuditEvent.objects.filter(event="device.device.updated").count() == 1
     # null takes the device out of any application.
     response = olivia_api.patch(url, {"application": None}, format="json")
-    assert response.status_code == 200 and response.json()["application"] is None
+    assert response.status_code == 200
+    assert response.json()["application"] is None
 
 
 @pytest.mark.parametrize(
@@ -332,7 +337,8 @@ def test_bulk_actions_change_every_device_and_audit_each(
         audited = {target for _, target in events(f"device.device.{name}")}
         assert {str(pk) for pk in ids} <= audited, name
     bad = olivia_api.post(bulk, {"action": "move", "ids": [fleet.paused.pk]}, format="json")
-    assert bad.status_code == 400 and "application" in bad.json()["error"]["fields"]
+    assert bad.status_code == 400
+    assert "application" in bad.json()["error"]["fields"]
     bad = olivia_api.post(
         bulk, {"action": "move", "ids": [fleet.paused.pk], "application": "hq"}, format="json"
     )
@@ -354,10 +360,12 @@ def test_each_state_change_is_audited_and_told_to_the_link_and_the_team(
         assert response.status_code == 200, response.content
         assert response.json()["status"] == status
         (command,) = sent.to(device_group_name(device.pk))
-        assert command["type"] == LINK_COMMAND and command["command"] == verb
+        assert command["type"] == LINK_COMMAND
+        assert command["command"] == verb
         kinds = {message["kind"]: message for message in sent.to(team_group_name(device.team_id))}
         change = kinds["device.state.changed"]
-        assert change["payload"]["status"] == status and change["payload"]["id"] == device.pk
+        assert change["payload"]["status"] == status
+        assert change["payload"]["id"] == device.pk
         assert change["permission"] == "device:read"
         assert change["application_id"] == device.application_id
     audited = events(
@@ -410,19 +418,23 @@ def test_a_provisioning_token_is_shown_once_and_revoked_by_delete(
     assert response.status_code == 201, response.content
     created = response.json()
     raw = created["token"]
-    assert raw.startswith("mfp_") and created["prefix"] == raw[:10]
-    assert created["application"]["slug"] == "line-1" and created["group"]["name"] == "Presses"
+    assert raw.startswith("mfp_")
+    assert created["prefix"] == raw[:10]
+    assert created["application"]["slug"] == "line-1"
+    assert created["group"]["name"] == "Presses"
     listing = olivia_api.get(tokens)
-    assert raw not in listing.content.decode() and listing.json()["count"] == 3
+    assert raw not in listing.content.decode()
+    assert listing.json()["count"] == 3
     assert olivia_api.get(f"{tokens}{created['id']}/").json()["uses"] == 0
     device, _ = device_register(token=raw, sealing_key_b64=KEY, name="via API")
-    assert device.application_id == fleet.device.application_id and device.tags == ["PRD"]
+    assert device.application_id == fleet.device.application_id
+    assert device.tags == ["PRD"]
     assert olivia_api.delete(f"{tokens}{created['id']}/").status_code == 204
     assert ProvisioningToken.objects.get(pk=created["id"]).revoked_at is not None
     assert olivia_api.delete(f"{tokens}{created['id']}/").status_code == 409
     foreign_group = {"name": "t", "group": fleet.globex_group.pk}
     assert olivia_api.post(tokens, foreign_group, format="json").status_code == 400
-    assert olivia_api.get(f"/api/v1/teams/globex/provisioning-tokens/").status_code == 404
+    assert olivia_api.get("/api/v1/teams/globex/provisioning-tokens/").status_code == 404
 
 
 def test_a_registration_code_comes_with_its_pending_device(
@@ -434,10 +446,10 @@ def test_a_registration_code_comes_with_its_pending_device(
     )
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["code"].startswith("MFR-") and len(body["code"]) == 18
-    assert (
-        body["device"]["status"] == "pending" and body["device"]["groups"][0]["name"] == "Presses"
-    )
+    assert body["code"].startswith("MFR-")
+    assert len(body["code"]) == 18
+    assert body["device"]["status"] == "pending"
+    assert body["device"]["groups"][0]["name"] == "Presses"
     assert body["device"]["registration_code_expires_at"]
     foreign = {"name": "Oven 3", "groups": [fleet.group.pk, fleet.globex_group.pk]}
     before = Device.objects.count()

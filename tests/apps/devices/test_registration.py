@@ -122,7 +122,7 @@ def test_every_refused_secret_gets_the_same_401(acme_world: Acme, token: str) ->
         principal=olivia, team=acme_world.team, name="r"
     )
     provisioning_token_revoke(principal=olivia, token=revoked)
-    device, code = registration_code_create(principal=olivia, team=acme_world.team, name="Oven")
+    _device, code = registration_code_create(principal=olivia, team=acme_world.team, name="Oven")
     assert post({"token": code, "sealing_key": sealing_key()}).status_code == 201
     bodies = set()
     for secret in (revoked_raw, code, "mfp_" + "Q" * 43, "MFR-2222-2222-2222", "nonsense"):
@@ -141,7 +141,8 @@ def test_repeated_failures_from_one_address_are_throttled(acme_world: Acme, toke
     # The right token too, until the window ends: guessing codes from one address stops here.
     response = post({"token": token, "sealing_key": sealing_key()})
     assert response.status_code == 429
-    assert response.json()["code"] == "throttled" and int(response["Retry-After"]) > 0
+    assert response.json()["code"] == "throttled"
+    assert int(response["Retry-After"]) > 0
     assert not Device.objects.exists()
 
 
