@@ -265,6 +265,9 @@ SPECTACULAR_SETTINGS = {
         "RoleChoiceEnum": "apps.rbac.permissions.ROLE_CHOICES",
         "OverrideRoleEnum": "apps.rbac.permissions.OVERRIDE_ROLES",
         "OverrideRoleChoiceEnum": "apps.rbac.permissions.OVERRIDE_CHOICES",
+        # Two "status" sets: each named, so neither gets a hashed name.
+        "DeviceStatusEnum": "apps.devices.models.DeviceStatus",
+        "InvitationStatusEnum": "apps.teams.models.InvitationStatus",
     },
 }
 
