@@ -343,7 +343,7 @@ def _register_found(
         token = found
         device = Device.objects.create(
             team=token.team,
-            name=clean_name(name or hostname or "device"),
+            name=clean_name((name or hostname or "device")[:100]),
             application=token.application,
             tags=list(token.tags),
             registered_with=token,
