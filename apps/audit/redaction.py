@@ -40,9 +40,14 @@ DEFAULT_REDACT_ALLOW: tuple[str, ...] = (
     "token_id",
     "token_name",
 )
-# Values redacted wherever they appear: full personal access tokens ("mfp_" + 43 characters;
-# the 10-character public prefix stays readable).
-DEFAULT_REDACT_VALUE_PATTERNS: tuple[str, ...] = (r"mfp_[A-Za-z0-9_\-]{20,}",)
+# Values redacted wherever they appear: full tokens and credentials (prefix + 43 characters;
+# a 10-character public prefix stays readable) and registration codes.
+DEFAULT_REDACT_VALUE_PATTERNS: tuple[str, ...] = (
+    r"mfp_[A-Za-z0-9_\-]{20,}",  # personal access tokens
+    r"mft_[A-Za-z0-9_\-]{20,}",  # provisioning tokens
+    r"mfd_[A-Za-z0-9_\-]{20,}",  # device credentials
+    r"MFR-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}",  # registration codes
+)
 _WORD_SPLIT = re.compile(r"[^0-9a-zA-Z]+|(?<=[a-z0-9])(?=[A-Z])")
 
 

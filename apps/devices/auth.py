@@ -5,8 +5,8 @@ Three secrets, each shown once and stored as its SHA-256 hex digest only (they a
 
 - the device credential ``mfd_…`` (the bearer token of the link, the device API and the runner's
   local Admin API);
-- the provisioning token ``mfp_…`` (registers devices; the same prefix as personal access
-  tokens, but the two live in different tables: neither is ever looked up where the other is);
+- the provisioning token ``mft_…`` (registers devices; its own prefix, so a leaked one is told
+  apart from a personal access token ``mfp_…`` by eye and by secret scanners);
 - the registration code ``MFR-XXXX-XXXX-XXXX`` (12 Crockford base32 characters, 60 bits, one
   use, 24 h, typed by a person, so lookups tolerate case, spaces and the look-alikes I/L/O).
 
@@ -30,7 +30,7 @@ from apps.accounts.throttle import Limit, ThrottleKind
 from apps.devices.models import Device
 
 CREDENTIAL_PREFIX: Final = "mfd_"
-PROVISIONING_PREFIX: Final = "mfp_"
+PROVISIONING_PREFIX: Final = "mft_"
 REGISTRATION_PREFIX: Final = "MFR-"
 CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 REGISTRATION_CODE_CHARS: Final = 12
@@ -136,7 +136,7 @@ class DeviceCredentialAuthentication(authentication.BaseAuthentication):
     Device, ``request.user`` anonymous: a device is never a person).
 
     Never a default authentication class: a device credential opens no team endpoint, and a
-    personal access token (``mfp_``) or provisioning token opens no device endpoint. Failures
+    personal access token (``mfp_``) or provisioning token (``mft_``) opens no device endpoint. Failures
     are not throttled: a 256-bit credential cannot be guessed, and a fleet behind one address
     must not lock itself out because one retired device keeps retrying.
     """

@@ -111,7 +111,7 @@ class Device(TeamOwned):
 class ProvisioningToken(TeamOwned):
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=12)  # shown in lists: "mfp_Ab3d"
+    prefix = models.CharField(max_length=12)  # shown in lists: "mft_Ab3d"
     application = models.ForeignKey(
         "teams.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -209,7 +209,7 @@ class DeviceGroupUpdateSerializer(serializers.Serializer[Any]):
 class DeviceRegisterSerializer(serializers.Serializer[Any]):
     """The registration body (docs/device-protocol.md); validated by the service."""
 
-    token = serializers.CharField(help_text="mfp_… provisioning token or MFR-… code.")
+    token = serializers.CharField(help_text="mft_… provisioning token or MFR-… code.")
     name = serializers.CharField(required=False)
     sealing_key = serializers.CharField(help_text="Base64 X25519 public key (32 bytes).")
     agent_version = serializers.CharField(required=False)

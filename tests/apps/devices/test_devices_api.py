@@ -418,7 +418,7 @@ def test_a_provisioning_token_is_shown_once_and_revoked_by_delete(
     assert response.status_code == 201, response.content
     created = response.json()
     raw = created["token"]
-    assert raw.startswith("mfp_")
+    assert raw.startswith("mft_")
     assert created["prefix"] == raw[:10]
     assert created["application"]["slug"] == "line-1"
     assert created["group"]["name"] == "Presses"

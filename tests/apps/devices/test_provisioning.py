@@ -66,7 +66,7 @@ def test_a_token_registers_a_device_with_its_assignments(
         group=group,
         tags=["line-3", "PRD", "line-3"],
     )
-    assert raw.startswith("mfp_")
+    assert raw.startswith("mft_")
     assert len(raw) > 40
     assert token.token_hash == hash_secret(raw)
     assert raw not in str(token.__dict__)
@@ -119,7 +119,7 @@ def test_expired_revoked_used_up_and_forged_tokens_are_refused_alike(
     ):
         register(soon)
     messages = {str(expired.value)}
-    for raw in (once, gone, once[:-1] + ("A" if once[-1] != "A" else "B"), "mfp_" + "x" * 43):
+    for raw in (once, gone, once[:-1] + ("A" if once[-1] != "A" else "B"), "mft_" + "x" * 43):
         with pytest.raises(InvalidRegistrationToken) as refused:
             register(raw)
         messages.add(str(refused.value))

@@ -102,10 +102,10 @@ def test_registration_answers_the_documented_body(
         [],
         "token",
         {},
-        {"token": "mfp_x"},
+        {"token": "mft_x"},
         {"token": 7, "sealing_key": "AAAA"},
-        {"token": "mfp_x", "sealing_key": "AAAA"},
-        {"token": "mfp_x", "sealing_key": base64.b64encode(b"k" * 32).decode(), "name": "n" * 101},
+        {"token": "mft_x", "sealing_key": "AAAA"},
+        {"token": "mft_x", "sealing_key": base64.b64encode(b"k" * 32).decode(), "name": "n" * 101},
     ],
 )
 def test_malformed_bodies_are_400_malformed(acme_world: Acme, body: Any) -> None:
@@ -125,7 +125,7 @@ def test_every_refused_secret_gets_the_same_401(acme_world: Acme, token: str) ->
     _device, code = registration_code_create(principal=olivia, team=acme_world.team, name="Oven")
     assert post({"token": code, "sealing_key": sealing_key()}).status_code == 201
     bodies = set()
-    for secret in (revoked_raw, code, "mfp_" + "Q" * 43, "MFR-2222-2222-2222", "nonsense"):
+    for secret in (revoked_raw, code, "mft_" + "Q" * 43, "MFR-2222-2222-2222", "nonsense"):
         response = post({"token": secret, "sealing_key": sealing_key()})
         assert response.status_code == 401
         bodies.add(response.content)
