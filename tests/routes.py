@@ -516,6 +516,15 @@ ROUTES: dict[str, Sample] = {
     ),
     "application": Sample("team", _page_app, api=False),
     "application_log": Sample("team", _page_app, api=False),
+    "snapshots": Sample("team", _page_app, api=False),
+    "snapshot_create": Sample(
+        "team",
+        _page_app,
+        {"post": _body({"name": "v2", "flows_text": '[{"id": "t9", "type": "tab"}]'})},
+        api=False,
+    ),
+    "snapshot_detail": Sample("team", _page_snapshot, api=False),
+    "snapshot_export": Sample("team", _page_snapshot, api=False),
     "members": Sample("team", _team, api=False),
     "member_invite": Sample(
         "team", _team, {"post": _body({"email": "p@acme.test", "role": "viewer"})}, api=False
