@@ -55,7 +55,8 @@ def snapshot_create(request: HttpRequest, access: TeamAccess, app_slug: str) -> 
             )
         except services.FlowsRejected as exc:
             problems = [p.as_dict() for p in exc.problems]
-            form.add_error(None, f"A runner would reject these flows ({len(problems)} problems).")
+            count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+            form.add_error(None, f"A runner would reject these flows ({count}, listed by node).")
         except ManifoldError as exc:
             add_service_error(form, exc, {"flows": "flows_text", "credentials": "flows_text"})
         else:
