@@ -39,6 +39,15 @@ def _snapshot(acme_world: Acme, name: str = "v1") -> Snapshot:
     )
 
 
+def _foreign_snapshot(globex_world: Globex) -> Snapshot:
+    return snapshot_create(
+        principal=Principal.for_user(globex_world.oscar),
+        application=globex_world.hq,
+        name="g",
+        flows=valid_flows(),
+    )
+
+
 def test_member_creates_and_everyone_reads(acme_world: Acme) -> None:
     url = LIST.format(team="acme", app="line-1")
     body = {"name": "v1", "flows": valid_flows(), "env": {"LINE": "3"}}
@@ -96,12 +105,7 @@ def test_a_foreign_application_slug_is_404_and_nothing_is_created(
 
 
 def test_a_foreign_snapshot_is_404(acme_world: Acme, globex_world: Globex) -> None:
-    foreign = snapshot_create(
-        principal=Principal.for_user(globex_world.oscar),
-        application=globex_world.hq,
-        name="g",
-        flows=valid_flows(),
-    )
+    foreign = _foreign_snapshot(globex_world)
     client = _client(acme_world.olivia)
     for suffix in ("", "export/"):
         assert client.get(f"/api/v1/teams/acme/snapshots/{foreign.pk}/{suffix}").status_code == 404
@@ -229,12 +233,7 @@ def test_new_snapshot_page_explains_bad_input(
 
 
 def test_page_of_a_foreign_snapshot_is_404(acme_world: Acme, globex_world: Globex) -> None:
-    foreign = snapshot_create(
-        principal=Principal.for_user(globex_world.oscar),
-        application=globex_world.hq,
-        name="g",
-        flows=valid_flows(),
-    )
+    foreign = _foreign_snapshot(globex_world)
     client = _page_client(acme_world.olivia)
     assert client.get(f"{PAGES}{foreign.pk}/").status_code == 404
     assert client.get(f"{PAGES}{foreign.pk}/export/").status_code == 404
