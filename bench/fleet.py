@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import multiprocessing
@@ -116,6 +117,7 @@ def environment(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.prod",
         "MANIFOLD_SECRET_KEY": secrets.token_urlsafe(64),
+        "MANIFOLD_KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "MANIFOLD_DATABASE_URL": args.database_url,
         "MANIFOLD_REDIS_URL": args.redis_url,
         "MANIFOLD_ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -36,6 +36,8 @@ from apps.devices.services import (
 )
 from apps.rbac.models import CustomRole
 from apps.rbac.services import custom_role_create
+from apps.snapshots.models import Snapshot
+from apps.snapshots.services import snapshot_create
 from apps.teams.models import Invitation, Membership, Team
 from apps.teams.services import application_override_set, invitation_create
 from tests.conftest import PASSWORD, Acme, Globex
@@ -104,6 +106,8 @@ class World:
     paula: User
     dormant: User
     fleet: Fleet
+    snapshot: Snapshot
+    globex_snapshot: Snapshot
 
 
 def build_world(acme: Acme, globex: Globex) -> World:
@@ -138,6 +142,18 @@ def build_world(acme: Acme, globex: Globex) -> World:
     paula = user_create(email="paula@platform.test", password=PASSWORD, is_platform_admin=True)
     dormant = user_create(email="dormant@acme.test", password=PASSWORD)
     user_deactivate(principal=Principal.for_user(paula), user=dormant)
+    snapshot = snapshot_create(
+        principal=Principal.for_user(olivia),
+        application=acme.line_1,
+        name="v1",
+        flows=[{"id": "t1", "type": "tab", "label": "Flow 1"}],
+    )
+    globex_snapshot = snapshot_create(
+        principal=Principal.for_user(oscar),
+        application=globex.hq,
+        name="Globex v1",
+        flows=[{"id": "g1", "type": "tab", "label": "Globex flow"}],
+    )
     return World(
         acme=acme,
         globex=globex,
@@ -156,6 +172,8 @@ def build_world(acme: Acme, globex: Globex) -> World:
         paula=paula,
         dormant=dormant,
         fleet=build_fleet(acme, globex),
+        snapshot=snapshot,
+        globex_snapshot=globex_snapshot,
     )
 
 
@@ -178,6 +196,17 @@ def _app(w: World) -> dict[str, Any]:
 
 def _page_app(w: World) -> dict[str, Any]:
     return {"team_slug": "acme", "app_slug": "line-1"}
+
+
+def _snapshot(w: World) -> dict[str, Any]:
+    return {"team_slug": "acme", "snapshot_id": w.snapshot.pk}
+
+
+def _page_snapshot(w: World) -> dict[str, Any]:
+    return {"team_slug": "acme", "app_slug": "line-1", "snapshot_id": w.snapshot.pk}
+
+
+_SNAPSHOT_FLOWS = [{"id": "t9", "type": "tab", "label": "Flow 9"}]
 
 
 def _eddie(w: World) -> dict[str, Any]:
@@ -304,6 +333,13 @@ ROUTES: dict[str, Sample] = {
     "api-flow-validate": Sample(
         "team", _team, {"post": _body({"flows": []})}, audit_exempt="a dry run: stores nothing"
     ),
+    "api-snapshot-list": Sample(
+        "team", _app, {"post": _body({"name": "v2", "flows": _SNAPSHOT_FLOWS})}
+    ),
+    "api-snapshot-detail": Sample("team", _snapshot, {"delete": _none}),
+    "api-snapshot-export": Sample("team", _snapshot),
+    "api-signing-key-list": Sample("team", _team),
+    "api-signing-key-rotate": Sample("team", _team, {"post": _none}),
     "api-audit-event-list": Sample("team", _team),
     "api-audit-event-export-csv": Sample("team", _team),
     "api-audit-event-export-jsonl": Sample("team", _team),
@@ -480,6 +516,15 @@ ROUTES: dict[str, Sample] = {
     ),
     "application": Sample("team", _page_app, api=False),
     "application_log": Sample("team", _page_app, api=False),
+    "snapshots": Sample("team", _page_app, api=False),
+    "snapshot_create": Sample(
+        "team",
+        _page_app,
+        {"post": _body({"name": "v2", "flows_text": '[{"id": "t9", "type": "tab"}]'})},
+        api=False,
+    ),
+    "snapshot_detail": Sample("team", _page_snapshot, api=False),
+    "snapshot_export": Sample("team", _page_snapshot, api=False),
     "members": Sample("team", _team, api=False),
     "member_invite": Sample(
         "team", _team, {"post": _body({"email": "p@acme.test", "role": "viewer"})}, api=False

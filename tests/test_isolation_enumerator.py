@@ -324,6 +324,12 @@ BODY_REF_PROBES: dict[tuple[str, str], RefProbe] = {
         _body({"name": "scoped", "teams": ["globex"]}),
         _body({"name": "scoped", "teams": ["acme", "globex"]}),
     ),
+    ("SnapshotWriteSerializer", "parent_id"): RefProbe(
+        "api-snapshot-list",
+        "post",
+        lambda w: {"name": "v2", "flows": [], "parent_id": w.snapshot.pk},
+        lambda w: {"name": "v2", "flows": [], "parent_id": w.globex_snapshot.pk},
+    ),
     ("TokenCreateForm", "teams"): RefProbe(
         "tokens",
         "post",

@@ -185,6 +185,10 @@ AUDIT_ANCHOR_FILE = os.environ.get(
     "MANIFOLD_AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit" / "anchors.jsonl")
 )
 AUDIT_ANCHOR_KEY = os.environ.get("MANIFOLD_AUDIT_ANCHOR_KEY", "")
+# The platform key that encrypts every team's signing and data keys (apps.snapshots.keys):
+# base64 of 32 random bytes. Unset: derived from SECRET_KEY, so changing SECRET_KEY would make
+# every stored team key unreadable; production requires it.
+MANIFOLD_KEY_ENCRYPTION_KEY = os.environ.get("MANIFOLD_KEY_ENCRYPTION_KEY", "")
 # One request body at most (a large flow export fits); larger ones get 413
 # (apps.core.middleware, apps.core.limits.BoundedJSONParser).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

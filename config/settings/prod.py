@@ -1,16 +1,27 @@
 """Production: PostgreSQL + Redis, configured by environment variables only.
 
 Required: MANIFOLD_SECRET_KEY (>= 50 random characters), MANIFOLD_DATABASE_URL (postgres://),
-MANIFOLD_REDIS_URL (redis://), MANIFOLD_ALLOWED_HOSTS. Missing or unsafe values stop the process
-at start with one message naming every problem, instead of running half-configured.
+MANIFOLD_REDIS_URL (redis://), MANIFOLD_ALLOWED_HOSTS, MANIFOLD_KEY_ENCRYPTION_KEY (base64 of 32
+random bytes: the team keys must not depend on SECRET_KEY staying the same). Missing or unsafe
+values stop the process at start with one message naming every problem, instead of running
+half-configured.
 """
 
+import base64
+import binascii
 import os
 
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
 from .base import env_bool
+
+
+def _is_key(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text.encode(), validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _problems() -> list[str]:
@@ -23,6 +34,8 @@ def _problems() -> list[str]:
         problems.append("MANIFOLD_REDIS_URL must be a redis:// URL")
     if "MANIFOLD_ALLOWED_HOSTS" not in os.environ or not ALLOWED_HOSTS:
         problems.append("MANIFOLD_ALLOWED_HOSTS must list the public host names")
+    if not _is_key(MANIFOLD_KEY_ENCRYPTION_KEY):
+        problems.append("MANIFOLD_KEY_ENCRYPTION_KEY must be set to base64 of 32 random bytes")
     return problems
 
 

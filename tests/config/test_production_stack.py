@@ -7,6 +7,7 @@ Figures are printed, never asserted as timings (the machine is shared).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import statistics
@@ -162,6 +163,7 @@ def production_processes(transactional_db: Any, tmp_path: Path) -> Iterator[tupl
         ),
         "MANIFOLD_REDIS_URL": settings.REDIS_URL,
         "MANIFOLD_ALLOWED_HOSTS": "127.0.0.1",
+        "MANIFOLD_KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "MANIFOLD_VAR_DIR": str(tmp_path),
         "MANIFOLD_STATIC_ROOT": str(tmp_path / "static"),
     }

@@ -20,6 +20,7 @@ PRODUCTION_ENV = {
     "MANIFOLD_REDIS_URL": "redis://127.0.0.1:6379/0",
     "MANIFOLD_ALLOWED_HOSTS": "manifold.example.com",
     "MANIFOLD_CSRF_TRUSTED_ORIGINS": "https://manifold.example.com",
+    "MANIFOLD_KEY_ENCRYPTION_KEY": "dGVzdHMtb25seS10ZXN0cy1vbmx5LXRlc3RzLW9ubHk=",
 }
 
 
@@ -90,6 +91,7 @@ def test_production_uses_postgres_redis_channels_and_redis_broker() -> None:
         ("MANIFOLD_DATABASE_URL", "MANIFOLD_DATABASE_URL must be a postgres:// URL"),
         ("MANIFOLD_REDIS_URL", "MANIFOLD_REDIS_URL must be a redis:// URL"),
         ("MANIFOLD_ALLOWED_HOSTS", "MANIFOLD_ALLOWED_HOSTS must list"),
+        ("MANIFOLD_KEY_ENCRYPTION_KEY", "MANIFOLD_KEY_ENCRYPTION_KEY must be set"),
     ],
 )
 def test_production_refuses_to_start_half_configured(missing: str, message: str) -> None:

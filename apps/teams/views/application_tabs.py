@@ -26,6 +26,7 @@ class ApplicationTab:
 
 APPLICATION_TABS: list[ApplicationTab] = [
     ApplicationTab("overview", "Overview", "teams:application", "application:read"),
+    ApplicationTab("snapshots", "Snapshots", "snapshots:snapshots", "flow:read"),
     ApplicationTab("access", "Access", "teams:application_access", "member:read"),
     ApplicationTab("audit", "Audit log", "audit:application_log", "audit:read"),
 ]

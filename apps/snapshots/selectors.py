@@ -1,0 +1,35 @@
+"""Reads of snapshots and team keys, always filtered by team."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.db.models import F, QuerySet
+
+from apps.snapshots.models import Snapshot, TeamKey
+from apps.teams.models import Application, Team
+
+
+def snapshot_list(*, team: Team, application: Application) -> QuerySet[Snapshot]:
+    """An application's snapshots, newest first (flows not loaded: lists stay light)."""
+    return (
+        Snapshot.objects.filter(team=team, application=application)
+        .select_related("author", "application")
+        .defer("credentials_sealed")
+    )
+
+
+def team_key_list(*, team: Team) -> QuerySet[TeamKey]:
+    """The team's keys, active first then newest (public halves are what callers show)."""
+    return (
+        TeamKey.objects.filter(team=team)
+        .order_by(F("retired_at").desc(nulls_first=True), "-id")
+        .defer("signing_private_sealed", "data_key_sealed")
+    )
+
+
+def node_types(flows: list[Any]) -> list[tuple[str, int]]:
+    """Nodes per type (tabs, subflows and config nodes included), most common first."""
+    counts = Counter(str(node.get("type", "?")) for node in flows if isinstance(node, dict))
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
