@@ -25,7 +25,12 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import PersonalAccessToken, User
 from apps.accounts.principal import Principal
-from apps.accounts.services import token_create, user_create, user_deactivate
+from apps.accounts.services import (
+    installation_settings_update,
+    token_create,
+    user_create,
+    user_deactivate,
+)
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.devices.models import Device, DeviceGroup, ProvisioningToken
 from apps.devices.services import (
@@ -138,6 +143,8 @@ def build_world(acme: Acme, globex: Globex) -> World:
     paula = user_create(email="paula@platform.test", password=PASSWORD, is_platform_admin=True)
     dormant = user_create(email="dormant@acme.test", password=PASSWORD)
     user_deactivate(principal=Principal.for_user(paula), user=dormant)
+    # Open sign-up on, so its page can be called like any other (closed, it only says so).
+    installation_settings_update(principal=Principal.for_user(paula), open_signup=True)
     return World(
         acme=acme,
         globex=globex,
@@ -434,6 +441,23 @@ ROUTES: dict[str, Sample] = {
         actor="newbie",
         api=False,
         audit_exempt="a signed-in caller is only redirected to the invitation page",
+    ),
+    "signup": Sample(
+        "open",
+        api=False,
+        actor="anonymous",
+        bodies={
+            "post": _body(
+                {
+                    "email": "probe-signup@acme.test",
+                    "password": NEW_PASSWORD,
+                    "password_again": NEW_PASSWORD,
+                }
+            )
+        },
+    ),
+    "platform_signup": Sample(
+        "platform", _none, {"post": _body({"open_signup": "0"})}, actor="paula", api=False
     ),
     "platform_user_create": Sample(
         "platform",

@@ -75,6 +75,14 @@ TOKEN = ThrottleKind(
     account_scope="token_prefix",
 )
 
+SIGNUP = ThrottleKind(
+    "signup",
+    "account.signup.throttled",
+    per_account=Limit(1, 60 * 60),  # unused: a new account has nothing to count against
+    per_ip=Limit(10, 60 * 60),
+    refusal="Too many new accounts from your network",
+)
+
 
 class Throttled(ManifoldError):  # noqa: N818  # the HTTP names read best
     """Too many attempts (429); ``retry_after`` is in seconds."""
