@@ -278,7 +278,9 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("teams:home")
     if not open_signup_allowed():
-        return render(request, "accounts/signup_closed.html", status=403)
+        # Reading how to get in is fine (200); trying to sign up anyway is refused (403).
+        status = 403 if request.method == "POST" else 200
+        return render(request, "accounts/signup_closed.html", status=status)
     form = OpenSignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

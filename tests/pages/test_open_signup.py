@@ -36,7 +36,7 @@ def _sign_up(client: Client, email: str, ip: str = "203.0.113.30") -> Any:
 def test_closed_by_default_the_page_says_sign_up_is_by_invitation(acme_world: Acme) -> None:
     client = Client()
     page = client.get("/accounts/signup/")
-    assert page.status_code == 403
+    assert page.status_code == 200  # a page to read, not an error
     text = page.content.decode()
     assert "Sign-up is by invitation" in text
     assert "ask someone in your organisation to invite you" in text
