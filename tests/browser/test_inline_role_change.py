@@ -11,15 +11,13 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.teams.models import Membership
-from tests.browser.conftest import axe_violations, log_in, shot
+from tests.browser.conftest import BOTH_WIDTHS, axe_violations, log_in, shot
 from tests.conftest import PASSWORD, Acme
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.parametrize(
-    ("device", "width", "height"), [("desktop", 1440, 900), ("phone", 390, 844)]
-)
+@BOTH_WIDTHS
 def test_owner_changes_roles_inline_and_sees_refusals_in_the_row(
     device: str,
     width: int,

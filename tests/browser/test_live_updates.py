@@ -16,7 +16,7 @@ from apps.accounts.principal import Principal
 from apps.core.realtime import broadcast_team_event
 from apps.teams.models import Membership
 from apps.teams.services import application_create, member_role_change
-from tests.browser.conftest import axe_violations, log_in, shot
+from tests.browser.conftest import BOTH_WIDTHS, axe_violations, log_in, shot
 from tests.conftest import PASSWORD, Acme
 
 pytestmark = pytest.mark.browser
@@ -165,9 +165,7 @@ def _change_role(acme: Acme, user: User, role: str) -> None:
     thread.join(timeout=10)
 
 
-@pytest.mark.parametrize(
-    ("device", "width", "height"), [("desktop", 1440, 900), ("phone", 390, 844)]
-)
+@BOTH_WIDTHS
 def test_the_dashboard_role_badge_follows_a_role_change_without_reload(
     device: str,
     width: int,

@@ -12,26 +12,14 @@ from playwright.sync_api import expect
 
 from apps.accounts.models import User
 from apps.accounts.services import user_create
-from tests.browser.conftest import axe_violations, log_in, shot
+from tests.browser.conftest import BOTH_WIDTHS, log_in, page_is_clean
 from tests.conftest import PASSWORD, Acme
 
 pytestmark = pytest.mark.browser
 NEW_PASSWORD = "plant-floor-Walrus-42"
 
 
-def _clean(page: Any, name: str) -> None:
-    assert page.locator("h1").count() == 1, page.url
-    assert axe_violations(page) == [], page.url
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 1, f"{page.url} scrolls sideways by {overflow}px"
-    shot(page, name)
-
-
-@pytest.mark.parametrize(
-    ("device", "width", "height"), [("desktop", 1440, 900), ("phone", 390, 844)]
-)
+@BOTH_WIDTHS
 def test_admin_opens_sign_up_and_a_visitor_creates_an_account(
     device: str,
     width: int,
@@ -43,7 +31,7 @@ def test_admin_opens_sign_up_and_a_visitor_creates_an_account(
     visitor = new_page(width, height)
     visitor.goto(f"{server}/accounts/signup/")
     expect(visitor.get_by_role("heading", name="Sign-up is by invitation")).to_be_visible()
-    _clean(visitor, f"{device}-signup-closed")
+    page_is_clean(visitor, f"{device}-signup-closed")
     visitor.goto(f"{server}/accounts/login/")
     expect(visitor.get_by_text("Accounts come with an invitation")).to_be_visible()
 
@@ -51,7 +39,7 @@ def test_admin_opens_sign_up_and_a_visitor_creates_an_account(
     admin = new_page(width, height)
     log_in(admin, server, paula.email, PASSWORD)
     admin.goto(f"{server}/platform/users/")
-    _clean(admin, f"{device}-platform-users-signup")
+    page_is_clean(admin, f"{device}-platform-users-signup")
     signup = admin.locator("#signup")
     signup.get_by_label("Anyone who opens the sign-up page").check()
     signup.get_by_role("button", name="Save sign-up choice").click()
@@ -61,7 +49,7 @@ def test_admin_opens_sign_up_and_a_visitor_creates_an_account(
     visitor.goto(f"{server}/accounts/login/")
     visitor.get_by_role("link", name="Create an account").click()
     visitor.wait_for_url("**/accounts/signup/")
-    _clean(visitor, f"{device}-signup-open")
+    page_is_clean(visitor, f"{device}-signup-open")
     email = f"sam-{device}@newcomer.test"
     visitor.get_by_label("Email").fill(email)
     visitor.get_by_label("Your name").fill("Sam New")
@@ -70,5 +58,5 @@ def test_admin_opens_sign_up_and_a_visitor_creates_an_account(
     visitor.get_by_role("button", name="Create account").click()
     visitor.wait_for_url(lambda url: "/accounts/signup/" not in url)
     expect(visitor.get_by_text("Welcome to Manifold.")).to_be_visible()
-    _clean(visitor, f"{device}-signup-welcome")
+    page_is_clean(visitor, f"{device}-signup-welcome")
     assert User.objects.filter(email=email, is_active=True).exists()
