@@ -375,6 +375,11 @@ ROUTES: dict[str, Sample] = {
         "platform", _dormant_user, {"post": _none}, actor="paula"
     ),
     "api-platform-teams": Sample("platform", actor="paula"),
+    "api-platform-settings": Sample(
+        "platform",
+        bodies={"put": _body({"open_signup": False}), "patch": _body({"open_signup": False})},
+        actor="paula",
+    ),
     "api-schema": Sample("open"),
     "api-docs": Sample("open"),
     "api-redoc": Sample("open"),

@@ -132,3 +132,28 @@ def test_new_accounts_from_one_address_are_throttled(acme_world: Acme) -> None:
     assert "Too many new accounts" in refused.content.decode()
     assert not User.objects.filter(email="one-more@spam.test").exists()
     assert _sign_up(Client(), "elsewhere@ok.test", ip="192.0.2.78").status_code == 302
+
+
+def test_the_api_reads_and_switches_sign_up_for_platform_admins_only(
+    acme_world: Acme, page_client: ClientFor
+) -> None:
+    from rest_framework.test import APIClient
+
+    admin = APIClient()
+    admin.force_login(_paula())
+    assert admin.get("/api/v1/platform/settings/").json()["open_signup"] is False
+    switched = admin.patch("/api/v1/platform/settings/", {"open_signup": True}, format="json")
+    assert switched.status_code == 200
+    assert switched.json()["open_signup"] is True
+    assert open_signup_allowed()
+    assert AuditEvent.objects.filter(event="platform.signup.changed").count() == 1
+    bad = admin.put("/api/v1/platform/settings/", {"open_signup": "perhaps"}, format="json")
+    assert bad.status_code == 400
+    assert "open_signup" in bad.json()["error"]["fields"]
+    assert open_signup_allowed()
+
+    owner = APIClient()
+    owner.force_login(acme_world.olivia)
+    refused = owner.patch("/api/v1/platform/settings/", {"open_signup": False}, format="json")
+    assert refused.status_code == 403
+    assert open_signup_allowed()
