@@ -25,7 +25,12 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import PersonalAccessToken, User
 from apps.accounts.principal import Principal
-from apps.accounts.services import token_create, user_create, user_deactivate
+from apps.accounts.services import (
+    installation_settings_update,
+    token_create,
+    user_create,
+    user_deactivate,
+)
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.devices.models import Device, DeviceGroup, ProvisioningToken
 from apps.devices.services import (
@@ -154,6 +159,8 @@ def build_world(acme: Acme, globex: Globex) -> World:
         name="Globex v1",
         flows=[{"id": "g1", "type": "tab", "label": "Globex flow"}],
     )
+    # Open sign-up on, so its page can be called like any other (closed, it only says so).
+    installation_settings_update(principal=Principal.for_user(paula), open_signup=True)
     return World(
         acme=acme,
         globex=globex,
@@ -404,6 +411,11 @@ ROUTES: dict[str, Sample] = {
         "platform", _dormant_user, {"post": _none}, actor="paula"
     ),
     "api-platform-teams": Sample("platform", actor="paula"),
+    "api-platform-settings": Sample(
+        "platform",
+        bodies={"put": _body({"open_signup": False}), "patch": _body({"open_signup": False})},
+        actor="paula",
+    ),
     "api-schema": Sample("open"),
     "api-docs": Sample("open"),
     "api-redoc": Sample("open"),
@@ -470,6 +482,23 @@ ROUTES: dict[str, Sample] = {
         actor="newbie",
         api=False,
         audit_exempt="a signed-in caller is only redirected to the invitation page",
+    ),
+    "signup": Sample(
+        "open",
+        api=False,
+        actor="anonymous",
+        bodies={
+            "post": _body(
+                {
+                    "email": "probe-signup@acme.test",
+                    "password": NEW_PASSWORD,
+                    "password_again": NEW_PASSWORD,
+                }
+            )
+        },
+    ),
+    "platform_signup": Sample(
+        "platform", _none, {"post": _body({"open_signup": "0"})}, actor="paula", api=False
     ),
     "platform_user_create": Sample(
         "platform",

@@ -27,4 +27,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api-platform-user-reactivate",
     ),
     path("platform/teams/", platform_api.PlatformTeamListView.as_view(), name="api-platform-teams"),
+    path(
+        "platform/settings/",
+        platform_api.PlatformSettingsView.as_view(),
+        name="api-platform-settings",
+    ),
 ]

@@ -8,6 +8,7 @@ it as the actor so the token's scope limits what the user's role allows.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.utils import timezone
@@ -21,6 +22,19 @@ from apps.accounts.throttle import TOKEN, throttle_check, throttle_count
 # Writing last_used on every request would turn every read into a write; a minute is precise
 # enough to spot unused tokens.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+_PREFIX_LENGTH = len(TOKEN_PREFIX) + 6  # as stored in PersonalAccessToken.prefix
+_PRINTABLE_PREFIX = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def presented_prefix(raw: str) -> str | None:
+    """The throttling key of a presented token: the prefix a stored token would show, or None
+    for text that could not be one of ours (such guesses count per IP only)."""
+    prefix = raw[:_PREFIX_LENGTH]
+    if len(prefix) < _PREFIX_LENGTH or not prefix.startswith(TOKEN_PREFIX):
+        return None
+    return prefix if _PRINTABLE_PREFIX.match(prefix) else None
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -40,21 +54,21 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         # Guessing tokens from one address ends here (429), before any lookup.
         throttle_check(TOKEN, account=None)
-        if not raw.startswith(TOKEN_PREFIX):
-            throttle_count(TOKEN, account=None)
-            raise exceptions.AuthenticationFailed("Invalid token.")
-        token = (
-            PersonalAccessToken.objects.select_related("user")
-            .filter(token_hash=hash_token(raw))
-            .first()
-        )
-        account = None
-        if token is not None:
-            account = str(token.user_id)
-            owner = token.user
-            throttle_check(TOKEN, account=account, target=lambda: owner)
+        token = None
+        if raw.startswith(TOKEN_PREFIX):
+            token = (
+                PersonalAccessToken.objects.select_related("user")
+                .filter(token_hash=hash_token(raw))
+                .first()
+            )
         if token is None or not token.is_active or not token.user.is_active:
-            throttle_count(TOKEN, account=account)
+            # Counted per IP and per presented prefix, never per user: a user's valid tokens
+            # keep working whatever their revoked ones are doing. A valid token never reaches
+            # this branch, so a prefix shared with a hammered one cannot lock it out either.
+            prefix = presented_prefix(raw)
+            found = token
+            throttle_check(TOKEN, account=prefix, target=lambda: found)
+            throttle_count(TOKEN, account=prefix)
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

@@ -151,6 +151,35 @@ class InvitedSignupForm(forms.Form):
         return cleaned
 
 
+class OpenSignupForm(InvitedSignupForm):
+    """An account for anyone, when the platform admins allow open sign-up."""
+
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+    field_order = ["email", "full_name", "password", "password_again"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["full_name"].widget.attrs.pop("autofocus", None)
+
+
+class OpenSignupSwitchForm(forms.Form):
+    """The platform admins' choice: open sign-up or invitations only."""
+
+    open_signup = forms.TypedChoiceField(
+        label="Who can create an account",
+        choices=[
+            ("0", "Only people invited to a team (and accounts you create)"),
+            ("1", "Anyone who opens the sign-up page"),
+        ],
+        coerce=lambda value: value == "1",
+        widget=forms.RadioSelect,
+    )
+
+
 class PlatformUserCreateForm(forms.Form):
     """A platform admin creates an account and hands over the first password in person."""
 

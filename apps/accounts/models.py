@@ -89,3 +89,26 @@ class PersonalAccessToken(TimeStamped):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class InstallationSettings(TimeStamped):
+    """Installation-wide choices of the platform admins: one row (``pk=1``), the only store.
+
+    ``settings.OPEN_SIGNUP_DEFAULT`` (``MANIFOLD_OPEN_SIGNUP``) gives the first value only, when
+    the row is created on first read (``apps.accounts.selectors.installation_settings_get``).
+    """
+
+    SINGLETON_PK = 1
+
+    open_signup = models.BooleanField(
+        default=False, help_text="Anyone may create an account without an invitation."
+    )
+    updated_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "installation settings"
+
+    def __str__(self) -> str:
+        return "installation settings"

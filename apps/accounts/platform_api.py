@@ -18,9 +18,9 @@ from rest_framework.views import APIView
 
 from apps.accounts import services
 from apps.accounts.access import access_user, require_platform
-from apps.accounts.models import User
+from apps.accounts.models import InstallationSettings, User
 from apps.accounts.principal import principal_from_request
-from apps.accounts.selectors import USER_STATUSES, platform_user_list
+from apps.accounts.selectors import USER_STATUSES, installation_settings_get, platform_user_list
 from apps.core.api import validated
 from apps.core.pagination import PAGE_PARAMETERS, page_serializer, paginated_response
 from apps.teams.models import Team
@@ -151,3 +151,48 @@ class PlatformTeamListView(PlatformView):
         filters = validated(PlatformTeamFilterSerializer, request.query_params)
         teams = platform_team_list(search=filters.get("q", ""))
         return paginated_response(request, self, teams, PlatformTeamSerializer)
+
+
+class InstallationSettingsSerializer(serializers.ModelSerializer[InstallationSettings]):
+    class Meta:
+        model = InstallationSettings
+        fields = ("open_signup", "updated_at")
+        read_only_fields = ("updated_at",)
+
+
+class InstallationSettingsWriteSerializer(serializers.Serializer[dict[str, Any]]):
+    open_signup = serializers.BooleanField(
+        help_text="Anyone may create an account without an invitation."
+    )
+
+
+class PlatformSettingsView(PlatformView):
+    """GET: the installation's settings; PUT/PATCH: allow or stop open sign-up (audited)."""
+
+    permissions: ClassVar[dict[str, str]] = {
+        "get": "platform:read",
+        "put": "platform:settings_manage",
+        "patch": "platform:settings_manage",
+    }
+
+    @extend_schema(responses={200: InstallationSettingsSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(InstallationSettingsSerializer(installation_settings_get()).data)
+
+    @extend_schema(
+        request=InstallationSettingsWriteSerializer,
+        responses={200: InstallationSettingsSerializer},
+    )
+    def put(self, request: Request) -> Response:
+        data = validated(InstallationSettingsWriteSerializer, request.data)
+        row = services.installation_settings_update(
+            principal=principal_from_request(request), open_signup=data["open_signup"]
+        )
+        return Response(InstallationSettingsSerializer(row).data)
+
+    @extend_schema(
+        request=InstallationSettingsWriteSerializer,
+        responses={200: InstallationSettingsSerializer},
+    )
+    def patch(self, request: Request) -> Response:
+        return self.put(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
-from apps.accounts.models import PersonalAccessToken, User
+from apps.accounts.models import InstallationSettings, PersonalAccessToken, User
 
 
 def token_list(*, user: User) -> QuerySet[PersonalAccessToken]:
@@ -48,3 +48,21 @@ def user_team_ids(*, user: User) -> list[int]:
 def user_exists(*, email: str) -> bool:
     """Whether an account (active or not) has this address, compared without case."""
     return User.objects.filter(email__iexact=email.strip()).exists()
+
+
+def installation_settings_get() -> InstallationSettings:
+    """The installation's settings row, created with the configured defaults on first read.
+
+    From its creation on, the row is the one store of these facts: changing the environment
+    later changes nothing (platform admins change them through ``installation_settings_update``).
+    """
+    row, _ = InstallationSettings.objects.get_or_create(
+        pk=InstallationSettings.SINGLETON_PK,
+        defaults={"open_signup": bool(getattr(settings, "OPEN_SIGNUP_DEFAULT", False))},
+    )
+    return row
+
+
+def open_signup_allowed() -> bool:
+    """Whether anyone may create an account without an invitation."""
+    return installation_settings_get().open_signup

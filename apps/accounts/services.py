@@ -13,7 +13,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import TOKEN_PREFIX, PersonalAccessToken, User
+from apps.accounts.models import (
+    TOKEN_PREFIX,
+    InstallationSettings,
+    PersonalAccessToken,
+    User,
+)
 from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
 from apps.core.emails import normalize_email
@@ -323,3 +328,33 @@ def token_revoke(*, principal: Principal, token: PersonalAccessToken) -> Persona
             before={"name": locked.name, "prefix": locked.prefix},
         )
     return locked
+
+
+def installation_settings_update(
+    *, principal: Principal, open_signup: bool
+) -> InstallationSettings:
+    """Platform admins: allow or stop open (uninvited) sign-up. Invitations work either way."""
+    from apps.accounts.access import require_platform
+    from apps.accounts.selectors import installation_settings_get
+
+    admin = require_platform(principal, "platform:settings_manage")
+    installation_settings_get()  # the row exists from here on
+    with transaction.atomic():
+        row = InstallationSettings.objects.select_for_update().get(
+            pk=InstallationSettings.SINGLETON_PK
+        )
+        if row.open_signup == open_signup:
+            return row
+        before = {"open_signup": row.open_signup}
+        row.open_signup = open_signup
+        row.updated_by = admin
+        row.save(update_fields=["open_signup", "updated_by", "updated_at"])
+        audit_record(
+            event="platform.signup.changed",
+            principal=principal,
+            team=None,
+            target=row,
+            before=before,
+            after={"open_signup": open_signup},
+        )
+    return row

@@ -6,6 +6,9 @@ the one machine shares too (its increments are not atomic across processes, so t
 failures may count once: a throttle, not a ledger). Each kind counts per account and per client
 IP in fixed windows; once either count reaches its limit, the next attempt is refused until the
 window ends, the right password included, and the first refusal of a window is audited.
+
+Token authentication counts per IP and per presented token prefix, never per user: failures with
+someone's revoked or expired tokens must not lock out that user's valid tokens.
 """
 
 from __future__ import annotations
@@ -36,13 +39,17 @@ class Limit:
 
 @dataclass(frozen=True)
 class ThrottleKind:
-    """What is throttled, its audit event, its limits per account and per IP, and its words."""
+    """What is throttled, its audit event, its limits per account and per IP, and its words.
+
+    ``account_scope`` names what the per-account count is keyed by (its audit ``scope``).
+    """
 
     name: str
     event: str
     per_account: Limit
     per_ip: Limit
     refusal: str
+    account_scope: str = "account"
 
 
 LOGIN = ThrottleKind(
@@ -64,7 +71,16 @@ TOKEN = ThrottleKind(
     "account.token.throttled",
     per_account=Limit(10, 15 * 60),
     per_ip=Limit(30, 15 * 60),
-    refusal="Too many failed token authentications from your network or for this account",
+    refusal="Too many failed token authentications from your network or with this token",
+    account_scope="token_prefix",
+)
+
+SIGNUP = ThrottleKind(
+    "signup",
+    "account.signup.throttled",
+    per_account=Limit(1, 60 * 60),  # unused: a new account has nothing to count against
+    per_ip=Limit(10, 60 * 60),
+    refusal="Too many new accounts from your network",
 )
 
 
@@ -90,7 +106,7 @@ def _key(kind: ThrottleKind, scope: str, value: str, limit: Limit, now: float) -
 def _scopes(kind: ThrottleKind, account: str | None) -> list[tuple[str, str, Limit]]:
     scopes = []
     if account:
-        scopes.append(("account", account, kind.per_account))
+        scopes.append((kind.account_scope, account, kind.per_account))
     ip = current_audit_context().ip
     if ip:
         scopes.append(("ip", ip, kind.per_ip))
@@ -148,4 +164,4 @@ def throttle_count(kind: ThrottleKind, *, account: str | None) -> None:
 def throttle_clear_account(kind: ThrottleKind, *, account: str) -> None:
     """A successful sign-in forgets the account's failures (the IP's count stays)."""
     limit = kind.per_account
-    cache.delete(_key(kind, "account", account, limit, time.time()))
+    cache.delete(_key(kind, kind.account_scope, account, limit, time.time()))

@@ -8,6 +8,7 @@ app_name = "accounts"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", views.LoginView.as_view(), name="login"),
+    path("signup/", views.signup, name="signup"),
     path("signup/<str:token>/", views.invited_signup, name="invited_signup"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("password/change/", views.PasswordChangeView.as_view(), name="password_change"),

@@ -20,11 +20,17 @@ from django.views.decorators.http import require_http_methods
 
 from apps.accounts import services
 from apps.accounts.access import access_token
-from apps.accounts.forms import InvitedSignupForm, LoginForm, TokenCreateForm
+from apps.accounts.forms import InvitedSignupForm, LoginForm, OpenSignupForm, TokenCreateForm
 from apps.accounts.models import User
 from apps.accounts.principal import Principal, principal_from_request
-from apps.accounts.selectors import token_list, user_exists
-from apps.accounts.throttle import PASSWORD_RESET, Throttled, throttle_check, throttle_count
+from apps.accounts.selectors import open_signup_allowed, token_list, user_exists
+from apps.accounts.throttle import (
+    PASSWORD_RESET,
+    SIGNUP,
+    Throttled,
+    throttle_check,
+    throttle_count,
+)
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
 
@@ -35,6 +41,9 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "open_signup": open_signup_allowed()}
 
     def form_invalid(self, form: Any) -> HttpResponse:
         response = super().form_invalid(form)
@@ -260,4 +269,37 @@ def invited_signup(request: HttpRequest, token: str) -> HttpResponse:
         "accounts/signup.html",
         {"form": form, "invitation": invitation, "token": token},
         status=400 if form.errors else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    """Open sign-up, when the platform admins allow it; otherwise a page saying how to get in."""
+    if request.user.is_authenticated:
+        return redirect("teams:home")
+    if not open_signup_allowed():
+        # Reading how to get in is fine (200); trying to sign up anyway is refused (403).
+        status = 403 if request.method == "POST" else 200
+        return render(request, "accounts/signup_closed.html", status=status)
+    form = OpenSignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            throttle_check(SIGNUP, account=None)
+            user = services.user_create(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                full_name=form.cleaned_data["full_name"],
+            )
+        except Throttled as exc:
+            form.add_error(None, exc.message)
+            return render(request, "accounts/signup_open.html", {"form": form}, status=429)
+        except ManifoldError as exc:
+            add_service_error(form, exc, {"email": "email"})
+        else:
+            throttle_count(SIGNUP, account=None)
+            auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to Manifold. Create a team, or ask to be invited.")
+            return redirect("teams:home")
+    return render(
+        request, "accounts/signup_open.html", {"form": form}, status=400 if form.errors else 200
     )

@@ -71,6 +71,8 @@ def _audit_page(
         "page": page,
         "export_query": export_query,
         "filter_query": query.urlencode(),
+        # Told on the folded filter toggle (phones), so hidden filters are never a surprise.
+        "active_filters": sum(1 for name in form.fields if request.GET.get(name)),
         "event_prefixes": EVENT_PREFIXES,
         "members": team_selectors.membership_list(team=team),
     }

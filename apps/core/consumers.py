@@ -37,6 +37,8 @@ from apps.rbac.permissions import PERMISSIONS
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+# Sent to one socket whose user's own access in the team changed (and still allows the socket).
+ACCESS_CHANGED_EVENT = "team.access.changed"
 _SEALED = ("connect", "websocket_disconnect")
 
 
@@ -48,6 +50,10 @@ class SocketAccess(Protocol):
     def team(self) -> Any: ...
 
     def may_see(self, permission: str, application_id: int | None = None) -> bool: ...
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Changes whenever what the user may do or see in the team changes (role and the like)."""
+        ...
 
 
 # (user, team slug, permission key) -> access; raises NotFound / PermissionDenied.
@@ -144,8 +150,14 @@ class TeamScopedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # c
             await self.close(code=CLOSE_FORBIDDEN)
             return False
         # A role or override change alters what this socket may see, not only whether it stays.
+        changed = access.fingerprint() != self.access.fingerprint()
         self.access = access
+        if changed:
+            await self.own_access_changed()
         return True
+
+    async def own_access_changed(self) -> None:
+        """Hook for subclasses: the user keeps the socket, but their access in the team changed."""
 
     async def _recheck_forever(self) -> None:
         while True:
@@ -180,6 +192,11 @@ class TeamEventsConsumer(TeamScopedConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # The stream is server-to-browser; answer anything else explicitly instead of ignoring it.
         await self.send_json({"error": "This socket only sends events."})
+
+    async def own_access_changed(self) -> None:
+        # The page shows the user's own role (the dashboard badge, what they may click): tell it
+        # to re-read, since no audit event reaches a user who lost audit:read.
+        await self.send_json({"kind": ACCESS_CHANGED_EVENT, "payload": {}})
 
     async def team_event(self, message: dict[str, Any]) -> None:
         """Handler for ``{"type": "team.event"}`` messages from ``broadcast_team_event``:

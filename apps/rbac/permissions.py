@@ -112,6 +112,7 @@ PERMISSIONS: Final[dict[str, PermissionSpec]] = {
 PLATFORM_PERMISSIONS: Final[dict[str, str]] = {
     "platform:read": "List every user and team with their counts",
     "platform:user_manage": "Deactivate and reactivate user accounts",
+    "platform:settings_manage": "Choose whether people may sign up without an invitation",
 }
 PLATFORM_READ_ONLY: Final[frozenset[str]] = frozenset({"platform:read"})
 

@@ -62,6 +62,18 @@ class TeamAccess:
             self._overrides = application_override_roles(self.membership)
         return frozenset(pk for pk, role in self._overrides.items() if role == NO_ACCESS)
 
+    def fingerprint(self) -> tuple[object, ...]:
+        """A value that changes whenever what this member may do or see changes: role, custom
+        role and its keys, application overrides (as loaded: ``access_team_for_user`` loads them,
+        so sockets compare it on the event loop without a query)."""
+        custom = self.membership.custom_role
+        return (
+            self.membership.role,
+            custom.pk if custom is not None else None,
+            tuple(sorted(custom.permission_keys)) if custom is not None else (),
+            tuple(sorted((self._overrides or {}).items())),
+        )
+
     def grant(self, application: Application | None = None) -> Grant:
         return self._grant(self._application_role(application.pk) if application else None)
 

@@ -86,6 +86,30 @@ class MemberRoleForm(forms.Form):
         ]
 
 
+CUSTOM_ROLE_CHOICE = "custom:"
+
+
+class MemberAssignmentForm(forms.Form):
+    """The members page's inline role picker: one select of the roles and the custom roles."""
+
+    assignment = forms.ChoiceField(label="Role")
+
+    def __init__(self, *args: Any, custom_roles: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices: list[Any] = list(ROLE_CHOICES)
+        if custom_roles:
+            custom = [(f"{CUSTOM_ROLE_CHOICE}{role.pk}", role.name) for role in custom_roles]
+            choices.append(("Custom roles", custom))
+        self.fields["assignment"].choices = choices  # type: ignore[attr-defined]  # ChoiceField.choices
+
+    def custom_role_id(self) -> str | None:
+        """The chosen custom role's id, or None when a plain role was chosen."""
+        value: str = self.cleaned_data["assignment"]
+        return (
+            value.removeprefix(CUSTOM_ROLE_CHOICE) if value.startswith(CUSTOM_ROLE_CHOICE) else None
+        )
+
+
 class OverrideForm(forms.Form):
     """A member's role inside one application."""
 

@@ -27,6 +27,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="platform_user_reactivate",
     ),
     path("platform/teams/", platform.team_list, name="platform_teams"),
+    path("platform/signup/", platform.signup_switch, name="platform_signup"),
     path(team, teams.dashboard, name="dashboard"),
     path(team + "settings/", teams.team_settings, name="settings"),
     path(team + "delete/", teams.team_delete, name="team_delete"),

@@ -158,6 +158,9 @@ EMAIL_BACKEND = os.environ.get(
 # Absolute base of links in emails sent outside a request (e.g. invitations from a task).
 MANIFOLD_BASE_URL = os.environ.get("MANIFOLD_BASE_URL", "http://127.0.0.1:8000")
 DEFAULT_FROM_EMAIL = os.environ.get("MANIFOLD_FROM_EMAIL", "manifold@localhost")
+# Whether anyone may create an account without an invitation, until a platform admin decides:
+# only the first value of the installation's settings row; from then on that row is the store.
+OPEN_SIGNUP_DEFAULT = env_bool("MANIFOLD_OPEN_SIGNUP", False)
 
 REDIS_URL = os.environ.get("MANIFOLD_REDIS_URL", "")
 # The cache holds the sign-in/reset/token throttle counters (apps.accounts.throttle): shared by

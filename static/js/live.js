@@ -14,6 +14,7 @@
   var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
   var url = scheme + window.location.host + "/ws/teams/" + encodeURIComponent(slug) + "/events/";
   var REFUSED = [4403, 4404];
+  var ACCESS_CHANGED = "team.access.changed";
   var delay = 1000;
   var refreshTimer = null;
 
@@ -51,6 +52,14 @@
     }, 150);
   }
 
+  function refreshNavigation() {
+    // The user's own role changed: the team navigation shows what they may open, so take it
+    // from a fresh copy of this page (a page they may no longer open answers 403: kept as is).
+    var nav = document.getElementById("team-nav");
+    if (!nav || !window.htmx) return;
+    window.htmx.ajax("GET", window.location.href, { target: nav, select: "#team-nav", swap: "outerHTML" });
+  }
+
   function connect() {
     var socket;
     try {
@@ -68,6 +77,7 @@
       try { data = JSON.parse(event.data); } catch (error) { return; }
       if (data && data.kind) {
         document.dispatchEvent(new CustomEvent("manifold:team-event", { detail: data }));
+        if (data.kind === ACCESS_CHANGED) refreshNavigation();
         refresh();
       }
     });

@@ -35,6 +35,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Desktop and phone: the widths every page is looked at (``@BOTH_WIDTHS`` on a test taking
+# ``device``, ``width`` and ``height``).
+BOTH_WIDTHS = pytest.mark.parametrize(
+    ("device", "width", "height"), [("desktop", 1440, 900), ("phone", 390, 844)]
+)
 SHOTS = Path(os.environ.get("MANIFOLD_SHOTS_DIR", "/tmp/shots"))
 # axe-core from npm (package.json), like every browser library here: no CDN.
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
@@ -138,3 +143,14 @@ def axe_violations(page: Any) -> list[str]:
         })).violations.map(v => ({id: v.id, nodes: v.nodes.map(n => n.target.join(' '))}))"""
     )
     return [f"{item['id']}: {node}" for item in found for node in item["nodes"]]
+
+
+def page_is_clean(page: Any, name: str) -> None:
+    """One page heading, axe-core clean, no sideways scroll; then a screenshot ``name``."""
+    assert page.locator("h1").count() == 1, page.url
+    assert axe_violations(page) == [], page.url
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 1, f"{page.url} scrolls sideways by {overflow}px"
+    shot(page, name)

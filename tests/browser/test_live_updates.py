@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -10,10 +11,12 @@ import pytest
 from django.db import connections, transaction
 from playwright.sync_api import expect
 
+from apps.accounts.models import User
 from apps.accounts.principal import Principal
 from apps.core.realtime import broadcast_team_event
-from apps.teams.services import application_create
-from tests.browser.conftest import log_in
+from apps.teams.models import Membership
+from apps.teams.services import application_create, member_role_change
+from tests.browser.conftest import BOTH_WIDTHS, axe_violations, log_in, shot
 from tests.conftest import PASSWORD, Acme
 
 pytestmark = pytest.mark.browser
@@ -144,3 +147,55 @@ def test_live_refresh_updates_counters_and_keeps_opened_details_open(
     # The other tab's counters and list, not only its activity feed.
     expect(applications).to_have_text("2")
     expect(dashboard.get_by_role("link", name="Press 4")).to_be_visible()
+
+
+def _change_role(acme: Acme, user: User, role: str) -> None:
+    # Another session (Olivia's) changes the role: a thread of its own, as a request would.
+    def work() -> None:
+        try:
+            membership = Membership.objects.get(team=acme.team, user=user)
+            member_role_change(
+                principal=Principal.for_user(acme.olivia), membership=membership, role=role
+            )
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=10)
+
+
+@BOTH_WIDTHS
+def test_the_dashboard_role_badge_follows_a_role_change_without_reload(
+    device: str,
+    width: int,
+    height: int,
+    acme_world: Acme,
+    server: str,
+    new_page: Callable[..., Any],
+) -> None:
+    page = new_page(width, height)
+    log_in(page, server, acme_world.eddie.email, PASSWORD)
+    page.goto(f"{server}/teams/acme/")
+    expect(page.locator("[data-live-status]")).to_have_attribute("data-state", "live")
+    badge = page.locator("#dashboard-role .badge")
+    expect(badge).to_have_text("member")
+    expect(page.locator("#recent-events")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")
+
+    _change_role(acme_world, acme_world.eddie, "viewer")
+
+    expect(badge).to_have_text("viewer")
+    expect(badge).to_have_class(re.compile(r"\bbadge-viewer\b"))
+    # The body and the navigation follow too: a viewer does not read the audit trail.
+    expect(page.locator("#recent-events")).to_have_count(0)
+    navigation = page.get_by_role("navigation", name="Team")
+    expect(navigation.get_by_role("link", name="Audit log")).to_have_count(0)
+    assert page.evaluate("window.__sameDocument") is True
+    assert axe_violations(page) == []
+    shot(page, f"{device}-dashboard-role-live")
+
+    _change_role(acme_world, acme_world.eddie, "member")
+    expect(badge).to_have_text("member")
+    expect(page.locator("#recent-events")).to_be_visible()
+    expect(navigation.get_by_role("link", name="Audit log")).to_be_visible()

@@ -12,26 +12,14 @@ from apps.accounts.models import User
 from apps.accounts.principal import Principal
 from apps.teams.models import Membership
 from apps.teams.services import invitation_create
-from tests.browser.conftest import axe_violations, shot
+from tests.browser.conftest import BOTH_WIDTHS, page_is_clean
 from tests.conftest import Acme
 
 pytestmark = pytest.mark.browser
 NEW_PASSWORD = "plant-floor-Walrus-42"
 
 
-def _clean(page: Any, name: str) -> None:
-    assert page.locator("h1").count() == 1, page.url
-    assert axe_violations(page) == [], page.url
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 1, f"{page.url} scrolls sideways by {overflow}px"
-    shot(page, name)
-
-
-@pytest.mark.parametrize(
-    ("device", "width", "height"), [("desktop", 1440, 900), ("phone", 390, 844)]
-)
+@BOTH_WIDTHS
 def test_invited_newcomer_signs_up_joins_and_finds_the_application(
     device: str,
     width: int,
@@ -52,7 +40,7 @@ def test_invited_newcomer_signs_up_joins_and_finds_the_application(
     page.goto(f"{server}/invitations/{secret}/")
     page.wait_for_url(f"**/accounts/signup/{secret}/")
     assert page.get_by_label("Email").input_value() == email
-    _clean(page, f"walk-{device}-1-signup")
+    page_is_clean(page, f"walk-{device}-1-signup")
     page.get_by_label("Your name").fill("Nina New")
     page.get_by_label("Choose a password").fill(NEW_PASSWORD)
     page.get_by_label("The same password again").fill(NEW_PASSWORD)
@@ -60,17 +48,17 @@ def test_invited_newcomer_signs_up_joins_and_finds_the_application(
 
     page.wait_for_url("**/teams/acme/")
     assert page.get_by_text("Welcome to Acme Plant.").is_visible()
-    _clean(page, f"walk-{device}-2-dashboard")
+    page_is_clean(page, f"walk-{device}-2-dashboard")
     nina = User.objects.get(email=email)
     assert Membership.objects.get(team=acme_world.team, user=nina).role == "member"
 
     page.get_by_role("navigation", name="Team").get_by_role("link", name="Applications").click()
     page.wait_for_url("**/teams/acme/applications/")
-    _clean(page, f"walk-{device}-3-applications")
+    page_is_clean(page, f"walk-{device}-3-applications")
 
     page.get_by_role("link", name="Line 1").first.click()
     page.wait_for_url("**/teams/acme/applications/line-1/")
-    _clean(page, f"walk-{device}-4-application")
+    page_is_clean(page, f"walk-{device}-4-application")
     tabs = page.get_by_role("navigation", name="Application sections")
     for label, path, name in (
         ("Access", "access/", "5-application-access"),
@@ -78,4 +66,4 @@ def test_invited_newcomer_signs_up_joins_and_finds_the_application(
     ):
         tabs.get_by_role("link", name=label).click()
         page.wait_for_url(f"**/teams/acme/applications/line-1/{path}")
-        _clean(page, f"walk-{device}-{name}")
+        page_is_clean(page, f"walk-{device}-{name}")

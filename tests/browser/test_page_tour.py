@@ -43,6 +43,7 @@ ANONYMOUS_PAGES = {
     "login": "/accounts/login/",
     "password-reset": "/accounts/password/reset/",
     "password-reset-sent": "/accounts/password/reset/sent/",
+    "signup-closed": "/accounts/signup/",
 }
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 

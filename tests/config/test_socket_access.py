@@ -18,7 +18,7 @@ from django.test import Client
 from django.urls import path
 
 from apps.accounts.principal import Principal
-from apps.core.consumers import TeamScopedConsumer
+from apps.core.consumers import ACCESS_CHANGED_EVENT, TeamScopedConsumer
 from apps.core.realtime import broadcast_team_event
 from apps.rbac.services import custom_role_create, custom_role_update
 from apps.teams.models import Membership
@@ -183,8 +183,9 @@ async def test_no_access_override_hides_the_applications_events_from_then_on() -
     override = await run(shut_eddie_out)
     await run(lambda: application_update(principal=olivia, application=people["line_1"], name="X"))
     await run(lambda: team_update(principal=olivia, team=people["team"], name="Acme 2"))
-    # Eddie's next event is the team rename: nothing about the application he was shut out of,
-    # not even the override itself.
+    # Eddie is told his own access changed, then his next event is the team rename: nothing
+    # about the application he was shut out of, not even the override itself.
+    assert (await eddie.receive_json_from(timeout=5))["kind"] == ACCESS_CHANGED_EVENT
     assert (await eddie.receive_json_from(timeout=5))["kind"] == "team.team.updated"
     kinds = [(await owner.receive_json_from(timeout=5))["kind"] for _ in range(3)]
     assert kinds == [
@@ -196,8 +197,12 @@ async def test_no_access_override_hides_the_applications_events_from_then_on() -
     # Lifting the override brings the application's events back at once.
     await run(lambda: application_override_remove(principal=olivia, override=override))
     await run(lambda: application_update(principal=olivia, application=people["line_1"], name="Y"))
-    kinds = [(await eddie.receive_json_from(timeout=5))["kind"] for _ in range(2)]
-    assert kinds == ["team.application_role.removed", "team.application.updated"]
+    kinds = [(await eddie.receive_json_from(timeout=5))["kind"] for _ in range(3)]
+    assert kinds == [
+        ACCESS_CHANGED_EVENT,
+        "team.application_role.removed",
+        "team.application.updated",
+    ]
     await eddie.disconnect()
     await owner.disconnect()
 
@@ -222,4 +227,29 @@ async def test_audit_events_skip_sockets_without_audit_read() -> None:
     assert (await eddie.receive_json_from(timeout=5))["kind"] == "team.team.updated"
     assert (await eddie.receive_json_from(timeout=5))["kind"] == "team.counters.changed"
     for socket in (dana, vera, eddie):
+        await socket.disconnect()
+
+
+async def test_a_role_change_tells_only_that_members_sockets_to_re_read() -> None:
+    # The dashboard shows "you are <role>": the member's own socket is told, even when the new
+    # role may not read the audit row the change wrote.
+    people = await acme()
+    eddie = await connect(people["eddie"])
+    vera = await connect(people["vera"])
+
+    def demote() -> None:
+        membership = Membership.objects.get(user=people["eddie"])
+        member_role_change(
+            principal=Principal.for_user(people["olivia"]), membership=membership, role="viewer"
+        )
+
+    await run(demote)
+    assert await eddie.receive_json_from(timeout=NOTIFIED_WITHIN) == {
+        "kind": ACCESS_CHANGED_EVENT,
+        "payload": {},
+    }
+    # As a viewer he no longer reads audit rows; Vera's own access did not change.
+    assert await eddie.receive_nothing(timeout=0.5)
+    assert await vera.receive_nothing(timeout=0.5)
+    for socket in (eddie, vera):
         await socket.disconnect()

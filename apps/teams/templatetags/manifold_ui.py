@@ -33,7 +33,7 @@ def form_field(field: BoundField, optional_hint: bool = True) -> dict[str, Any]:
     widget = field.field.widget
     if isinstance(widget, forms.CheckboxInput):
         widget_type = "checkbox"
-    elif isinstance(widget, forms.CheckboxSelectMultiple):
+    elif isinstance(widget, forms.CheckboxSelectMultiple | forms.RadioSelect):
         widget_type = "multi"
     else:
         widget_type = "input"

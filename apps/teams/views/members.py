@@ -5,12 +5,15 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts.principal import principal_from_request
-from apps.core.errors import ManifoldError, NotFound, PermissionDenied
+from apps.core.errors import ManifoldError, NotFound, PermissionDenied, ValidationError
 from apps.core.forms import add_service_error
 from apps.rbac.access import access_custom_role
+from apps.rbac.models import CustomRole
+from apps.rbac.permissions import ROLE_CHOICES, Role
 from apps.rbac.selectors import custom_role_list
 from apps.teams import selectors, services
 from apps.teams.access import (
@@ -19,12 +22,14 @@ from apps.teams.access import (
     access_invitation_by_token,
     access_membership,
 )
-from apps.teams.forms import InviteForm, MemberRoleForm
-from apps.teams.models import InvitationStatus
+from apps.teams.forms import InviteForm, MemberAssignmentForm, MemberRoleForm
+from apps.teams.models import InvitationStatus, Membership
 from apps.teams.views.base import team_context, team_page
 
 
-def _members_context(access: TeamAccess, invite_form: InviteForm) -> dict[str, object]:
+def _members_context(
+    access: TeamAccess, invite_form: InviteForm, role_error: tuple[int, str] | None = None
+) -> dict[str, object]:
     team = access.team
     invitations = (
         list(selectors.invitation_list(team=team, pending_only=True))
@@ -37,6 +42,10 @@ def _members_context(access: TeamAccess, invite_form: InviteForm) -> dict[str, o
         memberships=selectors.membership_list(team=team),
         invitations=invitations,
         invite_form=invite_form,
+        custom_roles=list(custom_role_list(team=team)) if access.allows("member:role") else [],
+        role_choices=ROLE_CHOICES,
+        role_error_for=role_error[0] if role_error else None,
+        role_error=role_error[1] if role_error else None,
     )
 
 
@@ -71,41 +80,83 @@ def member_invite(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     return render(request, "teams/members.html", _members_context(access, form), status=400)
 
 
+def _requested_role(
+    request: HttpRequest, access: TeamAccess, membership: Membership
+) -> tuple[str, CustomRole | None]:
+    """The (role, custom role) a role change asks for: from the members page's one select
+    (``assignment``: a role or ``custom:<id>``) or from the role and custom role fields."""
+    custom_roles = list(custom_role_list(team=access.team))
+    if "assignment" in request.POST:
+        picker = MemberAssignmentForm(request.POST, custom_roles=custom_roles)
+        if not picker.is_valid():
+            raise ValidationError("Choose one of the roles in the list.")
+        custom_id = picker.custom_role_id()
+        if custom_id is None:
+            return picker.cleaned_data["assignment"], None
+        # Owners cannot hold a custom role: an owner given one keeps the member ladder's rank.
+        role = Role.MEMBER if membership.role == Role.OWNER else membership.role
+        return role, access_custom_role(access, custom_id, "member:role")
+    form = MemberRoleForm(request.POST, custom_roles=custom_roles)
+    if not form.is_valid():
+        raise ValidationError("Choose one of the roles in the list.")
+    custom_role = None
+    if form.cleaned_data["custom_role"] is not None:
+        custom_role = access_custom_role(access, form.cleaned_data["custom_role"], "member:role")
+    return form.cleaned_data["role"], custom_role
+
+
 @team_page("member:role")
 @require_http_methods(["GET", "POST"])
 def member_role(request: HttpRequest, access: TeamAccess, membership_id: int) -> HttpResponse:
+    """Change a member's role, inline on the members page.
+
+    The row's select posts here with htmx and gets its row back: the new role, or the same role
+    with the refusal in words (answered 200 so htmx swaps it in; the row carries the outcome).
+    Without htmx the answer is the members page: a redirect on success, else the page again
+    with the refusal in the row and its 4xx status. A GET (the former separate page) lands on
+    the member's row.
+    """
     membership = access_membership(access, membership_id, "member:role")
-    custom_roles = list(custom_role_list(team=access.team))
-    form = MemberRoleForm(
-        request.POST or None,
-        custom_roles=custom_roles,
-        initial={"role": membership.role, "custom_role": membership.custom_role_id},
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            custom_role = None
-            if form.cleaned_data["custom_role"] is not None:
-                custom_role = access_custom_role(
-                    access, form.cleaned_data["custom_role"], "member:role"
-                )
-            services.member_role_change(
-                principal=access.principal,
-                membership=membership,
-                role=form.cleaned_data["role"],
-                custom_role=custom_role,
-            )
-        except NotFound:
-            form.add_error("custom_role", "Choose a custom role of this team.")
-        except ManifoldError as exc:
-            add_service_error(form, exc)
-        else:
-            messages.success(request, f"Role of {membership.user.email} saved.")
-            return redirect("teams:members", team_slug=access.team.slug)
-    return render(
-        request,
-        "teams/member_role.html",
-        team_context(access, "members", membership=membership, form=form),
-        status=400 if form.errors else 200,
+    members_url = reverse("teams:members", kwargs={"team_slug": access.team.slug})
+    if request.method == "GET":
+        return redirect(f"{members_url}#member-{membership.pk}")
+    error, status = None, 200
+    try:
+        role, custom_role = _requested_role(request, access, membership)
+        services.member_role_change(
+            principal=access.principal, membership=membership, role=role, custom_role=custom_role
+        )
+    except NotFound:
+        error, status = "Choose a custom role of this team.", 400
+    except ManifoldError as exc:
+        error, status = exc.message, exc.status_code
+    membership = selectors.membership_list(team=access.team).get(pk=membership.pk)
+    if request.htmx:  # type: ignore[attr-defined]  # htmx middleware
+        if error is None and membership.user_id == access.membership.user_id:
+            # Their own role changed: every control on the page may differ now.
+            response = HttpResponse(status=204)
+            response["HX-Refresh"] = "true"
+            return response
+        context = _row_context(access, membership, error=error, saved=error is None)
+        return render(request, "teams/_member_row.html", context)
+    if error is None:
+        messages.success(request, f"Role of {membership.user.email} saved.")
+        return redirect(f"{members_url}#member-{membership.pk}")
+    context = _members_context(access, InviteForm(), role_error=(membership.pk, error))
+    return render(request, "teams/members.html", context, status=status)
+
+
+def _row_context(
+    access: TeamAccess, membership: Membership, *, error: str | None, saved: bool
+) -> dict[str, object]:
+    return team_context(
+        access,
+        "members",
+        membership=membership,
+        custom_roles=list(custom_role_list(team=access.team)),
+        role_choices=ROLE_CHOICES,
+        role_error=error,
+        role_saved=saved,
     )
 
 

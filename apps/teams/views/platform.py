@@ -20,9 +20,9 @@ from django.views.decorators.http import require_http_methods
 
 from apps.accounts import services
 from apps.accounts.access import access_user, require_platform
-from apps.accounts.forms import PlatformUserCreateForm
+from apps.accounts.forms import OpenSignupSwitchForm, PlatformUserCreateForm
 from apps.accounts.principal import principal_from_request
-from apps.accounts.selectors import USER_STATUSES, platform_user_list
+from apps.accounts.selectors import USER_STATUSES, open_signup_allowed, platform_user_list
 from apps.core.errors import ManifoldError, NotFound, PermissionDenied
 from apps.core.forms import add_service_error
 from apps.teams.selectors import platform_team_list, team_names_solely_owned_by
@@ -69,8 +69,11 @@ def user_list(request: HttpRequest) -> HttpResponse:
     if status not in USER_STATUSES:
         status = "all"
     page, filter_query = _page_of(request, platform_user_list(search=search, status=status))
+    open_signup = open_signup_allowed()
     context = {
         "nav": "users",
+        "open_signup": open_signup,
+        "signup_form": OpenSignupSwitchForm(initial={"open_signup": "1" if open_signup else "0"}),
         "page": page,
         "search": search,
         "status": status,
@@ -100,6 +103,25 @@ def user_create(request: HttpRequest) -> HttpResponse:
             return redirect(f"{reverse('teams:platform_users')}?{urlencode({'q': user.email})}")
     context = {"nav": "users", "form": form}
     return render(request, "platform/user_create.html", context, status=400 if form.errors else 200)
+
+
+@platform_page("platform:settings_manage")
+@require_http_methods(["POST"])
+def signup_switch(request: HttpRequest) -> HttpResponse:
+    """Allow or stop open sign-up (the switch lives on the Users page)."""
+    form = OpenSignupSwitchForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose who can create an account.")
+    else:
+        open_signup = form.cleaned_data["open_signup"]
+        services.installation_settings_update(
+            principal=principal_from_request(request), open_signup=open_signup
+        )
+        if open_signup:
+            messages.success(request, "Open sign-up is on: anyone can create an account.")
+        else:
+            messages.success(request, "Sign-up is by invitation only now.")
+    return redirect(f"{reverse('teams:platform_users')}#signup")
 
 
 @platform_page("platform:read")

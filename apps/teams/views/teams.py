@@ -87,6 +87,8 @@ def dashboard(request: HttpRequest, access: TeamAccess) -> HttpResponse:
         return render(request, "teams/_recent_events.html", context)
     if target == "dashboard-body":  # the live refresh: counters, lists and activity together
         return render(request, "teams/_dashboard_body.html", context)
+    if target == "dashboard-role":  # the live refresh of "you are <role>"
+        return render(request, "teams/_role_badge.html", context)
     return render(request, "teams/dashboard.html", context)
 
 

@@ -5,6 +5,7 @@ not get through a throttled account."""
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,8 @@ from django.core import mail
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
+from apps.accounts.principal import Principal
+from apps.accounts.services import CreatedToken, token_create, token_revoke
 from apps.accounts.throttle import LOGIN, PASSWORD_RESET, TOKEN
 from apps.audit.models import AuditEvent
 from tests.conftest import PASSWORD, Acme
@@ -103,17 +106,67 @@ def test_password_reset_requests_are_throttled(acme_world: Acme) -> None:
 def test_token_authentication_failures_are_throttled_per_ip(
     acme_world: Acme, token_client: Callable[..., APIClient]
 ) -> None:
-    guesser = APIClient(REMOTE_ADDR="192.0.2.50")
-    guesser.credentials(HTTP_AUTHORIZATION="Bearer mfp_" + "x" * 40)
-    statuses = [guesser.get("/api/v1/teams/").status_code for _ in range(TOKEN.per_ip.attempts)]
+    # A guesser tries a different token each time, so only the address ties the guesses.
+    guesses = [
+        _bearer("mfp_" + secrets.token_urlsafe(32), "192.0.2.50")
+        for _ in range(TOKEN.per_ip.attempts + 1)
+    ]
+    statuses = [guess.get("/api/v1/teams/").status_code for guess in guesses[:-1]]
+    assert len(statuses) == TOKEN.per_ip.attempts
     assert set(statuses) == {401}
-    refused = guesser.get("/api/v1/teams/")
+    refused = guesses[-1].get("/api/v1/teams/")
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "throttled"
     assert int(refused["Retry-After"]) > 0
     assert len(_events("account.token.throttled")) == 1
     # A real token from another address works.
     assert token_client(acme_world.eddie).get("/api/v1/teams/").status_code == 200
+
+
+def _bearer(secret: str, ip: str) -> APIClient:
+    client = APIClient(REMOTE_ADDR=ip)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def _eddies_token(acme_world: Acme, name: str) -> CreatedToken:
+    return token_create(principal=Principal.for_user(acme_world.eddie), name=name)
+
+
+def test_failures_with_a_revoked_token_never_lock_out_the_users_valid_token(
+    acme_world: Acme,
+) -> None:
+    old = _eddies_token(acme_world, "old CI token")
+    token_revoke(principal=Principal.for_user(acme_world.eddie), token=old.token)
+    current = _eddies_token(acme_world, "current CI token")
+    ip = "198.51.100.20"  # one CI machine still holding the old token besides the new one
+    hammered = TOKEN.per_account.attempts + 5
+    assert hammered < TOKEN.per_ip.attempts
+    statuses = [_bearer(old.secret, ip).get("/api/v1/teams/").status_code for _ in range(hammered)]
+    allowed = TOKEN.per_account.attempts
+    assert statuses[:allowed] == [401] * allowed
+    assert set(statuses[allowed:]) == {429}
+    (event,) = _events("account.token.throttled")
+    assert event.after is not None
+    assert event.after["scope"] == "token_prefix"
+    assert event.target_id == str(old.token.pk)
+
+    # Eddie's valid token, from the same machine and from elsewhere, keeps working.
+    assert _bearer(current.secret, ip).get("/api/v1/teams/").status_code == 200
+    assert _bearer(current.secret, "192.0.2.99").get("/api/v1/teams/").status_code == 200
+
+
+def test_a_presented_prefix_is_throttled_across_addresses(acme_world: Acme) -> None:
+    old = _eddies_token(acme_world, "leaked")
+    token_revoke(principal=Principal.for_user(acme_world.eddie), token=old.token)
+    for index in range(TOKEN.per_account.attempts):
+        response = _bearer(old.secret, f"203.0.113.{index + 1}").get("/api/v1/teams/")
+        assert response.status_code == 401
+    refused = _bearer(old.secret, "203.0.113.200").get("/api/v1/teams/")
+    assert refused.status_code == 429
+    assert "with this token" in refused.json()["error"]["message"]
+    # Another (made-up) token from that address is still only a 401: the prefix was throttled.
+    assert _bearer("mfp_" + "y" * 43, "203.0.113.200").get("/api/v1/teams/").status_code == 401
 
 
 @pytest.mark.skipif(not os.environ.get("MANIFOLD_REDIS_URL"), reason="needs Redis")
