@@ -3,6 +3,7 @@ encoding numbers and strings like ``modbus-read`` decodes them."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
@@ -19,7 +20,14 @@ from edge_runner.contract import (
     NodeSpec,
     register,
 )
-from edge_runner.nodes.modbus_client import ModbusClientNode, attach, int_text, unit_id
+from edge_runner.nodes.modbus_client import (
+    ModbusClientNode,
+    attach,
+    int_text,
+    message_id,
+    unit_id,
+    with_output_format,
+)
 from edge_runner.nodes.modbus_read import ValueType
 
 FUNCTION_CODES = {"Coil": 5, "HoldingRegister": 6, "MCoils": 15, "MHoldingRegisters": 16}
@@ -45,6 +53,8 @@ class Config(NodeConfig):
     scale: float = 1.0
     offset: float = 0.0
     length: int = 0  # registers reserved for a string (0: as long as the text)
+    # what the outputs carry: ours, or node-red-contrib-modbus's messages (see migrate)
+    outputFormat: Literal["manifold", "contrib"] = "manifold"  # noqa: N815
 
     @field_validator("unitid", mode="before")
     @classmethod
@@ -81,10 +91,10 @@ SPEC = NodeSpec(
     version=1,
     category=Category.INDUSTRIAL,
     inputs=1,
-    outputs=1,
+    outputs=2,
     label="modbus write",
     color="#e9967a",
-    output_labels=("written",),
+    output_labels=("written", "response"),
     help="""Writes `msg.payload` to a Modbus device.
 
 ### Inputs
@@ -95,7 +105,18 @@ SPEC = NodeSpec(
 
 ### Outputs
 The input message, sent on after the device acknowledged the write, with **modbus**
-`{unit, fc, address, quantity, registers}` (what was written).
+`{unit, fc, address, quantity, registers}` (what was written). The second output carries
+node-red-contrib-modbus's raw message: **payload** the device's answer (`{address, value}`,
+`{address, state}` or `{address, length}`), **values** the write request.
+
+### node-red-contrib-modbus flows
+A node its editor wrote (it has `showStatusActivities` and `emptyMsgOnFail` and none of our
+encoding fields) gets **outputFormat** `contrib` and behaves like it: the value is
+`msg.payload.value` or `msg.payload` ("true"/"false" and "1,2,3" texts are read as a boolean
+or an array), written at the node's *adr* and *unitid*; `MCoils`/`MHoldingRegisters` need
+exactly *quantity* values. The first output is a new message `{topic, messageId, payload:
+{value, unitid, fc, address, quantity, messageId}, responseBuffer, input}` (the input's
+properties kept when *keepMsgProperties* is set), its topic the input's or the node's id.
 
 ### Details
 **valueType** `raw` writes numbers as 16-bit registers (negative numbers as two's
@@ -156,6 +177,9 @@ class ModbusWriteNode(Node):
         if self.connection is None or self.client is None:
             raise NeedsUserFix("modbus-write is not connected to a modbus-client")
         cfg = self.cfg
+        if cfg.outputFormat == "contrib":
+            await self._contrib(msg, self.connection, self.client)
+            return
         payload = msg.get("payload")
         address, unit = cfg.adr, cfg.unitid if cfg.unitid is not None else self.client.cfg.unit_id
         if isinstance(payload, dict):
@@ -193,12 +217,79 @@ class ModbusWriteNode(Node):
             "quantity": len(written),
             "registers": list(written),
         }
-        self.send(msg)
+        request = {"value": payload, "unitid": unit, "fc": fc, "address": address}
+        raw: Msg = {"topic": msg.get("topic"), "payload": _answer(fc, address, written)}
+        raw["values"] = {**request, "quantity": len(written)}
+        self.send([msg, raw])
+
+    async def _contrib(
+        self, msg: Msg, connection: modbus.ModbusConnection, client: ModbusClientNode
+    ) -> None:
+        cfg = self.cfg
+        payload = msg.get("payload")
+        value = payload["value"] if isinstance(payload, dict) and "value" in payload else payload
+        if isinstance(value, str) and value in ("true", "false"):
+            value = value == "true"
+        elif isinstance(value, str) and "," in value:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise NodeFailed(f"msg.payload.value {value!r} is not a JSON array") from None
+        fc = FUNCTION_CODES[cfg.dataType]
+        unit = cfg.unitid if cfg.unitid is not None else client.cfg.unit_id
+        written: list[int] | list[bool]
+        if fc in (15, 16):
+            kind = "coil" if fc == 15 else "register"
+            count = len(value) if isinstance(value, list) else 1
+            if count != cfg.quantity:
+                raise NodeFailed(
+                    f"Quantity should be less or equal to {kind} payload array length: "
+                    f"{count} Addr: {cfg.adr} Q: {cfg.quantity}"
+                )
+            items = value if isinstance(value, list) else [value]
+            written = [_boolean(v) for v in items] if fc == 15 else self.registers(items)
+        else:
+            written = [bool(value)] if fc == 5 else self.registers(_number(value))
+        await connection.write(fc, unit, cfg.adr, written)
+        mid = message_id()
+        request: Msg = {
+            "topic": msg.get("topic") or self.id,
+            "messageId": mid,
+            "payload": {
+                "value": value,
+                "unitid": unit,
+                "fc": fc,
+                "address": cfg.adr,
+                "quantity": cfg.quantity,
+                "messageId": mid,
+            },
+        }
+        first: Msg = {**msg, **request} if cfg.keepMsgProperties else dict(request)
+        first["responseBuffer"] = _answer(fc, cfg.adr, written)
+        first["input"] = {**request, "payload": dict(request["payload"])}
+        second: Msg = {k: v for k, v in first.items() if k != "responseBuffer"}
+        second["payload"] = _answer(fc, cfg.adr, written)
+        second["values"] = dict(request["payload"])
+        self.send([first, second])
+
+    @staticmethod
+    def migrate(fields: dict[str, Any]) -> dict[str, Any]:
+        """Tell a node node-red-contrib-modbus's editor wrote from one of ours."""
+        return with_output_format(fields)
 
     async def stop(self) -> None:
         conn, self.connection = self.connection, None
         if conn is not None:
             conn.remove_listener(self)
+
+
+def _answer(fc: int, address: int, written: list[int] | list[bool]) -> dict[str, Any]:
+    """The device's answer to a write as node-red-contrib-modbus reports it."""
+    if fc == 5:
+        return {"address": address, "state": bool(written[0])}
+    if fc == 6:
+        return {"address": address, "value": int(written[0])}
+    return {"address": address, "length": len(written)}
 
 
 def _number(value: Any) -> float:

@@ -40,10 +40,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "nr-link-03-link-call": (
         "the function's `node.linkcall()` (Node-RED 5) is missing: 'TypeError: not a function'"
     ),
-    "gh-monlab99-restroom": (
-        "node-red-contrib-modbus's modbus-client/-read/-write are not listed as missing types: "
-        "the runner's own Modbus nodes take those names with other fields"
-    ),
     "nr-json-03-validate-input-json-string": (
         "json schema error text: Node-RED (ajv) says 'JSON Schema error: data/price must be number'"
     ),
