@@ -32,7 +32,14 @@ from edge_runner.contract import (
     NodeStatus,
     register,
 )
-from edge_runner.lib.js import Handles, JsContext, JSException, ScriptTimeout, decode, encode
+from edge_runner.lib.js import (
+    Handles,
+    JsContext,
+    JSException,
+    ScriptTimeout,
+    decode,
+    encode,
+)
 from edge_runner.nodes.python_function import Config as PythonFunctionConfig
 from edge_runner.runtime.watchdog import DEFAULT_LIMIT_S
 
@@ -329,8 +336,8 @@ class FunctionNode(Node):
             msg = decode(msg_text, marked, self.handles) if msg_text is not None else None
             if kind == "done":
                 self.pending.append(lambda: rt.done(msg if msg is not None else {}))
-            else:
-                self.pending.append(lambda: rt.error(value, msg))
+                return
+            self.pending.append(lambda: rt.error(value, msg))
 
     def _status(self, value: Any) -> None:
         data = value if isinstance(value, dict) else {}

@@ -6,7 +6,8 @@ Restates Node-RED's ``Flow.handleError`` / ``handleStatus`` / ``handleComplete``
   instance) whose scope includes it: scoped catch nodes first, then catch-all ones, then
   ``uncaught`` ones only if nobody handled it. Inside a subflow, an error no catch node handled
   is re-raised by the subflow instance node in its parent flow. ``msg.error`` is
-  ``{"message", "source": {"id", "type", "name", "count"}}``; a message caught 10 times by the
+  ``{"message", "source": {"id", "type", "name", "count"}}`` (plus ``code`` and ``stack`` when
+  the error has them); a message caught 10 times by the
   same source is dropped (loop guard).
 * A status change goes out as ``status/<id>`` and to the ``status`` nodes in scope as
   ``{"status": {fill, shape, text, "source": {id, type, name}}}``.
@@ -146,12 +147,19 @@ class Router:
             text = type(err).__name__
         text = self.redact(text)
         code = getattr(err, "code", None)
+        stack = getattr(err, "stack", None)
         # As Node-RED: an error a catch node handled is not logged on top.
-        if msg is None or not self.route_error(rt, rt, text, msg, code):
+        if msg is None or not self.route_error(rt, rt, text, msg, code, stack):
             self.node_log(rt, 20, text, msg)
 
     def route_error(
-        self, reporter: NodeRuntime, source: NodeRuntime, text: str, msg: Msg, code: Any = None
+        self,
+        reporter: NodeRuntime,
+        source: NodeRuntime,
+        text: str,
+        msg: Msg,
+        code: Any = None,
+        stack: Any = None,
     ) -> bool:
         """Deliver an error to the catch nodes of ``reporter``'s flow; True if handled."""
         count = 1
@@ -179,12 +187,14 @@ class Router:
             out["error"] = {"message": text, "source": {**self._source(source), "count": count}}
             if isinstance(code, str | int) and not isinstance(code, bool):
                 out["error"]["code"] = code
+            if isinstance(stack, str) and stack:
+                out["error"]["stack"] = self.redact(stack)
             self.deliver(catcher, out)
             handled = True
         if not handled:
             instance = self.nodes.get(reporter.z)
             if instance is not None and instance is not reporter:
-                return self.route_error(instance, source, text, msg, code)
+                return self.route_error(instance, source, text, msg, code, stack)
         return handled
 
     # ------------------------------------------------------------------ completion

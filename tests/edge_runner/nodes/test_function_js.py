@@ -136,6 +136,49 @@ async def test_on_start_on_stop_status_warn_and_error_with_msg() -> None:
         assert [log["msg"] for log in h.logs(30)] == ["seen 7"]
 
 
+async def test_a_thrown_error_stays_on_the_message_as_node_red_keeps_it() -> None:
+    flow = [
+        fn("sync", "throw new RangeError('too big: ' + msg.payload)", name="Check"),
+        fn("async", "await null; throw new Error('later')"),
+        fn("text", "throw 'just text'"),
+        fn("done", "node.done(new Error('via done'))"),
+        {"id": "c", "type": "catch", "scope": None, "wires": [["cap0"]]},
+        {"id": "j", "type": "json", "property": "payload", "wires": [["cap1"]]},
+        *caps(2),
+    ]
+    async with FlowHarness(flow) as h:
+        h.receive("sync", {"payload": 9})
+        (caught,) = await h.wait("cap0")
+        assert caught["error"]["message"] == "RangeError: too big: 9"
+        assert caught["error"]["source"] == {
+            "id": "sync",
+            "type": "function",
+            "name": "Check",
+            "count": 1,
+        }
+        assert caught["error"]["stack"].startswith("RangeError: too big: 9\n    at ")
+        kept = caught["_error"]  # msg.error was the Error object when the catch node got it
+        assert (kept.name, kept.message) == ("RangeError", "too big: 9")
+        assert kept == {}  # its JSON is {}, as JSON.stringify gives for an Error
+        h.receive("j", {"payload": {"e": kept}})
+        assert (await h.wait("cap1"))[0]["payload"] == '{"e":{}}'
+
+        h.receive("async", {"payload": 1})
+        caught = (await h.wait("cap0", 2))[1]
+        assert caught["error"]["message"] == "Error: later"
+        assert caught["_error"].message == "later"
+
+        for node_id in ("text", "done"):  # no Error thrown: nothing kept, no stack
+            h.receive(node_id, {"payload": 1})
+        text, done = (await h.wait("cap0", 4))[2:]
+        assert text["error"]["message"] == "just text"
+        assert done["error"]["message"] == "Error: via done"
+        assert done["error"]["stack"].startswith("Error: via done\n")  # an Error has one
+        assert "_error" not in done  # only a thrown Error stays on the message
+        assert "_error" not in text
+        assert "stack" not in text["error"]
+
+
 async def test_errors_syntax_and_refused_modules_are_node_errors() -> None:
     async with FlowHarness([fn("f", "return msg.a.b;"), *caps(1)]) as h:
         h.receive("f", {"payload": 1})
