@@ -33,10 +33,6 @@ ENTRIES = load_manifest()
 
 # Why each flow differs today, one cause per flow (the first one met).
 KNOWN_FAILURES: dict[str, str] = {
-    "nr-catch-01-catch-error": (
-        "a thrown Error is not kept as msg.error (Node-RED's catch message then carries it as "
-        "`_error`) and error.stack (a V8 stack with Node-RED's paths) is missing"
-    ),
     "nr-link-03-link-call": (
         "the function's `node.linkcall()` (Node-RED 5) is missing: 'TypeError: not a function'"
     ),
