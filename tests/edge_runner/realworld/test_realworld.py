@@ -39,9 +39,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "nr-json-03-validate-input-json-string": (
         "json schema error text: Node-RED (ajv) says 'JSON Schema error: data/price must be number'"
     ),
-    "nr-status-01-handle-status-message-output": (
-        "status node also gets the debug node's initial ring status, and status.source lacks `name`"
-    ),
 }
 
 
