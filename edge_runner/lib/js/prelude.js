@@ -7,7 +7,7 @@
   const G = globalThis;
   const py = {
     send: G.__py_send, report: G.__py_report, ctx: G.__py_ctx, env: G.__py_env,
-    timer: G.__py_timer, clear: G.__py_clear, crypto: G.__py_crypto,
+    timer: G.__py_timer, clear: G.__py_clear, crypto: G.__py_crypto, link: G.__py_link,
   };
   for (const name of Object.keys(G)) {
     if (name.startsWith("__py_")) delete G[name];
@@ -506,6 +506,31 @@
     const out = encodeResults(msgs, msgid);
     if (out) py.send(out, encode.special);
   }
+  // node.linkcall (Node-RED 5): the host sends a copy of msg to the link in node and answers
+  // a call id (or why it could not); a link out node in return mode settles the promise.
+  const linkCalls = new Map();
+  function linkcall(target, msg, options) {
+    return new Promise((resolve, reject) => {
+      if (typeof target !== "string" || target.trim() === "") {
+        throw new Error("Error link call target parameter is not valid, expected a string");
+      }
+      if (typeof msg !== "object" || msg === null) {
+        throw new Error("Error link call msg parameter is not valid, expected an object");
+      }
+      const timeout = Number(options && options.timeout) || 5000;
+      const text = encode(msg);
+      const id = py.link(flat(target), text, encode.special, timeout);
+      if (typeof id === "string") throw new Error(id);
+      linkCalls.set(id, { resolve, reject });
+    });
+  }
+  G.__linkReturn = function (id, text, marked, error) {
+    const call = linkCalls.get(id);
+    if (!call) return;
+    linkCalls.delete(id);
+    if (error !== null) call.reject(new Error(error));
+    else call.resolve(decode(text, marked));
+  };
   // The stateless part of `node` is made once; per message only send and done are closures
   // (code passes them around: `setTimeout(node.done, 10)`).
   const nodeBase = {
@@ -519,6 +544,7 @@
       py.report("status", encode(value), false, false, null);
     },
     on: (event) => { if (event === "input") throw new Error("Cannot add listener to 'input' event within Function"); },
+    linkcall,
   };
   function makeNode(info, msgid, input, hooks) {
     const node = Object.create(nodeBase);

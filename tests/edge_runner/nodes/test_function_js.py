@@ -179,6 +179,43 @@ async def test_a_thrown_error_stays_on_the_message_as_node_red_keeps_it() -> Non
         assert "stack" not in text["error"]
 
 
+async def test_linkcall_awaits_a_link_in_flow_and_its_return() -> None:
+    body = (
+        "const m = await node.linkcall(msg.target, {payload: msg.payload}, {timeout: 300});"
+        "msg.payload = [m.payload, m._linkSource === undefined]; return msg;"
+    )
+    catching = (
+        "try { await node.linkcall(msg.target, msg, {timeout: 100}); }"
+        "catch (e) { msg.payload = e.message; return msg; }"
+    )
+    flow = [
+        fn("call", body),
+        fn("try", catching, wires=[["cap1"]]),
+        {"id": "in", "type": "link in", "name": "double", "wires": [["twice"]]},
+        fn("twice", "msg.payload *= 2; return msg;", wires=[["ret"]]),
+        {"id": "ret", "type": "link out", "mode": "return", "links": [], "wires": []},
+        {"id": "dead", "type": "link in", "name": "dead end", "wires": [[]]},
+        *caps(2),
+    ]
+    async with FlowHarness(flow) as h:
+        h.receive("call", {"payload": 21, "target": "double"})
+        h.receive("call", {"payload": 5, "target": "in"})  # by id too
+        got = await h.wait("cap0", 2)
+        assert sorted(m["payload"][0] for m in got) == [10, 42]
+        assert all(m["payload"][1] for m in got)  # the return stack is gone
+        h.receive("try", {"payload": 1, "target": "dead end"})
+        h.receive("try", {"payload": 1, "target": "nowhere"})
+        h.receive("try", {"payload": 1, "target": ""})
+        answers = [m["payload"] for m in await h.wait("cap1", 3)]
+        assert sorted(answers) == sorted(
+            [
+                "timeout",
+                "target link in node 'nowhere' not found",
+                "Error link call target parameter is not valid, expected a string",
+            ]
+        )
+
+
 async def test_errors_syntax_and_refused_modules_are_node_errors() -> None:
     async with FlowHarness([fn("f", "return msg.a.b;"), *caps(1)]) as h:
         h.receive("f", {"payload": 1})
