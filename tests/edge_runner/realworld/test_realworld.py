@@ -33,9 +33,6 @@ ENTRIES = load_manifest()
 
 # Why each flow differs today, one cause per flow (the first one met).
 KNOWN_FAILURES: dict[str, str] = {
-    "nr-json-03-validate-input-json-string": (
-        "json schema error text: Node-RED (ajv) says 'JSON Schema error: data/price must be number'"
-    ),
 }
 
 
