@@ -32,8 +32,7 @@ from tests.edge_runner.realworld.driver import (
 ENTRIES = load_manifest()
 
 # Why each flow differs today, one cause per flow (the first one met).
-KNOWN_FAILURES: dict[str, str] = {
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def cases() -> list[object]:
