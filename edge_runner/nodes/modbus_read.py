@@ -23,6 +23,7 @@ from edge_runner.contract import (
     RetryLater,
     register,
 )
+from edge_runner.nodes import _modbus_contrib as contrib
 from edge_runner.nodes.modbus_client import (
     ModbusClientNode,
     attach,
@@ -369,13 +370,7 @@ class ModbusReadNode(Node):
         else:
             request = dict(msg)
             topic = msg.get("topic") or self.cfg.topic
-        if req.fc in (1, 2):
-            buffer = _pack_bits([bool(v) for v in values])
-            data: list[Any] = [bool(b >> i & 1) for b in buffer for i in range(8)]
-        else:
-            data = [int(v) for v in values]
-            buffer = modbus.registers_to_bytes(data, "big", "big")
-        response = {"data": data, "buffer": buffer}
+        data, response = contrib.read_response(req.fc, values)
         first: Msg = {
             "topic": topic,
             "payload": data,
@@ -383,7 +378,7 @@ class ModbusReadNode(Node):
             "input": request,
             "sendingNodeId": self.id,
         }
-        second = self._raw(topic, {"data": list(data), "buffer": buffer}, list(data), dict(request))
+        second = self._raw(topic, dict(response), list(data), dict(request))
         return [first, second]
 
     async def on_message(self, msg: Msg) -> None:
@@ -415,15 +410,6 @@ def _scaled(value: int | float | str, scale: float, offset: float) -> int | floa
     if isinstance(value, str) or (scale == 1 and offset == 0):
         return value
     return value * scale + offset
-
-
-def _pack_bits(bits: list[bool]) -> bytes:
-    """Bits as the Modbus answer carries them: eight to a byte, the first in the lowest bit."""
-    out = bytearray((len(bits) + 7) // 8)
-    for i, bit in enumerate(bits):
-        if bit:
-            out[i // 8] |= 1 << (i % 8)
-    return bytes(out)
 
 
 def _override(req: modbus.ReadRequest, data: dict[str, Any]) -> modbus.ReadRequest:

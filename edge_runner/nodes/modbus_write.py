@@ -3,7 +3,6 @@ encoding numbers and strings like ``modbus-read`` decodes them."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
@@ -20,11 +19,11 @@ from edge_runner.contract import (
     NodeSpec,
     register,
 )
+from edge_runner.nodes import _modbus_contrib as contrib
 from edge_runner.nodes.modbus_client import (
     ModbusClientNode,
     attach,
     int_text,
-    message_id,
     unit_id,
     with_output_format,
 )
@@ -218,7 +217,10 @@ class ModbusWriteNode(Node):
             "registers": list(written),
         }
         request = {"value": payload, "unitid": unit, "fc": fc, "address": address}
-        raw: Msg = {"topic": msg.get("topic"), "payload": _answer(fc, address, written)}
+        raw: Msg = {
+            "topic": msg.get("topic"),
+            "payload": contrib.write_response(fc, address, written),
+        }
         raw["values"] = {**request, "quantity": len(written)}
         self.send([msg, raw])
 
@@ -226,51 +228,25 @@ class ModbusWriteNode(Node):
         self, msg: Msg, connection: modbus.ModbusConnection, client: ModbusClientNode
     ) -> None:
         cfg = self.cfg
-        payload = msg.get("payload")
-        value = payload["value"] if isinstance(payload, dict) and "value" in payload else payload
-        if isinstance(value, str) and value in ("true", "false"):
-            value = value == "true"
-        elif isinstance(value, str) and "," in value:
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise NodeFailed(f"msg.payload.value {value!r} is not a JSON array") from None
+        value = contrib.write_value(msg.get("payload"))
         fc = FUNCTION_CODES[cfg.dataType]
         unit = cfg.unitid if cfg.unitid is not None else client.cfg.unit_id
-        written: list[int] | list[bool]
-        if fc in (15, 16):
-            kind = "coil" if fc == 15 else "register"
-            count = len(value) if isinstance(value, list) else 1
-            if count != cfg.quantity:
-                raise NodeFailed(
-                    f"Quantity should be less or equal to {kind} payload array length: "
-                    f"{count} Addr: {cfg.adr} Q: {cfg.quantity}"
-                )
-            items = value if isinstance(value, list) else [value]
-            written = [_boolean(v) for v in items] if fc == 15 else self.registers(items)
-        else:
-            written = [bool(value)] if fc == 5 else self.registers(_number(value))
+        written = contrib.written(fc, value, cfg.quantity, cfg.adr)
         await connection.write(fc, unit, cfg.adr, written)
-        mid = message_id()
-        request: Msg = {
-            "topic": msg.get("topic") or self.id,
-            "messageId": mid,
-            "payload": {
-                "value": value,
-                "unitid": unit,
-                "fc": fc,
-                "address": cfg.adr,
-                "quantity": cfg.quantity,
-                "messageId": mid,
-            },
+        fields = {
+            "value": value,
+            "unitid": unit,
+            "fc": fc,
+            "address": cfg.adr,
+            "quantity": cfg.quantity,
         }
-        first: Msg = {**msg, **request} if cfg.keepMsgProperties else dict(request)
-        first["responseBuffer"] = _answer(fc, cfg.adr, written)
-        first["input"] = {**request, "payload": dict(request["payload"])}
-        second: Msg = {k: v for k, v in first.items() if k != "responseBuffer"}
-        second["payload"] = _answer(fc, cfg.adr, written)
-        second["values"] = dict(request["payload"])
-        self.send([first, second])
+        req = contrib.request(msg, self.id, fields)
+        answer = contrib.write_response(fc, cfg.adr, written)
+        self.send(
+            contrib.outputs(
+                msg, req, req["payload"], answer, keep=cfg.keepMsgProperties, getter=False
+            )
+        )
 
     @staticmethod
     def migrate(fields: dict[str, Any]) -> dict[str, Any]:
@@ -281,15 +257,6 @@ class ModbusWriteNode(Node):
         conn, self.connection = self.connection, None
         if conn is not None:
             conn.remove_listener(self)
-
-
-def _answer(fc: int, address: int, written: list[int] | list[bool]) -> dict[str, Any]:
-    """The device's answer to a write as node-red-contrib-modbus reports it."""
-    if fc == 5:
-        return {"address": address, "state": bool(written[0])}
-    if fc == 6:
-        return {"address": address, "value": int(written[0])}
-    return {"address": address, "length": len(written)}
 
 
 def _number(value: Any) -> float:
