@@ -20,6 +20,7 @@ from tests.edge_runner.realworld.driver import HERE
 pytestmark = [pytest.mark.slow]
 
 RESTROOM = {n["id"]: n for n in json.loads((HERE / "flows/gh-monlab99-restroom.json").read_text())}
+RESPONSE = "314ff922e1d6c396"
 CLIENT, READER, WRITER, MULTI = (
     "fac5ac0e7086f5a8",
     "8174dd2718709b8c",
@@ -139,3 +140,102 @@ async def test_contrib_write_needs_quantity_values_and_writes_nothing_else(plc: 
         (msg,) = await h.wait("values")
         assert msg["extra"] == "kept"
         assert await plc.read("hr", 131, 3) == [1, 2, 3]
+
+
+def getter(node_type: str, node_id: str, **fields: Any) -> dict[str, Any]:
+    # the fields node-red-contrib-modbus's editor writes for these nodes (its defaults)
+    base = {
+        "id": node_id,
+        "type": node_type,
+        "name": "",
+        "showStatusActivities": False,
+        "showErrors": False,
+        "showWarnings": True,
+        "server": CLIENT,
+        "emptyMsgOnFail": False,
+        "keepMsgProperties": False,
+        "delayOnStart": False,
+        "startDelayTime": "",
+        "wires": [["values"], ["raw"]],
+    }
+    return {**base, **fields}
+
+
+@pytest.mark.asyncio
+async def test_flex_getter_reads_what_the_message_asks_for(plc: Plc) -> None:
+    await plc.write("hr", 7, [70, 71, 72])
+    await plc.write("co", 0, [True, True])
+    node = getter("modbus-flex-getter", "fg", useIOFile=False, ioFile="")
+    async with FlowHarness(flow(plc, node)) as h:
+        await connected(h)
+        h.receive("fg", {"payload": {"fc": 3, "address": 7, "quantity": 3}, "topic": "hr"})
+        first, second = (await h.wait("values"))[0], (await h.wait("raw"))[0]
+        assert first["payload"] == [70, 71, 72]
+        assert first["topic"] == "hr"
+        assert first["modbusRequest"]["fc"] == 3
+        assert first["responseBuffer"]["buffer"] == bytes([0, 70, 0, 71, 0, 72])
+        assert second["payload"]["data"] == [70, 71, 72]
+        assert second["values"] == [70, 71, 72]
+
+        h.receive("fg", {"payload": '{"fc": "1", "address": "0", "quantity": "2"}'})
+        coils = (await h.wait("values", 2))[1]
+        assert coils["payload"] == [True, True, False, False, False, False, False, False]
+        assert coils["topic"] == "fg"
+
+        h.receive("fg", {"payload": {"fc": 9}})
+        await h.until(lambda: bool(h.logs(20)))
+        assert h.logs(20)[0]["msg"] == "FC Not Valid"
+
+
+@pytest.mark.asyncio
+async def test_flex_write_and_getter_of_the_configured_block(plc: Plc) -> None:
+    nodes = [
+        getter("modbus-flex-write", "fw"),
+        getter(
+            "modbus-getter",
+            "g",
+            dataType="HoldingRegister",
+            adr="200",
+            quantity="2",
+            unitid="",
+            keepMsgProperties=True,
+            wires=[["values"], []],
+        ),
+    ]
+    async with FlowHarness(flow(plc, *nodes)) as h:
+        await connected(h)
+        write = {"value": [5, 6], "fc": 16, "unitid": 1, "address": 200, "quantity": 2}
+        h.receive("fw", {"payload": write})
+        (done,) = await h.wait("values")
+        assert await plc.read("hr", 200, 2) == [5, 6]
+        assert done["responseBuffer"] == {"address": 200, "length": 2}
+        assert (await h.wait("raw"))[0]["payload"] == {"address": 200, "length": 2}
+
+        h.receive("fw", {"payload": {"value": "true", "fc": 5, "address": 9, "quantity": 1}})
+        await h.wait("values", 2)
+        assert await plc.read("co", 9, 1) == [True]
+
+        h.receive("g", {"payload": "go", "note": "kept"})
+        got = (await h.wait("values", 3))[2]
+        assert got["payload"] == [5, 6]
+        assert got["note"] == "kept"  # keepMsgProperties
+        assert got["modbusRequest"]["address"] == 200
+
+        h.receive("fw", {"payload": {"value": [1], "fc": 16, "address": 200, "quantity": 2}})
+        await h.until(lambda: bool(h.logs(20)))
+        assert "Quantity should be less or equal" in h.logs(20)[0]["msg"]
+        assert await plc.read("hr", 200, 2) == [5, 6]
+
+
+@pytest.mark.asyncio
+async def test_response_node_shows_the_answer_in_its_status(plc: Plc) -> None:
+    shown = contrib(RESPONSE)
+    reader = contrib(READER, rate="50", rateUnit="ms", wires=[[], [RESPONSE]])
+    async with FlowHarness(flow(plc, reader, {**shown, "registerShowMax": "3"})) as h:
+        await h.until(lambda: len(h.statuses(RESPONSE)) >= 2)
+    assert h.statuses(RESPONSE)[0] == {"fill": "green", "shape": "ring", "text": "initialized"}
+    assert h.statuses(RESPONSE)[1] == {
+        "fill": "green",
+        "shape": "dot",
+        "text": "active got length: 5",
+    }
