@@ -12,8 +12,70 @@ import json
 from typing import Any
 
 from edge_runner.connections import modbus
-from edge_runner.contract import Msg, NodeFailed
-from edge_runner.nodes.modbus_client import message_id
+from edge_runner.connections.base import State, show_state
+from edge_runner.contract import Msg, NeedsUserFix, Node, NodeConfig, NodeFailed
+from edge_runner.nodes.modbus_client import ModbusClientNode, attach, message_id
+
+
+class ContribConfig(NodeConfig):
+    """The fields node-red-contrib-modbus's editor writes for every node acting on messages."""
+
+    showStatusActivities: bool = False  # noqa: N815  # node-red-contrib-modbus field names
+    showErrors: bool = False  # noqa: N815
+    showWarnings: bool = True  # noqa: N815
+    server: str = ""
+    emptyMsgOnFail: bool = False  # noqa: N815
+    keepMsgProperties: bool = False  # noqa: N815
+    delayOnStart: bool = False  # noqa: N815
+    startDelayTime: str | float = ""  # noqa: N815
+
+
+class ContribReaderConfig(ContribConfig):
+    """The fields its editor adds for the getters."""
+
+    logIOActivities: bool = False  # noqa: N815
+    useIOFile: bool = False  # noqa: N815
+    ioFile: str = ""  # noqa: N815
+    useIOForPayload: bool = False  # noqa: N815
+    enableDeformedMessages: bool = False  # noqa: N815
+
+
+class ContribNode(Node):
+    """Base of the node-red-contrib-modbus nodes that act on each message: the shared
+    connection of the ``modbus-client`` named in ``server``, its state as the status."""
+
+    def __init__(self, runtime: Any, config: NodeConfig) -> None:
+        super().__init__(runtime, config)
+        self.client: ModbusClientNode | None = None
+        self.connection: modbus.ModbusConnection | None = None
+
+    async def start(self) -> None:
+        self.client, self.connection = attach(
+            self, str(getattr(self.config, "server", "")), self._on_state
+        )
+
+    def _on_state(self, state: State, detail: str) -> None:
+        show_state(self, state, detail)
+
+    def connected(self) -> modbus.ModbusConnection:
+        """The connection, or ``NeedsUserFix`` before ``start``."""
+        if self.connection is None or self.client is None:
+            raise NeedsUserFix(f"{self.SPEC.type} is not connected to a modbus-client")
+        return self.connection
+
+    def unit(self, unit: int | None) -> int:
+        """``unit``, or the client's unit_id when it is missing; checked."""
+        if self.client is None:
+            raise NeedsUserFix(f"{self.SPEC.type} is not connected to a modbus-client")
+        unit = self.client.cfg.unit_id if unit is None else unit
+        if not 0 <= unit <= 255:
+            raise NodeFailed(f"unitid must be 0..255, got {unit}")
+        return unit
+
+    async def stop(self) -> None:
+        conn, self.connection = self.connection, None
+        if conn is not None:
+            conn.remove_listener(self)
 
 
 def request(msg: Msg, node_id: str, fields: dict[str, Any]) -> Msg:

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from edge_runner.connections import modbus
-from edge_runner.connections.base import State, show_state
 from edge_runner.contract import (
     Category,
     Msg,
-    NeedsUserFix,
-    Node,
     NodeConfig,
     NodeFailed,
     NodeSpec,
     register,
 )
 from edge_runner.nodes import _modbus_contrib as contrib
-from edge_runner.nodes.modbus_client import ModbusClientNode, attach
 
 
-class Config(NodeConfig):
-    showStatusActivities: bool = False  # noqa: N815  # node-red-contrib-modbus field names
-    showErrors: bool = False  # noqa: N815
-    showWarnings: bool = True  # noqa: N815
-    logIOActivities: bool = False  # noqa: N815
-    server: str = ""
-    useIOFile: bool = False  # noqa: N815
-    ioFile: str = ""  # noqa: N815
-    useIOForPayload: bool = False  # noqa: N815
-    emptyMsgOnFail: bool = False  # noqa: N815
-    keepMsgProperties: bool = False  # noqa: N815
-    delayOnStart: bool = False  # noqa: N815
-    enableDeformedMessages: bool = False  # noqa: N815
-    startDelayTime: str | float = ""  # noqa: N815
+class Config(contrib.ContribReaderConfig):
+    """node-red-contrib-modbus's fields (it has no others)."""
 
 
 SPEC = NodeSpec(
@@ -67,7 +51,7 @@ and ignored.
 
 
 @register
-class ModbusFlexGetterNode(Node):
+class ModbusFlexGetterNode(contrib.ContribNode):
     """Reads the coils or registers each message names."""
 
     SPEC: ClassVar[NodeSpec] = SPEC
@@ -75,19 +59,10 @@ class ModbusFlexGetterNode(Node):
 
     def __init__(self, runtime: Any, config: NodeConfig) -> None:
         super().__init__(runtime, config)
-        self.cfg: Config = config  # type: ignore[assignment]  # the engine parsed our Config
-        self.client: ModbusClientNode | None = None
-        self.connection: modbus.ModbusConnection | None = None
-
-    async def start(self) -> None:
-        self.client, self.connection = attach(self, self.cfg.server, self._on_state)
-
-    def _on_state(self, state: State, detail: str) -> None:
-        show_state(self, state, detail)
+        self.cfg = cast(Config, config)
 
     async def on_message(self, msg: Msg) -> None:
-        if self.connection is None or self.client is None:
-            raise NeedsUserFix("modbus-flex-getter is not connected to a modbus-client")
+        connection = self.connected()
         payload = contrib.parse_payload(msg)
         fc = contrib.integer(payload.get("fc")) or 3
         address = contrib.integer(payload.get("address")) or 0
@@ -99,10 +74,8 @@ class ModbusFlexGetterNode(Node):
             raise NodeFailed("Address Not Valid")
         if not 1 <= quantity <= modbus.READ_LIMITS[fc]:
             raise NodeFailed("Quantity Not Valid")
-        unit = self.client.cfg.unit_id if unit is None else unit
-        if not 0 <= unit <= 255:
-            raise NodeFailed(f"unitid must be 0..255, got {unit}")
-        values = await self.connection.read(modbus.ReadRequest(unit, fc, address, quantity))
+        unit = self.unit(unit)
+        values = await connection.read(modbus.ReadRequest(unit, fc, address, quantity))
         data, response = contrib.read_response(fc, values)
         fields = {
             "value": payload.get("value") or msg.get("value"),
@@ -117,8 +90,3 @@ class ModbusFlexGetterNode(Node):
         req = contrib.request(msg, self.id, fields)
         keep = self.cfg.keepMsgProperties
         self.send(contrib.outputs(msg, req, data, response, keep=keep, getter=True))
-
-    async def stop(self) -> None:
-        conn, self.connection = self.connection, None
-        if conn is not None:
-            conn.remove_listener(self)

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from edge_runner.connections import modbus
-from edge_runner.connections.base import State, show_state
 from edge_runner.contract import (
     Category,
     Msg,
-    NeedsUserFix,
-    Node,
     NodeConfig,
     NodeFailed,
     NodeSpec,
     register,
 )
 from edge_runner.nodes import _modbus_contrib as contrib
-from edge_runner.nodes.modbus_client import ModbusClientNode, attach
 
 
-class Config(NodeConfig):
-    showStatusActivities: bool = False  # noqa: N815  # node-red-contrib-modbus field names
-    showErrors: bool = False  # noqa: N815
-    showWarnings: bool = True  # noqa: N815
-    server: str = ""
-    emptyMsgOnFail: bool = False  # noqa: N815
-    keepMsgProperties: bool = False  # noqa: N815
-    delayOnStart: bool = False  # noqa: N815
-    startDelayTime: str | float = ""  # noqa: N815
+class Config(contrib.ContribConfig):
+    """node-red-contrib-modbus's fields (it has no others)."""
 
 
 SPEC = NodeSpec(
@@ -63,7 +51,7 @@ is a catchable error and nothing is written.
 
 
 @register
-class ModbusFlexWriteNode(Node):
+class ModbusFlexWriteNode(contrib.ContribNode):
     """Writes the coils or registers each message names."""
 
     SPEC: ClassVar[NodeSpec] = SPEC
@@ -71,19 +59,10 @@ class ModbusFlexWriteNode(Node):
 
     def __init__(self, runtime: Any, config: NodeConfig) -> None:
         super().__init__(runtime, config)
-        self.cfg: Config = config  # type: ignore[assignment]  # the engine parsed our Config
-        self.client: ModbusClientNode | None = None
-        self.connection: modbus.ModbusConnection | None = None
-
-    async def start(self) -> None:
-        self.client, self.connection = attach(self, self.cfg.server, self._on_state)
-
-    def _on_state(self, state: State, detail: str) -> None:
-        show_state(self, state, detail)
+        self.cfg = cast(Config, config)
 
     async def on_message(self, msg: Msg) -> None:
-        if self.connection is None or self.client is None:
-            raise NeedsUserFix("modbus-flex-write is not connected to a modbus-client")
+        connection = self.connected()
         payload = contrib.parse_payload(msg)
         fc = contrib.integer(payload.get("fc"))
         address = contrib.integer(payload.get("address"))
@@ -95,12 +74,10 @@ class ModbusFlexWriteNode(Node):
             raise NodeFailed("Address Not Valid")
         if quantity is None or not 1 <= quantity <= 65535:
             raise NodeFailed("Quantity Not Valid")
-        unit = self.client.cfg.unit_id if unit is None else unit
-        if not 0 <= unit <= 255:
-            raise NodeFailed(f"unitid must be 0..255, got {unit}")
+        unit = self.unit(unit)
         value = contrib.write_value(payload)
         written = contrib.written(fc, value, quantity, address)
-        await self.connection.write(fc, unit, address, written)
+        await connection.write(fc, unit, address, written)
         fields = {
             "value": value,
             "unitid": unit,
@@ -112,8 +89,3 @@ class ModbusFlexWriteNode(Node):
         answer = contrib.write_response(fc, address, written)
         keep = self.cfg.keepMsgProperties
         self.send(contrib.outputs(msg, req, req["payload"], answer, keep=keep, getter=False))
-
-    async def stop(self) -> None:
-        conn, self.connection = self.connection, None
-        if conn is not None:
-            conn.remove_listener(self)

@@ -2,44 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import field_validator, model_validator
 
 from edge_runner.connections import modbus
-from edge_runner.connections.base import State, show_state
 from edge_runner.contract import (
     Category,
     Msg,
-    NeedsUserFix,
-    Node,
     NodeConfig,
     NodeSpec,
     register,
 )
 from edge_runner.nodes import _modbus_contrib as contrib
-from edge_runner.nodes.modbus_client import ModbusClientNode, attach, int_text, unit_id
+from edge_runner.nodes.modbus_client import int_text, unit_id
 from edge_runner.nodes.modbus_read import FUNCTION_CODES
 
 
-class Config(NodeConfig):
-    showStatusActivities: bool = False  # noqa: N815  # node-red-contrib-modbus field names
-    showErrors: bool = False  # noqa: N815
-    showWarnings: bool = True  # noqa: N815
-    logIOActivities: bool = False  # noqa: N815
+class Config(contrib.ContribReaderConfig):
     unitid: int | None = None  # empty: the client's unit_id
     dataType: Literal["Coil", "Input", "HoldingRegister", "InputRegister"] = "HoldingRegister"  # noqa: N815
     adr: int = 0
     quantity: int = 1
-    server: str = ""
-    useIOFile: bool = False  # noqa: N815
-    ioFile: str = ""  # noqa: N815
-    useIOForPayload: bool = False  # noqa: N815
-    emptyMsgOnFail: bool = False  # noqa: N815
-    keepMsgProperties: bool = False  # noqa: N815
-    delayOnStart: bool = False  # noqa: N815
-    enableDeformedMessages: bool = False  # noqa: N815
-    startDelayTime: str | float = ""  # noqa: N815
 
     @field_validator("unitid", mode="before")
     @classmethod
@@ -91,7 +75,7 @@ logging) are accepted and ignored.
 
 
 @register
-class ModbusGetterNode(Node):
+class ModbusGetterNode(contrib.ContribNode):
     """Reads a configured block of coils or registers when a message arrives."""
 
     SPEC: ClassVar[NodeSpec] = SPEC
@@ -99,23 +83,14 @@ class ModbusGetterNode(Node):
 
     def __init__(self, runtime: Any, config: NodeConfig) -> None:
         super().__init__(runtime, config)
-        self.cfg: Config = config  # type: ignore[assignment]  # the engine parsed our Config
-        self.client: ModbusClientNode | None = None
-        self.connection: modbus.ModbusConnection | None = None
-
-    async def start(self) -> None:
-        self.client, self.connection = attach(self, self.cfg.server, self._on_state)
-
-    def _on_state(self, state: State, detail: str) -> None:
-        show_state(self, state, detail)
+        self.cfg = cast(Config, config)
 
     async def on_message(self, msg: Msg) -> None:
-        if self.connection is None or self.client is None:
-            raise NeedsUserFix("modbus-getter is not connected to a modbus-client")
+        connection = self.connected()
         cfg = self.cfg
-        unit = cfg.unitid if cfg.unitid is not None else self.client.cfg.unit_id
+        unit = self.unit(cfg.unitid)
         fc = FUNCTION_CODES[cfg.dataType]
-        values = await self.connection.read(modbus.ReadRequest(unit, fc, cfg.adr, cfg.quantity))
+        values = await connection.read(modbus.ReadRequest(unit, fc, cfg.adr, cfg.quantity))
         data, response = contrib.read_response(fc, values)
         payload = msg.get("payload")
         fields = {
@@ -129,8 +104,3 @@ class ModbusGetterNode(Node):
         req = contrib.request(msg, self.id, fields)
         keep = cfg.keepMsgProperties
         self.send(contrib.outputs(msg, req, data, response, keep=keep, getter=True))
-
-    async def stop(self) -> None:
-        conn, self.connection = self.connection, None
-        if conn is not None:
-            conn.remove_listener(self)
