@@ -24,6 +24,7 @@ from edge_runner.contract import (
     get_property,
     register,
 )
+from edge_runner.lib.js import JsError
 
 log = logging.getLogger("edge_runner.debug")
 
@@ -100,6 +101,8 @@ def _walk(value: Any, max_length: int) -> Any:
             "__enc__": True,
             "length": len(data),
         }
+    if isinstance(value, JsError):
+        return {"__enc__": True, "type": "error", "data": _error_data(value)}
     if isinstance(value, str):
         return _walk(str(value), max_length)
     if isinstance(value, bool):
@@ -119,6 +122,10 @@ def _walk(value: Any, max_length: int) -> Any:
     if callable(value):
         return _FUNCTION
     return _INTERNAL  # request/response handles and other runtime objects
+
+
+def _error_data(value: JsError) -> dict[str, str]:
+    return {"name": value.name, "message": value.message, "stack": value.stack}
 
 
 def to_json(value: Any) -> str:
@@ -144,6 +151,8 @@ def encode_value(value: Any, max_length: int = MAX_LENGTH) -> tuple[str, str]:
         return data.hex()[:max_length], f"buffer[{len(data)}]"
     if isinstance(value, BaseException):
         return to_json({"name": type(value).__name__, "message": str(value)}), "error"
+    if isinstance(value, JsError):
+        return to_json(_error_data(value)), "error"
     if isinstance(value, (list, tuple)):
         fmt = f"array[{len(value)}]"
         return to_json(_walk(list(value), max_length)), fmt

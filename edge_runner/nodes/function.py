@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import re
@@ -28,11 +29,20 @@ from edge_runner.contract import (
     NeedsUserFix,
     Node,
     NodeConfig,
+    NodeFailed,
     NodeSpec,
     NodeStatus,
     register,
 )
-from edge_runner.lib.js import Handles, JsContext, JSException, ScriptTimeout, decode, encode
+from edge_runner.lib.js import (
+    Handles,
+    JsContext,
+    JSException,
+    ScriptTimeout,
+    decode,
+    encode,
+)
+from edge_runner.nodes.link import find_link_in
 from edge_runner.nodes.python_function import Config as PythonFunctionConfig
 from edge_runner.runtime.watchdog import DEFAULT_LIMIT_S
 
@@ -82,9 +92,12 @@ sends nothing. `node.send(msg)` sends at any time (also from timers and after `a
 The code is the body of an `async function(msg)`, so `await` works. Available names:
 
 - `node`: `send(msg, clone)`, `done(err)`, `warn(x)`, `error(x, msg)` (with `msg` catch nodes
-  receive it), `log(x)`, `status({fill, shape, text})`, `id`, `name`, `path`, `outputCount`.
-  Code that calls `node.done()` completes its messages itself; otherwise a message is complete
-  when the function has returned (or its promise resolved).
+  receive it), `log(x)`, `status({fill, shape, text})`, `id`, `name`, `path`, `outputCount`,
+  `linkcall(target, msg, {timeout})` (a promise of what the `link in` node named or with the
+  id `target` returns through a `link out` node in return mode; it rejects with `timeout`
+  after `timeout` ms, 5000 by default). Code that calls `node.done()` completes its messages
+  itself; otherwise a message is complete when the function has returned (or its promise
+  resolved). A thrown `Error` stays on the message as `msg.error`.
 - `context`, `flow`, `global`: `get(key[, store][, callback])`, `set(key, value[, store]
   [, callback])`, `keys([store][, callback])`. An object read with `get` and changed in place
   is stored back when the call ends, as if it were Node-RED's live object.
@@ -171,8 +184,11 @@ class FunctionNode(Node):
         self.on_js: Any = None
         self.fire_js: Any = None
         self.settle_js: Any = None
+        self.link_return_js: Any = None
         self.borrowed = False  # an object was read from context during this call
         self.timers: dict[int, asyncio.TimerHandle] = {}
+        self.link_calls: dict[int, asyncio.TimerHandle] = {}  # node.linkcall() awaiting
+        self.link_ids = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pending: list[Callable[[], None]] = []
         self.status_set = False
@@ -198,6 +214,7 @@ class FunctionNode(Node):
             "__py_timer": self._host_timer,
             "__py_clear": self._host_clear,
             "__py_crypto": self._host_crypto,
+            "__py_link": self._host_link,
         }
         js = JsContext(host, MEMORY_LIMIT)
         info = {
@@ -232,14 +249,16 @@ class FunctionNode(Node):
         self.on_js = js.function("__onMessage")
         self.fire_js = js.function("__fire")
         self.settle_js = js.function("__settle")
+        self.link_return_js = js.function("__linkReturn")
         if cfg.initialize.strip():
             self._call(js.function("__start"), None)
 
     async def stop(self) -> None:
         js, self.js = self.js, None
-        for handle in self.timers.values():
+        for handle in (*self.timers.values(), *self.link_calls.values()):
             handle.cancel()
         self.timers.clear()
+        self.link_calls.clear()
         if js is None:
             return
         if self.config.finalize.strip():
@@ -329,8 +348,8 @@ class FunctionNode(Node):
             msg = decode(msg_text, marked, self.handles) if msg_text is not None else None
             if kind == "done":
                 self.pending.append(lambda: rt.done(msg if msg is not None else {}))
-            else:
-                self.pending.append(lambda: rt.error(value, msg))
+                return
+            self.pending.append(lambda: rt.error(value, msg))
 
     def _status(self, value: Any) -> None:
         data = value if isinstance(value, dict) else {}
@@ -392,6 +411,41 @@ class FunctionNode(Node):
         else:
             self.timers.pop(timer_id, None)
         self._call(self.fire_js, {}, timer_id)
+
+    def _host_link(self, target: str, text: str, marked: bool, timeout_ms: float) -> int | str:
+        """``node.linkcall``: send the message to the ``link in`` node; a call id, or why not."""
+        try:
+            link_in = find_link_in(self.rt, target)
+        except NodeFailed as exc:
+            return str(exc)
+        if self.loop is None:
+            return "the function node is not running"
+        msg = decode(text, marked, self.handles)
+        call_id = next(self.link_ids)
+        stack = msg.get("_linkSource")
+        msg["_linkSource"] = [
+            *(stack if isinstance(stack, list) else []),
+            {"id": call_id, "node": self.rt.id},
+        ]
+        delay = max(float(timeout_ms), 0.0) / 1000
+        self.link_calls[call_id] = self.loop.call_later(delay, self._link_settled, call_id, None)
+        self.pending.append(lambda: link_in.receive(msg))
+        return call_id
+
+    def returned(self, call_id: Any, msg: Msg) -> None:
+        """A ``link out`` node in return mode answers a ``node.linkcall``."""
+        self._link_settled(call_id, msg)
+
+    def _link_settled(self, call_id: Any, msg: Msg | None) -> None:
+        handle = self.link_calls.pop(call_id, None) if isinstance(call_id, int) else None
+        if handle is None or self.js is None:
+            return  # timed out already, or restarted since
+        handle.cancel()
+        if msg is None:
+            self._call(self.link_return_js, None, call_id, None, False, "timeout")
+            return
+        text, marked = encode(msg, self.handles)
+        self._call(self.link_return_js, None, call_id, text, marked, None)
 
     def _host_crypto(self, op: str, arg: str | None, key: str | None, data: str | None) -> str:
         if op == "uuid":

@@ -48,7 +48,8 @@ SPEC = NodeSpec(
 - **payload** *object | string | bytes*: the value to convert (or the property named in
   *Property*).
 - **schema** *object* (optional): a JSON Schema the value is validated against; on failure the
-  message is reported as an error with `msg.schemaError` holding the validation errors.
+  message is reported as an error (`JSON Schema error: data/price must be number`, ajv's
+  words as in Node-RED) with `msg.schemaError` holding the validation errors.
 
 ### Outputs
 - **payload** *object | string*: the converted value.
@@ -77,6 +78,115 @@ def _js_safe(value: Any) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"Unexpected token {name!r}: not valid JSON")
+
+
+# ajv's wording (Node-RED validates with ajv 8), so flows matching on the error text still match
+_LIMITS = {"maximum": "<=", "minimum": ">=", "exclusiveMaximum": "<", "exclusiveMinimum": ">"}
+_COUNTS = {
+    "minLength": ("fewer", "characters"),
+    "maxLength": ("more", "characters"),
+    "minItems": ("fewer", "items"),
+    "maxItems": ("more", "items"),
+    "minProperties": ("fewer", "properties"),
+    "maxProperties": ("more", "properties"),
+}
+_FIXED = {
+    "enum": "must be equal to one of the allowed values",
+    "const": "must be equal to constant",
+    "additionalProperties": "must NOT have additional properties",
+    "anyOf": "must match a schema in anyOf",
+    "oneOf": "must match exactly one schema in oneOf",
+    "not": "must NOT be valid",
+}
+
+
+# ajv checks a schema's keywords group by group: those for any value, then number, string, array
+# and object ones; a single type's error comes at the end of its group (or first, for others)
+_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("$ref", "const", "enum", "not", "anyOf", "oneOf", "allOf", "if", "then", "else"),
+    ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "multipleOf"),
+    ("maxLength", "minLength", "pattern", "format"),
+    ("maxItems", "minItems", "uniqueItems", "additionalItems", "items", "contains"),
+    (
+        "maxProperties",
+        "minProperties",
+        "required",
+        "propertyNames",
+        "additionalProperties",
+        "dependencies",
+        "properties",
+        "patternProperties",
+    ),
+)
+_RANKS = {kw: (group, i) for group, kws in enumerate(_GROUPS) for i, kw in enumerate(kws)}
+_TYPE_GROUPS = {"number": 1, "string": 2, "array": 3, "object": 4}
+_NAMED = ("properties", "patternProperties", "dependencies", "definitions", "$defs")
+
+
+def _ajv_order(schema: Any, path: list[Any]) -> list[tuple[int, int]]:
+    """Where ajv reports the error at ``path`` (a schema path) among the others."""
+    key: list[tuple[int, int]] = []
+    node, i = schema, 0
+    while i < len(path):
+        keyword = path[i]
+        if keyword == "type":
+            kind = node.get("type") if isinstance(node, dict) else None
+            group = _TYPE_GROUPS.get(kind) if isinstance(kind, str) else None
+            key.append((-1, 0) if group is None else (group, len(_GROUPS[group])))
+        else:
+            key.append(_RANKS.get(str(keyword), (len(_GROUPS), 0)))
+        child = node.get(keyword) if isinstance(node, dict) else None
+        i += 1
+        if i < len(path) and keyword in _NAMED and isinstance(child, dict):
+            names = list(child)
+            key.append((names.index(path[i]) if path[i] in names else len(names), 0))
+            child, i = child.get(path[i]), i + 1
+        elif i < len(path) and isinstance(path[i], int) and isinstance(child, list):
+            key.append((path[i], 0))
+            child, i = child[path[i]] if path[i] < len(child) else None, i + 1
+        node = child
+    return key
+
+
+def _number_text(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _ajv_error(error: Any) -> dict[str, Any]:
+    """One jsonschema ``ValidationError`` as ajv reports it in ``msg.schemaError``."""
+    keyword, expected = str(error.validator), error.validator_value
+    path = [str(p).replace("~", "~0").replace("/", "~1") for p in error.path]
+    params: dict[str, Any] = {}
+    if keyword == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        message, params = f"must be {','.join(map(str, types))}", {"type": expected}
+    elif keyword == "required":
+        missing = next((r for r in expected if r not in error.instance), "")
+        message = f"must have required property '{missing}'"
+        params = {"missingProperty": missing}
+    elif keyword in _LIMITS:
+        message = f"must be {_LIMITS[keyword]} {_number_text(expected)}"
+        params = {"comparison": _LIMITS[keyword], "limit": expected}
+    elif keyword in _COUNTS:
+        more, what = _COUNTS[keyword]
+        message, params = f"must NOT have {more} than {expected} {what}", {"limit": expected}
+    elif keyword == "pattern":
+        message, params = f'must match pattern "{expected}"', {"pattern": expected}
+    elif keyword == "format":
+        message, params = f'must match format "{expected}"', {"format": expected}
+    elif keyword == "multipleOf":
+        message = f"must be multiple of {_number_text(expected)}"
+        params = {"multipleOf": expected}
+    else:
+        message = _FIXED.get(keyword, error.message)
+    schema_path = "/".join(str(p) for p in error.absolute_schema_path)
+    return {
+        "instancePath": "".join(f"/{p}" for p in path),
+        "schemaPath": f"#/{schema_path}",
+        "keyword": keyword,
+        "params": params,
+        "message": message,
+    }
 
 
 def _stringify(value: Any, indent: int | None) -> str:
@@ -159,19 +269,14 @@ class JsonNode(Node):
             except jsonschema.SchemaError as exc:
                 self._schema_key = None
                 self._validator = None
-                raise NodeFailed(f"Error compiling JSON schema: {exc.message}") from exc
+                raise NodeFailed("JSON Schema error: failed to compile schema") from exc
             self._validator = cls(schema)
             self._schema_key = key
-        errors = sorted(self._validator.iter_errors(value), key=lambda e: list(e.path))
+        found = self._validator.iter_errors(value)
+        ordered = sorted(found, key=lambda e: _ajv_order(schema, list(e.absolute_schema_path)))
+        errors = [_ajv_error(e) for e in ordered]
         if errors:
-            msg["schemaError"] = [
-                {
-                    "instancePath": "/" + "/".join(str(p) for p in e.path) if e.path else "",
-                    "keyword": e.validator,
-                    "message": e.message,
-                }
-                for e in errors
-            ]
-            text = ", ".join(f"data{''.join(f'/{p}' for p in e.path)} {e.message}" for e in errors)
-            raise NodeFailed(f"JSON Schema validation failed: {text}")
+            msg["schemaError"] = errors
+            text = ", ".join(f"data{e['instancePath']} {e['message']}" for e in errors)
+            raise NodeFailed(f"JSON Schema error: {text}")
         msg.pop("schema", None)

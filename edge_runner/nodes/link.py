@@ -146,9 +146,11 @@ class LinkOutNode(Node):
             if len(stack) == 0:
                 del msg["_linkSource"]
             caller = self.rt.peer(str(entry.get("node"))) if isinstance(entry, dict) else None
-            if caller is None or not isinstance(caller.node, LinkCallNode):
+            # a link call node, or a function node awaiting node.linkcall()
+            returned = getattr(caller.node, "returned", None) if caller is not None else None
+            if not callable(returned):
                 raise NodeFailed("the link call node to return to no longer exists")
-            caller.node.returned(entry.get("id"), msg)
+            returned(entry.get("id"), msg)
             return
         first = True
         for target_id in self.config.links:
@@ -157,6 +159,19 @@ class LinkOutNode(Node):
                 continue
             target.receive(msg if first else clone_msg(msg))
             first = False
+
+
+def find_link_in(rt: NodeApi, wanted: str) -> NodeApi:
+    """The ``link in`` node a dynamic call names: by id, else by its (unique) name."""
+    found = rt.peer(wanted)
+    if found is not None and found.type == "link in" and not found.defn_instance:
+        return found
+    named = rt.link_ins_named(wanted)
+    if len(named) > 1:
+        raise NodeFailed(f"multiple link in nodes named {wanted!r}")
+    if not named:
+        raise NodeFailed(f"target link in node {wanted!r} not found")
+    return named[0]
 
 
 @register
@@ -180,15 +195,7 @@ class LinkCallNode(Node):
             wanted = msg.get("target")
             if not isinstance(wanted, str) or not wanted:
                 raise NodeFailed("msg.target must name the link in node to call")
-            found = self.rt.peer(wanted)
-            if found is not None and found.type == "link in" and not found.defn_instance:
-                return found
-            named = self.rt.link_ins_named(wanted)
-            if len(named) > 1:
-                raise NodeFailed(f"multiple link in nodes named {wanted!r}")
-            if not named:
-                raise NodeFailed(f"target link in node {wanted!r} not found")
-            return named[0]
+            return find_link_in(self.rt, wanted)
         if not self.config.links:
             raise NodeFailed("no link in node selected")
         found = self.rt.peer(self.config.links[0])

@@ -3,6 +3,7 @@ line). Field names follow node-red-contrib-modbus so its flows load unchanged.""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -231,3 +232,24 @@ def client_of(node: Node, server_id: str) -> ModbusClientNode:
     if found.connection is None:
         raise NeedsUserFix(f"modbus-client {server_id!r} is not running")
     return found
+
+
+# Fields only our own editor writes; node-red-contrib-modbus's editor writes the markers below.
+OWN_FIELDS = frozenset(
+    {"valueType", "byteOrder", "wordOrder", "scale", "offset", "tags", "length", "outputFormat"}
+)
+CONTRIB_MARKERS = frozenset({"showStatusActivities", "emptyMsgOnFail"})
+
+
+def with_output_format(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with ``outputFormat`` set: ``contrib`` for a node node-red-contrib-modbus's
+    editor wrote (its markers, none of our fields), else ``manifold``."""
+    if "outputFormat" in fields:
+        return fields
+    contrib = fields.keys() >= CONTRIB_MARKERS and not OWN_FIELDS & fields.keys()
+    return {**fields, "outputFormat": "contrib" if contrib else "manifold"}
+
+
+def message_id() -> str:
+    """A fresh id shaped like node-red-contrib-modbus's ``messageId`` (24 hex digits)."""
+    return secrets.token_hex(12)

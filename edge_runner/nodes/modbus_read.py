@@ -23,7 +23,15 @@ from edge_runner.contract import (
     RetryLater,
     register,
 )
-from edge_runner.nodes.modbus_client import ModbusClientNode, attach, int_text, unit_id
+from edge_runner.nodes import _modbus_contrib as contrib
+from edge_runner.nodes.modbus_client import (
+    ModbusClientNode,
+    attach,
+    int_text,
+    message_id,
+    unit_id,
+    with_output_format,
+)
 
 FUNCTION_CODES = {"Coil": 1, "Input": 2, "HoldingRegister": 3, "InputRegister": 4}
 RATE_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -87,6 +95,8 @@ class Config(NodeConfig):
     scale: float = 1.0
     offset: float = 0.0
     tags: tuple[Tag, ...] = ()
+    # what the first output carries: ours, or node-red-contrib-modbus's message (see migrate)
+    outputFormat: Literal["manifold", "contrib"] = "manifold"  # noqa: N815
 
     @field_validator("unitid", mode="before")
     @classmethod
@@ -159,10 +169,10 @@ SPEC = NodeSpec(
     version=1,
     category=Category.INDUSTRIAL,
     inputs=1,
-    outputs=1,
+    outputs=2,
     label="modbus read",
     color="#e9967a",
-    output_labels=("values",),
+    output_labels=("values", "response"),
     help="""Reads a block of a Modbus device every *rate* *rateUnit*, or when a message arrives.
 
 ### Inputs
@@ -178,6 +188,16 @@ may be an object with **address**, **quantity** and **unitid** to read something
   `units` (`{tag: unit}`) and `timestamp` (ms since the epoch).
 - **responseBuffer** *object*: `data` (raw values) and `buffer` (the register bytes), as
   node-red-contrib-modbus sends it.
+
+The second output carries node-red-contrib-modbus's raw message: **payload** the response
+`{data, buffer}`, **values**, **input** (the poll request or input message), **topic** and
+**sendingNodeId**.
+
+### node-red-contrib-modbus flows
+A node its editor wrote (it has `showStatusActivities` and `emptyMsgOnFail` and none of our
+decoding fields) gets **outputFormat** `contrib`: the first output is then exactly its message
+`{topic, payload: values, responseBuffer, input, sendingNodeId}`, a poll's topic being the
+node's *topic* or `polling`, and coils/inputs read as whole bytes of bits, as it sends them.
 
 ### Details
 *dataType* picks the function code: `Coil` FC1, `Input` FC2, `HoldingRegister` FC3,
@@ -248,12 +268,12 @@ class ModbusReadNode(Node):
             return
         assert values is not None  # noqa: S101  # the poller passes values or an error
         try:
-            msg = self.build(values, self.request, {})
+            msgs = self.build(values, self.request, None)
         except NodeError as exc:
             self._report(exc, None)
             return
         self._last_error = ""
-        self.send(msg)
+        self.send(msgs)
 
     def _report(self, error: NodeError, msg: Msg | None) -> None:
         text = str(error)
@@ -264,9 +284,16 @@ class ModbusReadNode(Node):
             self.error(text, msg)
         self._last_error = text
 
-    def build(self, values: list[int] | list[bool], req: modbus.ReadRequest, msg: Msg) -> Msg:
-        """The output message for ``values`` read with ``req``."""
+    def build(
+        self, values: list[int] | list[bool], req: modbus.ReadRequest, msg: Msg | None
+    ) -> list[Msg]:
+        """Both outputs for ``values`` read with ``req`` (``msg``: the input, ``None`` when
+        polling)."""
         self.reads += 1
+        if self.cfg.outputFormat == "contrib":
+            return self._contrib(values, req, msg)
+        request: Msg = {"payload": self._request_payload(req)} if msg is None else dict(msg)
+        msg = {} if msg is None else msg
         cfg = self.cfg
         payload: Any
         units: dict[str, str] = {}
@@ -311,7 +338,48 @@ class ModbusReadNode(Node):
             else modbus.registers_to_bytes([int(v) for v in raw], "big", "big")
         )
         msg["responseBuffer"] = {"data": raw, "buffer": buffer}
-        return msg
+        second = self._raw(msg["topic"], {"data": list(raw), "buffer": buffer}, list(raw), request)
+        return [msg, second]
+
+    def _request_payload(self, req: modbus.ReadRequest) -> dict[str, Any]:
+        return {
+            "unitid": req.unit,
+            "fc": req.fc,
+            "address": req.address,
+            "quantity": req.quantity,
+            "enableDeformedMessages": self.cfg.enableDeformedMessages,
+            "messageId": message_id(),
+        }
+
+    def _raw(self, topic: Any, response: dict[str, Any], values: list[Any], request: Any) -> Msg:
+        return {
+            "topic": topic,
+            "payload": response,
+            "values": values,
+            "input": request,
+            "sendingNodeId": self.id,
+        }
+
+    def _contrib(
+        self, values: list[int] | list[bool], req: modbus.ReadRequest, msg: Msg | None
+    ) -> list[Msg]:
+        if msg is None:
+            topic = self.cfg.topic or "polling"
+            request: Msg = {"topic": topic, "from": self.cfg.name}
+            request["payload"] = self._request_payload(req)
+        else:
+            request = dict(msg)
+            topic = msg.get("topic") or self.cfg.topic
+        data, response = contrib.read_response(req.fc, values)
+        first: Msg = {
+            "topic": topic,
+            "payload": data,
+            "responseBuffer": response,
+            "input": request,
+            "sendingNodeId": self.id,
+        }
+        second = self._raw(topic, dict(response), list(data), dict(request))
+        return [first, second]
 
     async def on_message(self, msg: Msg) -> None:
         if self.connection is None or self.client is None:
@@ -322,6 +390,11 @@ class ModbusReadNode(Node):
             req = _override(req, override)
         values = await self.connection.read(req)
         self.send(self.build(values, req, msg))
+
+    @staticmethod
+    def migrate(fields: dict[str, Any]) -> dict[str, Any]:
+        """Tell a node node-red-contrib-modbus's editor wrote from one of ours."""
+        return with_output_format(fields)
 
     async def stop(self) -> None:
         if self._delayed is not None:

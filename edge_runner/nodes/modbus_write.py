@@ -19,7 +19,14 @@ from edge_runner.contract import (
     NodeSpec,
     register,
 )
-from edge_runner.nodes.modbus_client import ModbusClientNode, attach, int_text, unit_id
+from edge_runner.nodes import _modbus_contrib as contrib
+from edge_runner.nodes.modbus_client import (
+    ModbusClientNode,
+    attach,
+    int_text,
+    unit_id,
+    with_output_format,
+)
 from edge_runner.nodes.modbus_read import ValueType
 
 FUNCTION_CODES = {"Coil": 5, "HoldingRegister": 6, "MCoils": 15, "MHoldingRegisters": 16}
@@ -45,6 +52,8 @@ class Config(NodeConfig):
     scale: float = 1.0
     offset: float = 0.0
     length: int = 0  # registers reserved for a string (0: as long as the text)
+    # what the outputs carry: ours, or node-red-contrib-modbus's messages (see migrate)
+    outputFormat: Literal["manifold", "contrib"] = "manifold"  # noqa: N815
 
     @field_validator("unitid", mode="before")
     @classmethod
@@ -81,10 +90,10 @@ SPEC = NodeSpec(
     version=1,
     category=Category.INDUSTRIAL,
     inputs=1,
-    outputs=1,
+    outputs=2,
     label="modbus write",
     color="#e9967a",
-    output_labels=("written",),
+    output_labels=("written", "response"),
     help="""Writes `msg.payload` to a Modbus device.
 
 ### Inputs
@@ -95,7 +104,18 @@ SPEC = NodeSpec(
 
 ### Outputs
 The input message, sent on after the device acknowledged the write, with **modbus**
-`{unit, fc, address, quantity, registers}` (what was written).
+`{unit, fc, address, quantity, registers}` (what was written). The second output carries
+node-red-contrib-modbus's raw message: **payload** the device's answer (`{address, value}`,
+`{address, state}` or `{address, length}`), **values** the write request.
+
+### node-red-contrib-modbus flows
+A node its editor wrote (it has `showStatusActivities` and `emptyMsgOnFail` and none of our
+encoding fields) gets **outputFormat** `contrib` and behaves like it: the value is
+`msg.payload.value` or `msg.payload` ("true"/"false" and "1,2,3" texts are read as a boolean
+or an array), written at the node's *adr* and *unitid*; `MCoils`/`MHoldingRegisters` need
+exactly *quantity* values. The first output is a new message `{topic, messageId, payload:
+{value, unitid, fc, address, quantity, messageId}, responseBuffer, input}` (the input's
+properties kept when *keepMsgProperties* is set), its topic the input's or the node's id.
 
 ### Details
 **valueType** `raw` writes numbers as 16-bit registers (negative numbers as two's
@@ -156,6 +176,9 @@ class ModbusWriteNode(Node):
         if self.connection is None or self.client is None:
             raise NeedsUserFix("modbus-write is not connected to a modbus-client")
         cfg = self.cfg
+        if cfg.outputFormat == "contrib":
+            await self._contrib(msg, self.connection, self.client)
+            return
         payload = msg.get("payload")
         address, unit = cfg.adr, cfg.unitid if cfg.unitid is not None else self.client.cfg.unit_id
         if isinstance(payload, dict):
@@ -193,7 +216,42 @@ class ModbusWriteNode(Node):
             "quantity": len(written),
             "registers": list(written),
         }
-        self.send(msg)
+        request = {"value": payload, "unitid": unit, "fc": fc, "address": address}
+        raw: Msg = {
+            "topic": msg.get("topic"),
+            "payload": contrib.write_response(fc, address, written),
+        }
+        raw["values"] = {**request, "quantity": len(written)}
+        self.send([msg, raw])
+
+    async def _contrib(
+        self, msg: Msg, connection: modbus.ModbusConnection, client: ModbusClientNode
+    ) -> None:
+        cfg = self.cfg
+        value = contrib.write_value(msg.get("payload"))
+        fc = FUNCTION_CODES[cfg.dataType]
+        unit = cfg.unitid if cfg.unitid is not None else client.cfg.unit_id
+        written = contrib.written(fc, value, cfg.quantity, cfg.adr)
+        await connection.write(fc, unit, cfg.adr, written)
+        fields = {
+            "value": value,
+            "unitid": unit,
+            "fc": fc,
+            "address": cfg.adr,
+            "quantity": cfg.quantity,
+        }
+        req = contrib.request(msg, self.id, fields)
+        answer = contrib.write_response(fc, cfg.adr, written)
+        self.send(
+            contrib.outputs(
+                msg, req, req["payload"], answer, keep=cfg.keepMsgProperties, getter=False
+            )
+        )
+
+    @staticmethod
+    def migrate(fields: dict[str, Any]) -> dict[str, Any]:
+        """Tell a node node-red-contrib-modbus's editor wrote from one of ours."""
+        return with_output_format(fields)
 
     async def stop(self) -> None:
         conn, self.connection = self.connection, None

@@ -563,6 +563,14 @@ class Engine(Router):
         failures: list[dict[str, Any]] = []
         for rt in ordered:
             rt.started = True
+        self.nodes_starting = True
+        try:
+            await self._start_each(ordered, failures)
+        finally:
+            self.nodes_starting = False
+        return failures
+
+    async def _start_each(self, ordered: list[NodeRuntime], failures: list[dict[str, Any]]) -> None:
         for rt in ordered:
             if type(rt.node).start is Node.start:
                 continue
@@ -584,7 +592,6 @@ class Engine(Router):
                 rt.error(f"failed to start: {text}")
                 rt.status(NodeStatus("red", "ring", text[:60]))
                 failures.append({"id": rt.id, "type": rt.type, "error": text})
-        return failures
 
     async def stop_nodes(self, nodes: list[NodeRuntime]) -> None:
         """Stop nodes (flow nodes before config nodes); each stop is bounded by STOP_TIMEOUT."""

@@ -6,10 +6,12 @@ Restates Node-RED's ``Flow.handleError`` / ``handleStatus`` / ``handleComplete``
   instance) whose scope includes it: scoped catch nodes first, then catch-all ones, then
   ``uncaught`` ones only if nobody handled it. Inside a subflow, an error no catch node handled
   is re-raised by the subflow instance node in its parent flow. ``msg.error`` is
-  ``{"message", "source": {"id", "type", "name", "count"}}``; a message caught 10 times by the
+  ``{"message", "source": {"id", "type", "name", "count"}}`` (plus ``code`` and ``stack`` when
+  the error has them); a message caught 10 times by the
   same source is dropped (loop guard).
 * A status change goes out as ``status/<id>`` and to the ``status`` nodes in scope as
-  ``{"status": {fill, shape, text, "source": {id, type, name}}}``.
+  ``{"status": {fill, shape, text, "source": {id, type, name}}}``, once the deploy's nodes
+  have started (Node-RED's status nodes miss what nodes show while they are created).
 * A node that finished a message (returned from ``on_message``, or called ``done()``) feeds the
   ``complete`` nodes watching it.
 """
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edge_runner.engine")
 MAX_CATCH_LOOPS = 10
+# Node-RED's Node keeps a non-empty name only; these core nodes copy the config's name in their
+# constructor, so an empty one shows as ``"name": ""`` in a status or error source
+NAME_KEPT_EMPTY = frozenset({"debug", "function", "template", "delay", "tcp out"})
 
 
 def _scope_rank(rt: NodeRuntime) -> int:
@@ -48,6 +53,9 @@ class Router:
         self.status_watchers: dict[str, list[NodeRuntime]] = {}
         self.complete_watchers: dict[str, list[NodeRuntime]] = {}
         self.link_ins_by_name: dict[str, list[NodeRuntime]] = {}
+        # Node-RED indexes its status nodes once every node of a deploy was created: a status
+        # set while nodes start (the debug node's grey ring) reaches no status node
+        self.nodes_starting = False
 
     # the engine provides these
     def emit(self, topic: str, data: Any) -> None:
@@ -102,7 +110,7 @@ class Router:
     @staticmethod
     def _source(rt: NodeRuntime) -> dict[str, Any]:
         source: dict[str, Any] = {"id": rt.id, "type": rt.type}
-        if rt.name:
+        if rt.name or (rt.type in NAME_KEPT_EMPTY and "name" in rt.raw):
             source["name"] = rt.name
         return source
 
@@ -112,6 +120,8 @@ class Router:
         if "text" in data:
             data["text"] = self.redact(data["text"])
         self.emit(f"status/{rt.id}", data)
+        if self.nodes_starting:
+            return
         for watcher in self.status_watchers.get(rt.z, ()):
             if watcher is rt or not self._in_scope(watcher, rt):
                 continue
@@ -146,12 +156,19 @@ class Router:
             text = type(err).__name__
         text = self.redact(text)
         code = getattr(err, "code", None)
+        stack = getattr(err, "stack", None)
         # As Node-RED: an error a catch node handled is not logged on top.
-        if msg is None or not self.route_error(rt, rt, text, msg, code):
+        if msg is None or not self.route_error(rt, rt, text, msg, code, stack):
             self.node_log(rt, 20, text, msg)
 
     def route_error(
-        self, reporter: NodeRuntime, source: NodeRuntime, text: str, msg: Msg, code: Any = None
+        self,
+        reporter: NodeRuntime,
+        source: NodeRuntime,
+        text: str,
+        msg: Msg,
+        code: Any = None,
+        stack: Any = None,
     ) -> bool:
         """Deliver an error to the catch nodes of ``reporter``'s flow; True if handled."""
         count = 1
@@ -179,12 +196,14 @@ class Router:
             out["error"] = {"message": text, "source": {**self._source(source), "count": count}}
             if isinstance(code, str | int) and not isinstance(code, bool):
                 out["error"]["code"] = code
+            if isinstance(stack, str) and stack:
+                out["error"]["stack"] = self.redact(stack)
             self.deliver(catcher, out)
             handled = True
         if not handled:
             instance = self.nodes.get(reporter.z)
             if instance is not None and instance is not reporter:
-                return self.route_error(instance, source, text, msg, code)
+                return self.route_error(instance, source, text, msg, code, stack)
         return handled
 
     # ------------------------------------------------------------------ completion

@@ -21,7 +21,9 @@ The handler runs every few thousand JS operations and stops the script once ``de
 Values cross as JSON text. Markers carry what JSON cannot: ``{"\\u0001B": base64}`` (Buffer <->
 bytes), ``{"\\u0001D": ms}`` (a Date; it reaches Python as its ISO text, as JSON.stringify
 writes it), ``{"\\u0001H": n}`` (a host object such as an ``http in`` response handle, kept
-here and given back when the message returns). ``undefined`` properties are dropped and
+here and given back when the message returns), ``{"\\u0001E": {name, message, stack, text}}`` (an
+Error; a ``JsError`` in Python, ``{}`` in JSON as JSON.stringify gives for it, and a plain
+Error again when it returns). ``undefined`` properties are dropped and
 ``undefined`` in arrays becomes ``null``, as when Node-RED serialises a message.
 """
 
@@ -43,7 +45,7 @@ import _quickjs
 import quickjs
 
 JSException = quickjs.JSException
-_BUFFER, _DATE, _HANDLE = "\x01B", "\x01D", "\x01H"
+_BUFFER, _DATE, _HANDLE, _ERROR = "\x01B", "\x01D", "\x01H", "\x01E"
 _HANDLES_KEPT = 10_000
 
 _lib = ctypes.CDLL(_quickjs.__file__)
@@ -59,6 +61,25 @@ _CONTEXT_OFFSET = _RUNTIME_OFFSET + ctypes.sizeof(ctypes.c_void_p)
 
 def prelude() -> str:
     return resources.files(__package__).joinpath("prelude.js").read_text(encoding="utf-8")
+
+
+class JsError(dict[str, Any]):
+    """A JavaScript Error object inside a message (a thrown one is kept as ``msg.error``).
+
+    It is an empty dict, as its JSON is ``{}`` in Node-RED (an Error's properties are not
+    enumerable); the debug sidebar shows it as an error. ``str()`` is the error's
+    ``toString()`` unless ``text`` says otherwise; ``stack`` is QuickJS's."""
+
+    def __init__(self, name: str, message: str, stack: str = "", text: str = "") -> None:
+        super().__init__()
+        self.name, self.message, self.stack = name, message, stack
+        self.text = text or (f"{name}: {message}" if message else name)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"JsError({self.text!r})"
 
 
 class Handles:
@@ -79,6 +100,14 @@ class Handles:
                 return iso_from_ms(obj[_DATE])
             if _HANDLE in obj:
                 return self.get(obj[_HANDLE])
+            if _ERROR in obj and isinstance(obj[_ERROR], dict):
+                data = obj[_ERROR]
+                return JsError(
+                    str(data.get("name", "Error")),
+                    str(data.get("message", "")),
+                    str(data.get("stack", "")),
+                    str(data.get("text", "")),
+                )
         return obj
 
     def put(self, obj: Any) -> int:

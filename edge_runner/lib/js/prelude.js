@@ -7,7 +7,7 @@
   const G = globalThis;
   const py = {
     send: G.__py_send, report: G.__py_report, ctx: G.__py_ctx, env: G.__py_env,
-    timer: G.__py_timer, clear: G.__py_clear, crypto: G.__py_crypto,
+    timer: G.__py_timer, clear: G.__py_clear, crypto: G.__py_crypto, link: G.__py_link,
   };
   for (const name of Object.keys(G)) {
     if (name.startsWith("__py_")) delete G[name];
@@ -154,6 +154,17 @@
     },
     writable: true, configurable: true,
   });
+  // An Error crosses with its name, message and stack (JSON.stringify gives {} for it).
+  Object.defineProperty(Error.prototype, "toJSON", {
+    value: function toJSON() {
+      if (!crossing) return {};
+      special = true;
+      const text = errorText(this);
+      const stack = `${text}\n${String(this.stack || "").trimEnd()}`;
+      return { "\u0001E": { name: String(this.name), message: String(this.message), stack, text } };
+    },
+    writable: true, configurable: true,
+  });
   // Returns the JSON text; ``encode.special`` tells whether a marker was written.
   function encode(value) {
     special = false;
@@ -169,6 +180,12 @@
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
       if ("\u0001B" in value) return Buffer.from(value["\u0001B"], "base64");
       if ("\u0001D" in value) return new Date(value["\u0001D"]);
+      if ("\u0001E" in value) {
+        const data = value["\u0001E"];
+        const err = new Error(data.message);
+        err.name = data.name;
+        return err;
+      }
     }
     return value;
   }
@@ -454,9 +471,13 @@
     return JSON.stringify(err);
   }
   function report(kind, value, msg) {
-    const text = flat(show(value));
     const msgText = msg === undefined || msg === null ? null : encode(msg);
-    py.report(kind, text, msgText !== null && encode.special, true, msgText);
+    if (value instanceof Error && (kind === "error" || kind === "failed")) {
+      // the Error itself: a catch node's msg.error gets its stack, as in Node-RED
+      py.report(kind, encode(value), true, false, msgText);
+      return;
+    }
+    py.report(kind, flat(show(value)), msgText !== null && encode.special, true, msgText);
   }
   // Checks the results like Node-RED's sendResults and returns them encoded ("" for none).
   function encodeResults(msgs, msgid) {
@@ -485,6 +506,31 @@
     const out = encodeResults(msgs, msgid);
     if (out) py.send(out, encode.special);
   }
+  // node.linkcall (Node-RED 5): the host sends a copy of msg to the link in node and answers
+  // a call id (or why it could not); a link out node in return mode settles the promise.
+  const linkCalls = new Map();
+  function linkcall(target, msg, options) {
+    return new Promise((resolve, reject) => {
+      if (typeof target !== "string" || target.trim() === "") {
+        throw new Error("Error link call target parameter is not valid, expected a string");
+      }
+      if (typeof msg !== "object" || msg === null) {
+        throw new Error("Error link call msg parameter is not valid, expected an object");
+      }
+      const timeout = Number(options && options.timeout) || 5000;
+      const text = encode(msg);
+      const id = py.link(flat(target), text, encode.special, timeout);
+      if (typeof id === "string") throw new Error(id);
+      linkCalls.set(id, { resolve, reject });
+    });
+  }
+  G.__linkReturn = function (id, text, marked, error) {
+    const call = linkCalls.get(id);
+    if (!call) return;
+    linkCalls.delete(id);
+    if (error !== null) call.reject(new Error(error));
+    else call.resolve(decode(text, marked));
+  };
   // The stateless part of `node` is made once; per message only send and done are closures
   // (code passes them around: `setTimeout(node.done, 10)`).
   const nodeBase = {
@@ -498,6 +544,7 @@
       py.report("status", encode(value), false, false, null);
     },
     on: (event) => { if (event === "input") throw new Error("Cannot add listener to 'input' event within Function"); },
+    linkcall,
   };
   function makeNode(info, msgid, input, hooks) {
     const node = Object.create(nodeBase);
@@ -507,7 +554,7 @@
     node.outputCount = info.outputCount;
     node.send = hooks.send ? hooks.send : (msgs) => sendResults(msgs, msgid === undefined ? generateId() : msgid);
     node.done = (err) => {
-      if (err !== undefined && err !== null) report("failed", errorText(err), input);
+      if (err !== undefined && err !== null) report("failed", err instanceof Error ? err : errorText(err), input);
       else py.report("done", "", false, true, input === undefined || !hosts.info.watched ? null : encode(input));
     };
     return node;
@@ -541,7 +588,7 @@
     try {
       result = hosts.body(msg, node);
     } catch (err) {
-      report("failed", errorText(err), msg);
+      failed(err, msg);
       return "E";
     }
     if (result === null || typeof result !== "object" || typeof result.then !== "function") {
@@ -550,7 +597,13 @@
     result.then((results) => {
       sendResults(results, msgid);
       if (autoDone) py.report("done", "", false, true, hosts.info.watched ? encode(msg) : null);
-    }, (err) => report("failed", errorText(err), msg));
+    }, (err) => failed(err, msg));
     return null;
   };
+  // A thrown Error stays on the message as msg.error, as Node-RED keeps it (a catch node then
+  // finds it as msg._error).
+  function failed(err, msg) {
+    if (err instanceof Error && msg !== null && typeof msg === "object") msg.error = err;
+    report("failed", err instanceof Error ? err : errorText(err), msg);
+  }
 })();

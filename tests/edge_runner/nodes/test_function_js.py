@@ -136,6 +136,86 @@ async def test_on_start_on_stop_status_warn_and_error_with_msg() -> None:
         assert [log["msg"] for log in h.logs(30)] == ["seen 7"]
 
 
+async def test_a_thrown_error_stays_on_the_message_as_node_red_keeps_it() -> None:
+    flow = [
+        fn("sync", "throw new RangeError('too big: ' + msg.payload)", name="Check"),
+        fn("async", "await null; throw new Error('later')"),
+        fn("text", "throw 'just text'"),
+        fn("done", "node.done(new Error('via done'))"),
+        {"id": "c", "type": "catch", "scope": None, "wires": [["cap0"]]},
+        {"id": "j", "type": "json", "property": "payload", "wires": [["cap1"]]},
+        *caps(2),
+    ]
+    async with FlowHarness(flow) as h:
+        h.receive("sync", {"payload": 9})
+        (caught,) = await h.wait("cap0")
+        assert caught["error"]["message"] == "RangeError: too big: 9"
+        assert caught["error"]["source"] == {
+            "id": "sync",
+            "type": "function",
+            "name": "Check",
+            "count": 1,
+        }
+        assert caught["error"]["stack"].startswith("RangeError: too big: 9\n    at ")
+        kept = caught["_error"]  # msg.error was the Error object when the catch node got it
+        assert (kept.name, kept.message) == ("RangeError", "too big: 9")
+        assert kept == {}  # its JSON is {}, as JSON.stringify gives for an Error
+        h.receive("j", {"payload": {"e": kept}})
+        assert (await h.wait("cap1"))[0]["payload"] == '{"e":{}}'
+
+        h.receive("async", {"payload": 1})
+        caught = (await h.wait("cap0", 2))[1]
+        assert caught["error"]["message"] == "Error: later"
+        assert caught["_error"].message == "later"
+
+        for node_id in ("text", "done"):  # no Error thrown: nothing kept, no stack
+            h.receive(node_id, {"payload": 1})
+        text, done = (await h.wait("cap0", 4))[2:]
+        assert text["error"]["message"] == "just text"
+        assert done["error"]["message"] == "Error: via done"
+        assert done["error"]["stack"].startswith("Error: via done\n")  # an Error has one
+        assert "_error" not in done  # only a thrown Error stays on the message
+        assert "_error" not in text
+        assert "stack" not in text["error"]
+
+
+async def test_linkcall_awaits_a_link_in_flow_and_its_return() -> None:
+    body = (
+        "const m = await node.linkcall(msg.target, {payload: msg.payload}, {timeout: 300});"
+        "msg.payload = [m.payload, m._linkSource === undefined]; return msg;"
+    )
+    catching = (
+        "try { await node.linkcall(msg.target, msg, {timeout: 100}); }"
+        "catch (e) { msg.payload = e.message; return msg; }"
+    )
+    flow = [
+        fn("call", body),
+        fn("try", catching, wires=[["cap1"]]),
+        {"id": "in", "type": "link in", "name": "double", "wires": [["twice"]]},
+        fn("twice", "msg.payload *= 2; return msg;", wires=[["ret"]]),
+        {"id": "ret", "type": "link out", "mode": "return", "links": [], "wires": []},
+        {"id": "dead", "type": "link in", "name": "dead end", "wires": [[]]},
+        *caps(2),
+    ]
+    async with FlowHarness(flow) as h:
+        h.receive("call", {"payload": 21, "target": "double"})
+        h.receive("call", {"payload": 5, "target": "in"})  # by id too
+        got = await h.wait("cap0", 2)
+        assert sorted(m["payload"][0] for m in got) == [10, 42]
+        assert all(m["payload"][1] for m in got)  # the return stack is gone
+        h.receive("try", {"payload": 1, "target": "dead end"})
+        h.receive("try", {"payload": 1, "target": "nowhere"})
+        h.receive("try", {"payload": 1, "target": ""})
+        answers = [m["payload"] for m in await h.wait("cap1", 3)]
+        assert sorted(answers) == sorted(
+            [
+                "timeout",
+                "target link in node 'nowhere' not found",
+                "Error link call target parameter is not valid, expected a string",
+            ]
+        )
+
+
 async def test_errors_syntax_and_refused_modules_are_node_errors() -> None:
     async with FlowHarness([fn("f", "return msg.a.b;"), *caps(1)]) as h:
         h.receive("f", {"payload": 1})

@@ -113,9 +113,45 @@ async def test_schema_validation_passes_and_fails() -> None:
         errs = await h.wait("errs", 2)
     assert ok["payload"] == {"n": 1}
     assert "schema" not in ok
-    assert errs[0]["error"]["message"].startswith("JSON Schema validation failed")
-    assert errs[0]["schemaError"][0]["instancePath"] == "/n"
-    assert errs[1]["error"]["message"].startswith("Error compiling JSON schema")
+    assert errs[0]["error"]["message"] == "JSON Schema error: data/n must be number"
+    assert errs[0]["schemaError"] == [
+        {
+            "instancePath": "/n",
+            "schemaPath": "#/properties/n/type",
+            "keyword": "type",
+            "params": {"type": "number"},
+            "message": "must be number",
+        }
+    ]
+    assert errs[1]["error"]["message"] == "JSON Schema error: failed to compile schema"
+
+
+async def test_schema_errors_are_worded_as_ajv_words_them_for_node_red() -> None:
+    schema = {
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {
+            "id": {"type": ["integer", "string"]},
+            "level": {"minimum": 0, "maximum": 10.5},
+            "code": {"pattern": "^[A-Z]+$", "maxLength": 3},
+            "tags": {"minItems": 2},
+            "kind": {"enum": ["a", "b"]},
+        },
+        "additionalProperties": False,
+    }
+    value = {"id": 1.5, "level": 11, "code": "abcd", "tags": [], "kind": "c", "x": 1}
+    async with FlowHarness(flow()) as h:
+        h.receive("n1", {"payload": value, "schema": schema})
+        (err,) = await h.wait("errs")
+    # the text and order ajv 8.20 (Node-RED 5.0.7's) gives for this schema and value
+    assert err["error"]["message"] == (
+        "JSON Schema error: data must have required property 'name', "
+        "data must NOT have additional properties, data/id must be integer,string, "
+        "data/level must be <= 10.5, data/code must NOT have more than 3 characters, "
+        'data/code must match pattern "^[A-Z]+$", data/tags must NOT have fewer than 2 items, '
+        "data/kind must be equal to one of the allowed values"
+    )
+    assert err["schemaError"][0]["params"] == {"missingProperty": "name"}
 
 
 async def test_bad_config_is_rejected_at_deploy() -> None:

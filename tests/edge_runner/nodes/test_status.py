@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from edge_runner.contract import NodeStatus
 from edge_runner.testing import FlowHarness
 
 pytestmark = pytest.mark.asyncio
@@ -59,3 +60,30 @@ async def test_repeated_identical_status_is_reported_once() -> None:
         await h.quiet(0.02)
         assert [m["status"]["text"] for m in h.messages["cap"]] == ["same", "other"]
         assert [s["text"] for s in h.statuses("a")] == ["same", "other"]
+
+
+async def test_statuses_shown_while_the_deploy_starts_reach_no_status_node() -> None:
+    # Node-RED indexes status nodes after creating every node: the debug node's grey ring of
+    # its constructor is shown but never caught. A debug node's source keeps its empty name.
+    flow = [
+        {"id": "t1", "type": "tab"},
+        {"id": "shown", "type": "debug", "z": "t1", "name": "", "tostatus": True, "wires": []},
+        {"id": "named", "type": "json", "z": "t1", "name": "", "wires": [[]]},
+        {"id": "all", "type": "status", "z": "t1", "scope": None, "wires": [["cap"]]},
+        {"id": "cap", "type": "helper", "z": "t1"},
+    ]
+    async with FlowHarness(flow) as h:
+        assert h.statuses("shown") == [{"fill": "grey", "shape": "ring"}]
+        await h.quiet(0.05)
+        assert "cap" not in h.messages
+        h.receive("shown", {"payload": "hi"})
+        (got,) = await h.wait("cap")
+        assert got["status"] == {
+            "fill": "grey",
+            "shape": "dot",
+            "text": "hi",
+            "source": {"id": "shown", "type": "debug", "name": ""},
+        }
+        h.engine.nodes["named"].status(NodeStatus("red", "ring", "x"))
+        (_, other) = await h.wait("cap", 2)
+        assert other["status"]["source"] == {"id": "named", "type": "json"}  # Node-RED's Node

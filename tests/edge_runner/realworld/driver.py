@@ -22,7 +22,8 @@ Manifest fields besides ``name``, ``file`` and ``source`` (repo, path, commit, l
 request), ``final_settle_s`` (the run ends once this long passes without debug output),
 ``distinct`` (why only each debug node's distinct messages are compared: repeating injects),
 ``mask`` (paths in debug output holding random values, ``payload.x``), ``ignore`` (ids whose
-debug items are random as a whole), ``offline``, ``notes``.
+debug items are random as a whole), ``runner_types`` (contrib node types the runner implements:
+the golden Node-RED, without that package, lists them as missing), ``offline``, ``notes``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class FlowEntry:
     distinct: str = ""
     mask: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    runner_types: tuple[str, ...] = ()
     offline: str = ""
     notes: str = ""
 
@@ -102,6 +104,7 @@ def load_manifest(path: Path = MANIFEST) -> list[FlowEntry]:
         item = dict(raw)
         item["mask"] = tuple(item.get("mask", ()))
         item["ignore"] = tuple(item.get("ignore", ()))
+        item["runner_types"] = tuple(item.get("runner_types", ()))
         entries.append(FlowEntry(**item))
     return entries
 
@@ -595,6 +598,12 @@ def distinct(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def differences(entry: FlowEntry, golden: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     """Every way ``actual`` differs from ``golden`` (empty: the same debug output)."""
     out = []
+    golden = {
+        **golden,
+        "missing_types": [
+            t for t in golden.get("missing_types", []) if t not in entry.runner_types
+        ],
+    }
     for key in ("accepted", "running", "missing_types"):
         if golden.get(key) != actual.get(key):
             out.append(f"{key}: {actual.get(key)!r}, Node-RED {golden.get(key)!r}")

@@ -32,25 +32,7 @@ from tests.edge_runner.realworld.driver import (
 ENTRIES = load_manifest()
 
 # Why each flow differs today, one cause per flow (the first one met).
-KNOWN_FAILURES: dict[str, str] = {
-    "nr-catch-01-catch-error": (
-        "a thrown Error is not kept as msg.error (Node-RED's catch message then carries it as "
-        "`_error`) and error.stack (a V8 stack with Node-RED's paths) is missing"
-    ),
-    "nr-link-03-link-call": (
-        "the function's `node.linkcall()` (Node-RED 5) is missing: 'TypeError: not a function'"
-    ),
-    "gh-monlab99-restroom": (
-        "node-red-contrib-modbus's modbus-client/-read/-write are not listed as missing types: "
-        "the runner's own Modbus nodes take those names with other fields"
-    ),
-    "nr-json-03-validate-input-json-string": (
-        "json schema error text: Node-RED (ajv) says 'JSON Schema error: data/price must be number'"
-    ),
-    "nr-status-01-handle-status-message-output": (
-        "status node also gets the debug node's initial ring status, and status.source lacks `name`"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def cases() -> list[object]:
