@@ -13,6 +13,7 @@ import re
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
+from apps.core.api import error_body
 from apps.devices.auth import device_for_credential
 from apps.devices.services.targets import device_bundle_part
 from edge_runner.protocol import manifest
@@ -21,7 +22,7 @@ _RANGE = re.compile(r"^bytes=(\d+)-$")
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"code": code, "message": message}, status=status)
+    return JsonResponse(error_body(code, message), status=status)
 
 
 @require_safe
