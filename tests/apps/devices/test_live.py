@@ -128,7 +128,8 @@ def test_a_stream_survives_five_browser_reconnects_without_a_silent_gap(
                 seen.add(seq)
                 latencies.append(now - item["sent"])
                 last = seq
-            if reconnects < RECONNECTS and last >= (reconnects + 1) * TOTAL // (RECONNECTS + 1):
+            threshold = (reconnects + 1) * TOTAL // (RECONNECTS + 1)
+            if reconnects < RECONNECTS and last is not None and last >= threshold:
                 await socket.close()
                 reconnects += 1
                 await asyncio.sleep(0.05)
