@@ -18,10 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.principal import Principal
-from apps.audit.services import audit_record
 from apps.core.realtime import broadcast_team_event
 from apps.devices.models import Device, DeviceAlert, DeviceStatus, FleetSettings
-from apps.devices.services.link import announce_state
+from apps.devices.services.link import alert_clear, announce_state, audit_device
 
 DEFAULT_OFFLINE_AFTER: Final = 120
 WEBHOOK_TIMEOUT_SECONDS: Final = 5.0
@@ -72,14 +71,7 @@ def _raise(device: Device, webhook: str, now: dt.datetime, principal: Principal)
         device.status = DeviceStatus.OFFLINE
         device.save(update_fields=["status", "updated_at"])
         announce_state(device)
-    audit_record(
-        event="device.alert.raised",
-        principal=principal,
-        team=device.team,
-        application=device.application,
-        target=device,
-        after={"kind": OFFLINE, "message": message},
-    )
+    audit_device("device.alert.raised", principal, device, {"kind": OFFLINE, "message": message})
     payload = {
         "event": "device.alert.raised",
         "kind": OFFLINE,
@@ -129,15 +121,6 @@ def devices_check_offline(now: dt.datetime | None = None) -> SweepResult:
     )
     for alert in returned:
         with transaction.atomic():
-            alert.cleared_at = now
-            alert.save(update_fields=["cleared_at", "updated_at"])
-            audit_record(
-                event="device.alert.cleared",
-                principal=principal,
-                team=alert.device.team,
-                application=alert.device.application,
-                target=alert.device,
-                after={"kind": alert.kind},
-            )
+            alert_clear(alert, principal)
         cleared += 1
     return SweepResult(raised=raised, cleared=cleared)

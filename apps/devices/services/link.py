@@ -207,32 +207,44 @@ def _load(device_id: int) -> Device | None:
     )
 
 
-def _still_valid(session: LinkSession, device: Device | None) -> int | None:
-    """A close code when the device may no longer hold a link (checked at every event)."""
+def _live_device(session: LinkSession) -> Device | LinkReply:
+    """The device row, re-read at every event; a closing reply when it may no longer hold a
+    link (decommissioned, or its credential changed)."""
+    device = _load(session.device_id)
     if device is None or device.decommissioned_at is not None:
-        return link.CLOSE_DECOMMISSIONED
+        return LinkReply(close_code=link.CLOSE_DECOMMISSIONED)
     if device.credential_hash != session.credential_hash:
-        return link.CLOSE_UNAUTHORIZED
-    return None
+        return LinkReply(close_code=link.CLOSE_UNAUTHORIZED)
+    session.suspended = device.suspended
+    return device
 
 
 def _deliverable(device: Device) -> DeviceTarget | None:
     return None if device.suspended else device.target
 
 
+def audit_device(event: str, principal: Principal, device: Device, after: Any) -> None:
+    """An audit row about one device, in its team's chain, under its application."""
+    audit_record(
+        event=event,
+        principal=principal,
+        team=device.team,
+        application=device.application,
+        target=device,
+        after=after,
+    )
+
+
+def alert_clear(alert: DeviceAlert, principal: Principal) -> None:
+    alert.cleared_at = timezone.now()
+    alert.save(update_fields=["cleared_at", "updated_at"])
+    audit_device("device.alert.cleared", principal, alert.device, {"kind": alert.kind})
+
+
 def _clear_alerts(device: Device, principal: Principal) -> None:
-    now = timezone.now()
     for alert in DeviceAlert.objects.filter(device=device, cleared_at__isnull=True):
-        alert.cleared_at = now
-        alert.save(update_fields=["cleared_at", "updated_at"])
-        audit_record(
-            event="device.alert.cleared",
-            principal=principal,
-            team=device.team,
-            application=device.application,
-            target=device,
-            after={"kind": alert.kind},
-        )
+        alert.device = device
+        alert_clear(alert, principal)
 
 
 def _set_live_state(
@@ -257,10 +269,9 @@ def _set_live_state(
 def link_hello(session: LinkSession, message: dict[str, Any]) -> LinkReply:
     """Answer ``hello`` with ``welcome`` (the current target, unless suspended)."""
     with transaction.atomic():
-        device = _load(session.device_id)
-        code = _still_valid(session, device)
-        if code is not None or device is None:
-            return LinkReply(close_code=code)
+        device = _live_device(session)
+        if isinstance(device, LinkReply):
+            return device
         state = str(message.get("state") or "running")
         status = DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS.get(state, "online")
         _set_live_state(
@@ -270,7 +281,6 @@ def link_hello(session: LinkSession, message: dict[str, Any]) -> LinkReply:
             reason="link connected",
             extra={"agent_version": str(message["agent_version"])[:40]},
         )
-        session.suspended = device.suspended
         welcome = {
             "type": link.WELCOME,
             "protocol": link.PROTOCOL_VERSION,
@@ -370,11 +380,9 @@ def link_heartbeat(session: LinkSession, message: dict[str, Any], now: float) ->
     if state not in link.STATES:
         raise link.LinkError(f"heartbeat: unknown state {state!r}")
     with transaction.atomic():
-        device = _load(session.device_id)
-        code = _still_valid(session, device)
-        if code is not None or device is None:
-            return LinkReply(close_code=code)
-        session.suspended = device.suspended
+        device = _live_device(session)
+        if isinstance(device, LinkReply):
+            return device
         resources = _resources(message.get("resources"))
         status = DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS[state]
         moved = _follow_active(device, message.get("active"))
@@ -412,10 +420,9 @@ def link_apply_result(session: LinkSession, message: dict[str, Any]) -> LinkRepl
     if outcome is None:
         raise link.LinkError(f"apply_result: unknown outcome {message['outcome']!r}")
     with transaction.atomic():
-        device = _load(session.device_id)
-        code = _still_valid(session, device)
-        if code is not None or device is None:
-            return LinkReply(close_code=code)
+        device = _live_device(session)
+        if isinstance(device, LinkReply):
+            return device
         target = (
             DeviceTarget.objects.select_for_update()
             .filter(device=device, generation=message["generation"])
@@ -443,14 +450,11 @@ def link_apply_result(session: LinkSession, message: dict[str, Any]) -> LinkRepl
         if moved:
             device.save(update_fields=["active_target", "updated_at"])
             _record_change(device, f"target {target.generation} {outcome}")
-        principal = device_principal(device)
-        audit_record(
-            event=f"device.target.{outcome}",
-            principal=principal,
-            team=device.team,
-            application=device.application,
-            target=device,
-            after={
+        audit_device(
+            f"device.target.{outcome}",
+            device_principal(device),
+            device,
+            {
                 "generation": target.generation,
                 "snapshot": target.snapshot_id,
                 "reason": target.reason,
@@ -462,11 +466,9 @@ def link_apply_result(session: LinkSession, message: dict[str, Any]) -> LinkRepl
 
 def link_current_target(session: LinkSession) -> LinkReply:
     """A ``target`` frame for the push path (``push_target``, ``resume``)."""
-    device = _load(session.device_id)
-    code = _still_valid(session, device)
-    if code is not None or device is None:
-        return LinkReply(close_code=code)
-    session.suspended = device.suspended
+    device = _live_device(session)
+    if isinstance(device, LinkReply):
+        return device
     deliverable = _deliverable(device)
     if deliverable is None:
         return LinkReply()

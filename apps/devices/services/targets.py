@@ -15,12 +15,11 @@ from typing import Any
 from django.db import transaction
 
 from apps.accounts.principal import Principal
-from apps.audit.services import audit_record
 from apps.core.errors import NotFound, ValidationError
 from apps.core.ids import parse_id
 from apps.devices.bus import tell_device
 from apps.devices.models import Device, DeviceTarget, TargetOutcome
-from apps.devices.services.link import announce_state
+from apps.devices.services.link import announce_state, audit_device
 from apps.snapshots.models import Snapshot
 from apps.snapshots.services import (
     next_generation,
@@ -97,13 +96,11 @@ def _issue(principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTa
     )
     device.target = target
     device.save(update_fields=["target", "updated_at"])
-    audit_record(
-        event="device.target.set",
-        principal=principal,
-        team=device.team,
-        application=device.application,
-        target=device,
-        after={"snapshot": snapshot.pk, "name": snapshot.name, "generation": generation},
+    audit_device(
+        "device.target.set",
+        principal,
+        device,
+        {"snapshot": snapshot.pk, "name": snapshot.name, "generation": generation},
     )
     announce_state(device)
     tell_device(device.pk, "push_target")
