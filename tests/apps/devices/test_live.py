@@ -17,7 +17,10 @@ import pytest
 from django.test import Client
 from websockets.asyncio.client import ClientConnection, connect
 
+from apps.accounts.principal import Principal
 from apps.devices.models import Device
+from apps.teams.models import Membership
+from apps.teams.services import application_override_set
 from tests.apps.devices.linkworld import Registered, Runner, register, server
 from tests.conftest import Acme
 
@@ -215,3 +218,23 @@ def test_only_members_who_may_see_the_device_watch_it(
         return socket.close_code
 
     assert asyncio.run(refused()) == code
+
+
+def test_a_member_with_no_access_to_the_application_cannot_watch(
+    acme_world: Acme, server: str
+) -> None:
+    press = register(acme_world.line_1, "press-1")
+    application_override_set(
+        principal=Principal.for_user(acme_world.olivia),
+        membership=Membership.objects.get(team=acme_world.team, user=acme_world.vera),
+        application=acme_world.line_1,
+        role="none",
+    )
+    cookie = cookie_of(acme_world.vera)
+
+    async def refused() -> int | None:
+        socket = await watch(server, press.device, cookie)
+        await asyncio.wait_for(socket.wait_closed(), 5)
+        return socket.close_code
+
+    assert asyncio.run(refused()) == 4404
