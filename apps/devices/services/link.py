@@ -406,6 +406,9 @@ def link_heartbeat(session: LinkSession, message: dict[str, Any], now: float) ->
             _heartbeat_row(device, resources)
             session.last_row_at = now
         reply = LinkReply()
+        # A lost suspend/resume heals like a lost target: the heartbeat says what the device does.
+        if device.suspended != (state == "suspended"):
+            reply.frames.append({"type": link.SUSPEND if device.suspended else link.RESUME})
         deliverable = _deliverable(device)
         if deliverable is not None and (
             _reported_generation(message.get("target")) != deliverable.generation
