@@ -112,7 +112,7 @@ def device_set_target(*, principal: Principal, device: Device, snapshot: Snapsho
     principal.require_writable("deploy snapshots")
     with transaction.atomic():
         locked = (
-            Device.objects.select_for_update()
+            Device.objects.select_for_update(of=("self",))
             .select_related("team", "application")
             .filter(pk=device.pk)
             .first()
@@ -135,7 +135,7 @@ def application_set_target(
         access = require_team_permission(principal, application.team, DEPLOY_PERMISSION)
         access.require(DEPLOY_PERMISSION, application)
         devices = (
-            Device.objects.select_for_update()
+            Device.objects.select_for_update(of=("self",))
             .select_related("team", "application")
             .filter(
                 team_id=application.team_id,
