@@ -17,13 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.errors import ValidationError
+from apps.devices.access import access_device
 from apps.devices.models import DeviceStateChange, DeviceTarget
 from apps.devices.services.link import device_history, device_state_at
 from apps.devices.services.targets import (
     DEPLOY_PERMISSION,
     application_set_target,
     device_set_target,
-    target_device_of,
     target_snapshot_of,
 )
 from apps.teams.access import access_application
@@ -63,7 +63,7 @@ class DeviceTargetView(TeamScopedAPIView):
     permissions = {"post": DEPLOY_PERMISSION}
 
     def post(self, request: Request, team_slug: str, device_id: str) -> Response:
-        device = target_device_of(self.team_access, device_id, DEPLOY_PERMISSION)
+        device = access_device(self.team_access, device_id, DEPLOY_PERMISSION)
         snapshot = target_snapshot_of(self.team_access, device.application, _snapshot_id(request))
         target = device_set_target(principal=self.principal, device=device, snapshot=snapshot)
         return Response(target_json(target), status=201)
@@ -85,7 +85,7 @@ class DeviceHistoryView(TeamScopedAPIView):
     permissions = {"get": "device:read"}
 
     def get(self, request: Request, team_slug: str, device_id: str) -> Response:
-        device = target_device_of(self.team_access, device_id, "device:read")
+        device = access_device(self.team_access, device_id, "device:read")
         raw = request.query_params.get("at")
         at = None
         if raw:

@@ -99,7 +99,9 @@ def devices_check_offline(now: dt.datetime | None = None) -> SweepResult:
     webhooks = dict(FleetSettings.objects.values_list("team_id", "alert_webhook_url"))
     floor = min([DEFAULT_OFFLINE_AFTER, *thresholds.values()])
     candidates = (
-        Device.objects.select_related("team", "application", "target", "active_target")
+        Device.objects.select_related(
+            "team", "application", "target__snapshot", "active_target__snapshot"
+        )
         .filter(
             decommissioned_at__isnull=True,
             last_seen__lt=now - dt.timedelta(seconds=floor),

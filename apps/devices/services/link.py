@@ -23,7 +23,7 @@ from apps.accounts.principal import DEVICE, Principal
 from apps.audit.services import AuditTarget, audit_record
 from apps.core.audit_context import AuditContext
 from apps.core.ids import parse_id
-from apps.core.realtime import broadcast_team_event, send_group_on_commit
+from apps.core.realtime import send_group_on_commit
 from apps.devices.auth import device_for_credential, hash_secret, retired_credential_marker
 from apps.devices.bus import WATCH_EVENT, device_watch_group_name
 from apps.devices.models import (
@@ -35,6 +35,7 @@ from apps.devices.models import (
     DeviceTarget,
     TargetOutcome,
 )
+from apps.devices.services.devices import announce, state_payload
 from apps.snapshots.services import signed_key_list
 from edge_runner.protocol import link
 
@@ -157,33 +158,12 @@ def target_frame(target: DeviceTarget | None) -> dict[str, Any] | None:
     }
 
 
-def device_state_payload(device: Device) -> dict[str, Any]:
-    """The ``device.state.changed`` payload (and the browser's ``state`` frame)."""
-    active = device.active_target
-    target = device.target
-    return {
-        "id": device.pk,
-        "name": device.name,
-        "status": device.status,
-        "last_seen": device.last_seen,
-        "active_snapshot": active.snapshot_id if active else None,
-        "target_snapshot": target.snapshot_id if target else None,
-    }
-
-
 def announce_state(device: Device) -> None:
-    """Tell the team's pages and the device's live watchers, on commit."""
-    payload = device_state_payload(device)
-    broadcast_team_event(
-        device.team_id,
-        "device.state.changed",
-        payload,
-        permission="device:read",
-        application_id=device.application_id,
-    )
+    """Tell the team's pages (``device.state.changed``) and the device's live watchers."""
+    announce(device)
     send_group_on_commit(
         device_watch_group_name(device.pk),
-        {"type": WATCH_EVENT, "kind": "state", "device": payload},
+        {"type": WATCH_EVENT, "kind": "state", "device": state_payload(device)},
     )
 
 
@@ -201,7 +181,9 @@ def _record_change(device: Device, reason: str) -> None:
 
 def _load(device_id: int) -> Device | None:
     return (
-        Device.objects.select_related("team", "target", "active_target")
+        Device.objects.select_related(
+            "team", "application", "target__snapshot", "active_target__snapshot"
+        )
         .filter(pk=device_id)
         .first()
     )

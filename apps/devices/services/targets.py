@@ -171,20 +171,3 @@ def bundle_part_bytes(target: DeviceTarget, name: str) -> bytes | None:
     if name == manifest.CREDENTIALS_PART:
         return bytes(target.credentials_sealed) or None
     return snapshot_parts(target.snapshot).get(name)
-
-
-def target_device_of(access: TeamAccess, raw_id: Any, permission: str) -> Device:
-    """A device of the accessed team by id, if ``permission`` holds on its application
-    (404 alike for missing, foreign and hidden)."""
-    pk = parse_id(raw_id)
-    device = (
-        Device.objects.select_related("team", "application", "target", "active_target")
-        .filter(pk=pk, team=access.team)
-        .first()
-        if pk is not None
-        else None
-    )
-    if device is None or not access.may_see("device:read", device.application_id):
-        raise NotFound("Device not found.")
-    access.require(permission, device.application)
-    return device
