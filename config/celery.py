@@ -30,6 +30,8 @@ app.conf.beat_schedule = {
         "task": "apps.audit.tasks.anchor_audit_chains_task",
         "schedule": float(os.environ.get("MANIFOLD_AUDIT_ANCHOR_INTERVAL", "300")),
     },
+    # Devices silent past their team's threshold raise an offline alert (apps.devices.tasks).
+    "devices-check-offline": {"task": "devices.check_offline", "schedule": 30.0},
 }
 
 

@@ -387,6 +387,11 @@ ROUTES: dict[str, Sample] = {
         {"post": lambda w: {"action": "tag", "ids": [w.fleet.device.pk], "tags": ["line-3"]}},
     ),
     "api-device-registration-code": Sample("team", _team, {"post": _body({"name": "Oven 2"})}),
+    # the device link's HTTP side: a runner's bundle parts, then targets and history
+    "api-device-bundle-part": Sample("open", lambda w: {"generation": 1, "part": "flows.json"}),
+    "api-device-target": Sample("team", _device, {"post": lambda w: {"snapshot": w.snapshot.pk}}),
+    "api-application-deploy": Sample("team", _app, {"post": lambda w: {"snapshot": w.snapshot.pk}}),
+    "api-device-history": Sample("team", _device),
     "api-provisioning-token-list": Sample(
         "team", _team, {"post": _body({"name": "Line 2 token", "max_uses": 5})}
     ),

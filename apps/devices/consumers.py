@@ -1,0 +1,373 @@
+"""The device link (``ws/devices/link/``) and the browser's live view of one device.
+
+``DeviceLinkConsumer`` speaks docs/device-protocol.md with one edge runner: the credential is
+checked before accept (a refused handshake is an HTTP 403, family 10), frames are bounded in
+size and rate (family 13), and every heartbeat re-reads the device row (revocation and targets
+never depend on a channel-layer message alone, families 11 and 23). The database work lives in
+``apps.devices.services.link``.
+
+``DeviceLiveConsumer`` (``ws/teams/<team>/devices/<id>/live/``) forwards a watched device's
+stream to a browser with the sequence numbers checked: a jump becomes an explicit ``gap`` frame,
+never a silent hole (family 14).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, ClassVar
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from apps.core.consumers import CLOSE_NOT_FOUND, TeamScopedConsumer
+from apps.devices.bus import (
+    LINK_COMMAND,
+    WATCH_EVENT,
+    device_group_name,
+    device_watch_group_name,
+)
+from apps.devices.services import link as service
+from edge_runner.protocol import link
+
+# A browser's watch lease and how often the browser side renews it.
+WATCH_LEASE_SECONDS = 60.0
+WATCH_RENEW_SECONDS = 20.0
+
+
+def bearer_token(scope: dict[str, Any]) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
+class TokenBucket:
+    """``burst`` frames at once, refilled at ``rate`` per second."""
+
+    def __init__(self, burst: float, rate: float) -> None:
+        self.burst, self.rate = burst, rate
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
+    """One edge runner's live link."""
+
+    session: service.LinkSession | None = None
+    greeted = False
+    closing = False
+
+    # ------------------------------------------------------------------ connection
+    async def connect(self) -> None:
+        raw = bearer_token(self.scope)
+        session = await database_sync_to_async(service.link_authenticate)(raw)
+        if session is None:
+            reason = "no credential" if not raw else "invalid, revoked or decommissioned"
+            await database_sync_to_async(service.link_refused)(raw, ip=self._ip(), reason=reason)
+            await self.close()  # before accept: the server answers the handshake with 403
+            return
+        self.session = session
+        self.bucket = TokenBucket(link.RATE_BURST, link.RATE_PER_SECOND)
+        self.watchers: dict[str, float] = {}
+        self.watch_sent_at = 0.0
+        group = device_group_name(session.device_id)
+        await self.channel_layer.group_add(group, self.channel_name)
+        # One live link per device: the older socket (any process) closes with 4409.
+        await self.channel_layer.group_send(
+            group, {"type": LINK_COMMAND, "command": "replaced", "channel": self.channel_name}
+        )
+        await database_sync_to_async(service.link_claim)(session.device_id, self.channel_name)
+        await self.accept()
+
+    def _ip(self) -> str | None:
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
+
+    async def disconnect(self, code: int) -> None:
+        session = self.session
+        if session is None:
+            return
+        await self.channel_layer.group_discard(
+            device_group_name(session.device_id), self.channel_name
+        )
+
+        def gone() -> None:
+            current = service.link_is_current(session.device_id, self.channel_name)
+            service.link_disconnected(session, still_current=current)
+
+        await database_sync_to_async(gone)()
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self.closing or self.session is None:
+            return
+        self.closing = True
+        await database_sync_to_async(service.link_closed)(
+            self.session, code=code, reason=reason, ip=self._ip()
+        )
+        await self.close(code=code)
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=link.encode(frame))
+
+    async def _apply(self, reply: service.LinkReply) -> None:
+        for frame in reply.frames:
+            await self._send(frame)
+        if reply.close_code is not None:
+            if reply.close_code == link.CLOSE_DECOMMISSIONED:
+                await self._send({"type": link.DECOMMISSION})
+            await self._close(reply.close_code, "credential no longer valid")
+
+    # ------------------------------------------------------------------ device -> platform
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing or self.session is None:
+            return
+        if text_data is None:
+            await self._close(link.CLOSE_MALFORMED, "binary frame")
+            return
+        # Characters first (cheap), bytes only when it could matter; before any parsing.
+        if len(text_data) > link.MAX_FRAME_BYTES or (
+            len(text_data) * 4 > link.MAX_FRAME_BYTES
+            and len(text_data.encode()) > link.MAX_FRAME_BYTES
+        ):
+            await self._close(link.CLOSE_TOO_BIG, "frame too big")
+            return
+        if not self.bucket.take():
+            await self._close(link.CLOSE_RATE, "too many frames")
+            return
+        try:
+            message = link.decode(text_data, allowed=link.DEVICE_TYPES)
+            if (message["type"] == link.HELLO) == self.greeted:
+                raise link.LinkError("hello must be the first frame, and only the first")
+            await self._dispatch(message)
+        except link.LinkError as error:
+            await self._close(link.CLOSE_MALFORMED, str(error))
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        session = self.session
+        if session is None:
+            return
+        kind = message["type"]
+        if kind == link.HELLO:
+            self.greeted = True
+            await self._apply(await database_sync_to_async(service.link_hello)(session, message))
+        elif kind == link.HEARTBEAT:
+            reply = await database_sync_to_async(service.link_heartbeat)(
+                session, message, time.monotonic()
+            )
+            await self._apply(reply)
+            await self._expire_watchers()
+        elif kind == link.APPLY_RESULT:
+            reply = await database_sync_to_async(service.link_apply_result)(session, message)
+            await self._apply(reply)
+        elif kind == link.STREAM:
+            await self._relay_stream(message)
+        elif kind == link.DEV_RESULT:
+            await self._send(
+                {"type": link.ERROR, "code": "unexpected", "message": "no request is pending"}
+            )
+
+    async def _relay_stream(self, message: dict[str, Any]) -> None:
+        items = message["items"]
+        if len(items) > link.MAX_STREAM_ITEMS:
+            raise link.LinkError(f"stream: more than {link.MAX_STREAM_ITEMS} items")
+        if not self.watchers:
+            return  # nobody watches (a lease the device outlived): nothing to relay
+        overflow = message.get("overflow")
+        await self.channel_layer.group_send(
+            device_watch_group_name(self.session.device_id),  # type: ignore[union-attr]  # set at connect
+            {
+                "type": WATCH_EVENT,
+                "kind": "stream",
+                "epoch": str(message.get("epoch", "")),
+                "items": items,
+                "overflow": overflow if isinstance(overflow, dict) else None,
+            },
+        )
+
+    # ------------------------------------------------------------------ platform -> device
+    async def device_command(self, message: dict[str, Any]) -> None:
+        """Handler of ``bus.tell_device`` messages (and of a newer link of the same device)."""
+        session = self.session
+        if session is None or self.closing:
+            return
+        command = message.get("command")
+        if command == "replaced":
+            if message.get("channel") != self.channel_name:
+                await self._close(link.CLOSE_REPLACED, "the device connected again")
+        elif command in ("push_target", "recheck"):
+            await self._apply(await database_sync_to_async(service.link_current_target)(session))
+        elif command == "suspend":
+            session.suspended = True
+            await self._send({"type": link.SUSPEND})
+        elif command == "resume":
+            session.suspended = False
+            await self._send({"type": link.RESUME})
+            await self._apply(await database_sync_to_async(service.link_current_target)(session))
+        elif command == "decommission":
+            await self._send({"type": link.DECOMMISSION})
+            await self._close(link.CLOSE_DECOMMISSIONED, "decommissioned")
+        elif command == "revoked":
+            await self._close(link.CLOSE_UNAUTHORIZED, "credential revoked")
+        elif command == "watch":
+            await self._watch(message)
+
+    async def _watch(self, message: dict[str, Any]) -> None:
+        watcher = str(message.get("watcher", ""))
+        now = time.monotonic()
+        since = message.get("since")
+        if message.get("on"):
+            first = not self.watchers
+            self.watchers[watcher] = now + WATCH_LEASE_SECONDS
+            # The device's lease is renewed at most every few seconds, at once for a first
+            # watcher or a replay request (a browser that reconnected with ``since``).
+            if first or since is not None or now - self.watch_sent_at > WATCH_RENEW_SECONDS / 2:
+                frame: dict[str, Any] = {
+                    "type": link.WATCH,
+                    "on": True,
+                    "lease_seconds": WATCH_LEASE_SECONDS,
+                }
+                if isinstance(since, int) and not isinstance(since, bool):
+                    frame["since"] = since
+                self.watch_sent_at = now
+                await self._send(frame)
+        elif self.watchers.pop(watcher, None) is not None and not self.watchers:
+            await self._send({"type": link.WATCH, "on": False, "lease_seconds": 0})
+
+    async def _expire_watchers(self) -> None:
+        now = time.monotonic()
+        expired = [name for name, until in self.watchers.items() if until < now]
+        for name in expired:
+            del self.watchers[name]
+        if expired and not self.watchers:
+            await self._send({"type": link.WATCH, "on": False, "lease_seconds": 0})
+
+
+class DeviceLiveConsumer(TeamScopedConsumer):
+    """A browser watching one device: its stream (gaps made explicit) and its state."""
+
+    permission = "device:read"
+    # Tests shorten it; the link's lease is WATCH_LEASE_SECONDS.
+    renew_seconds: ClassVar[float] = WATCH_RENEW_SECONDS
+    device_id = 0
+    refusal: int | None = None
+    epoch = ""
+    last_seq: int | None = None
+    _renew_task: asyncio.Task[None] | None = None
+
+    async def team_connected(self) -> None:
+        raw = self.scope["url_route"]["kwargs"].get("device_id")
+        found = await database_sync_to_async(service.device_application_in_team)(self.team, raw)
+        if found is None or not self.access.may_see(self.permission, found[1]):
+            self.refusal = CLOSE_NOT_FOUND  # missing, foreign and hidden alike
+            return
+        self.device_id = found[0]
+        query = dict(
+            part.split("=", 1)
+            for part in self.scope.get("query_string", b"").decode().split("&")
+            if "=" in part
+        )
+        since = query.get("since", "")
+        self.epoch = query.get("epoch", "")
+        self.last_seq = int(since) if since.isdigit() else None
+        await self.channel_layer.group_add(
+            device_watch_group_name(self.device_id), self.channel_name
+        )
+        await self._tell_link(on=True, since=self.last_seq)
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol)
+        if self.refusal is not None:
+            await self.close(code=self.refusal)
+            return
+        if self.device_id:
+            self._renew_task = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _tell_link(self, *, on: bool, since: int | None = None) -> None:
+        await self.channel_layer.group_send(
+            device_group_name(self.device_id),
+            {
+                "type": LINK_COMMAND,
+                "command": "watch",
+                "watcher": self.channel_name,
+                "on": on,
+                "since": since,
+            },
+        )
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.renew_seconds)
+            await self._tell_link(on=True)
+
+    async def disconnect(self, code: int) -> None:
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renew_task
+        if self.device_id and self.refusal is None:
+            await self._tell_link(on=False)
+            await self.channel_layer.group_discard(
+                device_watch_group_name(self.device_id), self.channel_name
+            )
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.send_json({"kind": "error", "message": "This socket only sends events."})
+
+    async def device_watch_event(self, message: dict[str, Any]) -> None:
+        """Handler of the link's relayed ``stream`` batches and of ``state`` changes."""
+        if message.get("kind") == "state":
+            await self.send_json({"kind": "state", "device": message.get("device")})
+            return
+        for frame in self.stream_frames(message):
+            await self.send_json(frame)
+
+    def stream_frames(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """The frames one batch becomes for this browser: items it has not seen yet, preceded
+        by a ``gap`` frame wherever the sequence jumps (overflow or anything lost on the way)."""
+        epoch = str(message.get("epoch", ""))
+        if epoch != self.epoch:
+            self.epoch, self.last_seq = epoch, None  # the agent restarted: a new numbering
+        frames: list[dict[str, Any]] = []
+        overflow = message.get("overflow") or {}
+        first, last = overflow.get("first_seq"), overflow.get("last_seq")
+        if (
+            isinstance(first, int)
+            and isinstance(last, int)
+            and first <= last
+            and (self.last_seq is None or last > self.last_seq)
+        ):
+            start = first if self.last_seq is None else max(first, self.last_seq + 1)
+            frames.append(self._gap(start, last))
+            self.last_seq = last
+        fresh: list[Any] = []
+        for item in message.get("items", []):
+            seq = item.get("seq") if isinstance(item, dict) else None
+            if not isinstance(seq, int) or (self.last_seq is not None and seq <= self.last_seq):
+                continue
+            if self.last_seq is not None and seq > self.last_seq + 1:
+                if fresh:
+                    frames.append(self._stream(fresh, message))
+                    fresh = []
+                frames.append(self._gap(self.last_seq + 1, seq - 1))
+            fresh.append(item)
+            self.last_seq = seq
+        if fresh:
+            frames.append(self._stream(fresh, message))
+        return frames
+
+    def _gap(self, start: int, end: int) -> dict[str, Any]:
+        return {"kind": "gap", "missing": end - start + 1, "from_seq": start, "to_seq": end}
+
+    def _stream(self, items: list[Any], message: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "stream", "epoch": self.epoch, "items": items}

@@ -1,0 +1,106 @@
+"""API of targets and history (thin: the work is in services.targets and services.link).
+
+``POST teams/<team>/devices/<id>/target/`` ``{"snapshot": id}`` and
+``POST teams/<team>/applications/<app>/deploy/`` ``{"snapshot": id}`` issue targets
+(``flow:deploy``); ``GET teams/<team>/devices/<id>/history/?at=<ISO time>`` answers which
+snapshot was active then and the recent history (``device:read``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.errors import ValidationError
+from apps.devices.access import access_device
+from apps.devices.models import DeviceStateChange, DeviceTarget
+from apps.devices.services.link import device_history, device_state_at
+from apps.devices.services.targets import (
+    DEPLOY_PERMISSION,
+    application_set_target,
+    device_set_target,
+    target_snapshot_of,
+)
+from apps.teams.access import access_application
+from apps.teams.api_base import TeamScopedAPIView
+
+
+def target_json(target: DeviceTarget) -> dict[str, Any]:
+    return {
+        "device": target.device_id,
+        "snapshot": target.snapshot_id,
+        "generation": target.generation,
+        "outcome": target.outcome,
+        "reason": target.reason,
+        "digest": target.digest,
+        "reported_at": target.reported_at,
+    }
+
+
+def change_json(change: DeviceStateChange) -> dict[str, Any]:
+    return {
+        "at": change.at,
+        "status": change.status,
+        "snapshot": change.snapshot_id,
+        "generation": change.active_target.generation if change.active_target else None,
+        "reason": change.reason,
+    }
+
+
+def _snapshot_id(request: Request) -> Any:
+    data = request.data if isinstance(request.data, dict) else {}
+    if "snapshot" not in data:
+        raise ValidationError("Name the snapshot to deploy.", fields={"snapshot": "Required."})
+    return data["snapshot"]
+
+
+class DeviceTargetView(TeamScopedAPIView):
+    permissions = {"post": DEPLOY_PERMISSION}
+
+    def post(self, request: Request, team_slug: str, device_id: str) -> Response:
+        device = access_device(self.team_access, device_id, DEPLOY_PERMISSION)
+        snapshot = target_snapshot_of(self.team_access, device.application, _snapshot_id(request))
+        target = device_set_target(principal=self.principal, device=device, snapshot=snapshot)
+        return Response(target_json(target), status=201)
+
+
+class ApplicationDeployView(TeamScopedAPIView):
+    permissions = {"post": DEPLOY_PERMISSION}
+
+    def post(self, request: Request, team_slug: str, application_slug: str) -> Response:
+        application = access_application(self.team_access, application_slug, DEPLOY_PERMISSION)
+        snapshot = target_snapshot_of(self.team_access, application, _snapshot_id(request))
+        targets = application_set_target(
+            principal=self.principal, application=application, snapshot=snapshot
+        )
+        return Response({"targets": [target_json(t) for t in targets]}, status=201)
+
+
+class DeviceHistoryView(TeamScopedAPIView):
+    permissions = {"get": "device:read"}
+
+    def get(self, request: Request, team_slug: str, device_id: str) -> Response:
+        device = access_device(self.team_access, device_id, "device:read")
+        raw = request.query_params.get("at")
+        at = None
+        if raw:
+            at = parse_datetime(raw)
+            if at is None:
+                raise ValidationError(
+                    "'at' must be an ISO 8601 date and time.", fields={"at": "Invalid."}
+                )
+            if timezone.is_naive(at):
+                at = timezone.make_aware(at, dt.UTC)
+        change = device_state_at(device, at) if at is not None else None
+        return Response(
+            {
+                "at": at,
+                "active": change_json(change) if change is not None else None,
+                "history": [change_json(row) for row in device_history(device)],
+            }
+        )

@@ -1,0 +1,523 @@
+"""What the device link does to the database: one function per link event.
+
+``apps.devices.consumers.DeviceLinkConsumer`` runs on the event loop and calls these through
+``database_sync_to_async``; every one is a few queries (a heartbeat: one read with its targets
+joined, one update, and at most one time-series row per ``HEARTBEAT_ROW_SECONDS``). The link
+keeps nothing that matters in memory: every heartbeat re-reads the device row, so a revoked
+credential, a decommission or a new target is seen within one heartbeat even when the channel
+layer lost the message that should have said so (docs/device-protocol.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.principal import DEVICE, Principal
+from apps.audit.services import AuditTarget, audit_record
+from apps.core.audit_context import AuditContext
+from apps.core.ids import parse_id
+from apps.core.realtime import send_group_on_commit
+from apps.devices.auth import device_for_credential, hash_secret, retired_credential_marker
+from apps.devices.bus import WATCH_EVENT, device_watch_group_name
+from apps.devices.models import (
+    Device,
+    DeviceAlert,
+    DeviceHeartbeat,
+    DeviceStateChange,
+    DeviceStatus,
+    DeviceTarget,
+    TargetOutcome,
+)
+from apps.devices.services.devices import announce, state_payload
+from apps.snapshots.services import signed_key_list
+from edge_runner.protocol import link
+
+# At most one resource row per device this often (the heartbeat itself may be faster).
+HEARTBEAT_ROW_SECONDS: Final = 10.0
+# A refused handshake or a closed link is audited once per device (or address) per minute.
+AUDIT_EVERY_SECONDS: Final = 60
+_STATE_STATUS: Final = {
+    "running": DeviceStatus.ONLINE,
+    "updating": DeviceStatus.UPDATING,
+    "safe": DeviceStatus.ERROR,
+    "stopped": DeviceStatus.ERROR,
+    "error": DeviceStatus.ERROR,
+    "suspended": DeviceStatus.ONLINE,
+}
+_OUTCOMES: Final = {
+    "applied": TargetOutcome.APPLIED,
+    "failed": TargetOutcome.FAILED,
+    "rolled_back": TargetOutcome.ROLLED_BACK,
+    "refused": TargetOutcome.REFUSED,
+}
+
+
+def heartbeat_seconds() -> float:
+    """How often devices beat (``DEVICE_HEARTBEAT_SECONDS``; tests make it short)."""
+    return float(getattr(settings, "DEVICE_HEARTBEAT_SECONDS", link.DEFAULT_HEARTBEAT_SECONDS))
+
+
+def device_principal(device: Device) -> Principal:
+    return Principal.for_subject(DEVICE, device, f"device {device.name}")
+
+
+@dataclass
+class LinkSession:
+    """What a live link remembers of its device between heartbeats."""
+
+    device_id: int
+    team_id: int
+    name: str
+    credential_hash: str
+    suspended: bool
+    last_row_at: float = 0.0
+
+
+@dataclass
+class LinkReply:
+    """What the consumer must do after an event: frames to send, then maybe close."""
+
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    close_code: int | None = None
+
+
+def link_authenticate(raw: str) -> LinkSession | None:
+    """The session of a valid credential (suspended devices connect too), or None."""
+    device = device_for_credential(raw) if raw else None
+    if device is None or device.decommissioned_at is not None or not device.credential_hash:
+        return None
+    return LinkSession(
+        device_id=device.pk,
+        team_id=device.team_id,
+        name=device.name,
+        credential_hash=device.credential_hash,
+        suspended=device.suspended,
+    )
+
+
+def _audit_once(key: str) -> bool:
+    return bool(cache.add(f"devices:link-audit:{key}", 1, AUDIT_EVERY_SECONDS))
+
+
+def link_refused(raw: str, *, ip: str | None, reason: str) -> None:
+    """Audit a refused handshake: on the device's team chain when the credential names a
+    (decommissioned) device, else on the platform chain; once a minute per device or address."""
+    digest = hash_secret(raw)
+    device = (
+        Device.objects.select_related("team")
+        .filter(credential_hash__in=[digest, retired_credential_marker(digest)])
+        .first()
+        if raw
+        else None
+    )
+    if not _audit_once(f"refused:{device.pk if device else ip}"):
+        return
+    context = AuditContext(ip=ip)
+    with transaction.atomic():
+        audit_record(
+            event="device.link.refused",
+            principal=Principal.system("device-link"),
+            team=device.team if device else None,
+            target=device,
+            after={"reason": reason},
+            context=context,
+        )
+
+
+def link_closed(session: LinkSession, *, code: int, reason: str, ip: str | None) -> None:
+    """Audit a link the platform closed (too big, flood, malformed...), once a minute."""
+    if not _audit_once(f"closed:{session.device_id}"):
+        return
+    device = Device.objects.select_related("team").filter(pk=session.device_id).first()
+    with transaction.atomic():
+        audit_record(
+            event="device.link.closed",
+            principal=Principal.system("device-link"),
+            team=device.team if device else None,
+            target=device or AuditTarget("devices.device", str(session.device_id)),
+            after={"code": code, "reason": reason[:300]},
+            context=AuditContext(ip=ip),
+        )
+
+
+def target_frame(target: DeviceTarget | None) -> dict[str, Any] | None:
+    """The ``target`` object of ``welcome`` and ``target`` frames."""
+    if target is None:
+        return None
+    return {
+        "generation": target.generation,
+        "snapshot": str(target.snapshot_id),
+        "manifest": target.envelope,
+    }
+
+
+def announce_state(device: Device) -> None:
+    """Tell the team's pages (``device.state.changed``) and the device's live watchers."""
+    announce(device)
+    send_group_on_commit(
+        device_watch_group_name(device.pk),
+        {"type": WATCH_EVENT, "kind": "state", "device": state_payload(device)},
+    )
+
+
+def _record_change(device: Device, reason: str) -> None:
+    active = device.active_target
+    DeviceStateChange.objects.create(
+        device=device,
+        at=timezone.now(),
+        status=device.status,
+        active_target=active,
+        snapshot_id=active.snapshot_id if active else None,
+        reason=reason[:400],
+    )
+
+
+def _load(device_id: int) -> Device | None:
+    return (
+        Device.objects.select_related(
+            "team", "application", "target__snapshot", "active_target__snapshot"
+        )
+        .filter(pk=device_id)
+        .first()
+    )
+
+
+def _live_device(session: LinkSession) -> Device | LinkReply:
+    """The device row, re-read at every event; a closing reply when it may no longer hold a
+    link (decommissioned, or its credential changed)."""
+    device = _load(session.device_id)
+    if device is None or device.decommissioned_at is not None:
+        return LinkReply(close_code=link.CLOSE_DECOMMISSIONED)
+    if device.credential_hash != session.credential_hash:
+        return LinkReply(close_code=link.CLOSE_UNAUTHORIZED)
+    session.suspended = device.suspended
+    return device
+
+
+def _deliverable(device: Device) -> DeviceTarget | None:
+    return None if device.suspended else device.target
+
+
+def audit_device(event: str, principal: Principal, device: Device, after: Any) -> None:
+    """An audit row about one device, in its team's chain, under its application."""
+    audit_record(
+        event=event,
+        principal=principal,
+        team=device.team,
+        application=device.application,
+        target=device,
+        after=after,
+    )
+
+
+def alert_clear(alert: DeviceAlert, principal: Principal) -> None:
+    alert.cleared_at = timezone.now()
+    alert.save(update_fields=["cleared_at", "updated_at"])
+    audit_device("device.alert.cleared", principal, alert.device, {"kind": alert.kind})
+
+
+def _clear_alerts(device: Device, principal: Principal) -> None:
+    for alert in DeviceAlert.objects.filter(device=device, cleared_at__isnull=True):
+        alert.device = device
+        alert_clear(alert, principal)
+
+
+def _set_live_state(
+    device: Device, *, state: str, status: str, reason: str, extra: dict[str, Any]
+) -> list[str]:
+    """Write the live fields; a history row, an event and cleared alerts on a status change."""
+    previous = device.status
+    device.state, device.status, device.last_seen = state, status, timezone.now()
+    fields = ["state", "status", "last_seen", "updated_at"]
+    for name, value in extra.items():
+        setattr(device, name, value)
+        fields.append(name)
+    device.save(update_fields=fields)
+    if status != previous:
+        _record_change(device, reason)
+        if previous in (DeviceStatus.OFFLINE, DeviceStatus.PENDING):
+            _clear_alerts(device, device_principal(device))
+        announce_state(device)
+    return fields
+
+
+def link_hello(session: LinkSession, message: dict[str, Any]) -> LinkReply:
+    """Answer ``hello`` with ``welcome`` (the current target, unless suspended)."""
+    with transaction.atomic():
+        device = _live_device(session)
+        if isinstance(device, LinkReply):
+            return device
+        state = str(message.get("state") or "running")
+        status = DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS.get(state, "online")
+        _set_live_state(
+            device,
+            state=state if state in link.STATES else "running",
+            status=status,
+            reason="link connected",
+            extra={"agent_version": str(message["agent_version"])[:40]},
+        )
+        welcome = {
+            "type": link.WELCOME,
+            "protocol": link.PROTOCOL_VERSION,
+            "device": {"id": device.pk, "name": device.name, "status": device.status},
+            "heartbeat_seconds": heartbeat_seconds(),
+            # Signed by the key of what the device runs: after a rotation it trusts only that one.
+            "keys": signed_key_list(device.team, signer_key_id=_signer_of(device)),
+            "target": target_frame(_deliverable(device)),
+        }
+    return LinkReply(frames=[welcome])
+
+
+def _signer_of(device: Device) -> str | None:
+    active = device.active_target
+    key = active.envelope.get("key_id") if active is not None else None
+    return key if isinstance(key, str) else None
+
+
+def _reported_generation(report: Any) -> int | None:
+    if isinstance(report, dict):
+        generation = report.get("generation")
+        if isinstance(generation, int) and not isinstance(generation, bool):
+            return generation
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _resources(raw: Any) -> dict[str, float]:
+    names = (
+        "cpu_percent",
+        "memory_bytes",
+        "memory_limit_bytes",
+        "disk_free_bytes",
+        "uptime_seconds",
+        "engine_restarts",
+    )
+    source = raw if isinstance(raw, dict) else {}
+    return {name: value for name in names if (value := _number(source.get(name))) is not None}
+
+
+def _nodes(raw: Any) -> dict[str, int]:
+    source = raw if isinstance(raw, dict) else {}
+    return {k: int(v) for k in ("total", "error") if (v := _number(source.get(k))) is not None}
+
+
+def _errors(raw: Any) -> list[dict[str, str]]:
+    rows = raw if isinstance(raw, list) else []
+    return [
+        {k: str(row.get(k, ""))[:500] for k in ("time", "node", "message")}
+        for row in rows[:5]
+        if isinstance(row, dict)
+    ]
+
+
+def _heartbeat_row(device: Device, resources: dict[str, float]) -> None:
+    def whole(name: str) -> int | None:
+        value = resources.get(name)
+        return None if value is None else int(value)
+
+    DeviceHeartbeat.objects.create(
+        device=device,
+        at=device.last_seen or timezone.now(),
+        cpu_percent=resources.get("cpu_percent"),
+        memory_bytes=whole("memory_bytes"),
+        memory_limit_bytes=whole("memory_limit_bytes"),
+        disk_free_bytes=whole("disk_free_bytes"),
+        uptime_seconds=resources.get("uptime_seconds"),
+        engine_restarts=whole("engine_restarts"),
+    )
+
+
+def _follow_active(device: Device, report: Any) -> bool:
+    """Point ``active_target`` at what the device says it runs; True when it moved."""
+    generation = _reported_generation(report)
+    current = device.active_target.generation if device.active_target else None
+    if generation == current:
+        return False
+    found = (
+        DeviceTarget.objects.filter(device=device, generation=generation).first()
+        if generation is not None
+        else None
+    )
+    if found is None and generation is not None:
+        return False  # a generation this device was never issued: keep what we know
+    device.active_target = found  # saved by the caller
+    return True
+
+
+def link_heartbeat(session: LinkSession, message: dict[str, Any], now: float) -> LinkReply:
+    """Record a heartbeat; answer a stale target report with the current target."""
+    state = message["state"]
+    if state not in link.STATES:
+        raise link.LinkError(f"heartbeat: unknown state {state!r}")
+    with transaction.atomic():
+        device = _live_device(session)
+        if isinstance(device, LinkReply):
+            return device
+        resources = _resources(message.get("resources"))
+        status = DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS[state]
+        moved = _follow_active(device, message.get("active"))
+        before = device.status
+        _set_live_state(
+            device,
+            state=state,
+            status=status,
+            reason=f"heartbeat: {state}",
+            extra={
+                "resources": resources,
+                "nodes": _nodes(message.get("nodes")),
+                "last_errors": _errors(message.get("errors")),
+                **({"active_target": device.active_target} if moved else {}),
+            },
+        )
+        if moved and before == device.status:
+            _record_change(device, "active snapshot changed")
+            announce_state(device)
+        if now - session.last_row_at >= HEARTBEAT_ROW_SECONDS:
+            _heartbeat_row(device, resources)
+            session.last_row_at = now
+        reply = LinkReply()
+        # A lost suspend/resume heals like a lost target: the heartbeat says what the device does.
+        if device.suspended != (state == "suspended"):
+            reply.frames.append({"type": link.SUSPEND if device.suspended else link.RESUME})
+        deliverable = _deliverable(device)
+        if deliverable is not None and (
+            _reported_generation(message.get("target")) != deliverable.generation
+        ):
+            reply.frames.append({"type": link.TARGET, "target": target_frame(deliverable)})
+    return reply
+
+
+def link_apply_result(session: LinkSession, message: dict[str, Any]) -> LinkReply:
+    """Record a target's outcome on the device, audit it, tell the team."""
+    outcome = _OUTCOMES.get(message["outcome"])
+    if outcome is None:
+        raise link.LinkError(f"apply_result: unknown outcome {message['outcome']!r}")
+    with transaction.atomic():
+        device = _live_device(session)
+        if isinstance(device, LinkReply):
+            return device
+        target = (
+            DeviceTarget.objects.select_for_update()
+            .filter(device=device, generation=message["generation"])
+            .first()
+        )
+        if target is None or str(target.snapshot_id) != message["snapshot"]:
+            return LinkReply(
+                frames=[
+                    {
+                        "type": link.ERROR,
+                        "code": "unknown_target",
+                        "message": f"generation {message['generation']} was not issued to "
+                        "this device with that snapshot",
+                    }
+                ]
+            )
+        target.outcome = outcome
+        target.reason = str(message.get("reason") or "")[:4000]
+        target.reported_at = timezone.now()
+        target.save(update_fields=["outcome", "reason", "reported_at", "updated_at"])
+        if outcome == TargetOutcome.APPLIED:
+            moved = _follow_active(device, {"generation": target.generation})
+        else:
+            moved = _follow_active(device, message.get("active"))
+        if moved:
+            device.save(update_fields=["active_target", "updated_at"])
+            _record_change(device, f"target {target.generation} {outcome}")
+        audit_device(
+            f"device.target.{outcome}",
+            device_principal(device),
+            device,
+            {
+                "generation": target.generation,
+                "snapshot": target.snapshot_id,
+                "reason": target.reason,
+            },
+        )
+        announce_state(device)
+    return LinkReply()
+
+
+def link_current_target(session: LinkSession) -> LinkReply:
+    """A ``target`` frame for the push path (``push_target``, ``resume``)."""
+    device = _live_device(session)
+    if isinstance(device, LinkReply):
+        return device
+    deliverable = _deliverable(device)
+    if deliverable is None:
+        return LinkReply()
+    return LinkReply(frames=[{"type": link.TARGET, "target": target_frame(deliverable)}])
+
+
+def link_disconnected(session: LinkSession, *, still_current: bool) -> None:
+    """The link went away: offline (unless another socket of the device took over)."""
+    if not still_current:
+        return
+    with transaction.atomic():
+        device = Device.objects.select_for_update().filter(pk=session.device_id).first()
+        if device is None or device.status == DeviceStatus.OFFLINE:
+            return
+        if device.decommissioned_at is not None:
+            return
+        device.status = DeviceStatus.OFFLINE
+        device.save(update_fields=["status", "updated_at"])
+        device = _load(device.pk) or device
+        _record_change(device, "link closed")
+        announce_state(device)
+
+
+def current_link_key(device_id: int) -> str:
+    return f"devices:link-channel:{int(device_id)}"
+
+
+def link_claim(device_id: int, channel_name: str) -> None:
+    """This socket is the device's live link now (read back at disconnect)."""
+    cache.set(current_link_key(device_id), channel_name, None)
+
+
+def link_is_current(device_id: int, channel_name: str) -> bool:
+    return bool(cache.get(current_link_key(device_id)) == channel_name)
+
+
+def device_state_at(device: Device, when: dt.datetime) -> DeviceStateChange | None:
+    """The history row in force at ``when``: the latest change at or before it."""
+    return (
+        DeviceStateChange.objects.select_related("snapshot", "active_target")
+        .filter(device=device, at__lte=when)
+        .order_by("-at", "-id")
+        .first()
+    )
+
+
+def device_application_in_team(team: Any, raw_id: Any) -> tuple[int, int | None] | None:
+    """(device id, application id) of a device of ``team`` (the live socket's check), or None
+    for a missing or foreign id (never told apart)."""
+    pk = parse_id(raw_id)
+    if pk is None:
+        return None
+    row = (
+        Device.objects.filter(team=team, pk=pk, decommissioned_at__isnull=True)
+        .values_list("pk", "application_id")
+        .first()
+    )
+    return (int(row[0]), row[1]) if row else None
+
+
+def device_history(device: Device, limit: int = 100) -> list[DeviceStateChange]:
+    """The device's latest state changes, newest first."""
+    return list(
+        DeviceStateChange.objects.select_related("active_target")
+        .filter(device=device)
+        .order_by("-at", "-id")[:limit]
+    )

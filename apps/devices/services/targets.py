@@ -1,0 +1,173 @@
+"""Issuing targets: "device D should run snapshot S", signed for D with a fresh generation.
+
+A target's bundle is the snapshot's parts (``snapshot_parts``) plus, when the snapshot has
+credentials, ``credentials.sealed``: the plaintext credentials sealed to the device's own
+X25519 key (only that device can open them). The signed envelope lists every part's SHA-256;
+``apps.devices.bundles`` serves the same bytes. Issuing supersedes the device's pending target
+and pushes the new one to the live link at once (the heartbeat heals a lost push).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import transaction
+
+from apps.accounts.principal import Principal
+from apps.core.errors import NotFound, ValidationError
+from apps.core.ids import parse_id
+from apps.devices.bus import tell_device
+from apps.devices.models import Device, DeviceTarget, TargetOutcome
+from apps.devices.services.link import announce_state, audit_device
+from apps.snapshots.models import Snapshot
+from apps.snapshots.services import (
+    next_generation,
+    sign_target,
+    snapshot_credentials,
+    snapshot_parts,
+)
+from apps.teams.access import TeamAccess, require_team_permission
+from apps.teams.models import Application
+from edge_runner.protocol import manifest
+
+DEPLOY_PERMISSION = "flow:deploy"
+
+
+def target_snapshot_of(
+    access: TeamAccess, application: Application | None, raw_id: Any
+) -> Snapshot:
+    """The snapshot a request names, if it is one of this team's ``application``'s (404 alike
+    for missing, another team's and another application's)."""
+    pk = parse_id(raw_id)
+    snapshot = (
+        Snapshot.objects.filter(pk=pk, team=access.team, application=application).first()
+        if pk is not None and application is not None
+        else None
+    )
+    if snapshot is None:
+        raise NotFound("Snapshot not found.")
+    return snapshot
+
+
+def _issue(principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTarget:
+    if device.decommissioned_at is not None:
+        raise ValidationError("This device is decommissioned.", code="decommissioned")
+    if device.application_id is None or snapshot.application_id != device.application_id:
+        raise NotFound("Snapshot not found.")
+    if snapshot.team_id != device.team_id:
+        raise NotFound("Snapshot not found.")
+    generation = next_generation(device.team)
+    parts = dict(snapshot_parts(snapshot))
+    credentials = snapshot_credentials(snapshot)
+    sealed = b""
+    if credentials:
+        if not device.sealing_public_key:
+            raise ValidationError(
+                "This device has no sealing key yet (not registered): it cannot receive "
+                "credentials.",
+                code="not_registered",
+            )
+        sealed = manifest.seal(
+            manifest.canonical_json(credentials),
+            recipient_public_key=bytes(device.sealing_public_key),
+            device=str(device.pk),
+        )
+        parts[manifest.CREDENTIALS_PART] = sealed
+    envelope = sign_target(
+        team=device.team,
+        device_id=str(device.pk),
+        snapshot=snapshot,
+        generation=generation,
+        parts_table=manifest.build_parts(parts),
+    )
+    DeviceTarget.objects.filter(device=device, outcome=TargetOutcome.PENDING).update(
+        outcome=TargetOutcome.SUPERSEDED
+    )
+    target = DeviceTarget.objects.create(
+        team_id=device.team_id,
+        device=device,
+        snapshot=snapshot,
+        generation=generation,
+        envelope=json.loads(json.dumps(envelope)),
+        digest=manifest.sha256_hex(manifest.canonical_json(envelope["manifest"])),
+        credentials_sealed=sealed,
+        issued_by=principal.label,
+    )
+    device.target = target
+    device.save(update_fields=["target", "updated_at"])
+    audit_device(
+        "device.target.set",
+        principal,
+        device,
+        {"snapshot": snapshot.pk, "name": snapshot.name, "generation": generation},
+    )
+    announce_state(device)
+    tell_device(device.pk, "push_target")
+    return target
+
+
+def device_set_target(*, principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTarget:
+    """Make ``snapshot`` the device's target (``flow:deploy`` on its application)."""
+    principal.require_writable("deploy snapshots")
+    with transaction.atomic():
+        locked = (
+            Device.objects.select_for_update(of=("self",))
+            .select_related("team", "application")
+            .filter(pk=device.pk)
+            .first()
+        )
+        if locked is None:
+            raise NotFound("Device not found.")
+        access = require_team_permission(principal, locked.team, DEPLOY_PERMISSION)
+        access.require(DEPLOY_PERMISSION, locked.application)
+        return _issue(principal, locked, snapshot)
+
+
+def application_set_target(
+    *, principal: Principal, application: Application, snapshot: Snapshot
+) -> list[DeviceTarget]:
+    """Make ``snapshot`` the target of every device of ``application`` (one transaction)."""
+    principal.require_writable("deploy snapshots")
+    if snapshot.application_id != application.pk or snapshot.team_id != application.team_id:
+        raise NotFound("Snapshot not found.")
+    with transaction.atomic():
+        access = require_team_permission(principal, application.team, DEPLOY_PERMISSION)
+        access.require(DEPLOY_PERMISSION, application)
+        devices = (
+            Device.objects.select_for_update(of=("self",))
+            .select_related("team", "application")
+            .filter(
+                team_id=application.team_id,
+                application=application,
+                decommissioned_at__isnull=True,
+                registered_at__isnull=False,
+            )
+            .order_by("pk")
+        )
+        return [_issue(principal, device, snapshot) for device in devices]
+
+
+def device_bundle_part(device: Device, generation: int, name: str) -> bytes | None:
+    """The bytes of part ``name`` of ``device``'s target ``generation`` (None: no such part,
+    or another device's target). Refuses bytes that no longer match the signed manifest."""
+    target = (
+        DeviceTarget.objects.select_related("snapshot")
+        .filter(device=device, generation=generation)
+        .first()
+    )
+    if target is None:
+        return None
+    listed = target.envelope.get("manifest", {}).get("parts", {}).get(name)
+    if not isinstance(listed, dict):
+        return None
+    body = bundle_part_bytes(target, name)
+    if body is None or manifest.sha256_hex(body) != listed.get("sha256"):
+        return None
+    return body
+
+
+def bundle_part_bytes(target: DeviceTarget, name: str) -> bytes | None:
+    if name == manifest.CREDENTIALS_PART:
+        return bytes(target.credentials_sealed) or None
+    return snapshot_parts(target.snapshot).get(name)
