@@ -118,7 +118,8 @@ class EngineClient:
             async with self.session.request(
                 method,
                 self.base_url + path,
-                json=body if method != "GET" else None,
+                # a write always carries JSON (the Admin API's door refuses anything else)
+                json=(body if body is not None else {}) if method != "GET" else None,
                 headers={**self._headers, **headers},
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
             ) as response:

@@ -71,6 +71,7 @@ class Supervisor:
         on_crash: CrashCallback | None = None,
         poll_seconds: float = POLL_SECONDS,
         misses: int = MISSES,
+        stop_seconds: float = STOP_TIMEOUT_S,
         environment: dict[str, str] | None = None,
     ) -> None:
         self.paths = paths
@@ -81,6 +82,7 @@ class Supervisor:
         self.crash_listeners: list[CrashCallback] = []
         self.poll_seconds = poll_seconds
         self.misses = misses
+        self.stop_seconds = stop_seconds
         self.environment = environment
         self.restarts = 0
         self.restart_log: list[tuple[float, str]] = []  # (unix time, reason)
@@ -126,16 +128,16 @@ class Supervisor:
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def stop(self) -> None:
-        """SIGTERM the engine's process group, SIGKILL it after ``STOP_TIMEOUT_S``."""
+        """SIGTERM the engine's process group, SIGKILL it after ``stop_seconds``."""
         self._stopping = True
         await self.stop_watching()
         proc = self.process
         if proc is not None and proc.returncode is None:
             self._signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+                await asyncio.wait_for(proc.wait(), self.stop_seconds)
             except TimeoutError:
-                log.warning("the engine ignored SIGTERM for %ss; killing it", STOP_TIMEOUT_S)
+                log.warning("the engine ignored SIGTERM for %ss; killing it", self.stop_seconds)
                 await self._kill()
         self.ready.clear()
         if self._client is not None:
