@@ -27,8 +27,6 @@ from edge_runner.protocol.manifest import (
     Manifest,
     build_parts,
     canonical_json,
-    generate_sealing_key,
-    generate_signing_key,
     seal,
     sign,
     verify,
@@ -38,8 +36,24 @@ from tests.edge_runner.test_server import free_port
 
 TEAM = "3"
 DEVICE = "7"
-SIGNING_PRIVATE, SIGNING_PUBLIC = generate_signing_key()
-SEALING_PRIVATE, SEALING_PUBLIC = generate_sealing_key()
+
+
+def fixed_keys() -> tuple[bytes, bytes, bytes, bytes]:
+    """Fixed test keys: agent processes started by the kill tests must open what earlier
+    ones installed (``generate_*_key`` makes random ones)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    signing, sealing = bytes(range(32)), bytes(range(32, 64))
+    return (
+        signing,
+        Ed25519PrivateKey.from_private_bytes(signing).public_key().public_bytes_raw(),
+        sealing,
+        X25519PrivateKey.from_private_bytes(sealing).public_key().public_bytes_raw(),
+    )
+
+
+SIGNING_PRIVATE, SIGNING_PUBLIC, SEALING_PRIVATE, SEALING_PUBLIC = fixed_keys()
 
 
 @dataclass(frozen=True)
