@@ -196,7 +196,9 @@ class Applier:
 
     # ------------------------------------------------------------------ boot
     async def boot(self) -> ApplyOutcome | None:
-        """Make the engine run the last good generation (offline; at agent start)."""
+        """Make the engine run the last good generation (offline; at agent start). Starts the
+        supervisor when it is not running yet: call it before ``Supervisor.start`` so that the
+        flows of an interrupted apply are never started (the engine boots in safe mode)."""
         async with self._lock:
             state = self.store.state
             handled = state.handled

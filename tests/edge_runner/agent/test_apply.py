@@ -218,12 +218,16 @@ class Device:
             return dict(await r.json())
 
 
-async def start_device(root: Path, port: int | None = None, **options: Any) -> Device:
+async def start_device(
+    root: Path, port: int | None = None, *, start: bool = True, **options: Any
+) -> Device:
+    """A device on ``root``; ``start=False`` leaves starting the engine to ``Applier.boot``."""
     paths = RunnerPaths(root)
     token_file = write_credential(paths)
     port = port or free_port()
     supervisor = Supervisor(paths, port, token_file, **options)
-    await supervisor.start()
+    if start:
+        await supervisor.start()
     store = SnapshotStore(paths)
     store.clean()
     applier = Applier(store, supervisor.client(), supervisor, Identity(), EngineWatch())
