@@ -59,6 +59,7 @@ async def agent_main(root: Path, port: int, first: int, fault: int) -> None:
     device = await start_device(root, port, start=False)
     outcome = await device.applier.boot()
     print(json.dumps({"booted": True, "boot": outcome and outcome.outcome}), flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # the test has checked what runs
     if fault:
         arm_fault(fault)
     for generation in range(first, first + GENERATIONS_PER_ROUND):
@@ -91,12 +92,14 @@ class Rounds:
                 str(self.port),
                 str(self.next_generation),
                 str(fault),
+                stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 cwd=WORKTREE,
             )
         self.next_generation += GENERATIONS_PER_ROUND
         assert proc.stdout is not None
+        assert proc.stdin is not None
         try:
             t0 = time.perf_counter()
             line = await asyncio.wait_for(proc.stdout.readline(), 90)
@@ -105,6 +108,8 @@ class Rounds:
             boot = json.loads(line)["boot"] or "none"
             self.boot_outcomes[boot] = self.boot_outcomes.get(boot, 0) + 1
             await self.verify()
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
             if not fault:
                 await asyncio.sleep(rng.uniform(0, 4.0))
                 with contextlib.suppress(ProcessLookupError):
