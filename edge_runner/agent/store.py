@@ -222,7 +222,7 @@ class SnapshotStore:
                     if exc.code == "part_hash" or len(body) > part.size:
                         path.unlink()  # cannot be resumed: download it again
                     raise StoreError(exc.code, str(exc)) from None
-                _fsync_file(path)
+                fsync_dir(path)  # opens read-only and fsyncs: the same for a file
             manifest_path = source / MANIFEST_FILE
             with open(manifest_path, "wb") as handle:
                 handle.write(canonical_json(dict(manifest_doc)))
@@ -325,14 +325,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _os_error(exc: OSError, what: str) -> StoreError:
