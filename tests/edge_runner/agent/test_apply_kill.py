@@ -162,6 +162,7 @@ async def test_agent_kills_during_install_leave_a_complete_running_snapshot(
 
 @pytest.mark.soak
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 async def test_agent_kills_soak_100_rounds(tmp_path: Path) -> None:
     await run_rounds(tmp_path, 100)
 

@@ -149,6 +149,7 @@ def test_power_cuts_during_installs_leave_a_complete_snapshot(disk: LoopDisk) ->
 
 @pytest.mark.soak
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_power_cuts_soak_100_rounds(disk: LoopDisk) -> None:
     power_cut_rounds(disk, 100)
 
