@@ -290,7 +290,11 @@ class Applier:
     def _prune(self) -> None:
         try:
             self.store.prune()
-        except OSError as exc:
+            installed = set(self.store.installed())
+            names = self.store.state.names
+            if set(names) - installed:
+                self.store.record(names={g: n for g, n in names.items() if g in installed})
+        except (OSError, StoreError) as exc:
             log.warning("old snapshots could not be removed: %s", exc)
 
     # ------------------------------------------------------------------ crash loop

@@ -151,9 +151,12 @@ class EngineClient:
                         if frame.type != aiohttp.WSMsgType.TEXT:
                             break
                         for topic, data in _items(frame.data):
-                            outcome = callback(topic, data)
-                            if outcome is not None:
-                                await outcome
+                            try:
+                                outcome = callback(topic, data)
+                                if outcome is not None:
+                                    await outcome
+                            except Exception:
+                                log.exception("comms: the event callback failed")
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.debug("comms: %s; reconnecting", exc)
             await asyncio.sleep(0.5)

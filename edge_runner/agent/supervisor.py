@@ -277,7 +277,11 @@ class Supervisor:
             self.backoff.reset()
         while not self._stopping:
             await asyncio.sleep(self.backoff.next_delay())
-            await self._spawn()
+            try:
+                await self._spawn()
+            except OSError as exc:
+                log.error("the engine could not be started: %s", exc)
+                continue
             if await self._until_ready(START_TIMEOUT_S):
                 return
             log.error("the restarted engine did not answer; trying again")
