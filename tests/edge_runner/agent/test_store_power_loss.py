@@ -113,16 +113,20 @@ def power_cut_rounds(disk: LoopDisk, count: int) -> None:
         writer = subprocess.Popen(
             [sys.executable, "-m", "tests.edge_runner.agent.test_store_power_loss", str(root)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             cwd=WORKTREE,
         )
         assert writer.stdout is not None
         first = writer.stdout.readline()  # the writer is running: cut at a random instant after
-        assert first, "the writer died before its first install"
+        if not first:
+            _, error = writer.communicate()
+            raise AssertionError(f"the writer died before its first install: {error[-2000:]!r}")
         time.sleep(rng.uniform(0.0, 0.4))
         disk.power_cut()
         writer.kill()
         writer.wait()
+        if writer.stderr is not None:
+            writer.stderr.close()
         with writer.stdout:
             printed = [first, *writer.stdout.read().splitlines()]
         acknowledged = max(int(line) for line in printed if line.strip())
