@@ -16,6 +16,16 @@ Everything the runner writes lives under one root (``--data-dir`` / ``--userdir`
       historian/             the SQLite historian and its spools
       tmp/                   short-lived files (e.g. a TLS key chain being loaded)  secret
 
+In managed mode (a device agent runs the engine) the agent keeps, beside those::
+
+      device/                the device's identity and credential (0700)            secret
+        identity.json        platform URL, device id, team, pinned keys, sealing key
+        credential           the device credential (also the local Admin API token)
+      agent.json             active and last good generation, handled target, min_generation
+      engine.log             the supervised engine's output
+      snapshots/<gen>/       manifest.json + parts of an installed target
+      snapshots/.incoming/   downloads in progress (resumable)
+
 An engine built without a ``RunnerPaths`` has no directories: a node that needs one fails with
 a clear error instead of writing to the working directory, /tmp or the home directory. Tests
 get an explicit throw-away layout from ``RunnerPaths.temporary()`` (``edge_runner.testing``).
@@ -34,6 +44,13 @@ CREDENTIALS_FILE = "flows_cred.json"
 RUNTIME_CONFIG_FILE = ".config.runtime.json"
 JOURNAL_FILE = ".deploy.json"
 STARTING_FILE = ".starting"
+DEVICE_DIR = "device"
+IDENTITY_FILE = "identity.json"
+DEVICE_CREDENTIAL_FILE = "credential"
+AGENT_STATE_FILE = "agent.json"
+ENGINE_LOG_FILE = "engine.log"
+SNAPSHOTS_DIR = "snapshots"
+INCOMING_DIR = ".incoming"
 # The documented default of ``--userdir`` / ``--data-dir``.
 DEFAULT_ROOT = "~/.edge-runner"
 
@@ -84,7 +101,39 @@ class RunnerPaths:
     def starting_marker(self) -> Path:
         return self.root / STARTING_FILE
 
+    @property
+    def identity(self) -> Path:
+        """The device identity written at registration (managed mode)."""
+        return self.device / IDENTITY_FILE
+
+    @property
+    def device_credential(self) -> Path:
+        """The device credential; also the engine's ``--admin-token-file`` in managed mode."""
+        return self.device / DEVICE_CREDENTIAL_FILE
+
+    @property
+    def agent_state(self) -> Path:
+        """The agent's ``agent.json``: active, last good, handled target, min_generation."""
+        return self.root / AGENT_STATE_FILE
+
+    @property
+    def engine_log(self) -> Path:
+        """The output of the engine a device agent supervises."""
+        return self.root / ENGINE_LOG_FILE
+
     # ------------------------------------------------------------------ directories
+    @property
+    def device(self) -> Path:
+        return self.root / DEVICE_DIR
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / SNAPSHOTS_DIR
+
+    @property
+    def snapshots_incoming(self) -> Path:
+        return self.snapshots / INCOMING_DIR
+
     @property
     def context(self) -> Path:
         return self.root / "context"
@@ -122,9 +171,9 @@ class RunnerPaths:
         return self.root / "tmp"
 
     def ensure(self, directory: Path) -> Path:
-        """Create ``directory`` (one of ours) when missing. ``certificates`` and ``tmp`` hold
-        key material: they and everything below them are made private (0700)."""
-        for private in (self.certificates, self.temp):
+        """Create ``directory`` (one of ours) when missing. ``certificates``, ``tmp`` and
+        ``device`` hold key material: they and everything below them are made private (0700)."""
+        for private in (self.certificates, self.temp, self.device):
             if directory == private or private in directory.parents:
                 private.mkdir(parents=True, exist_ok=True, mode=0o700)
                 private.chmod(0o700)  # also when an older runner made it readable
@@ -152,8 +201,9 @@ class RunnerPaths:
     # ------------------------------------------------------------------ listings
     def secrets(self) -> tuple[Path, ...]:
         """Every file or directory that holds secret material: the credential secret, the
-        encrypted credentials, the runner's certificates and keys, and temporary key files."""
-        return (self.runtime_config, self.credentials, self.certificates, self.temp)
+        encrypted credentials, the runner's certificates and keys, temporary key files and the
+        device identity and credential (managed mode)."""
+        return (self.runtime_config, self.credentials, self.certificates, self.temp, self.device)
 
     def entries(self) -> tuple[Path, ...]:
         """Everything the runner writes under ``root`` (what a decommission wipe removes)."""
@@ -170,6 +220,10 @@ class RunnerPaths:
             self.outbox,
             self.historian,
             self.temp,
+            self.device,
+            self.agent_state,
+            self.engine_log,
+            self.snapshots,
         )
 
     def owns(self, path: Path) -> bool:
