@@ -53,7 +53,8 @@ async def test_register_stores_identity_and_credential_private(
     identity = await Identity.register(platform.url + "/", TOKEN, paths, name="press 4")
 
     posted = platform.registrations[0]
-    assert posted["token"] == TOKEN and posted["name"] == "press 4"
+    assert posted["token"] == TOKEN
+    assert posted["name"] == "press 4"
     # the platform got the public half of the key the device keeps
     public = manifest.parse_public_key(posted["sealing_key"])
     sealed = manifest.seal(b"secret", recipient_public_key=public, device=identity.device_id)
@@ -126,7 +127,7 @@ async def test_tls_is_verified_and_a_private_ca_is_accepted_with_ca_file(
     context.load_cert_chain(pki.server_cert, pki.server_key)
     platform = await PlatformDouble().start(ssl_context=context)
     try:
-        with pytest.raises(IdentityError, match="not trusted.*--ca-file"):
+        with pytest.raises(IdentityError, match=r"not trusted.*--ca-file"):
             await Identity.register(platform.url, TOKEN, paths)
         assert not device_dir(paths).exists()
         with pytest.raises(IdentityError, match="not trusted"):
@@ -181,7 +182,8 @@ async def test_wipe_removes_identity_snapshots_state_and_secrets_only(
     ):
         assert not gone.exists(), gone
         assert gone in removed
-    assert paths.flows.exists() and paths.context.exists()
+    assert paths.flows.exists()
+    assert paths.context.exists()
     assert Identity.wipe(paths) == []
     with pytest.raises(IdentityError):
         Identity.load(paths)
