@@ -53,7 +53,9 @@ class PlatformDouble:
         self.device_status = "active"
         self.received: list[dict[str, Any]] = []
         self.handshakes = 0
+        self.handshake_times: list[float] = []
         self.ws: web.WebSocketResponse | None = None
+        self.sockets: set[web.WebSocketResponse] = set()
         self._arrived = asyncio.Condition()
         # bundles: (generation, part) -> bytes; cut[(generation, part)] = bytes sent before the
         # connection is dropped (once); no_range: answer 200 with the whole part to a Range
@@ -87,8 +89,7 @@ class PlatformDouble:
         return self
 
     async def stop(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
+        await asyncio.gather(*(ws.close(code=link.CLOSE_GOING_AWAY) for ws in self.sockets))
         if self.runner is not None:
             await self.runner.cleanup()
 
@@ -151,6 +152,13 @@ class PlatformDouble:
         assert result is not None
         return result
 
+    async def count(self, kind: str, number: int, within: float = 30.0) -> None:
+        """Wait until ``number`` messages of ``kind`` arrived."""
+        async with asyncio.timeout(within), self._arrived:
+            await self._arrived.wait_for(
+                lambda: sum(1 for m in self.received if m.get("type") == kind) >= number
+            )
+
     async def connected(self, within: float = 10.0) -> None:
         await self.wait_for(link.HELLO, within=within)
 
@@ -159,11 +167,13 @@ class PlatformDouble:
 
     async def _link(self, request: web.Request) -> web.StreamResponse:
         self.handshakes += 1
+        self.handshake_times.append(asyncio.get_running_loop().time())
         if self.handshake_status is not None or not self._authorized(request):
             return web.json_response({"code": "refused"}, status=self.handshake_status or 403)
         ws = web.WebSocketResponse(max_msg_size=link.MAX_FRAME_BYTES)
         await ws.prepare(request)
         self.ws = ws
+        self.sockets.add(ws)
         async for frame in ws:
             message = link.decode(frame.data, allowed=link.DEVICE_TYPES)
             async with self._arrived:
@@ -186,6 +196,7 @@ class PlatformDouble:
                         }
                     )
                 )
+        self.sockets.discard(ws)
         return ws
 
     # ------------------------------------------------------------------ HTTP
