@@ -45,6 +45,7 @@ ENGINE_TIMEOUT = 5.0
 DEV_REQUEST_TIMEOUT = 30.0
 MAX_LEASE_SECONDS = 600.0
 DEFAULT_LEASE_SECONDS = 60.0
+RECENT_ERRORS = 5
 # Items gather this long before a stream frame goes: ~10 frames a second at most.
 STREAM_BATCH_SECONDS = 0.1
 # Developer mode reaches these Admin API routes and nothing else.
@@ -183,6 +184,7 @@ class LinkClient:
         store: Store,
         resources: ResourceMeter | None = None,
         on_decommission: Callable[[], Awaitable[None]] | None = None,
+        engine_facts: Callable[[], Mapping[str, Any]] | None = None,
         rng: random.Random | None = None,
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
@@ -196,6 +198,8 @@ class LinkClient:
         self.store = store
         self.resources = resources or ResourceMeter(paths)
         self.on_decommission = on_decommission
+        # the heartbeat's ``nodes`` ({total, error}) and ``errors`` (last 5), from the applier
+        self.engine_facts: Callable[[], Mapping[str, Any]] = engine_facts or dict
         self.rng = rng or random.Random()  # noqa: S311  # timing spread, not cryptography
         self.backoff = Backoff(backoff_base, backoff_cap, self.rng)
         self.first_window = first_window
@@ -505,11 +509,13 @@ class LinkClient:
             "active": self._active(),
             "target": self._handled(),
             "resources": self.resources.sample(),
-            "errors": list(self.stream.errors),
         }
-        nodes = engine.get("nodes") if engine else None
+        facts = self.engine_facts()
+        nodes = facts.get("nodes")
         if isinstance(nodes, Mapping):
             message["nodes"] = {"total": nodes.get("total", 0), "error": nodes.get("error", 0)}
+        errors = facts.get("errors")
+        message["errors"] = list(errors)[-RECENT_ERRORS:] if errors else []
         return message
 
     async def _heartbeats(self) -> None:

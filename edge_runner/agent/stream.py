@@ -24,9 +24,6 @@ from edge_runner.protocol import link
 # debugMaxLength), so a frame of MAX_STREAM_ITEMS items stays well under MAX_FRAME_BYTES.
 MAX_ITEM_BYTES = 8 * 1024
 MAX_BATCH_BYTES = link.MAX_FRAME_BYTES // 2
-RECENT_ERRORS = 5
-# Node-RED's log levels as debug messages carry them (node.error -> 20, node.warn -> 30).
-ERROR_LEVEL = 20
 
 Item = dict[str, Any]
 
@@ -58,7 +55,6 @@ class StreamBuffer:
         self._items: collections.deque[Item] = collections.deque(maxlen=capacity)
         self._clock = clock
         self.last_seq = 0
-        self.errors: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_ERRORS)
         self._changed = asyncio.Event()
 
     # ------------------------------------------------------------------ writing
@@ -70,23 +66,16 @@ class StreamBuffer:
         self._changed.set()
         return self.last_seq
 
-    def note_error(self, node: str | None, message: str) -> None:
-        self.errors.append({"time": self._clock(), "node": node, "message": message[:500]})
-
     def feed_comms(self, topic: str, data: Any) -> None:
         """One event of the engine's /comms (``EngineClient.subscribe``): ``debug`` and
-        ``status/<id>`` become stream items; node errors are also kept for the heartbeat."""
+        ``status/<id>`` become stream items."""
         if topic == "debug" and isinstance(data, Mapping):
             node = data.get("id")
             self.add("debug", node=node, **{k: v for k, v in data.items() if k != "id"})
-            if data.get("level") == ERROR_LEVEL:
-                self.note_error(node if isinstance(node, str) else None, str(data.get("msg")))
         elif topic.startswith("status/"):
             node = topic.removeprefix("status/")
             status = dict(data) if isinstance(data, Mapping) else {}
             self.add("status", node=node, status=status)
-            if status.get("fill") == "red":
-                self.note_error(node, str(status.get("text", "")))
 
     # ------------------------------------------------------------------ reading
     @property

@@ -73,7 +73,7 @@ class EngineClient:
         self.requests: list[tuple[str, str, Any]] = []
 
     async def state(self) -> dict[str, Any]:
-        return {"state": "start", "nodes": {"total": 4, "error": 1}}
+        return {"state": "start"}
 
     async def request(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         self.requests.append((method, path, body))
@@ -133,7 +133,9 @@ async def test_hello_welcome_and_heartbeat(
     platform: PlatformDouble, identity: Identity, paths: RunnerPaths
 ) -> None:
     platform.heartbeat_seconds = 1
-    async with Agent(identity, paths) as agent:
+    errors = [{"time": t, "node": "n1", "message": f"boom {t}"} for t in range(8)]
+    facts = {"nodes": {"total": 4, "error": 1}, "errors": errors}
+    async with Agent(identity, paths, engine_facts=lambda: facts) as agent:
         hello = await platform.wait_for(link.HELLO)
         assert hello["protocol"] == link.PROTOCOL_VERSION
         assert hello["active"] is None
@@ -141,6 +143,7 @@ async def test_hello_welcome_and_heartbeat(
         beat = await platform.wait_for(link.HEARTBEAT)
         assert beat["state"] == "running"
         assert beat["nodes"] == {"total": 4, "error": 1}
+        assert beat["errors"] == errors[-5:]
         resources = beat["resources"]
         assert resources["memory_bytes"] > 0
         assert resources["disk_free_bytes"] > 0
