@@ -10,7 +10,6 @@ import asyncio
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -18,20 +17,6 @@ from edge_runner.agent.cli import UsageError, memory_limit
 from edge_runner.agent.identity import Identity, credential_file, identity_file
 from edge_runner.runtime.paths import RunnerPaths
 from tests.edge_runner.agent.platform_double import TOKEN, PlatformDouble
-
-
-@pytest.fixture
-def paths() -> Iterator[RunnerPaths]:
-    layout = RunnerPaths.temporary()
-    yield layout
-    layout.remove_all()
-
-
-@pytest.fixture
-async def platform() -> AsyncIterator[PlatformDouble]:
-    double = await PlatformDouble().start()
-    yield double
-    await double.stop()
 
 
 async def edge_runner(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

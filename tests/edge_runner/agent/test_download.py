@@ -8,7 +8,6 @@ tests/apps/devices.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -20,13 +19,6 @@ from edge_runner.protocol.manifest import Manifest, ManifestError
 from tests.edge_runner.agent.platform_double import CREDENTIAL, PlatformDouble
 
 HEADERS = {"Authorization": f"Bearer {CREDENTIAL}"}
-
-
-@pytest.fixture
-async def platform() -> AsyncIterator[PlatformDouble]:
-    double = await PlatformDouble().start()
-    yield double
-    await double.stop()
 
 
 def verified(platform: PlatformDouble, generation: int, parts: dict[str, bytes]) -> Manifest:

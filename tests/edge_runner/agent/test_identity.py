@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ssl
 import stat
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,20 +26,6 @@ from edge_runner.protocol import manifest
 from edge_runner.runtime.paths import RunnerPaths
 from tests.edge_runner.agent.platform_double import TOKEN, PlatformDouble, free_port
 from tests.edge_runner.connections.certs import make_pki
-
-
-@pytest.fixture
-def paths() -> Iterator[RunnerPaths]:
-    layout = RunnerPaths.temporary()
-    yield layout
-    layout.remove_all()
-
-
-@pytest.fixture
-async def platform() -> AsyncIterator[PlatformDouble]:
-    double = await PlatformDouble().start()
-    yield double
-    await double.stop()
 
 
 def mode(path: Path) -> int:

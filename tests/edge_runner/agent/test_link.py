@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -78,20 +77,6 @@ class EngineClient:
     async def request(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         self.requests.append((method, path, body))
         return 200, {"state": "start"}
-
-
-@pytest.fixture
-def paths() -> Iterator[RunnerPaths]:
-    layout = RunnerPaths.temporary()
-    yield layout
-    layout.remove_all()
-
-
-@pytest.fixture
-async def platform() -> AsyncIterator[PlatformDouble]:
-    double = await PlatformDouble().start()
-    yield double
-    await double.stop()
 
 
 class Agent:
@@ -390,6 +375,14 @@ def test_dev_routes() -> None:
     assert not dev_route_allowed("POST", "/inject/a/b")
 
 
+async def assert_not_streamed(platform: PlatformDouble, agent: Agent) -> None:
+    """A new item is not sent (no watch, or its lease ended)."""
+    count = len(platform.received)
+    agent.stream.add("debug", node="n1", msg="unwatched")
+    await asyncio.sleep(0.4)
+    assert not [m for m in platform.received[count:] if m["type"] == link.STREAM]
+
+
 async def test_watch_streams_items_and_replays_since_with_an_overflow_marker(
     platform: PlatformDouble, identity: Identity, paths: RunnerPaths
 ) -> None:
@@ -408,10 +401,7 @@ async def test_watch_streams_items_and_replays_since_with_an_overflow_marker(
         assert [i["seq"] for i in live["items"]] == [81]
         await platform.send({"type": link.WATCH, "on": False})
         await asyncio.sleep(0.2)
-        count = len(platform.received)
-        agent.stream.add("debug", node="n1", msg="unwatched")
-        await asyncio.sleep(0.4)
-        assert not [m for m in platform.received[count:] if m["type"] == link.STREAM]
+        await assert_not_streamed(platform, agent)
 
 
 async def test_the_watch_lease_ends_the_stream(
@@ -421,10 +411,7 @@ async def test_the_watch_lease_ends_the_stream(
         await platform.connected()
         await platform.send({"type": link.WATCH, "on": True, "lease_seconds": 0.3})
         await asyncio.sleep(0.6)
-        count = len(platform.received)
-        agent.stream.add("debug", node="n1", msg="after the lease")
-        await asyncio.sleep(0.4)
-        assert not [m for m in platform.received[count:] if m["type"] == link.STREAM]
+        await assert_not_streamed(platform, agent)
 
 
 async def test_decommission_wipes_and_stops(
