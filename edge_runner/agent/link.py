@@ -545,8 +545,12 @@ class LinkClient:
             await self._target_ready.wait()
             self._target_ready.clear()
             target, self._pending = self._pending, None
-            if target is not None and not self.suspended:
-                await self.handle_target(target)
+            if target is None or self.suspended:
+                continue
+            handled = self._handled()
+            if handled and handled.get("generation") == target.get("generation"):
+                continue  # offered again while it was being applied
+            await self.handle_target(target)
 
     async def handle_target(self, target: Mapping[str, Any]) -> dict[str, Any] | None:
         """Verify, fetch and apply one target; answers the ``apply_result`` sent (None when

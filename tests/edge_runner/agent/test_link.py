@@ -142,6 +142,8 @@ async def test_a_target_is_verified_downloaded_applied_and_reported(
     async with Agent(identity, paths) as agent:
         await platform.connected()
         target = platform.sign_target(5, {"flows.json": FLOWS, "settings.json": b"{}"})
+        # offered twice (the fast path and a heartbeat's comparison): applied once
+        await platform.send({"type": link.TARGET, "target": target})
         await platform.send({"type": link.TARGET, "target": target})
         result = await platform.wait_for(link.APPLY_RESULT)
         assert result["outcome"] == "applied"
