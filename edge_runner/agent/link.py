@@ -41,6 +41,8 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 FIRST_WINDOW = 5.0
 WELCOME_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 15.0
+PING_SECONDS = 30.0
 ENGINE_TIMEOUT = 5.0
 DEV_REQUEST_TIMEOUT = 30.0
 MAX_LEASE_SECONDS = 600.0
@@ -241,7 +243,11 @@ class LinkClient:
         """Connect, serve, reconnect with backoff until ``stop()`` or a decommission."""
         loop = asyncio.get_running_loop()
         delay = self.rng.uniform(0, self.first_window)
-        async with aiohttp.ClientSession() as session:
+        # the handshake gets CONNECT_TIMEOUT; a connected link is watched by ws pings
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=CONNECT_TIMEOUT, sock_read=CONNECT_TIMEOUT
+        )
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             self._session = session
             # targets outlive a connection: a link lost mid-apply does not cut the apply
             worker = asyncio.ensure_future(self._target_worker())
@@ -279,7 +285,7 @@ class LinkClient:
                 ssl=self.identity.ssl() or True,
                 timeout=aiohttp.ClientWSTimeout(ws_close=10.0),
                 autoping=True,
-                heartbeat=None,
+                heartbeat=PING_SECONDS,  # a half-open link (NAT dropped it) is noticed
             ) as ws:
                 self._ws = ws
                 try:
