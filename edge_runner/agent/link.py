@@ -15,6 +15,7 @@ platform should not have sent is logged and dropped: it never stops the agent.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import random
@@ -48,6 +49,7 @@ DEV_REQUEST_TIMEOUT = 30.0
 MAX_LEASE_SECONDS = 600.0
 DEFAULT_LEASE_SECONDS = 60.0
 RECENT_ERRORS = 5
+ATTEMPTS_KEPT = 1000
 # Items gather this long before a stream frame goes: ~10 frames a second at most.
 STREAM_BATCH_SECONDS = 0.1
 # Developer mode reaches these Admin API routes and nothing else.
@@ -209,9 +211,9 @@ class LinkClient:
         self.suspended = False
         self.decommissioned = False
         self.updating = False
-        # loop.time() of each connection attempt and the delay drawn before it (family 26)
-        self.attempts: list[float] = []
-        self.delays: list[float] = []
+        # loop.time() of the recent connection attempts and the delays drawn before them
+        self.attempts: collections.deque[float] = collections.deque(maxlen=ATTEMPTS_KEPT)
+        self.delays: collections.deque[float] = collections.deque(maxlen=ATTEMPTS_KEPT)
         self.connected = asyncio.Event()
         self._stopped = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None

@@ -501,7 +501,7 @@ def assert_on_schedule(
     for attempt, delay in zip(agent.client.attempts, agent.client.delays, strict=False):
         assert attempt - previous >= delay - 0.01
         previous = attempt
-    for failures, delay in enumerate(agent.client.delays[1:]):
+    for failures, delay in enumerate(list(agent.client.delays)[1:]):
         assert delay <= max(window, min(cap, base * 2**failures))
 
 
