@@ -468,10 +468,8 @@ class LinkClient:
         if 1 <= seconds <= 3600:
             self.heartbeat_seconds = float(seconds)
         device = message.get("device")
-        if isinstance(device, Mapping) and device.get("status") == "suspended":
-            self.suspended = True
-        elif isinstance(device, Mapping) and device.get("status") == "active":
-            self.suspended = False
+        if isinstance(device, Mapping):
+            self.suspended = device.get("status") == "suspended"
         keys = message.get("keys")
         if keys is not None:
             self._pin_keys(keys)

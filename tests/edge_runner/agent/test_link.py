@@ -591,3 +591,16 @@ async def test_a_restarted_platform_sees_a_flat_reconnect_rate(paths: RunnerPath
     finally:
         for task in tasks:
             task.cancel()
+
+
+async def test_a_device_welcomed_as_suspended_takes_no_target(
+    platform: PlatformDouble, identity: Identity, paths: RunnerPaths
+) -> None:
+    platform.device_status = "suspended"
+    platform.welcome_target = platform.sign_target(2, {"flows.json": FLOWS})
+    async with Agent(identity, paths) as agent:
+        await platform.connected()
+        await asyncio.sleep(0.3)
+        assert agent.client.suspended
+        assert (await agent.client.heartbeat())["state"] == "suspended"
+        assert agent.applier.applied == []
