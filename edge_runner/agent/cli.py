@@ -71,7 +71,7 @@ def add_commands(sub: Any) -> None:
     register.add_argument(
         "--token",
         default=os.environ.get(TOKEN_ENV),
-        help=f"provisioning token (mfp_…) or registration code (MFR-…) (default ${TOKEN_ENV})",
+        help=f"provisioning token (mft_…) or registration code (MFR-…) (default ${TOKEN_ENV})",
     )
     _common(register, "warning")
     register.add_argument("--name", default=None, help="the device's name on the platform")

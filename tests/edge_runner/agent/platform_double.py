@@ -21,7 +21,7 @@ from edge_runner.protocol import link, manifest
 TEAM = "7"
 DEVICE = "12"
 CREDENTIAL = "mfd_device_credential_for_tests"
-TOKEN = "mfp_good_token"
+TOKEN = "mft_good_token"
 ISSUED_AT = "2026-12-03T12:00:00Z"
 
 

@@ -98,7 +98,7 @@ async def test_register_with_a_bad_token_exits_1_with_the_reason(
     platform: PlatformDouble, paths: RunnerPaths
 ) -> None:
     code, _out, err = await edge_runner(
-        "register", "--url", platform.url, "--token", "mfp_nope", "--data-dir", str(paths.root)
+        "register", "--url", platform.url, "--token", "mft_nope", "--data-dir", str(paths.root)
     )
     assert code == 1
     assert err.startswith("edge-runner register: the platform refused the token")

@@ -79,7 +79,7 @@ async def test_refused_registration_says_why_and_writes_nothing(
 
 async def test_wrong_token_is_refused(platform: PlatformDouble, paths: RunnerPaths) -> None:
     with pytest.raises(IdentityError, match="refused the token"):
-        await Identity.register(platform.url, "mfp_wrong", paths)
+        await Identity.register(platform.url, "mft_wrong", paths)
     assert not device_dir(paths).exists()
 
 
