@@ -492,6 +492,20 @@ def storm_identity(url: str) -> Identity:
     )
 
 
+# clients, first window, backoff base and cap of the reconnect storm tests (family 26)
+STORM = (200, 2.0, 0.5, 4.0)
+
+
+def storm(identity: Identity, paths: RunnerPaths) -> list[Agent]:
+    """The storm's clients, each with its own seeded schedule."""
+    clients, window, base, cap = STORM
+    return [
+        Agent(identity, paths, rng=random.Random(n), first_window=window, backoff_base=base,
+              backoff_cap=cap)
+        for n in range(clients)
+    ]  # fmt: skip
+
+
 def assert_on_schedule(
     agent: Agent, started: float, window: float, base: float, cap: float
 ) -> None:
@@ -514,19 +528,8 @@ async def test_a_dead_platform_is_retried_on_the_backoff_schedule(paths: RunnerP
     """Family 26: 200 clients against a closed port retry no faster than their schedules."""
     from tests.edge_runner.agent.platform_double import free_port
 
-    clients, window, base, cap = 200, 2.0, 0.5, 4.0
-    identity = storm_identity(f"http://127.0.0.1:{free_port()}")
-    agents = [
-        Agent(
-            identity,
-            paths,
-            rng=random.Random(n),
-            first_window=window,
-            backoff_base=base,
-            backoff_cap=cap,
-        )
-        for n in range(clients)
-    ]
+    clients, window, base, cap = STORM
+    agents = storm(storm_identity(f"http://127.0.0.1:{free_port()}"), paths)
     started = asyncio.get_running_loop().time()
     tasks = [asyncio.ensure_future(a.client.run()) for a in agents]
     await asyncio.sleep(6.0)
@@ -550,20 +553,10 @@ async def test_a_dead_platform_is_retried_on_the_backoff_schedule(paths: RunnerP
 async def test_a_restarted_platform_sees_a_flat_reconnect_rate(paths: RunnerPaths) -> None:
     """Family 26: 200 connected clients lose the platform; the restarted platform sees their
     handshakes spread over the jitter window, and every client comes back."""
-    clients, window, base, cap = 200, 2.0, 0.5, 4.0
+    clients, window, base, cap = STORM
     platform = await PlatformDouble().start()
     port = platform.port
-    agents = [
-        Agent(
-            storm_identity(platform.url),
-            paths,
-            rng=random.Random(n),
-            first_window=window,
-            backoff_base=base,
-            backoff_cap=cap,
-        )
-        for n in range(clients)
-    ]
+    agents = storm(storm_identity(platform.url), paths)
     tasks = [asyncio.ensure_future(a.client.run()) for a in agents]
     try:
         await platform.count(link.HELLO, clients)
