@@ -1,5 +1,6 @@
 """Command line: ``python -m edge_runner serve --host H --port P --data-dir D`` (also installed
-as the ``edge-runner`` console script; ``--userdir`` is the same option under Node-RED's name)."""
+as the ``edge-runner`` console script; ``--userdir`` is the same option under Node-RED's name).
+``register`` and ``run`` are the managed mode's commands (``edge_runner.agent.cli``)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("EDGE_RUNNER_LOG_LEVEL", "warning"),
         choices=("debug", "info", "warning", "error"),
     )
+    from edge_runner.agent.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 
@@ -90,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command != "serve":
+        from edge_runner.agent.cli import run_command
+
+        return run_command(args)
     if not 0 < args.port < 65536:
         sys.stderr.write(f"edge-runner: --port must be 1-65535, got {args.port}\n")
         return 2
