@@ -10,4 +10,5 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.audit.urls")),
     path("", include("apps.teams.urls")),
+    path("", include("apps.devices.urls")),
 ]

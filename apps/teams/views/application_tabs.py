@@ -27,6 +27,7 @@ class ApplicationTab:
 APPLICATION_TABS: list[ApplicationTab] = [
     ApplicationTab("overview", "Overview", "teams:application", "application:read"),
     ApplicationTab("access", "Access", "teams:application_access", "member:read"),
+    ApplicationTab("devices", "Devices", "devices:application_devices", "device:read"),
     ApplicationTab("audit", "Audit log", "audit:application_log", "audit:read"),
 ]
 
