@@ -203,6 +203,7 @@ def device_add(request: HttpRequest, access: TeamAccess) -> HttpResponse:
                 ),
                 "run": f"edge-runner run --data-dir {DATA_DIR}",
             }
+            form = ProvisioningTokenForm(applications=applications, initial=initial)
     response = render(
         request,
         "devices/add.html",
