@@ -125,7 +125,6 @@
     var entry = element("li", "live-item live-gap",
       missing + " message" + (missing === 1 ? "" : "s") + " not shown");
     entry.setAttribute("data-kind", "gap");
-    entry.setAttribute("role", "note");
     return entry;
   }
 

@@ -17,6 +17,7 @@ from apps.devices.models import Device, DeviceHeartbeat, DeviceStateChange, Devi
 from apps.devices.services import device_suspend
 from tests.apps.devices.test_pages import make_device
 from tests.browser.conftest import axe_violations, log_in, shot
+from tests.browser.test_devices_live_sidebar import ScriptedStream, debug
 from tests.conftest import PASSWORD, Acme
 
 pytestmark = pytest.mark.browser
@@ -130,8 +131,34 @@ def test_fleet_and_device_pages_look_right_and_pass_axe(
         DeviceStateChange.objects.create(
             device=device, at=now - dt.timedelta(hours=hours), status=status, reason="heartbeat"
         )
+    sample = [
+        debug(
+            1,
+            node="a1",
+            name="Line 1 temperature",
+            topic="line1/temp",
+            property="payload",
+            format="Object",
+            msg='{"celsius": 21.5}',
+        ),
+        {
+            "seq": 2,
+            "kind": "status",
+            "time": 1_764_000_002,
+            "node": "modbus-read-1",
+            "status": {"fill": "red", "shape": "ring", "text": "connection refused"},
+        },
+        {
+            "seq": 3,
+            "kind": "log",
+            "time": 1_764_000_003,
+            "level": "error",
+            "message": "modbus-read-1: connect ECONNREFUSED 10.0.0.7:502",
+        },
+    ]
     for width in WIDTHS:
         page = new_page(width=width, height=900)
+        stream = ScriptedStream(page)
         log_in(page, server, acme_world.olivia.email, PASSWORD)
         page.goto(f"{server}/teams/acme/devices/")
         for status in STATUSES:
@@ -140,5 +167,9 @@ def test_fleet_and_device_pages_look_right_and_pass_axe(
         assert axe_violations(page) == []
         page.goto(f"{server}/teams/acme/devices/{device.pk}/")
         expect(page.locator(".sparkline polyline").first).to_be_attached()
+        expect(page.locator("[data-stream-status]")).to_have_attribute("data-state", "live")
+        stream.send({"kind": "stream", "epoch": "e1", "items": sample})
+        stream.send({"kind": "gap", "missing": 12, "from_seq": 4, "to_seq": 15})
+        expect(page.locator(".live-gap")).to_be_visible()
         shot(page, f"devices-device-{width}")
         assert axe_violations(page) == []
