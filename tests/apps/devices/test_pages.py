@@ -18,9 +18,12 @@ from apps.devices.models import (
     DeviceHeartbeat,
     DeviceStateChange,
     DeviceStatus,
+    DeviceTarget,
     ProvisioningToken,
+    TargetOutcome,
 )
 from apps.devices.services import device_register, provisioning_token_create
+from apps.snapshots.models import Snapshot
 from apps.teams.models import Application, Team
 from tests.conftest import Acme, Globex
 
@@ -348,3 +351,38 @@ def test_side_nav_shows_devices_only_with_device_read(acme_world: Acme) -> None:
     dashboard_page = client_for(acme_world.dana).get("/teams/acme/").content.decode()
     assert ">Devices<" not in dashboard_page
     assert client_for(acme_world.dana).get(fleet_url()).status_code == 403
+
+
+def test_target_differing_from_active_shows_arrow_and_failure_reason(acme_world: Acme) -> None:
+    team = acme_world.team
+    device = make_device(team, acme_world.olivia, "Motor A", application=acme_world.line_1)
+    good = Snapshot.objects.create(
+        team=team, application=acme_world.line_1, name="v1 stable", flows=[], digest="a" * 64
+    )
+    bad = Snapshot.objects.create(
+        team=team, application=acme_world.line_1, name="v2 broken", flows=[], digest="b" * 64
+    )
+
+    def target(snapshot: Snapshot, generation: int, outcome: str, reason: str = "") -> Any:
+        return DeviceTarget.objects.create(
+            team=team,
+            device=device,
+            snapshot=snapshot,
+            generation=generation,
+            envelope={},
+            digest=snapshot.digest,
+            outcome=outcome,
+            reason=reason,
+        )
+
+    active = target(good, 1, TargetOutcome.APPLIED)
+    failed = target(bad, 2, TargetOutcome.ROLLED_BACK, "health check failed: node x in error")
+    Device.objects.filter(pk=device.pk).update(active_target=active, target=failed)
+    page = client_for(acme_world.vera).get(fleet_url()).content.decode()
+    assert "v1 stable" in page
+    assert 'class="snapshot-target failed"' in page
+    assert "→ v2 broken" in page
+    assert "health check failed: node x in error" in page
+    Device.objects.filter(pk=device.pk).update(target=active)
+    page = client_for(acme_world.vera).get(fleet_url()).content.decode()
+    assert "→" not in page
