@@ -12,14 +12,18 @@ device = team + "devices/<int:device_id>/"
 urlpatterns: list[URLPattern | URLResolver] = [
     path(team + "devices/", views.fleet, name="fleet"),
     path(team + "devices/add/", views.device_add, name="device_add"),
-    path(team + "devices/tokens/", views.token_list, name="tokens"),
-    path(team + "devices/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
+    path(team + "devices/tokens/", views.token_list, name="device_tokens"),
+    path(
+        team + "devices/tokens/<int:token_id>/revoke/",
+        views.token_revoke,
+        name="device_token_revoke",
+    ),
     path(
         team + "applications/<slug:app_slug>/devices/",
         views.application_devices,
         name="application_devices",
     ),
-    path(device, views.device_detail, name="device"),
+    path(device, views.device_detail, name="device_detail"),
     path(device + "settings/", views.device_settings, name="device_settings"),
     path(device + "suspend/", views.device_suspend, name="device_suspend"),
     path(device + "resume/", views.device_resume, name="device_resume"),

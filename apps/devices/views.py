@@ -241,7 +241,7 @@ def token_revoke(request: HttpRequest, access: TeamAccess, token_id: int) -> Htt
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Token “{token.name}” revoked. Devices it registered stay.")
-    return redirect("devices:tokens", team_slug=access.team.slug)
+    return redirect("devices:device_tokens", team_slug=access.team.slug)
 
 
 # --- one device --------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def device_detail(request: HttpRequest, access: TeamAccess, device_id: int) -> H
 
 
 def _device_url(access: TeamAccess, device: Device) -> str:
-    return reverse("devices:device", kwargs={"team_slug": access.team.slug, "device_id": device.pk})
+    return reverse("devices:device_detail", kwargs={"team_slug": access.team.slug, "device_id": device.pk})
 
 
 @team_page("device:manage")
