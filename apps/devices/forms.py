@@ -165,3 +165,14 @@ class StateAtForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
     )
+
+
+class DeployForm(forms.Form):
+    snapshot = forms.TypedChoiceField(coerce=int, label="Snapshot")
+
+    def __init__(self, *args: Any, snapshots: Any = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        set_choices(self, "snapshot", [(snapshot.pk, snapshot.name) for snapshot in snapshots])
+        self.fields["snapshot"].error_messages["invalid_choice"] = (
+            "Choose a snapshot of this device's application."
+        )

@@ -25,6 +25,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path(device, views.device_detail, name="device_detail"),
     path(device + "settings/", views.device_settings, name="device_settings"),
+    path(device + "deploy/", views.device_deploy, name="device_deploy"),
     path(device + "suspend/", views.device_suspend, name="device_suspend"),
     path(device + "resume/", views.device_resume, name="device_resume"),
     path(device + "decommission/", views.device_decommission, name="device_decommission"),

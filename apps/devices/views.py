@@ -24,12 +24,17 @@ from apps.devices.forms import (
     DESTRUCTIVE,
     BulkForm,
     DecommissionForm,
+    DeployForm,
     DeviceSettingsForm,
     FleetFilterForm,
     ProvisioningTokenForm,
     StateAtForm,
 )
 from apps.devices.models import Device
+from apps.devices.services.link import device_history, device_state_at
+from apps.devices.services.targets import device_set_target
+from apps.snapshots.access import access_snapshot
+from apps.snapshots.selectors import snapshot_list
 from apps.teams import selectors as team_selectors
 from apps.teams.access import TeamAccess, access_application
 from apps.teams.models import Application
@@ -38,6 +43,7 @@ from apps.teams.views.base import team_context, team_page
 
 SPARK_POINTS = 40
 HISTORY_ROWS = 20
+SNAPSHOT_CHOICES = 50
 DATA_DIR = "/var/lib/manifold-edge"
 
 
@@ -257,10 +263,15 @@ def _series(device: Device) -> dict[str, list[float | None]]:
     }
 
 
+def _deployable(access: TeamAccess, application: Application) -> list[Any]:
+    """The application's newest snapshots, offered in the deploy form."""
+    return list(snapshot_list(team=access.team, application=application)[:SNAPSHOT_CHOICES])
+
+
 def _device_context(
     request: HttpRequest, access: TeamAccess, device: Device, **forms: Any
 ) -> dict[str, Any]:
-    history = list(device.history.select_related("snapshot").order_by("-at", "-id")[:HISTORY_ROWS])
+    history = device_history(device, limit=HISTORY_ROWS)
     settings_form = forms.get("settings_form") or DeviceSettingsForm(
         initial={
             "name": device.name,
@@ -271,14 +282,15 @@ def _device_context(
     state_at = StateAtForm(request.GET if "when" in request.GET else None)
     answer = None
     if state_at.is_bound and state_at.is_valid():
-        answer = {
-            "when": state_at.cleaned_data["when"],
-            "row": device.history.select_related("snapshot")
-            .filter(at__lte=state_at.cleaned_data["when"])
-            .order_by("-at", "-id")
-            .first(),
-        }
+        when = state_at.cleaned_data["when"]
+        answer = {"when": when, "row": device_state_at(device, when)}
     resources = device.resources or {}
+    deploy_form = forms.get("deploy_form")
+    application = device.application
+    can_deploy = application is not None and access.allows("flow:deploy", application)
+    if application is not None and can_deploy and deploy_form is None:
+        snapshots = _deployable(access, application)
+        deploy_form = DeployForm(snapshots=snapshots) if snapshots else None
     return team_context(
         access,
         "devices",
@@ -292,6 +304,8 @@ def _device_context(
         state_at=state_at,
         state_answer=answer,
         action_error=forms.get("action_error"),
+        deploy_form=deploy_form,
+        can_deploy=can_deploy,
         effective_env=selectors.device_effective_env(device),
         can_manage=access.allows("device:manage", device.application),
         live_url=f"/ws/teams/{access.team.slug}/devices/{device.pk}/live/",
@@ -310,7 +324,9 @@ def device_detail(request: HttpRequest, access: TeamAccess, device_id: int) -> H
 
 
 def _device_url(access: TeamAccess, device: Device) -> str:
-    return reverse("devices:device_detail", kwargs={"team_slug": access.team.slug, "device_id": device.pk})
+    return reverse(
+        "devices:device_detail", kwargs={"team_slug": access.team.slug, "device_id": device.pk}
+    )
 
 
 @team_page("device:manage")
@@ -334,6 +350,32 @@ def device_settings(request: HttpRequest, access: TeamAccess, device_id: int) ->
             messages.success(request, "Device settings saved.")
             return redirect(_device_url(access, device))
     context = _device_context(request, access, device, settings_form=form)
+    return render(request, "devices/device.html", context, status=400)
+
+
+@team_page("flow:deploy")
+@require_http_methods(["POST"])
+def device_deploy(request: HttpRequest, access: TeamAccess, device_id: int) -> HttpResponse:
+    """Make one of the application's snapshots the device's target."""
+    device = access_device(access, device_id, "flow:deploy")
+    if device.application is None:
+        message = "Move the device into an application before deploying to it."
+        context = _device_context(request, access, device, action_error=message)
+        return render(request, "devices/device.html", context, status=400)
+    snapshots = _deployable(access, device.application)
+    form = DeployForm(request.POST, snapshots=snapshots)
+    if form.is_valid():
+        try:
+            snapshot = access_snapshot(access, form.cleaned_data["snapshot"], "flow:deploy")
+            device_set_target(principal=access.principal, device=device, snapshot=snapshot)
+        except NotFound:
+            form.add_error("snapshot", "Choose a snapshot of this device's application.")
+        except ManifoldError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"“{snapshot.name}” is the device's target now.")
+            return redirect(_device_url(access, device))
+    context = _device_context(request, access, device, deploy_form=form)
     return render(request, "devices/device.html", context, status=400)
 
 

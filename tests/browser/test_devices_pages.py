@@ -161,8 +161,8 @@ def test_fleet_and_device_pages_look_right_and_pass_axe(
         stream = ScriptedStream(page)
         log_in(page, server, acme_world.olivia.email, PASSWORD)
         page.goto(f"{server}/teams/acme/devices/")
-        for status in STATUSES:
-            expect(page.locator(f".pill-{status}").first).to_be_visible()
+        for name in STATUSES:
+            expect(page.locator(f".pill-{name}").first).to_be_visible()
         shot(page, f"devices-fleet-{width}")
         assert axe_violations(page) == []
         page.goto(f"{server}/teams/acme/devices/{device.pk}/")
