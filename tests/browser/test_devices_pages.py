@@ -91,7 +91,7 @@ def test_add_a_device_from_the_empty_fleet_shows_token_and_commands(
         page.get_by_role("button", name="Create token and show commands").click()
         register = page.get_by_test_id("register-command")
         expect(register).to_contain_text("edge-runner register --url ")
-        expect(register).to_contain_text("--token mfp_")
+        expect(register).to_contain_text("--token mft_")
         expect(page.get_by_test_id("run-command")).to_have_text(
             "edge-runner run --data-dir /var/lib/manifold-edge"
         )

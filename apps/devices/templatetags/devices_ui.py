@@ -55,7 +55,7 @@ def ago_words(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
 def ago(when: dt.datetime | None) -> SafeString:
     """<time> saying "2 min ago", the exact UTC time in its title."""
     if when is None:
-        return format_html('<span class="muted">never</span>')
+        return format_html('<span class="muted">{}</span>', "never")
     exact = when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return format_html(
         '<time datetime="{}" title="{}">{}</time>', when.isoformat(), exact, ago_words(when)

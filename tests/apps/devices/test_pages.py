@@ -26,9 +26,9 @@ from apps.devices.services import device_register, provisioning_token_create
 from apps.snapshots.models import Snapshot
 from apps.teams.models import Application, Team
 from tests.conftest import Acme, Globex
+from tests.routes import SEALING_KEY_B64
 
 pytestmark = pytest.mark.django_db
-SEALING_KEY_B64 = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE="
 
 
 def make_device(
