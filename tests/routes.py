@@ -535,6 +535,12 @@ ROUTES: dict[str, Sample] = {
         {"post": _body({"name": "Motor 3b", "tags": "line-3", "env": "A=1"})},
         api=False,
     ),
+    "device_deploy": Sample(
+        "team",
+        _device,
+        {"post": lambda w: {"snapshot": w.snapshot.pk}},
+        api=False,
+    ),
     "device_suspend": Sample("team", _device, {"post": _none}, api=False),
     "device_resume": Sample(
         "team",

@@ -343,6 +343,12 @@ BODY_REF_PROBES: dict[tuple[str, str], RefProbe] = {
         _body({"name": "Page token", "application": "line-1"}),
         _body({"name": "Page token", "application": "hq"}),
     ),
+    ("DeployForm", "snapshot"): RefProbe(
+        "device_deploy",
+        "post",
+        lambda w: {"snapshot": w.snapshot.pk},
+        lambda w: {"snapshot": w.globex_snapshot.pk},
+    ),
     ("TokenCreateSerializer", "teams"): RefProbe(
         "api-token-list",
         "post",
