@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("apps.audit.urls")),
     path("", include("apps.teams.urls")),
     path("", include("apps.snapshots.urls")),
+    path("", include("apps.devices.urls")),
 ]

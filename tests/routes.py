@@ -582,6 +582,55 @@ ROUTES: dict[str, Sample] = {
         api=False,
     ),
     "role_delete": Sample("team", _role, {"post": _none}, api=False),
+    # pages: devices
+    "fleet": Sample(
+        "team",
+        _team,
+        {"post": lambda w: {"action": "add_tag", "tag": "probe", "devices": [w.fleet.device.pk]}},
+        api=False,
+        checked_inside={"post": "device:manage"},
+    ),
+    "application_devices": Sample(
+        "team",
+        _page_app,
+        {"post": lambda w: {"action": "add_tag", "tag": "probe", "devices": [w.fleet.device.pk]}},
+        api=False,
+        checked_inside={"post": "device:manage"},
+    ),
+    "device_add": Sample(
+        "team", _team, {"post": _body({"name": "Probe", "expires_in_days": "7"})}, api=False
+    ),
+    "device_tokens": Sample("team", _team, api=False),
+    "device_token_revoke": Sample(
+        "team",
+        lambda w: {"team_slug": "acme", "token_id": w.fleet.token.pk},
+        {"post": _none},
+        api=False,
+    ),
+    "device_detail": Sample("team", _device, api=False),
+    "device_settings": Sample(
+        "team",
+        _device,
+        {"post": _body({"name": "Motor 3b", "tags": "line-3", "env": "A=1"})},
+        api=False,
+    ),
+    "device_deploy": Sample(
+        "team",
+        _device,
+        {"post": lambda w: {"snapshot": w.snapshot.pk}},
+        api=False,
+    ),
+    "device_suspend": Sample("team", _device, {"post": _none}, api=False),
+    "device_resume": Sample(
+        "team",
+        lambda w: {"team_slug": "acme", "device_id": w.fleet.paused.pk},
+        {"post": _none},
+        api=False,
+    ),
+    "device_decommission": Sample(
+        "team", _device, {"post": _body({"confirm": "Motor 3"})}, api=False
+    ),
+    "device_delete": Sample("team", _device, {"post": _body({"confirm": "Motor 3"})}, api=False),
 }
 
 

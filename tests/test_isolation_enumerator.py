@@ -317,6 +317,38 @@ BODY_REF_PROBES: dict[tuple[str, str], RefProbe] = {
         _body({"name": "Line token", "application": "line-1"}),
         _body({"name": "Line token", "application": "hq"}),
     ),
+    ("FleetFilterForm", "application"): RefProbe(
+        "fleet", "get", _body({"application": "line-1"}), _body({"application": "hq"})
+    ),
+    ("BulkForm", "application"): RefProbe(
+        "fleet",
+        "post",
+        lambda w: {"action": "move", "devices": [w.fleet.paused.pk], "application": "line-1"},
+        lambda w: {"action": "move", "devices": [w.fleet.paused.pk], "application": "hq"},
+    ),
+    ("BulkForm", "devices"): RefProbe(
+        "fleet",
+        "post",
+        lambda w: {"action": "add_tag", "tag": "probe", "devices": [w.fleet.device.pk]},
+        lambda w: {"action": "add_tag", "tag": "probe", "devices": [w.fleet.globex_device.pk]},
+        lambda w: {
+            "action": "add_tag",
+            "tag": "probe",
+            "devices": [w.fleet.device.pk, w.fleet.globex_device.pk],
+        },
+    ),
+    ("ProvisioningTokenForm", "application"): RefProbe(
+        "device_add",
+        "post",
+        _body({"name": "Page token", "application": "line-1"}),
+        _body({"name": "Page token", "application": "hq"}),
+    ),
+    ("DeployForm", "snapshot"): RefProbe(
+        "device_deploy",
+        "post",
+        lambda w: {"snapshot": w.snapshot.pk},
+        lambda w: {"snapshot": w.globex_snapshot.pk},
+    ),
     ("TokenCreateSerializer", "teams"): RefProbe(
         "api-token-list",
         "post",

@@ -28,6 +28,7 @@ APPLICATION_TABS: list[ApplicationTab] = [
     ApplicationTab("overview", "Overview", "teams:application", "application:read"),
     ApplicationTab("snapshots", "Snapshots", "snapshots:snapshots", "flow:read"),
     ApplicationTab("access", "Access", "teams:application_access", "member:read"),
+    ApplicationTab("devices", "Devices", "devices:application_devices", "device:read"),
     ApplicationTab("audit", "Audit log", "audit:application_log", "audit:read"),
 ]
 

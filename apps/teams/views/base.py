@@ -42,6 +42,7 @@ UI_PERMISSIONS = (
     "application:delete",
     "audit:read",
     "audit:export",
+    "device:read",
 )
 
 
