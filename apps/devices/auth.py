@@ -136,7 +136,8 @@ class DeviceCredentialAuthentication(authentication.BaseAuthentication):
     Device, ``request.user`` anonymous: a device is never a person).
 
     Never a default authentication class: a device credential opens no team endpoint, and a
-    personal access token (``mfp_``) or provisioning token (``mft_``) opens no device endpoint. Failures
+    personal access token (``mfp_``) or provisioning token (``mft_``) opens no device endpoint.
+    Failures
     are not throttled: a 256-bit credential cannot be guessed, and a fleet behind one address
     must not lock itself out because one retired device keeps retrying.
     """

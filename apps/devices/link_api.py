@@ -13,6 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -59,9 +62,42 @@ def _snapshot_id(request: Request) -> Any:
     return data["snapshot"]
 
 
+class SnapshotChoiceSerializer(serializers.Serializer[Any]):
+    snapshot = serializers.IntegerField(help_text="Id of a snapshot of the device's application.")
+
+
+class TargetSerializer(serializers.Serializer[Any]):
+    device = serializers.IntegerField()
+    snapshot = serializers.IntegerField()
+    generation = serializers.IntegerField()
+    outcome = serializers.CharField()
+    reason = serializers.CharField()
+    digest = serializers.CharField()
+    reported_at = serializers.DateTimeField(allow_null=True)
+
+
+class TargetsSerializer(serializers.Serializer[Any]):
+    targets = TargetSerializer(many=True)
+
+
+class StateChangeSerializer(serializers.Serializer[Any]):
+    at = serializers.DateTimeField()
+    status = serializers.CharField()
+    snapshot = serializers.IntegerField(allow_null=True)
+    generation = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+
+
+class HistorySerializer(serializers.Serializer[Any]):
+    at = serializers.DateTimeField(allow_null=True)
+    active = StateChangeSerializer(allow_null=True)
+    history = StateChangeSerializer(many=True)
+
+
 class DeviceTargetView(TeamScopedAPIView):
     permissions = {"post": DEPLOY_PERMISSION}
 
+    @extend_schema(request=SnapshotChoiceSerializer, responses={201: TargetSerializer})
     def post(self, request: Request, team_slug: str, device_id: str) -> Response:
         device = access_device(self.team_access, device_id, DEPLOY_PERMISSION)
         snapshot = target_snapshot_of(self.team_access, device.application, _snapshot_id(request))
@@ -72,6 +108,7 @@ class DeviceTargetView(TeamScopedAPIView):
 class ApplicationDeployView(TeamScopedAPIView):
     permissions = {"post": DEPLOY_PERMISSION}
 
+    @extend_schema(request=SnapshotChoiceSerializer, responses={201: TargetsSerializer})
     def post(self, request: Request, team_slug: str, application_slug: str) -> Response:
         application = access_application(self.team_access, application_slug, DEPLOY_PERMISSION)
         snapshot = target_snapshot_of(self.team_access, application, _snapshot_id(request))
@@ -84,6 +121,10 @@ class ApplicationDeployView(TeamScopedAPIView):
 class DeviceHistoryView(TeamScopedAPIView):
     permissions = {"get": "device:read"}
 
+    @extend_schema(
+        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, required=False)],
+        responses={200: HistorySerializer},
+    )
     def get(self, request: Request, team_slug: str, device_id: str) -> Response:
         device = access_device(self.team_access, device_id, "device:read")
         raw = request.query_params.get("at")

@@ -19,7 +19,7 @@ STORAGES = {
 # PostgreSQL: give each worker of each checkout its own channel namespace and test database, so
 # group "team-1" of one run's database never reaches another run's sockets.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
-_CHECKOUT = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]  # noqa: F405
+_CHECKOUT = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
 if REDIS_URL:
     CHANNEL_LAYERS["default"]["CONFIG"] = {
         "hosts": [REDIS_URL],

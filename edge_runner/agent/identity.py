@@ -46,27 +46,6 @@ class IdentityError(Exception):
     """Registration refused or the stored identity unusable; the message says what to do."""
 
 
-# ---------------------------------------------------------------------- the managed layout
-def device_dir(paths: RunnerPaths) -> Path:
-    return paths.root / "device"
-
-
-def identity_file(paths: RunnerPaths) -> Path:
-    return device_dir(paths) / "identity.json"
-
-
-def credential_file(paths: RunnerPaths) -> Path:
-    return device_dir(paths) / "credential"
-
-
-def agent_state_file(paths: RunnerPaths) -> Path:
-    return paths.root / "agent.json"
-
-
-def snapshots_dir(paths: RunnerPaths) -> Path:
-    return paths.root / "snapshots"
-
-
 # ---------------------------------------------------------------------- helpers
 def platform_url(url: str) -> str:
     """The platform's base URL (scheme and host, no trailing slash), or ``IdentityError``."""
@@ -173,23 +152,23 @@ class Identity:
 
     def save(self, paths: RunnerPaths) -> None:
         """Write the credential, then the identity (the identity's presence means complete)."""
-        _write_private(credential_file(paths), self.credential.encode())
-        _write_private(identity_file(paths), manifest.canonical_json(self.to_document()))
+        _write_private(paths.device_credential, self.credential.encode())
+        _write_private(paths.identity, manifest.canonical_json(self.to_document()))
 
     def with_signing_keys(self, keys: list[bytes]) -> Identity:
         return replace(self, signing_keys=tuple(keys))
 
     @classmethod
     def exists(cls, paths: RunnerPaths) -> bool:
-        return identity_file(paths).exists() or credential_file(paths).exists()
+        return paths.identity.exists() or paths.device_credential.exists()
 
     @classmethod
     def load(cls, paths: RunnerPaths) -> Identity:
         """The stored identity, or ``IdentityError`` saying how to register."""
-        where = identity_file(paths)
+        where = paths.identity
         try:
             doc = json.loads(where.read_bytes())
-            credential = credential_file(paths).read_text().strip()
+            credential = paths.device_credential.read_text().strip()
         except FileNotFoundError:
             raise IdentityError(
                 f"this device is not registered (no {where}): run `edge-runner register`"
@@ -208,7 +187,7 @@ class Identity:
         if not isinstance(keys, list) or not keys:
             raise IdentityError(f"{where}: no pinned signing keys")
         if not credential:
-            raise IdentityError(f"{credential_file(paths)} is empty: register again")
+            raise IdentityError(f"{paths.device_credential} is empty: register again")
         heartbeat = doc.get("heartbeat_seconds", link.DEFAULT_HEARTBEAT_SECONDS)
         ca_file = doc.get("ca_file")
         return cls(
@@ -245,7 +224,7 @@ class Identity:
             raise IdentityError("--token is empty")
         if cls.exists(paths) and not force:
             raise IdentityError(
-                f"this data directory already holds a device identity ({device_dir(paths)}); "
+                f"this data directory already holds a device identity ({paths.device}); "
                 "register again with --force to replace it"
             )
         context = ssl_context(base, ca_file)
@@ -299,9 +278,9 @@ class Identity:
         what was removed. Safe to run twice."""
         removed = []
         for path in (
-            device_dir(paths),
-            snapshots_dir(paths),
-            agent_state_file(paths),
+            paths.device,
+            paths.snapshots,
+            paths.agent_state,
             *paths.secrets(),
         ):
             if path.is_dir() and not path.is_symlink():

@@ -16,7 +16,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from edge_runner.agent.identity import Identity, credential_file
+from edge_runner.agent.identity import Identity
 from edge_runner.agent.link import LinkClient, ResourceMeter
 from edge_runner.agent.stream import StreamBuffer, StreamLogHandler
 from edge_runner.runtime.paths import RunnerPaths
@@ -59,7 +59,7 @@ class Agent:
 
         identity = Identity.load(self.paths)
         supervisor = Supervisor(
-            self.paths, self.port, credential_file(self.paths), self.memory_limit_bytes
+            self.paths, self.port, self.paths.device_credential, self.memory_limit_bytes
         )
         engine = supervisor.client()
         store = SnapshotStore(self.paths)

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from edge_runner.agent.cli import UsageError, memory_limit
-from edge_runner.agent.identity import Identity, credential_file, identity_file
+from edge_runner.agent.identity import Identity
 from edge_runner.protocol import link
 from edge_runner.runtime.paths import RunnerPaths
 from tests.edge_runner.agent.platform_double import TOKEN, PlatformDouble, free_port
@@ -74,8 +74,8 @@ async def test_register_then_refuse_a_second_registration_without_force(
     )
     assert code == 0, err
     assert "registered as device 12 (p4) of team 7" in out
-    assert stat.S_IMODE(identity_file(paths).stat().st_mode) == 0o600
-    assert stat.S_IMODE(credential_file(paths).stat().st_mode) == 0o600
+    assert stat.S_IMODE(paths.identity.stat().st_mode) == 0o600
+    assert stat.S_IMODE(paths.device_credential.stat().st_mode) == 0o600
     first = Identity.load(paths)
 
     code, out, err = await edge_runner(
@@ -102,7 +102,7 @@ async def test_register_with_a_bad_token_exits_1_with_the_reason(
     )
     assert code == 1
     assert err.startswith("edge-runner register: the platform refused the token")
-    assert not identity_file(paths).exists()
+    assert not paths.identity.exists()
 
 
 async def test_register_without_a_token_is_a_usage_error(paths: RunnerPaths) -> None:
@@ -159,7 +159,6 @@ async def test_run_applies_a_target_streams_and_stops_on_sigterm(
 ) -> None:
     """The whole agent as a process: engine child, boot, link, a real target applied by the
     real applier, the status page, developer mode, the stream, and SIGTERM -> exit 0."""
-    pytest.importorskip("edge_runner.agent.supervisor", reason="needs the agent-engine branch")
     await Identity.register(platform.url, TOKEN, paths)
     port, status_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(

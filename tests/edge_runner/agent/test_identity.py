@@ -13,15 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_runner.agent.identity import (
-    Identity,
-    IdentityError,
-    agent_state_file,
-    credential_file,
-    device_dir,
-    identity_file,
-    snapshots_dir,
-)
+from edge_runner.agent.identity import Identity, IdentityError
 from edge_runner.protocol import manifest
 from edge_runner.runtime.paths import RunnerPaths
 from tests.edge_runner.agent.platform_double import TOKEN, PlatformDouble, free_port
@@ -47,11 +39,11 @@ async def test_register_stores_identity_and_credential_private(
         sealed, private_key=identity.sealing_private_key, device=identity.device_id
     )
     assert opened == b"secret"
-    assert mode(device_dir(paths)) == 0o700
-    assert mode(identity_file(paths)) == 0o600
-    assert mode(credential_file(paths)) == 0o600
-    assert credential_file(paths).read_text() == platform.credential
-    assert platform.credential not in identity_file(paths).read_text()
+    assert mode(paths.device) == 0o700
+    assert mode(paths.identity) == 0o600
+    assert mode(paths.device_credential) == 0o600
+    assert paths.device_credential.read_text() == platform.credential
+    assert platform.credential not in paths.identity.read_text()
     loaded = Identity.load(paths)
     assert loaded == identity
     assert loaded.platform_url == platform.url
@@ -74,13 +66,13 @@ async def test_refused_registration_says_why_and_writes_nothing(
     platform.register_status = status
     with pytest.raises(IdentityError, match=expected):
         await Identity.register(platform.url, TOKEN, paths)
-    assert not device_dir(paths).exists()
+    assert not paths.device.exists()
 
 
 async def test_wrong_token_is_refused(platform: PlatformDouble, paths: RunnerPaths) -> None:
     with pytest.raises(IdentityError, match="refused the token"):
         await Identity.register(platform.url, "mft_wrong", paths)
-    assert not device_dir(paths).exists()
+    assert not paths.device.exists()
 
 
 async def test_unreachable_platform(paths: RunnerPaths) -> None:
@@ -114,7 +106,7 @@ async def test_tls_is_verified_and_a_private_ca_is_accepted_with_ca_file(
     try:
         with pytest.raises(IdentityError, match=r"not trusted.*--ca-file"):
             await Identity.register(platform.url, TOKEN, paths)
-        assert not device_dir(paths).exists()
+        assert not paths.device.exists()
         with pytest.raises(IdentityError, match="not trusted"):
             await Identity.register(platform.url, TOKEN, paths, ca_file=str(pki.other_ca))
         identity = await Identity.register(platform.url, TOKEN, paths, ca_file=str(pki.ca))
@@ -133,10 +125,10 @@ async def test_load_refuses_a_damaged_identity(
     platform: PlatformDouble, paths: RunnerPaths
 ) -> None:
     await Identity.register(platform.url, TOKEN, paths)
-    identity_file(paths).write_text('{"format": "something else"}')
+    paths.identity.write_text('{"format": "something else"}')
     with pytest.raises(IdentityError, match="not a device identity"):
         Identity.load(paths)
-    identity_file(paths).write_text("{not json")
+    paths.identity.write_text("{not json")
     with pytest.raises(IdentityError, match="cannot read"):
         Identity.load(paths)
 
@@ -145,9 +137,9 @@ async def test_wipe_removes_identity_snapshots_state_and_secrets_only(
     platform: PlatformDouble, paths: RunnerPaths
 ) -> None:
     await Identity.register(platform.url, TOKEN, paths)
-    (snapshots_dir(paths) / "3").mkdir(parents=True)
-    (snapshots_dir(paths) / "3" / "flows.json").write_text("[]")
-    agent_state_file(paths).write_text("{}")
+    (paths.snapshots / "3").mkdir(parents=True)
+    (paths.snapshots / "3" / "flows.json").write_text("[]")
+    paths.agent_state.write_text("{}")
     paths.credentials.write_text("{}")
     paths.runtime_config.write_text("{}")
     paths.ensure(paths.certificates)
@@ -158,9 +150,9 @@ async def test_wipe_removes_identity_snapshots_state_and_secrets_only(
     removed = Identity.wipe(paths)
 
     for gone in (
-        device_dir(paths),
-        snapshots_dir(paths),
-        agent_state_file(paths),
+        paths.device,
+        paths.snapshots,
+        paths.agent_state,
         paths.credentials,
         paths.runtime_config,
         paths.certificates,

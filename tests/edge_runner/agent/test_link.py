@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from edge_runner.agent.identity import Identity, agent_state_file, device_dir, snapshots_dir
+from edge_runner.agent.identity import Identity
 from edge_runner.agent.link import LinkClient, dev_route_allowed
 from edge_runner.agent.stream import StreamBuffer
 from edge_runner.protocol import link, manifest
@@ -37,7 +37,7 @@ class Store:
         self.state: dict[str, Any] = {"active": None, "handled": None, "min_generation": 0}
 
     def incoming(self, generation: int) -> Path:
-        path = snapshots_dir(self.paths) / ".incoming" / str(generation)
+        path = self.paths.snapshots / ".incoming" / str(generation)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -232,7 +232,7 @@ async def test_a_tampered_part_is_refused_and_its_download_removed(
         assert result["outcome"] == "refused"
         assert result["reason"].startswith("part_hash:")
         assert agent.applier.applied == []
-        assert not (snapshots_dir(paths) / ".incoming" / "3").exists()
+        assert not (paths.snapshots / ".incoming" / "3").exists()
 
 
 @pytest.mark.parametrize("skew_hours", [-2, 2])
@@ -422,9 +422,9 @@ async def test_decommission_wipes_and_stops(
     stopped: list[bool] = []
 
     async def before_wipe() -> None:
-        stopped.append(device_dir(paths).exists())
+        stopped.append(paths.device.exists())
 
-    agent_state_file(paths).write_text("{}")
+    paths.agent_state.write_text("{}")
     paths.credentials.write_text("{}")
     agent = Agent(identity, paths, on_decommission=before_wipe)
     task = asyncio.ensure_future(agent.client.run())
@@ -433,8 +433,8 @@ async def test_decommission_wipes_and_stops(
     await asyncio.wait_for(task, 10)
     assert agent.client.decommissioned
     assert stopped == [True]  # the engine stops before the files go
-    assert not device_dir(paths).exists()
-    assert not agent_state_file(paths).exists()
+    assert not paths.device.exists()
+    assert not paths.agent_state.exists()
     assert not paths.credentials.exists()
 
 
@@ -447,7 +447,7 @@ async def test_a_refused_handshake_of_a_decommissioned_device_wipes_and_stops(
     await asyncio.wait_for(agent.client.run(), 10)
     assert agent.client.decommissioned
     assert platform.self_checks == 1
-    assert not device_dir(paths).exists()
+    assert not paths.device.exists()
 
 
 async def test_a_refused_handshake_otherwise_keeps_backing_off(
@@ -459,7 +459,7 @@ async def test_a_refused_handshake_otherwise_keeps_backing_off(
         await asyncio.sleep(0.8)
         assert platform.handshakes >= 2
         assert not agent.client.decommissioned
-    assert device_dir(paths).exists()
+    assert paths.device.exists()
 
 
 async def test_the_link_comes_back_after_the_platform_restarts(
