@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -406,10 +407,27 @@ def team_signing_keys(team: Team) -> list[bytes]:
     return [bytes(key.signing_public) for key in _listed_keys(team)]
 
 
+# Every link's ``welcome`` carries the signed key list: made once per team and signer, then
+# reused for KEY_LIST_TTL seconds (a rotation in this process clears it at once; other processes
+# pick it up within the TTL, and a device verifies every target against its pinned keys anyway).
+KEY_LIST_TTL = 30.0
+_key_lists: dict[tuple[int, str | None], tuple[float, dict[str, Any]]] = {}
+
+
 def signed_key_list(team: Team, *, signer_key_id: str | None = None) -> dict[str, Any]:
     """``manifest.sign_keys`` of the listed keys. Signed by the active key, or by
     ``signer_key_id`` when given and still a key of the team: after a rotation a device trusts
     only the old key, so the link signs its list with the key of the device's active target."""
+    cache_key = (team.pk, signer_key_id)
+    cached = _key_lists.get(cache_key)
+    if cached is not None and time.monotonic() - cached[0] < KEY_LIST_TTL:
+        return cached[1]
+    document = _sign_key_list(team, signer_key_id)
+    _key_lists[cache_key] = (time.monotonic(), document)
+    return document
+
+
+def _sign_key_list(team: Team, signer_key_id: str | None) -> dict[str, Any]:
     listed = _listed_keys(team)
     signer = listed[0]
     if signer_key_id is not None:
@@ -468,6 +486,7 @@ def team_key_rotate(*, principal: Principal, team: Team) -> TeamKey:
     with transaction.atomic():
         Team.objects.select_for_update().filter(pk=team.pk).first()
         old, new = keys.rotate_team_key(team)
+        _key_lists.clear()
         audit_record(
             event="team.key.rotated",
             principal=principal,

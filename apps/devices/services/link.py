@@ -179,12 +179,24 @@ def _record_change(device: Device, reason: str) -> None:
     )
 
 
+# Read at every hello and heartbeat: the snapshots' names and ids are needed, their flows,
+# sealed credentials and settings (up to megabytes) are not.
+_SNAPSHOT_BULK = ("flows", "credentials_sealed", "env", "runner_settings", "model_refs")
+_DEFERRED = tuple(
+    f"{target}__snapshot__{name}"
+    for target in ("target", "active_target")
+    for name in _SNAPSHOT_BULK
+)
+
+
 def _load(device_id: int) -> Device | None:
     return (
         Device.objects.select_related(
             "team", "application", "target__snapshot", "active_target__snapshot"
         )
+        .defer(*_DEFERRED)
         .filter(pk=device_id)
+        .order_by()  # one row by primary key: no sort to compile or run
         .first()
     )
 
