@@ -46,6 +46,7 @@ from apps.devices.serializers import (
     RegistrationCodeCreatedSerializer,
     RegistrationCodeCreateSerializer,
 )
+from apps.devices.services.targets import target_snapshot_of
 from apps.teams.access import TeamAccess, access_application
 from apps.teams.api_base import TEAM_SLUG, TeamScopedAPIView, TeamScopedViewSet
 from apps.teams.models import Application
@@ -370,11 +371,16 @@ class ProvisioningTokenViewSet(TeamScopedViewSet):
         data = validated(ProvisioningTokenCreateSerializer, request.data)
         access = self.team_access
         group_id = data.get("group")
+        application = _application(access, data.get("application"), "device:manage")
+        snapshot_id = data.get("snapshot")
         token, raw = services.provisioning_token_create(
             principal=self.principal,
             team=self.team,
             name=data["name"],
-            application=_application(access, data.get("application"), "device:manage"),
+            application=application,
+            snapshot=(
+                target_snapshot_of(access, application, snapshot_id) if snapshot_id else None
+            ),
             group=_groups(access, [group_id], "group")[0] if group_id else None,
             tags=data.get("tags", []),
             expires_at=data.get("expires_at"),

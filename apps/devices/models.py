@@ -119,6 +119,10 @@ class ProvisioningToken(TeamOwned):
         DeviceGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     tags = models.JSONField(default=list, blank=True)
+    # Devices registering with this token get this snapshot (of ``application``) as target.
+    snapshot = models.ForeignKey(
+        "snapshots.Snapshot", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     max_uses = models.PositiveIntegerField(null=True, blank=True)  # None: unlimited
     uses = models.PositiveIntegerField(default=0)

@@ -161,6 +161,7 @@ class ProvisioningTokenSerializer(serializers.ModelSerializer[ProvisioningToken]
             "tags",
             "expires_at",
             "max_uses",
+            "snapshot",
             "uses",
             "revoked_at",
             "created_by",
@@ -177,6 +178,12 @@ class ProvisioningTokenCreateSerializer(serializers.Serializer[Any]):
     tags = _tags(required=False)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
     max_uses = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    snapshot = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        help_text="A snapshot of the application: the first target of devices registering.",
+    )
 
 
 class ProvisioningTokenCreatedSerializer(ProvisioningTokenSerializer):

@@ -42,6 +42,8 @@ from apps.devices.services.devices import (
     device_record,
     require_same_team,
 )
+from apps.devices.services.targets import issue_first_target
+from apps.snapshots.models import Snapshot
 from apps.teams.models import Application, Team
 from edge_runner.protocol.manifest import ManifestError, parse_public_key
 
@@ -84,13 +86,24 @@ def provisioning_token_create(
     tags: Sequence[str] = (),
     expires_at: datetime | None = None,
     max_uses: int | None = None,
+    snapshot: Snapshot | None = None,
 ) -> tuple[ProvisioningToken, str]:
-    """A team token that registers devices (assigning ``application``, ``group``, ``tags``);
-    returns the row and the raw token, which is never stored or shown again."""
+    """A team token that registers devices (assigning ``application``, ``group``, ``tags``, and
+    ``snapshot`` of that application as their first target); returns the row and the raw
+    token, which is never stored or shown again."""
     principal.require_writable("create provisioning tokens")
     name = clean_name(name)
     tag_list = clean_tags(list(tags))
     require_same_team(team, application, [group] if group else [])
+    if snapshot is not None and (
+        application is None
+        or snapshot.team_id != team.pk
+        or snapshot.application_id != application.pk
+    ):
+        raise ValidationError(
+            "The snapshot must be one of the token's application.",
+            fields={"snapshot": "Choose a snapshot of the application the token assigns."},
+        )
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError(
             "The expiry must be in the future.", fields={"expires_at": "Must be in the future."}
@@ -112,6 +125,7 @@ def provisioning_token_create(
             tags=tag_list,
             expires_at=expires_at,
             max_uses=max_uses,
+            snapshot=snapshot,
             created_by=principal.user,
         )
         audit_record(
@@ -355,9 +369,11 @@ def _register_found(
         token.save(update_fields=["uses", "last_used_at", "updated_at"])
         creator = token.created_by.email if token.created_by else ""
         details = {"token_prefix": token.prefix, "token_id": token.pk, "provisioned_by": creator}
+        first_target = token.snapshot
     else:
         device = found
         details = {"registration_code": True}
+        first_target = None
     _registered(
         device,
         credential,
@@ -375,6 +391,8 @@ def _register_found(
         | details
         | {"agent_version": agent_version, "hostname": hostname},
     )
+    if first_target is not None and first_target.application_id == device.application_id:
+        issue_first_target(device, first_target)
     announce(device)
     return device, credential
 

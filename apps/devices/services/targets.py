@@ -107,6 +107,12 @@ def _issue(principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTa
     return target
 
 
+def issue_first_target(device: Device, snapshot: Snapshot) -> DeviceTarget:
+    """At registration, the target the provisioning token names (chosen by whoever made the
+    token, who needed ``device:manage``; issued in the registration's transaction)."""
+    return _issue(Principal.system("device provisioning"), device, snapshot)
+
+
 def device_set_target(*, principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTarget:
     """Make ``snapshot`` the device's target (``flow:deploy`` on its application)."""
     principal.require_writable("deploy snapshots")

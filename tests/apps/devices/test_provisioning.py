@@ -326,3 +326,60 @@ def test_a_one_use_token_used_by_50_runners_at_once_makes_exactly_one_device(
     assert token.uses == 1
     assert sorted(outcomes) == ["refused"] * (RACERS - 1) + ["registered"]
     assert refusals(race_team) == ["used up"] * (RACERS - 1)
+
+
+# --- a token's first target ----------------------------------------------------------------
+
+
+def test_a_token_with_a_snapshot_gives_each_new_device_that_target(
+    acme_world: Acme, olivia: Principal
+) -> None:
+    from apps.devices.models import TargetOutcome
+    from apps.snapshots.services import snapshot_create
+
+    snapshot = snapshot_create(
+        principal=olivia,
+        application=acme_world.line_1,
+        name="v1",
+        flows=[{"id": "t1", "type": "tab", "label": "Flow 1"}],
+    )
+    _, raw = provisioning_token_create(
+        principal=olivia,
+        team=acme_world.team,
+        name="Line 1",
+        application=acme_world.line_1,
+        snapshot=snapshot,
+    )
+    device, _ = register(raw, name="press-1")
+    device.refresh_from_db()
+    assert device.target is not None
+    assert device.target.snapshot_id == snapshot.pk
+    assert device.target.outcome == TargetOutcome.PENDING
+    assert device.target.envelope["manifest"]["device"] == str(device.pk)
+    assert AuditEvent.objects.filter(event="device.target.set", target_id=str(device.pk)).exists()
+
+
+def test_a_token_snapshot_must_belong_to_its_application(
+    acme_world: Acme, olivia: Principal
+) -> None:
+    from apps.snapshots.services import snapshot_create
+    from apps.teams.services import application_create
+
+    other = application_create(principal=olivia, team=acme_world.team, name="Line 2", slug="line-2")
+    snapshot = snapshot_create(
+        principal=olivia,
+        application=other,
+        name="v1",
+        flows=[{"id": "t1", "type": "tab", "label": "Flow 1"}],
+    )
+    before = ProvisioningToken.objects.count()
+    for application in (acme_world.line_1, None):
+        with pytest.raises(ValidationError, match="snapshot"):
+            provisioning_token_create(
+                principal=olivia,
+                team=acme_world.team,
+                name="Line 1",
+                application=application,
+                snapshot=snapshot,
+            )
+    assert ProvisioningToken.objects.count() == before
