@@ -14,6 +14,7 @@ import socket
 import stat
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ FAKE = [sys.executable, str(Path(__file__).with_name("hosted_fake_runner.py"))]
 def free_port_block(size: int = 8) -> range:
     """``size`` consecutive loopback ports that are free now (tests run in parallel)."""
     for _ in range(200):
-        first = random.randrange(20000, 60000)  # noqa: S311  # not security
+        first = random.randrange(20000, 60000)  # not security
         block = range(first, first + size)
         if all(_free(port) for port in block):
             return block
@@ -124,7 +125,7 @@ def test_driver_starts_and_stops_a_runner_on_loopback(
 
     spec = InstanceSpec("7", "dev", "http://127.0.0.1:9", ports[0], ports[1], code)
     # Registration fails (nothing listens on port 9): a clear error, nothing running.
-    with pytest.raises(HostingError, match="Registering with http://127.0.0.1:9 failed"):
+    with pytest.raises(HostingError, match=r"Registering with http://127\.0\.0\.1:9 failed"):
         driver.start(spec)
     assert codes == ["x"]
     assert driver.status("7").state == "stopped"
@@ -133,7 +134,8 @@ def test_driver_starts_and_stops_a_runner_on_loopback(
     identity.parent.mkdir(parents=True)
     identity.write_text("{}")  # registered before: no new code is issued
     status = driver.start(spec)
-    assert status.state == "running" and status.pid is not None
+    assert status.state == "running"
+    assert status.pid is not None
     wait_for(lambda: listening(ports[0]) and listening(ports[1]))
     assert codes == ["x"]
     for directory in (driver.directory("7"), driver.data_dir("7")):
@@ -176,9 +178,12 @@ def test_port_ranges() -> None:
 # --- services ---------------------------------------------------------------------------------
 
 
-def test_one_development_instance_per_application(acme_world: Acme, ports: range, audit_log: Any) -> None:
+def test_one_development_instance_per_application(
+    acme_world: Acme, ports: range, audit_log: Any
+) -> None:
     device = hosted_instance_create(principal=olivia(acme_world), application=acme_world.line_1)
-    assert device.hosted_driver == "local" and device.application == acme_world.line_1
+    assert device.hosted_driver == "local"
+    assert device.application == acme_world.line_1
     instance = HostedInstance.objects.get(device=device)
     assert (instance.port, instance.status_port) == (ports[0], ports[1])
     assert instance.desired == HostedDesired.RUNNING
@@ -203,7 +208,8 @@ def test_port_range_exhaustion_is_a_clear_error(acme_world: Acme) -> None:
         )
         with pytest.raises(PortsExhausted, match="MANIFOLD_HOSTED_PORTS") as refused:
             hosted_instance_create(principal=principal, application=third)
-    assert refused.value.status_code == 409 and refused.value.code == "ports_exhausted"
+    assert refused.value.status_code == 409
+    assert refused.value.code == "ports_exhausted"
     assert not Device.objects.filter(application=third).exists()
 
 
@@ -225,7 +231,8 @@ def test_reconciler_registers_starts_and_restarts_a_killed_runner(
     reconciler.tick()
     pid = _running_pid(driver, name)
     device.refresh_from_db()
-    assert device.registered_at is not None and device.credential_hash  # registered for real
+    assert device.registered_at is not None
+    assert device.credential_hash
     assert device.registration_code_hash is None  # the code was used up
     wait_for(lambda: listening(ports[0]))
 
@@ -235,7 +242,8 @@ def test_reconciler_registers_starts_and_restarts_a_killed_runner(
     new_pid = _running_pid(driver, name)
     assert new_pid != pid
     instance = HostedInstance.objects.get(device=device)
-    assert instance.state == "running" and instance.restarts == 1
+    assert instance.state == "running"
+    assert instance.restarts == 1
     assert "exited" in instance.last_error
     device.refresh_from_db()
     assert device.registered_at is not None  # no second registration: same identity
@@ -333,3 +341,71 @@ def test_a_new_reconciler_adopts_running_runners_and_shutdown_stops_them(
     after_restart.shutdown()
     assert not alive(pid)
     assert successor.instances() == []
+
+
+# --- the real runner --------------------------------------------------------------------------
+
+
+def test_the_real_edge_runner_registers_runs_on_loopback_and_stops(
+    acme_world: Acme, ports: range, tmp_path: Path, live_server: Any
+) -> None:
+    real = LocalProcessDriver(tmp_path / "hosted", cwd=Path(__file__).parents[3], grace_seconds=10)
+    try:
+        reconciler = Reconciler(real, live_server.url)
+        device = hosted_instance_create(principal=olivia(acme_world), application=acme_world.line_1)
+        name = str(device.pk)
+        reconciler.tick()
+        pid = _running_pid(real, name)
+        device.refresh_from_db()
+        assert device.registered_at is not None  # `edge-runner register` over real HTTP
+        identity = real.data_dir(name) / "device" / "identity.json"
+        assert stat.S_IMODE(identity.stat().st_mode) == 0o600
+        wait_for(lambda: listening(ports[1]), timeout=30)  # the status page
+        wait_for(lambda: listening(ports[0]), timeout=30)  # the engine
+        with urllib.request.urlopen(  # noqa: S310  # loopback http
+            f"http://127.0.0.1:{ports[1]}/status.json", timeout=5
+        ) as answer:
+            assert answer.status == 200
+        bound = _listening_addresses(pid)
+        assert bound, "the runner listens on nothing"
+        assert all(address.startswith("127.0.0.1:") for address in bound), bound
+
+        hosted_instance_delete(
+            principal=olivia(acme_world), instance=HostedInstance.objects.get(device=device)
+        )
+        reconciler.tick()
+        assert not alive(pid)
+        assert not listening(ports[0])
+        assert not listening(ports[1])
+    finally:
+        real.stop_many(real.instances())
+
+
+def _listening_addresses(pid: int) -> set[str]:
+    """host:port of every listening TCP socket of ``pid``'s session (the agent and its engine)."""
+    session = os.getsid(pid)
+    inodes: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) != session:
+                continue
+            for fd in (entry / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                host_hex, port_hex = fields[1].split(":")
+                if len(host_hex) == 8:
+                    host = socket.inet_ntoa(bytes.fromhex(host_hex)[::-1])
+                else:
+                    host = "ipv6:" + host_hex
+                found.add(f"{host}:{int(port_hex, 16)}")
+    return found
