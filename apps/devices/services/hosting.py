@@ -238,3 +238,13 @@ def hosted_instance_observe(
     HostedInstance.objects.filter(pk=instance_id).update(
         **changes, state_changed_at=timezone.now(), updated_at=timezone.now()
     )
+
+
+def hosted_instance_of(application: Application) -> HostedInstance | None:
+    """The application's development instance (the caller resolved the application through
+    ``access_application``)."""
+    return (
+        HostedInstance.objects.select_related("device", "application", "team")
+        .filter(application=application)
+        .first()
+    )

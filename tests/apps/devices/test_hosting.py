@@ -362,7 +362,7 @@ def test_the_real_edge_runner_registers_runs_on_loopback_and_stops(
         assert stat.S_IMODE(identity.stat().st_mode) == 0o600
         wait_for(lambda: listening(ports[1]), timeout=30)  # the status page
         wait_for(lambda: listening(ports[0]), timeout=30)  # the engine
-        with urllib.request.urlopen(  # noqa: S310  # loopback http
+        with urllib.request.urlopen(  # loopback http
             f"http://127.0.0.1:{ports[1]}/status.json", timeout=5
         ) as answer:
             assert answer.status == 200
