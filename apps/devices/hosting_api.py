@@ -43,6 +43,13 @@ def instance_json(instance: HostedInstance) -> dict[str, Any]:
     }
 
 
+def _refreshing(request: Request, response: Response) -> Response:
+    """The overview card's buttons post here with htmx: reload the page to show the change."""
+    if request.method != "GET" and request.headers.get("HX-Request") == "true":
+        response["HX-Refresh"] = "true"
+    return response
+
+
 class _InstanceView(TeamScopedAPIView):
     def application(self, slug: str, permission: str) -> Application:
         return access_application(self.team_access, slug, permission)
@@ -57,7 +64,7 @@ class _InstanceView(TeamScopedAPIView):
         fresh = hosting.hosted_instance_of(instance.application)
         if fresh is None:
             raise NotFound("This application has no development instance.")
-        return Response(instance_json(fresh), status=code)
+        return _refreshing(self.request, Response(instance_json(fresh), status=code))
 
 
 class HostedInstanceView(_InstanceView):
@@ -82,7 +89,7 @@ class HostedInstanceView(_InstanceView):
     def delete(self, request: Request, team_slug: str, app_slug: str) -> Response:
         instance = self.instance(app_slug, "device:manage")
         hosting.hosted_instance_delete(principal=self.principal, instance=instance)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return _refreshing(request, Response(status=status.HTTP_204_NO_CONTENT))
 
 
 class HostedInstanceActionView(_InstanceView):

@@ -90,3 +90,21 @@ def test_ports_exhausted_is_a_409(acme_world: Acme, olivia_api: APIClient) -> No
     assert refused.json()["error"]["code"] == "ports_exhausted"
     assert "MANIFOLD_HOSTED_PORTS" in refused.json()["error"]["message"]
     assert not Device.objects.exists()
+
+
+PAGE = "/teams/acme/applications/line-1/"
+
+
+def test_overview_card(acme_world: Acme, olivia_api: APIClient, vera_api: APIClient) -> None:
+    page = olivia_api.get(PAGE).content.decode()
+    assert "No development instance" in page
+    assert "Create the development instance" in page
+    created = olivia_api.post(URL, {}, format="json", HTTP_HX_REQUEST="true")
+    assert created.headers["HX-Refresh"] == "true"
+    page = olivia_api.get(PAGE).content.decode()
+    assert "Line 1 (development)" in page
+    assert 'href="http://127.0.0.1:31801/"' in page
+    assert URL + "stop/" in page
+    viewer_page = vera_api.get(PAGE).content.decode()
+    assert "Line 1 (development)" in viewer_page
+    assert URL + "stop/" not in viewer_page  # a viewer sees the state, not the buttons
