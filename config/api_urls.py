@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("apps.devices.api_urls")),
     path("teams/<slug:team_slug>/", include("apps.snapshots.api_urls")),
     path("", include("apps.devices.link_urls")),
+    path("", include("apps.devices.hosting_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script under a strict CSP.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,5 +1,6 @@
-"""One supervisor for `make run`: the ASGI server, a Celery worker, Celery beat, the demo edge
-runner and the simulated motor its demo flow polls, as children of one process.
+"""One supervisor for `make run`: the ASGI server, a Celery worker, Celery beat, the hosted
+instances' reconciler (``manage.py hosted_runners``), the demo edge runner and the simulated
+motor its demo flow polls, as children of one process.
 
 Before starting them it prepares the demo runner's user directory once: a userdir without
 flows.json gets the motor-anomaly model and flow (examples/); an existing flows.json is kept.
@@ -307,9 +308,31 @@ def default_children(
                 ),
             )
         )
+    children.append(
+        Child(
+            "hosted",
+            [
+                sys.executable,
+                "manage.py",
+                "hosted_runners",
+                "--platform-url",
+                hosted_platform_url(host, port),
+            ],
+        )
+    )
     if runner:
         children.extend(demo_children(var_dir, runner_port, motor_port))
     return children
+
+
+def hosted_platform_url(host: str, port: int, environ: Mapping[str, str] = os.environ) -> str:
+    """Where hosted runners register and link: $MANIFOLD_HOSTED_PLATFORM_URL, else this server
+    (on loopback when it listens on every address)."""
+    configured = environ.get("MANIFOLD_HOSTED_PLATFORM_URL")
+    if configured:
+        return configured
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104  # a comparison
+    return f"http://{reachable}:{port}"
 
 
 class Supervisor:

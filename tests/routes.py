@@ -32,12 +32,18 @@ from apps.accounts.services import (
     user_deactivate,
 )
 from apps.audit.models import AuditChainHead, AuditEvent
-from apps.devices.models import Device, DeviceGroup, ProvisioningToken
+from apps.devices.models import Device, DeviceGroup, HostedInstance, ProvisioningToken
 from apps.devices.services import (
     device_group_create,
     device_register,
     device_suspend,
     provisioning_token_create,
+)
+from apps.devices.services.hosting import (
+    hosted_instance_create,
+    hosted_instance_delete,
+    hosted_instance_start,
+    hosted_instance_stop,
 )
 from apps.rbac.models import CustomRole
 from apps.rbac.services import custom_role_create
@@ -113,6 +119,7 @@ class World:
     fleet: Fleet
     snapshot: Snapshot
     globex_snapshot: Snapshot
+    hosted: HostedInstance
 
 
 def build_world(acme: Acme, globex: Globex) -> World:
@@ -181,6 +188,9 @@ def build_world(acme: Acme, globex: Globex) -> World:
         fleet=build_fleet(acme, globex),
         snapshot=snapshot,
         globex_snapshot=globex_snapshot,
+        hosted=hosted_instance_create(
+            principal=Principal.for_user(olivia), application=acme.line_1
+        ).hosted,
     )
 
 
@@ -238,6 +248,33 @@ def _device(w: World) -> dict[str, Any]:
 
 def _token(w: World) -> dict[str, Any]:
     return {"token_id": w.token.pk}
+
+
+def _toggle_hosted_instance(w: World, client: APIClient) -> dict[str, Any]:
+    """POST (create) needs line-1 without an instance, DELETE with one; the audit check calls
+    them in that order, so remove the world's instance before the first, put one back before
+    the second."""
+    olivia = Principal.for_user(w.acme.olivia)
+    found = HostedInstance.objects.filter(application=w.acme.line_1).first()
+    if found is not None:
+        hosted_instance_delete(principal=olivia, instance=found)
+    else:
+        hosted_instance_create(principal=olivia, application=w.acme.line_1)
+    return _page_app(w)
+
+
+def _stopped_hosted_instance(w: World, client: APIClient) -> dict[str, Any]:
+    """Starting a running instance changes nothing: stop it first."""
+    found = HostedInstance.objects.get(application=w.acme.line_1)
+    hosted_instance_stop(principal=Principal.for_user(w.acme.olivia), instance=found)
+    return _page_app(w)
+
+
+def _running_hosted_instance(w: World, client: APIClient) -> dict[str, Any]:
+    """Stopping a stopped instance changes nothing: start it first."""
+    found = HostedInstance.objects.get(application=w.acme.line_1)
+    hosted_instance_start(principal=Principal.for_user(w.acme.olivia), instance=found)
+    return _page_app(w)
 
 
 def _vera_user(w: World) -> dict[str, Any]:
@@ -392,6 +429,20 @@ ROUTES: dict[str, Sample] = {
     "api-device-target": Sample("team", _device, {"post": lambda w: {"snapshot": w.snapshot.pk}}),
     "api-application-deploy": Sample("team", _app, {"post": lambda w: {"snapshot": w.snapshot.pk}}),
     "api-device-history": Sample("team", _device),
+    # development instances (the world's is line-1's; creating one replaces it)
+    "api-hosted-instance": Sample(
+        "team",
+        _page_app,
+        {"post": _body({"name": "Line 1 dev"}), "delete": _none},
+        prime=_toggle_hosted_instance,
+    ),
+    "api-hosted-instance-start": Sample(
+        "team", _page_app, {"post": _none}, prime=_stopped_hosted_instance
+    ),
+    "api-hosted-instance-stop": Sample(
+        "team", _page_app, {"post": _none}, prime=_running_hosted_instance
+    ),
+    "api-hosted-instance-restart": Sample("team", _page_app, {"post": _none}),
     "api-provisioning-token-list": Sample(
         "team", _team, {"post": _body({"name": "Line 2 token", "max_uses": 5})}
     ),

@@ -244,3 +244,38 @@ class FleetSettings(models.Model):
 
     def __str__(self) -> str:
         return f"fleet settings of {self.team_id}"
+
+
+class HostedDesired(models.TextChoices):
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+
+
+class HostedInstance(TeamOwned):
+    """A runner the platform starts itself (``Device.hosted_driver``): an application's
+    development instance. What it should be (``desired``) is written by the services; what it
+    is (``state``, ``restarts``, ``last_error``) by the reconciler (``hosted_runners``)."""
+
+    device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="hosted")
+    # One development instance per application (deleting the application removes the row; the
+    # reconciler then stops the process).
+    application = models.OneToOneField(
+        "teams.Application", on_delete=models.CASCADE, related_name="development_instance"
+    )
+    desired = models.CharField(
+        max_length=20, choices=HostedDesired.choices, default=HostedDesired.RUNNING
+    )
+    # Loopback ports from MANIFOLD_HOSTED_PORTS, fixed for the instance's life.
+    port = models.PositiveIntegerField(unique=True)
+    status_port = models.PositiveIntegerField(unique=True)
+    restart_requested = models.BooleanField(default=False)  # the reconciler clears it
+    state = models.CharField(max_length=20, default="stopped")
+    restarts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=400, blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"hosted {self.device_id} on {self.port}"

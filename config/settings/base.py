@@ -192,6 +192,10 @@ AUDIT_ANCHOR_KEY = os.environ.get("MANIFOLD_AUDIT_ANCHOR_KEY", "")
 # base64 of 32 random bytes. Unset: derived from SECRET_KEY, so changing SECRET_KEY would make
 # every stored team key unreadable; production requires it.
 MANIFOLD_KEY_ENCRYPTION_KEY = os.environ.get("MANIFOLD_KEY_ENCRYPTION_KEY", "")
+# Hosted instances (apps.devices.hosting): loopback ports they get (two each: engine and status
+# page) and the platform address they register and link against (`make run` passes its own).
+HOSTED_PORTS = os.environ.get("MANIFOLD_HOSTED_PORTS", "18800-18899")
+HOSTED_PLATFORM_URL = os.environ.get("MANIFOLD_HOSTED_PLATFORM_URL", "http://127.0.0.1:8000")
 # One request body at most (a large flow export fits); larger ones get 413
 # (apps.core.middleware, apps.core.limits.BoundedJSONParser).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

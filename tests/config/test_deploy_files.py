@@ -61,6 +61,7 @@ def test_systemd_units_start_real_entry_points() -> None:
         "manifold-beat.service",
         "manifold-edge-runner.service",
         "manifold-edge-runner-managed.service",
+        "manifold-hosted.service",
     }
     assert "/opt/manifold/deploy/manifold web " in units["manifold-web.service"]
     assert "--workers" in units["manifold-web.service"]
@@ -68,6 +69,7 @@ def test_systemd_units_start_real_entry_points() -> None:
     assert "/opt/manifold/deploy/manifold beat " in units["manifold-beat.service"]
     assert "-m edge_runner serve" in units["manifold-edge-runner.service"]
     assert "-m edge_runner run" in units["manifold-edge-runner-managed.service"]
+    assert "/opt/manifold/deploy/manifold hosted" in units["manifold-hosted.service"]
     for text in units.values():
         assert "ExecStart=" in text
         assert "[Install]" in text

@@ -169,7 +169,7 @@ def test_serves_then_stops_every_child_on_sigterm(platform: Running) -> None:
     platform.wait_for_line(r"^worker \| .*ready", 60)
     platform.wait_for_line(r"^beat   \| .*beat: Starting", 60)
     children = platform.pids()
-    assert set(children) == {"web", "worker", "beat"}
+    assert set(children) == {"web", "worker", "beat", "hosted"}
     stop_started = time.monotonic()
     platform.process.send_signal(signal.SIGTERM)
     assert platform.process.wait(30) == 0
