@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0002_initial'),
+        ('devices', '0003_hosted_instance'),
         ('snapshots', '0001_initial'),
     ]
 
