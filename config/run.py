@@ -180,11 +180,20 @@ def prepare_demo_userdir(
     )
 
 
+def demo_token_file(var_dir: Path) -> Path:
+    """Where ``manage.py demo_device`` leaves the demo runner's one-use registration token."""
+    return var_dir / "demo-device-token"
+
+
 def demo_children(
-    var_dir: Path, runner_port: int = DEMO_RUNNER_PORT, motor_port: int = DEMO_MOTOR_PORT
+    var_dir: Path,
+    runner_port: int = DEMO_RUNNER_PORT,
+    motor_port: int = DEMO_MOTOR_PORT,
+    platform_url: str = "http://127.0.0.1:8000",
 ) -> list[Child]:
-    """The demo edge runner (standalone, user directory var/demo-runner) and the simulated
-    motor its demo flow polls; none until the runner package has a CLI."""
+    """The demo edge runner (user directory var/demo-runner; a managed device of the demo team
+    once registered, see config/demo_runner.py) and the simulated motor its flow polls; none
+    until the runner package has a CLI."""
     if not runner_available():
         return []
     userdir = demo_userdir(var_dir)
@@ -194,19 +203,47 @@ def demo_children(
         Child(
             "runner",
             python_module(
-                "edge_runner",
-                "serve",
-                "--host",
-                "127.0.0.1",
+                "config.demo_runner",
+                "--url",
+                platform_url,
+                "--data-dir",
+                str(userdir),
+                "--token-file",
+                str(demo_token_file(var_dir)),
                 "--port",
                 str(runner_port),
-                "--userdir",
-                str(userdir),
-                "--log-level",
-                "info",
+                "--status-port",
+                str(runner_port - 1),
             ),
         ),
     ]
+
+
+def prepare_demo_device(var_dir: Path) -> str:
+    """Snapshot the demo runner's flows on the platform and, for a runner not registered yet,
+    issue its registration token (``manage.py demo_device``); returns what to tell the user."""
+    userdir = demo_userdir(var_dir)
+    flows = userdir / FLOWS_FILE
+    if not flows.exists():
+        return "demo device: no flows to snapshot; the runner runs standalone"
+    command = [
+        sys.executable,
+        "manage.py",
+        "demo_device",
+        "--flows",
+        str(flows),
+        "--token-file",
+        str(demo_token_file(var_dir)),
+    ]
+    if (userdir / "device" / "identity.json").exists():
+        command.append("--registered")
+    done = subprocess.run(  # our interpreter, our command
+        command, cwd=BASE_DIR, capture_output=True, text=True, timeout=120, check=False
+    )
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    if done.returncode != 0:
+        return f"demo device: not prepared ({lines[-1] if lines else done.returncode})"
+    return lines[-1] if lines else "demo device: prepared"
 
 
 def demo_login(var_dir: Path) -> str | None:
@@ -321,7 +358,9 @@ def default_children(
         )
     )
     if runner:
-        children.extend(demo_children(var_dir, runner_port, motor_port))
+        children.extend(
+            demo_children(var_dir, runner_port, motor_port, hosted_platform_url(host, port))
+        )
     return children
 
 
@@ -498,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         supervisor.say("run", "demo runner: preparing its user directory")
         preparation = prepare_demo_userdir(demo_userdir(var_dir), options.motor_port)
         supervisor.say("run", preparation.message)
+        supervisor.say("run", prepare_demo_device(var_dir))
         if supervisor.stop_requested:  # Ctrl-C while the model was being trained
             supervisor.say("run", "stopped before starting anything")
             return 0
@@ -509,8 +549,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         banner.append(login)
     if any(child.name == "runner" for child in supervisor.children):
         banner.append(
-            f"Demo edge runner: http://127.0.0.1:{options.runner_port}/flows "
-            f"(motor on 127.0.0.1:{options.motor_port}, Modbus TCP)"
+            f"Demo device 'motor-3 edge': {base_url}teams/acme/devices/ "
+            f"(its status page: http://127.0.0.1:{options.runner_port - 1}/; "
+            f"motor on 127.0.0.1:{options.motor_port}, Modbus TCP)"
         )
     banner.append("Ctrl-C stops everything.")
     threading.Thread(

@@ -198,6 +198,14 @@ async def _group_send(group: str, message: dict[str, Any]) -> None:
 
 
 _SENDER = _Sender()
+# Flush before the interpreter's thread pools shut down: concurrent.futures refuses new work from
+# threading's own exit hooks on, and the SQLite channel layer sends through a pool thread (a
+# management command's events were lost with "cannot schedule new futures after shutdown").
+# threading runs these hooks newest first, so ours (registered after concurrent.futures was
+# imported) runs before the pools close; atexit stays as the fallback.
+_register_thread_exit = getattr(threading, "_register_atexit", None)
+if _register_thread_exit is not None:
+    _register_thread_exit(_SENDER.flush, 5.0)
 atexit.register(_SENDER.flush, 5.0)
 
 

@@ -664,6 +664,8 @@ class LinkClient:
     async def _stream_while_watched(self, since: int | None) -> None:
         loop = asyncio.get_running_loop()
         cursor = self.stream.last_seq if since is None else since
+        if since is None:
+            self._restate_node_status()
         if since is not None:
             cursor = await self._send_batches(since)
         while (left := self._lease_until - loop.time()) > 0:
@@ -671,6 +673,13 @@ class LinkClient:
                 await asyncio.sleep(STREAM_BATCH_SECONDS)
                 cursor = await self._send_batches(cursor)
         log.info("watch lease ended")
+
+    def _restate_node_status(self) -> None:
+        """A new watcher first sees every node's current status: statuses change rarely (a
+        poll node stays green for days), so the stream alone would show none of them."""
+        watch = getattr(self.applier, "watch", None)
+        for node, status in dict(getattr(watch, "statuses", {})).items():
+            self.stream.add("status", node=node, status=dict(status))
 
     async def _send_batches(self, cursor: int) -> int:
         for batch in self.stream.batches(cursor):

@@ -597,3 +597,18 @@ async def test_a_device_welcomed_as_suspended_takes_no_target(
         assert agent.client.suspended
         assert (await agent.client.heartbeat())["state"] == "suspended"
         assert agent.applier.applied == []
+
+
+async def test_a_new_watcher_first_gets_every_node_status_the_engine_showed(
+    platform: PlatformDouble, identity: Identity, paths: RunnerPaths
+) -> None:
+    async with Agent(identity, paths) as agent:
+        agent.client.applier.watch = SimpleNamespace(  # type: ignore[attr-defined]  # the real Applier has one
+            statuses={"poll": {"fill": "green", "shape": "dot", "text": "connected"}}
+        )
+        await platform.connected()
+        await platform.send({"type": link.WATCH, "on": True, "lease_seconds": 5})
+        first = await platform.wait_for(link.STREAM)
+        assert [(i["kind"], i["node"], i["status"]["text"]) for i in first["items"]] == [
+            ("status", "poll", "connected")
+        ]
