@@ -349,6 +349,22 @@ BODY_REF_PROBES: dict[tuple[str, str], RefProbe] = {
         lambda w: {"snapshot": w.snapshot.pk},
         lambda w: {"snapshot": w.globex_snapshot.pk},
     ),
+    ("SnapshotChoiceSerializer", "snapshot"): RefProbe(
+        "api-application-deploy",
+        "post",
+        lambda w: {"snapshot": w.snapshot.pk},
+        lambda w: {"snapshot": w.globex_snapshot.pk},
+    ),
+    ("ProvisioningTokenCreateSerializer", "snapshot"): RefProbe(
+        "api-provisioning-token-list",
+        "post",
+        lambda w: {"name": "With target", "application": "line-1", "snapshot": w.snapshot.pk},
+        lambda w: {
+            "name": "With target",
+            "application": "line-1",
+            "snapshot": w.globex_snapshot.pk,
+        },
+    ),
     ("TokenCreateSerializer", "teams"): RefProbe(
         "api-token-list",
         "post",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import status
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,6 +21,30 @@ from apps.devices.services import hosting
 from apps.teams.access import access_application
 from apps.teams.api_base import TeamScopedAPIView
 from apps.teams.models import Application
+
+
+class HostedDeviceSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    last_seen = serializers.DateTimeField(allow_null=True, read_only=True)
+
+
+class HostedInstanceSerializer(serializers.Serializer[Any]):
+    device = HostedDeviceSerializer(read_only=True)
+    driver = serializers.CharField(read_only=True)
+    desired = serializers.CharField(read_only=True)
+    state = serializers.CharField(read_only=True)
+    port = serializers.IntegerField(read_only=True)
+    status_port = serializers.IntegerField(read_only=True)
+    status_url = serializers.CharField(read_only=True)
+    restarts = serializers.IntegerField(read_only=True)
+    last_error = serializers.CharField(read_only=True)
+    state_changed_at = serializers.DateTimeField(allow_null=True, read_only=True)
+
+
+class HostedInstanceCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(required=False, max_length=100)
 
 
 def instance_json(instance: HostedInstance) -> dict[str, Any]:
@@ -70,9 +95,13 @@ class _InstanceView(TeamScopedAPIView):
 class HostedInstanceView(_InstanceView):
     permissions = {"get": "device:read", "post": "device:manage", "delete": "device:manage"}
 
+    @extend_schema(responses={200: HostedInstanceSerializer})
     def get(self, request: Request, team_slug: str, app_slug: str) -> Response:
         return self.answer(self.instance(app_slug, "device:read"))
 
+    @extend_schema(
+        request=HostedInstanceCreateSerializer, responses={201: HostedInstanceSerializer}
+    )
     def post(self, request: Request, team_slug: str, app_slug: str) -> Response:
         body = request.data if isinstance(request.data, dict) else None
         if body is None:
@@ -86,6 +115,7 @@ class HostedInstanceView(_InstanceView):
         )
         return self.answer(device.hosted, status.HTTP_201_CREATED)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, team_slug: str, app_slug: str) -> Response:
         instance = self.instance(app_slug, "device:manage")
         hosting.hosted_instance_delete(principal=self.principal, instance=instance)
@@ -100,6 +130,7 @@ class HostedInstanceActionView(_InstanceView):
         "restart": hosting.hosted_instance_restart,
     }
 
+    @extend_schema(request=None, responses={200: HostedInstanceSerializer})
     def post(self, request: Request, team_slug: str, app_slug: str, action: str) -> Response:
         instance = self.instance(app_slug, "device:manage")
         changed = self.actions[action](principal=self.principal, instance=instance)

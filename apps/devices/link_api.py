@@ -67,31 +67,31 @@ class SnapshotChoiceSerializer(serializers.Serializer[Any]):
 
 
 class TargetSerializer(serializers.Serializer[Any]):
-    device = serializers.IntegerField()
-    snapshot = serializers.IntegerField()
-    generation = serializers.IntegerField()
-    outcome = serializers.CharField()
-    reason = serializers.CharField()
-    digest = serializers.CharField()
-    reported_at = serializers.DateTimeField(allow_null=True)
+    device = serializers.IntegerField(read_only=True)
+    snapshot = serializers.IntegerField(read_only=True)
+    generation = serializers.IntegerField(read_only=True)
+    outcome = serializers.CharField(read_only=True)
+    reason = serializers.CharField(read_only=True)
+    digest = serializers.CharField(read_only=True)
+    reported_at = serializers.DateTimeField(allow_null=True, read_only=True)
 
 
 class TargetsSerializer(serializers.Serializer[Any]):
-    targets = TargetSerializer(many=True)
+    targets = TargetSerializer(many=True, read_only=True)
 
 
 class StateChangeSerializer(serializers.Serializer[Any]):
-    at = serializers.DateTimeField()
-    status = serializers.CharField()
-    snapshot = serializers.IntegerField(allow_null=True)
-    generation = serializers.IntegerField(allow_null=True)
-    reason = serializers.CharField()
+    at = serializers.DateTimeField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    snapshot = serializers.IntegerField(allow_null=True, read_only=True)
+    generation = serializers.IntegerField(allow_null=True, read_only=True)
+    reason = serializers.CharField(read_only=True)
 
 
 class HistorySerializer(serializers.Serializer[Any]):
-    at = serializers.DateTimeField(allow_null=True)
-    active = StateChangeSerializer(allow_null=True)
-    history = StateChangeSerializer(many=True)
+    at = serializers.DateTimeField(allow_null=True, read_only=True)
+    active = StateChangeSerializer(allow_null=True, read_only=True)
+    history = StateChangeSerializer(many=True, read_only=True)
 
 
 class DeviceTargetView(TeamScopedAPIView):
