@@ -106,8 +106,8 @@ def platform(transactional_db: Any) -> Iterator[Platform]:
 
 
 class Agent:
-    """One managed edge runner: a data directory and, while running, its process group (the
-    agent and its engine child)."""
+    """One managed edge runner: a data directory and, while running, the agent's process (its
+    engine child runs in a session of its own)."""
 
     def __init__(self, root: Path) -> None:
         self.paths = RunnerPaths(root)
@@ -132,7 +132,7 @@ class Agent:
             self.process = subprocess.Popen(
                 self.command("run", "--data-dir", str(self.paths.root), "--port", str(self.port),
                              "--status-port", str(self.status_port), "--memory-limit", "1G"),
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip
 
     def status(self) -> dict[str, Any] | None:
@@ -144,27 +144,53 @@ class Agent:
         except OSError:
             return None
 
-    def kill(self) -> None:
-        """kill -9 of the agent and its engine child (their process group)."""
+    def children(self) -> list[int]:
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
+        found: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            found += [int(pid) for pid in (task / "children").read_text().split()]
+        return found
+
+    def kill(self) -> None:
+        """kill -9 of the agent; its engine child (own session) must die with it."""
+        assert self.process is not None
+        engines = self.children()
+        assert engines, "the agent runs its engine as a child"
+        self.process.kill()
         self.process.wait(timeout=10)
         self.process = None
+        until(
+            lambda: not any(alive(pid) for pid in engines),
+            10,
+            f"the engine {engines} dies with its agent",
+        )
 
     def stop(self) -> None:
         if self.process is None:
             return
+        engines = self.children() if self.process.poll() is None else []
         if self.process.poll() is None:
             self.process.terminate()
             with suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=20)
-        with suppress(ProcessLookupError):  # the engine child too, whatever became of the agent
-            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.kill()
         self.process.wait(timeout=10)
         self.process = None
+        for pid in engines:  # whatever became of the agent, no engine outlives the test
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def alive(pid: int) -> bool:
+    """Is ``pid`` a live process (a zombie is not)?"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.fixture
