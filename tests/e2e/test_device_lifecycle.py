@@ -27,6 +27,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from apps.accounts.principal import Principal
+from apps.audit.models import AuditEvent
 from apps.devices.bus import device_group_name
 from apps.devices.models import Device, DeviceStateChange, DeviceStatus, DeviceTarget
 from apps.snapshots.models import Snapshot
@@ -150,6 +151,17 @@ class Agent:
         for task in Path(f"/proc/{self.process.pid}/task").iterdir():
             found += [int(pid) for pid in (task / "children").read_text().split()]
         return found
+
+    def engine(self, path: str) -> Any:
+        """The engine's Admin API, with the device credential (its bearer token in managed
+        mode)."""
+        credential = self.paths.device_credential.read_text().strip()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            headers={"Authorization": f"Bearer {credential}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310  # loopback
+            return json.load(answer)
 
     def kill(self) -> None:
         """kill -9 of the agent; its engine child (own session) must die with it."""
@@ -383,6 +395,9 @@ def test_a_snapshot_failing_its_health_check_is_rolled_back_to_the_last_good(
     assert tab_labels(status) == ["Good line"]
     assert status["last_good"]["generation"] == good.generation
     assert status["handled"]["generation"] == bad.generation
+    assert agent.engine("/flows/state")["state"] == "start"
+    deployed = agent.engine("/flows")
+    assert [n["label"] for n in deployed if n.get("type") == "tab"] == ["Good line"]
     # A few heartbeats later nothing changed: the failed target is not retried.
     time.sleep(HEARTBEAT * 4)
     assert settled(bad) is not None
@@ -457,6 +472,8 @@ def test_suspend_resume_then_decommission_wipes_the_device(
     code = agent.process.wait(timeout=30)
     assert code == 0, agent.output()
     assert device_row(device_id).status == DeviceStatus.DECOMMISSIONED
+    closes = AuditEvent.objects.filter(event="device.link.closed", target_id=str(device_id))
+    assert [row.after["code"] for row in closes if row.after] == [4410]
     assert not agent.paths.identity.exists()
     assert not agent.paths.device_credential.exists()
     assert not (agent.paths.root / "device").exists()
