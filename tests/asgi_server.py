@@ -17,8 +17,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_asgi(application: Any) -> Iterator[str]:
-    """Serve ``application`` on a free loopback port; yield its ``http://`` base URL."""
+def serve_asgi(application: Any, port: int | None = None) -> Iterator[str]:
+    """Serve ``application`` on ``port`` (default: a free loopback port); yield its ``http://``
+    base URL. Serving again on the same port is a platform coming back after an outage."""
     import uvicorn
     from channels.layers import channel_layers
 
@@ -26,7 +27,7 @@ def serve_asgi(application: Any) -> Iterator[str]:
     # server's loop (stopped with consumers still registered) would refuse this one's sockets.
     channel_layers.backends.clear()
 
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         application,
         host="127.0.0.1",

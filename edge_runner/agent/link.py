@@ -749,13 +749,18 @@ class LinkClient:
     async def _decommission(self) -> None:
         log.warning("decommissioned by the platform: wiping credentials and stopping")
         self.decommissioned = True
-        self._stopped.set()
-        if self.on_decommission is not None:
+        # Stopped is told last: whoever waits for it (the agent's main) cancels this task, and
+        # a wipe after that would never happen.
+        try:
             try:
-                await self.on_decommission()
+                if self.on_decommission is not None:
+                    await self.on_decommission()
             except Exception:  # the wipe must happen whatever stopping the engine did
                 log.exception("stopping before the wipe failed")
-        Identity.wipe(self.paths)
-        ws = self._ws
-        if ws is not None and not ws.closed:
-            await ws.close(code=link.CLOSE_GOING_AWAY)
+            finally:
+                Identity.wipe(self.paths)
+            ws = self._ws
+            if ws is not None and not ws.closed:
+                await ws.close(code=link.CLOSE_GOING_AWAY)
+        finally:
+            self._stopped.set()

@@ -10,6 +10,7 @@ the link downloaded; the real applier is tested in test_apply*.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -436,6 +437,28 @@ async def test_decommission_wipes_and_stops(
     assert not paths.device.exists()
     assert not paths.agent_state.exists()
     assert not paths.credentials.exists()
+
+
+async def test_decommission_wipes_before_it_says_stopped(
+    platform: PlatformDouble, identity: Identity, paths: RunnerPaths
+) -> None:
+    """As ``edge-runner run`` does: once the link says stopped, its task is cancelled. The
+    engine's stop takes a while; the wipe must not be lost to that cancel."""
+
+    async def slow_engine_stop() -> None:
+        await asyncio.sleep(0.3)
+
+    agent = Agent(identity, paths, on_decommission=slow_engine_stop)
+    task = asyncio.ensure_future(agent.client.run())
+    await platform.connected()
+    await platform.send({"type": link.DECOMMISSION})
+    await asyncio.wait_for(agent.client.wait_stopped(), 10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert agent.client.decommissioned
+    assert not paths.device.exists()
+    assert not paths.identity.exists()
 
 
 async def test_a_refused_handshake_of_a_decommissioned_device_wipes_and_stops(
