@@ -50,7 +50,7 @@ MAX_LEASE_SECONDS = 600.0
 DEFAULT_LEASE_SECONDS = 60.0
 RECENT_ERRORS = 5
 ATTEMPTS_KEPT = 1000
-# Items gather this long before a stream frame goes: ~10 frames a second at most.
+# At most one stream frame per this many seconds (~10 a second); a first item goes at once.
 STREAM_BATCH_SECONDS = 0.1
 # Developer mode reaches these Admin API routes and nothing else.
 DEV_ROUTES = (
@@ -664,13 +664,19 @@ class LinkClient:
     async def _stream_while_watched(self, since: int | None) -> None:
         loop = asyncio.get_running_loop()
         cursor = self.stream.last_seq if since is None else since
+        last_sent = 0.0
         if since is None:
             self._restate_node_status()
         if since is not None:
             cursor = await self._send_batches(since)
         while (left := self._lease_until - loop.time()) > 0:
             if await self.stream.wait(cursor, left):
-                await asyncio.sleep(STREAM_BATCH_SECONDS)
+                # Leading edge: an item after a quiet spell goes at once (live debug latency);
+                # a busy stream is batched, at most one frame per STREAM_BATCH_SECONDS.
+                since_last = loop.time() - last_sent
+                if since_last < STREAM_BATCH_SECONDS:
+                    await asyncio.sleep(STREAM_BATCH_SECONDS - since_last)
+                last_sent = loop.time()
                 cursor = await self._send_batches(cursor)
         log.info("watch lease ended")
 
