@@ -105,11 +105,14 @@ class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # chann
         self.watch_sent_at = 0.0
         group = device_group_name(session.device_id)
         await self.channel_layer.group_add(group, self.channel_name)
-        # One live link per device: the older socket (any process) closes with 4409.
-        await self.channel_layer.group_send(
-            group, {"type": LINK_COMMAND, "command": "replaced", "channel": self.channel_name}
-        )
-        await _db(service.link_claim)(session.device_id, self.channel_name)
+        # One live link per device: the older socket (any process) closes with 4409. Sent to
+        # that one channel, not the group: a fleet connecting at once sends nothing extra.
+        previous = await _db(service.link_claim)(session.device_id, self.channel_name)
+        if previous is not None:
+            await self.channel_layer.send(
+                previous,
+                {"type": LINK_COMMAND, "command": "replaced", "channel": self.channel_name},
+            )
         await self.accept()
 
     def _ip(self) -> str | None:

@@ -493,9 +493,13 @@ def current_link_key(device_id: int) -> str:
     return f"devices:link-channel:{int(device_id)}"
 
 
-def link_claim(device_id: int, channel_name: str) -> None:
-    """This socket is the device's live link now (read back at disconnect)."""
-    cache.set(current_link_key(device_id), channel_name, None)
+def link_claim(device_id: int, channel_name: str) -> str | None:
+    """This socket is the device's live link now (read back at disconnect); answers the
+    channel of the link it replaces, if any (told to close with 4409)."""
+    key = current_link_key(device_id)
+    previous = cache.get(key)
+    cache.set(key, channel_name, None)
+    return previous if isinstance(previous, str) and previous != channel_name else None
 
 
 def link_is_current(device_id: int, channel_name: str) -> bool:
