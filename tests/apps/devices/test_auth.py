@@ -135,7 +135,7 @@ def test_registration_codes_are_60_random_bits_in_crockford_base32() -> None:
     assert len(codes) == 200
     for code in codes:
         assert canonical_registration_code(code) == code
-        assert len(code.replace("MFR-", "").replace("-", "")) == 12
+        assert len(code.removeprefix("MFR-").replace("-", "")) == 12
     assert canonical_registration_code("mfr 0123 4567 89ab") == "MFR-0123-4567-89AB"
     assert canonical_registration_code("MFR-oIl0-0000-0000") == "MFR-0110-0000-0000"
     for bad in ("MFR-0123-4567", "MFR-0123-4567-89AU", "mfp_abc", "", "MFR-" + "0" * 100):
