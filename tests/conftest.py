@@ -208,3 +208,14 @@ def audit_log(db: Any) -> Callable[[Team | int | None], list[str]]:
         )
 
     return names
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Before a test's fixtures are torn down (a transactional test's database is flushed with
+    TRUNCATE), let this process's audit sealer finish: on PostgreSQL it seals after each commit
+    in a background thread, and a seal still reading the audit tables deadlocked the flush."""
+    from apps.audit.sealing import audit_sealer_wait_idle
+
+    audit_sealer_wait_idle(10.0)
+    return (yield)

@@ -147,6 +147,7 @@ class _BackgroundSealer:
         self._dirty: set[int] = set()
         self._thread: threading.Thread | None = None
         self._exit_hook = False
+        self._busy = False
 
     def nudge(self, chain_key: int) -> None:
         with self._condition:
@@ -157,7 +158,7 @@ class _BackgroundSealer:
                 if not self._exit_hook:
                     atexit.register(self.flush)
                     self._exit_hook = True
-            self._condition.notify()
+            self._condition.notify_all()  # the sealer, and anyone waiting for it to go idle
 
     def _take(self) -> set[int]:
         with self._condition:
@@ -178,14 +179,26 @@ class _BackgroundSealer:
             with self._condition:
                 while not self._dirty:
                     self._condition.wait()
-            # Let the rest of a burst commit, so it is sealed as one batch.
-            threading.Event().wait(debounce)
-            self._seal(self._take(), wait=False)
-            with self._condition:
-                idle = not self._dirty
-            if idle:
-                # An idle thread holds no connection (nor keeps a test database from dropping).
-                connections.close_all()
+                self._busy = True
+            try:
+                # Let the rest of a burst commit, so it is sealed as one batch.
+                threading.Event().wait(debounce)
+                self._seal(self._take(), wait=False)
+                with self._condition:
+                    idle = not self._dirty
+                if idle:
+                    # An idle thread holds no connection (nor keeps a test database from dropping).
+                    connections.close_all()
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is nudged and no seal runs (False after ``timeout``): a test
+        database is flushed only once no sealer query can hold a lock on it."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not self._dirty and not self._busy, timeout)
 
     def flush(self) -> None:
         """Seal what this process nudged, synchronously (process exit)."""
@@ -195,10 +208,16 @@ class _BackgroundSealer:
         self._condition = threading.Condition()
         self._dirty = set()
         self._thread = None
+        self._busy = False
 
 
 _SEALER = _BackgroundSealer()
 os.register_at_fork(after_in_child=_SEALER.reset_after_fork)
+
+
+def audit_sealer_wait_idle(timeout: float = 10.0) -> bool:
+    """Block until this process's background sealer is idle (tests, before a flush)."""
+    return _SEALER.wait_idle(timeout)
 
 
 def audit_seal_soon(chain_key: int) -> None:
