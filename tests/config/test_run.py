@@ -292,6 +292,22 @@ async def comms_status(runner_port: int, node_id: str, fill: str, seconds: float
     raise AssertionError(f"no {fill} status for {node_id} within {seconds} s; saw {seen}")
 
 
+def wait_for_historian_rows(history: Path, seconds: float) -> int:
+    """Poll the historian's SQLite file until it holds a row; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if history.exists():
+            with contextlib.closing(sqlite3.connect(history, timeout=5)) as db:
+                try:
+                    (values,) = db.execute("SELECT count(*) FROM historian").fetchone()
+                except sqlite3.OperationalError:  # the table is not created yet
+                    values = 0
+            if values:
+                return int(values)
+        time.sleep(0.2)
+    raise AssertionError(f"modbus-read was green but no value reached the historian in {seconds} s")
+
+
 def test_demo_runner_and_motor_children_run_the_prepared_flow(
     prepared_demo: tuple[Path, int, DemoPreparation],
     tmp_path: Path,
@@ -318,6 +334,10 @@ def test_demo_runner_and_motor_children_run_the_prepared_flow(
         nodes = served["flows"] if isinstance(served, dict) else served
         assert "poll-motor" in {node["id"] for node in nodes}
         assert all(supervisor.process_of(child).poll() is None for child in children)
+        # Green means connected, which can come before the first read: wait for a flushed value.
+        history = tmp_path / "demo-runner" / "historian" / "motor.sqlite3"
+        values = wait_for_historian_rows(history, 30)
+        print(f"{values} value(s) in the historian")
     finally:
         stop_started = time.monotonic()
         supervisor.stop_all()
@@ -326,10 +346,6 @@ def test_demo_runner_and_motor_children_run_the_prepared_flow(
     lines = out.getvalue().splitlines()
     assert any(line.startswith("motor  | ready ") for line in lines), lines
     assert any(line.startswith("runner | ") and "edge runner on" in line for line in lines), lines
-    history = tmp_path / "demo-runner" / "historian" / "motor.sqlite3"
-    with contextlib.closing(sqlite3.connect(history)) as db:
-        (values,) = db.execute("SELECT count(*) FROM historian").fetchone()
-    assert values > 0, "modbus-read was green but no value reached the historian"
 
 
 def test_demo_login_reads_seed_demos_file_and_frames_it(tmp_path: Path) -> None:
