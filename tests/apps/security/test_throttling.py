@@ -174,7 +174,7 @@ def test_production_cache_shares_counters_through_redis(acme_world: Acme) -> Non
     location = os.environ["MANIFOLD_REDIS_URL"]
     redis_cache = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apps.core.cache.SharedRedisCache",
             "LOCATION": location,
             "KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex}",
         }
