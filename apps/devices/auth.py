@@ -27,6 +27,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from apps.accounts.throttle import Limit, ThrottleKind
+from apps.core.prepared import PreparedQuery
 from apps.devices.models import Device
 
 CREDENTIAL_PREFIX: Final = "mfd_"
@@ -98,6 +99,15 @@ def _credential_hash(raw: object) -> str | None:
     return hash_secret(raw)
 
 
+# Every link handshake, bundle download and device API call: compiled once (apps/core/prepared).
+_BY_CREDENTIAL: PreparedQuery[Device] = PreparedQuery(
+    lambda digest: Device.objects.select_related("team", "application").filter(
+        credential_hash=digest, decommissioned_at__isnull=True
+    ),
+    sentinel="prepared:credential",
+)
+
+
 def device_for_credential(raw: str) -> Device | None:
     """The device holding this credential: None for anything unknown or decommissioned.
 
@@ -106,11 +116,7 @@ def device_for_credential(raw: str) -> Device | None:
     digest = _credential_hash(raw)
     if digest is None:
         return None
-    device = (
-        Device.objects.select_related("team", "application")
-        .filter(credential_hash=digest, decommissioned_at__isnull=True)
-        .first()
-    )
+    device = _BY_CREDENTIAL.first(digest)
     # The index lookup found the row; the comparison that decides is constant-time.
     if device is None or not hmac.compare_digest(device.credential_hash or "", digest):
         return None

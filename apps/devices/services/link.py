@@ -23,6 +23,7 @@ from apps.accounts.principal import DEVICE, Principal
 from apps.audit.services import AuditTarget, audit_record
 from apps.core.audit_context import AuditContext
 from apps.core.ids import parse_id
+from apps.core.prepared import PreparedQuery, save_fields
 from apps.core.realtime import send_group_on_commit
 from apps.devices.auth import device_for_credential, hash_secret, retired_credential_marker
 from apps.devices.bus import WATCH_EVENT, device_watch_group_name
@@ -189,16 +190,21 @@ _DEFERRED = tuple(
 )
 
 
-def _load(device_id: int) -> Device | None:
-    return (
+# Compiled once per process: the compilation cost 15 times the query (apps/core/prepared).
+_LOAD: PreparedQuery[Device] = PreparedQuery(
+    lambda device_id: (
         Device.objects.select_related(
             "team", "application", "target__snapshot", "active_target__snapshot"
         )
         .defer(*_DEFERRED)
         .filter(pk=device_id)
-        .order_by()  # one row by primary key: no sort to compile or run
-        .first()
-    )
+    ),
+    sentinel=-7_000_000_001,
+)
+
+
+def _load(device_id: int) -> Device | None:
+    return _LOAD.first(int(device_id))
 
 
 def _live_device(session: LinkSession) -> Device | LinkReply:
@@ -235,8 +241,14 @@ def alert_clear(alert: DeviceAlert, principal: Principal) -> None:
     audit_device("device.alert.cleared", principal, alert.device, {"kind": alert.kind})
 
 
+_OPEN_ALERTS: PreparedQuery[DeviceAlert] = PreparedQuery(
+    lambda device_id: DeviceAlert.objects.filter(device_id=device_id, cleared_at__isnull=True),
+    sentinel=-7_000_000_002,
+)
+
+
 def _clear_alerts(device: Device, principal: Principal) -> None:
-    for alert in DeviceAlert.objects.filter(device=device, cleared_at__isnull=True):
+    for alert in _OPEN_ALERTS.all(device.pk):
         alert.device = device
         alert_clear(alert, principal)
 
@@ -251,7 +263,7 @@ def _set_live_state(
     for name, value in extra.items():
         setattr(device, name, value)
         fields.append(name)
-    device.save(update_fields=fields)
+    save_fields(device, fields)
     if status != previous:
         _record_change(device, reason)
         if previous in (DeviceStatus.OFFLINE, DeviceStatus.PENDING):
@@ -260,31 +272,43 @@ def _set_live_state(
     return fields
 
 
-def link_hello(session: LinkSession, message: dict[str, Any]) -> LinkReply:
-    """Answer ``hello`` with ``welcome`` (the current target, unless suspended)."""
+def link_hello(session: LinkSession, message: dict[str, Any]) -> tuple[LinkReply, Device | None]:
+    """``welcome`` for ``hello`` (the current target, unless suspended), and the device row to
+    hand to ``link_hello_record`` once the welcome is sent.
+
+    Reads only: a fleet reconnecting at once (RELIABILITY family 25) gets its targets after one
+    read each, and the state writes queue behind the reads instead of in front of them."""
+    device = _live_device(session)
+    if isinstance(device, LinkReply):
+        return device, None
+    welcome = {
+        "type": link.WELCOME,
+        "protocol": link.PROTOCOL_VERSION,
+        "device": {"id": device.pk, "name": device.name, "status": _hello_status(device, message)},
+        "heartbeat_seconds": heartbeat_seconds(),
+        # Signed by the key of what the device runs: after a rotation it trusts only that one.
+        "keys": signed_key_list(device.team, signer_key_id=_signer_of(device)),
+        "target": target_frame(_deliverable(device)),
+    }
+    return LinkReply(frames=[welcome]), device
+
+
+def _hello_status(device: Device, message: dict[str, Any]) -> str:
+    state = str(message.get("state") or "running")
+    return DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS.get(state, "online")
+
+
+def link_hello_record(device: Device, message: dict[str, Any]) -> None:
+    """Write what ``hello`` says: online (history row, cleared alerts, event on a change)."""
+    state = str(message.get("state") or "running")
     with transaction.atomic():
-        device = _live_device(session)
-        if isinstance(device, LinkReply):
-            return device
-        state = str(message.get("state") or "running")
-        status = DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS.get(state, "online")
         _set_live_state(
             device,
             state=state if state in link.STATES else "running",
-            status=status,
+            status=_hello_status(device, message),
             reason="link connected",
             extra={"agent_version": str(message["agent_version"])[:40]},
         )
-        welcome = {
-            "type": link.WELCOME,
-            "protocol": link.PROTOCOL_VERSION,
-            "device": {"id": device.pk, "name": device.name, "status": device.status},
-            "heartbeat_seconds": heartbeat_seconds(),
-            # Signed by the key of what the device runs: after a rotation it trusts only that one.
-            "keys": signed_key_list(device.team, signer_key_id=_signer_of(device)),
-            "target": target_frame(_deliverable(device)),
-        }
-    return LinkReply(frames=[welcome])
 
 
 def _signer_of(device: Device) -> str | None:

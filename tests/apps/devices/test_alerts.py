@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.devices.models import Device, DeviceAlert, DeviceStatus, FleetSettings
 from apps.devices.services.alerts import devices_check_offline, post_webhook
-from apps.devices.services.link import LinkSession, link_hello
+from apps.devices.services.link import LinkSession, link_hello, link_hello_record
 from apps.devices.tasks import check_offline_task
 from config.celery import app as celery_app
 from tests.apps.devices.linkworld import Registered, register
@@ -105,7 +105,10 @@ def test_a_device_that_returns_clears_its_alert(
     devices_check_offline()
     row = Device.objects.get(pk=device.device.pk)
     session = LinkSession(row.pk, row.team_id, row.name, row.credential_hash or "", False)
-    link_hello(session, {"type": "hello", "protocol": 1, "agent_version": "0.1.0"})
+    hello = {"type": "hello", "protocol": 1, "agent_version": "0.1.0"}
+    _, loaded = link_hello(session, hello)
+    assert loaded is not None
+    link_hello_record(loaded, hello)
     assert DeviceAlert.objects.get().cleared_at is not None
     assert audit_log(acme_world.team)[-1] == "device.alert.cleared"
 
