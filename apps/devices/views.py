@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
 from apps.devices import selectors, services
-from apps.devices.access import access_device, access_provisioning_token
+from apps.devices.access import access_device, access_device_group, access_provisioning_token
 from apps.devices.forms import (
     BULK_ACTIONS,
     DESTRUCTIVE,
@@ -28,6 +28,7 @@ from apps.devices.forms import (
     DeviceSettingsForm,
     FleetFilterForm,
     ProvisioningTokenForm,
+    RegistrationCodeForm,
     StateAtForm,
 )
 from apps.devices.models import Device
@@ -172,51 +173,126 @@ def application_devices(request: HttpRequest, access: TeamAccess, app_slug: str)
     return _render_fleet(request, context)
 
 
+def _platform_url(request: HttpRequest) -> str:
+    base = str(getattr(settings, "MANIFOLD_BASE_URL", "") or "").rstrip("/")
+    return base or request.build_absolute_uri("/").rstrip("/")
+
+
+def _commands(request: HttpRequest, secret: str) -> dict[str, str]:
+    """The two commands to run on the device, with a token or a registration code."""
+    url = _platform_url(request)
+    return {
+        "register": f"edge-runner register --url {url} --token {secret} --data-dir {DATA_DIR}",
+        "run": f"edge-runner run --data-dir {DATA_DIR}",
+    }
+
+
+def _create_token(
+    request: HttpRequest, access: TeamAccess, form: ProvisioningTokenForm
+) -> dict[str, Any] | None:
+    data = form.cleaned_data
+    try:
+        application = _application_or_none(access, data["application"], "device:manage")
+    except NotFound:
+        form.add_error("application", "Choose one of your applications.")
+        return None
+    try:
+        group = (
+            access_device_group(access, data["group"], "device:manage") if data["group"] else None
+        )
+    except NotFound:
+        form.add_error("group", "Choose one of the team's device groups.")
+        return None
+    expires_at = None
+    if data["expires_in_days"]:
+        expires_at = timezone.now() + dt.timedelta(days=data["expires_in_days"])
+    try:
+        token, raw = services.provisioning_token_create(
+            principal=access.principal,
+            team=access.team,
+            name=data["name"],
+            application=application,
+            group=group,
+            max_uses=data["max_uses"],
+            expires_at=expires_at,
+        )
+    except ManifoldError as exc:
+        add_service_error(form, exc)
+        return None
+    return {"token": token, **_commands(request, raw)}
+
+
+def _create_code(
+    request: HttpRequest, access: TeamAccess, form: RegistrationCodeForm
+) -> dict[str, Any] | None:
+    data = form.cleaned_data
+    try:
+        application = _application_or_none(access, data["code_application"], "device:manage")
+        groups = [access_device_group(access, pk, "device:manage") for pk in data["code_groups"]]
+        device, raw = services.registration_code_create(
+            principal=access.principal,
+            team=access.team,
+            name=data["code_name"],
+            application=application,
+            groups=groups,
+        )
+    except NotFound:
+        form.add_error("code_application", "Choose one of your applications.")
+        return None
+    except ManifoldError as exc:
+        add_service_error(
+            form,
+            exc,
+            {"name": "code_name", "application": "code_application", "groups": "code_groups"},
+        )
+        return None
+    return {"device": device, "code": raw, **_commands(request, raw)}
+
+
 @team_page("device:manage")
 @require_http_methods(["GET", "POST"])
 def device_add(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    """Create a provisioning token and show, once, the two commands to run on the device."""
+    """Create a provisioning token, or a pre-created device with a registration code, and show
+    the secret once with the two commands to run on the device."""
     applications = [app for app in _applications(access) if access.allows("device:manage", app)]
+    groups = list(selectors.device_group_list(access))
     initial = {"application": request.GET.get("application", "")}
-    form = ProvisioningTokenForm(request.POST or None, applications=applications, initial=initial)
-    created = None
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            application = _application_or_none(access, data["application"], "device:manage")
-            expires_at = None
-            if data["expires_in_days"]:
-                expires_at = timezone.now() + dt.timedelta(days=data["expires_in_days"])
-            token, raw = services.provisioning_token_create(
-                principal=access.principal,
-                team=access.team,
-                name=data["name"],
-                application=application,
-                max_uses=data["max_uses"],
-                expires_at=expires_at,
-            )
-        except NotFound:
-            form.add_error("application", "Choose one of your applications.")
-        except ManifoldError as exc:
-            add_service_error(form, exc)
-        else:
-            base = str(getattr(settings, "MANIFOLD_BASE_URL", "") or "").rstrip("/")
-            url = base or request.build_absolute_uri("/").rstrip("/")
-            created = {
-                "token": token,
-                "register": (
-                    f"edge-runner register --url {url} --token {raw} --data-dir {DATA_DIR}"
-                ),
-                "run": f"edge-runner run --data-dir {DATA_DIR}",
-            }
-            form = ProvisioningTokenForm(applications=applications, initial=initial)
+    kind = request.POST.get("kind", "token") if request.method == "POST" else ""
+    form = ProvisioningTokenForm(
+        request.POST if kind == "token" else None,
+        applications=applications,
+        groups=groups,
+        initial=initial,
+    )
+    code_form = RegistrationCodeForm(
+        request.POST if kind == "code" else None,
+        applications=applications,
+        groups=groups,
+        initial={"code_application": initial["application"]},
+    )
+    created = issued = None
+    if kind == "token" and form.is_valid():
+        created = _create_token(request, access, form)
+        if created is not None:
+            form = ProvisioningTokenForm(applications=applications, groups=groups, initial=initial)
+    elif kind == "code" and code_form.is_valid():
+        issued = _create_code(request, access, code_form)
+        if issued is not None:
+            code_form = RegistrationCodeForm(applications=applications, groups=groups)
     response = render(
         request,
         "devices/add.html",
-        team_context(access, "devices", form=form, created=created),
-        status=400 if form.errors else 200,
+        team_context(
+            access,
+            "devices",
+            form=form,
+            code_form=code_form,
+            created=created,
+            issued=issued,
+        ),
+        status=400 if form.errors or code_form.errors else 200,
     )
-    response["Cache-Control"] = "no-store"  # the raw token is on this page once
+    response["Cache-Control"] = "no-store"  # the raw token or code is on this page once
     return response
 
 
@@ -306,7 +382,12 @@ def _device_context(
         action_error=forms.get("action_error"),
         deploy_form=deploy_form,
         can_deploy=can_deploy,
-        effective_env=selectors.device_effective_env(device),
+        env_sources=selectors.device_env_sources(device),
+        waiting=device.registered_at is None
+        and device.decommissioned_at is None
+        and not device.hosted_driver,
+        now=timezone.now(),
+        new_code=forms.get("new_code"),
         can_manage=access.allows("device:manage", device.application),
         live_url=f"/ws/teams/{access.team.slug}/devices/{device.pk}/live/",
     )
@@ -431,3 +512,25 @@ def device_decommission(request: HttpRequest, access: TeamAccess, device_id: int
 @require_http_methods(["POST"])
 def device_delete(request: HttpRequest, access: TeamAccess, device_id: int) -> HttpResponse:
     return _device_action(request, access, device_id, "delete")
+
+
+@team_page("device:manage")
+@require_http_methods(["POST"])
+def device_registration_code(
+    request: HttpRequest, access: TeamAccess, device_id: int
+) -> HttpResponse:
+    """A new registration code for a device waiting for registration (the old one stops
+    working), shown once on the device's page."""
+    device = access_device(access, device_id, "device:manage")
+    try:
+        device, raw = services.registration_code_reissue(principal=access.principal, device=device)
+    except ManifoldError as exc:
+        context = _device_context(request, access, device, action_error=exc.message)
+        return render(request, "devices/device.html", context, status=400)
+    device = access_device(access, device.pk, "device:manage")
+    new_code = {"code": raw, **_commands(request, raw)}
+    response = render(
+        request, "devices/device.html", _device_context(request, access, device, new_code=new_code)
+    )
+    response["Cache-Control"] = "no-store"  # the code is on this page once
+    return response
