@@ -46,7 +46,7 @@ def run_instance(root: Path, instance: HostedInstance) -> LocalProcessDriver:
     until its output is all in the log."""
     driver = LocalProcessDriver(root, CHATTY, grace_seconds=1)
     identity = driver.data_dir(str(instance.device_id)) / "device" / "identity.json"
-    identity.parent.mkdir(parents=True)
+    identity.parent.mkdir(parents=True, exist_ok=True)
     identity.write_text(json.dumps({"device_id": instance.device_id}))
     driver.start(
         InstanceSpec(
