@@ -88,6 +88,11 @@
     return entry;
   }
 
+  function logGap(missing) {
+    return element("li", "log-line log-gap",
+      missing + " message" + (missing === 1 ? "" : "s") + " not shown");
+  }
+
   function renderDebug(item) {
     var entry = element("li", "live-item live-debug");
     entry.setAttribute("data-kind", "debug");
@@ -174,7 +179,7 @@
           if (lastSeq !== null && item.seq <= lastSeq) return; // a replayed duplicate
           if (lastSeq !== null && item.seq > lastSeq + 1) {
             queue(gapMarker(item.seq - lastSeq - 1));
-            logLine(gapMarker(item.seq - lastSeq - 1));
+            logLine(logGap(item.seq - lastSeq - 1));
           }
           lastSeq = item.seq;
         }
@@ -183,7 +188,7 @@
       });
     } else if (frame.kind === "gap") {
       queue(gapMarker(frame.missing));
-      logLine(gapMarker(frame.missing));
+      logLine(logGap(frame.missing));
       if (typeof frame.to_seq === "number") lastSeq = Math.max(lastSeq || 0, frame.to_seq);
     } else if (frame.kind === "state" && frame.device) {
       document.dispatchEvent(new CustomEvent("manifold:device-state", { detail: frame.device }));
