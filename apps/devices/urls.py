@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from apps.devices import group_views, hosting_views, views
+from apps.devices import group_views, hosting_views, provisioning_views, views
 
 app_name = "devices"
 
@@ -12,11 +12,11 @@ group = team + "devices/groups/<int:group_id>/"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path(team + "devices/", views.fleet, name="fleet"),
-    path(team + "devices/add/", views.device_add, name="device_add"),
-    path(team + "devices/tokens/", views.token_list, name="device_tokens"),
+    path(team + "devices/add/", provisioning_views.device_add, name="device_add"),
+    path(team + "devices/tokens/", provisioning_views.token_list, name="device_tokens"),
     path(
         team + "devices/tokens/<int:token_id>/revoke/",
-        views.token_revoke,
+        provisioning_views.token_revoke,
         name="device_token_revoke",
     ),
     path(team + "devices/groups/", group_views.group_list, name="device_groups"),
@@ -49,7 +49,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(device + "delete/", views.device_delete, name="device_delete"),
     path(
         device + "registration-code/",
-        views.device_registration_code,
+        provisioning_views.device_registration_code,
         name="device_registration_code",
     ),
 ]
