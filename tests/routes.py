@@ -34,10 +34,12 @@ from apps.accounts.services import (
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.devices.models import Device, DeviceGroup, HostedInstance, ProvisioningToken
 from apps.devices.services import (
+    device_group_add_devices,
     device_group_create,
     device_register,
     device_suspend,
     provisioning_token_create,
+    registration_code_create,
 )
 from apps.devices.services.hosting import (
     hosted_instance_create,
@@ -246,6 +248,26 @@ def _device(w: World) -> dict[str, Any]:
     return {"team_slug": "acme", "device_id": w.fleet.device.pk}
 
 
+def _group(w: World) -> dict[str, Any]:
+    return {"team_slug": "acme", "group_id": w.fleet.group.pk}
+
+
+def _pending_device(w: World, client: APIClient) -> dict[str, Any]:
+    """A new code is for a device still waiting for registration: make one."""
+    device, _ = registration_code_create(
+        principal=Principal.for_user(w.acme.olivia), team=w.acme.team, name="Oven 9"
+    )
+    return {"team_slug": "acme", "device_id": device.pk}
+
+
+def _grouped_device(w: World, client: APIClient) -> dict[str, Any]:
+    """Removing a device from a group it is not in changes nothing: put it in first."""
+    device_group_add_devices(
+        principal=Principal.for_user(w.acme.olivia), group=w.fleet.group, devices=[w.fleet.device]
+    )
+    return _group(w)
+
+
 def _token(w: World) -> dict[str, Any]:
     return {"token_id": w.token.pk}
 
@@ -443,6 +465,7 @@ ROUTES: dict[str, Sample] = {
         "team", _page_app, {"post": _none}, prime=_running_hosted_instance
     ),
     "api-hosted-instance-restart": Sample("team", _page_app, {"post": _none}),
+    "api-hosted-instance-logs": Sample("team", _page_app),
     "api-provisioning-token-list": Sample(
         "team", _team, {"post": _body({"name": "Line 2 token", "max_uses": 5})}
     ),
@@ -682,6 +705,35 @@ ROUTES: dict[str, Sample] = {
         "team", _device, {"post": _body({"confirm": "Motor 3"})}, api=False
     ),
     "device_delete": Sample("team", _device, {"post": _body({"confirm": "Motor 3"})}, api=False),
+    "device_registration_code": Sample(
+        "team", _device, {"post": _none}, api=False, prime=_pending_device
+    ),
+    "device_groups": Sample("team", _team, api=False),
+    "device_group_create": Sample(
+        "team",
+        _team,
+        {"post": _body({"name": "Ovens", "env_name": ["LINE"], "env_value": ["1"]})},
+        api=False,
+    ),
+    "device_group": Sample("team", _group, api=False),
+    "device_group_edit": Sample(
+        "team",
+        _group,
+        {"post": _body({"name": "Presses 2", "env_name": ["ZONE"], "env_value": ["A"]})},
+        api=False,
+    ),
+    "device_group_delete": Sample("team", _group, {"post": _none}, api=False),
+    "device_group_add_devices": Sample(
+        "team", _group, {"post": lambda w: {"devices": [w.fleet.device.pk]}}, api=False
+    ),
+    "device_group_remove_devices": Sample(
+        "team",
+        _group,
+        {"post": lambda w: {"devices": [w.fleet.device.pk]}},
+        api=False,
+        prime=_grouped_device,
+    ),
+    "hosted_instance_logs": Sample("team", _page_app, api=False),
 }
 
 

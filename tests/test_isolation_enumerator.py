@@ -337,6 +337,13 @@ BODY_REF_PROBES: dict[tuple[str, str], RefProbe] = {
             "devices": [w.fleet.device.pk, w.fleet.globex_device.pk],
         },
     ),
+    ("GroupDevicesForm", "devices"): RefProbe(
+        "device_group_add_devices",
+        "post",
+        lambda w: {"devices": [w.fleet.device.pk]},
+        lambda w: {"devices": [w.fleet.globex_device.pk]},
+        lambda w: {"devices": [w.fleet.device.pk, w.fleet.globex_device.pk]},
+    ),
     ("ProvisioningTokenForm", "application"): RefProbe(
         "device_add",
         "post",

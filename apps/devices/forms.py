@@ -6,6 +6,7 @@ import re
 from typing import Any, cast
 
 from django import forms
+from django.http import QueryDict
 
 from apps.devices.models import DeviceStatus
 
@@ -107,6 +108,9 @@ class ProvisioningTokenForm(forms.Form):
     application = forms.ChoiceField(
         required=False, help_text="Devices registering with this token join it."
     )
+    group = forms.ChoiceField(
+        required=False, label="Device group", help_text="…and this group (its env vars apply)."
+    )
     max_uses = forms.IntegerField(
         required=False, min_value=1, help_text="Leave empty for no limit."
     )
@@ -119,10 +123,11 @@ class ProvisioningTokenForm(forms.Form):
         help_text="Leave empty for a token that never expires.",
     )
 
-    def __init__(self, *args: Any, applications: Any = (), **kwargs: Any):
+    def __init__(self, *args: Any, applications: Any = (), groups: Any = (), **kwargs: Any):
         super().__init__(*args, **kwargs)
         apps = [(app.slug, app.name) for app in applications]
         set_choices(self, "application", [("", "No application"), *apps])
+        set_choices(self, "group", [("", "No group")] + [(str(g.pk), g.name) for g in groups])
 
 
 class DeviceSettingsForm(forms.Form):
@@ -176,3 +181,70 @@ class DeployForm(forms.Form):
         self.fields["snapshot"].error_messages["invalid_choice"] = (
             "Choose a snapshot of this device's application."
         )
+
+
+class DeviceGroupForm(forms.Form):
+    """A group's name and description, and its env vars as rows of ``env_name``/``env_value``
+    inputs (a row left empty is dropped; the service judges the names and values)."""
+
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    env = forms.Field(required=False)  # filled from the rows; carries their errors
+
+    def __init__(self, *args: Any, env: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.is_bound:
+            data = cast(QueryDict, self.data)
+            names = data.getlist("env_name")
+            values = data.getlist("env_value")
+            values += [""] * (len(names) - len(values))
+            self.env_rows = [(str(n).strip(), str(v)) for n, v in zip(names, values, strict=False)]
+        else:
+            self.env_rows = sorted((env or {}).items())
+
+    def clean_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        errors: list[str] = []
+        for number, (name, value) in enumerate(self.env_rows, start=1):
+            if not name and not value:
+                continue
+            if not name:
+                errors.append(f"Row {number}: enter a name for the value {value[:40]!r}.")
+            elif name in env:
+                errors.append(f"Row {number}: {name} is set twice.")
+            else:
+                env[name] = value
+        if errors:
+            raise forms.ValidationError(errors)
+        return env
+
+
+class GroupDevicesForm(forms.Form):
+    devices = forms.TypedMultipleChoiceField(coerce=int, choices=())
+
+    def __init__(self, *args: Any, devices: Any = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        set_choices(self, "devices", [(device.pk, device.name) for device in devices])
+        self.fields["devices"].error_messages["required"] = "Choose at least one device."
+        self.fields["devices"].error_messages["invalid_choice"] = (
+            "A chosen device is no longer available; reload the page."
+        )
+
+
+class RegistrationCodeForm(forms.Form):
+    code_name = forms.CharField(max_length=100, label="Device name")
+    code_application = forms.ChoiceField(required=False, label="Application")
+    code_groups = forms.TypedMultipleChoiceField(
+        coerce=int,
+        required=False,
+        label="Groups",
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, applications: Any = (), groups: Any = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        apps = [(app.slug, app.name) for app in applications]
+        set_choices(self, "code_application", [("", "No application"), *apps])
+        set_choices(self, "code_groups", [(group.pk, group.name) for group in groups])

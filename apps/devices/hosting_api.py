@@ -3,19 +3,21 @@
 ``/api/v1/teams/<team>/applications/<app_slug>/instance/``: GET its state (``device:read``),
 POST create it (``device:manage``; 409 ``instance_exists``, 409 ``ports_exhausted``), DELETE it;
 ``…/instance/start/``, ``stop/``, ``restart/``: POST (``device:manage``). The reconciler makes
-the process follow within its interval (2 s).
+the process follow within its interval (2 s). ``…/instance/logs/?lines=N``: GET the newest N
+(1 to 1000, default 100) lines of the runner's output (``device:read``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.errors import NotFound, ValidationError
+from apps.devices.hosting import MAX_LOG_LINES
 from apps.devices.models import HostedInstance
 from apps.devices.services import hosting
 from apps.teams.access import access_application
@@ -135,3 +137,42 @@ class HostedInstanceActionView(_InstanceView):
         instance = self.instance(app_slug, "device:manage")
         changed = self.actions[action](principal=self.principal, instance=instance)
         return self.answer(changed)
+
+
+class HostedInstanceLogsSerializer(serializers.Serializer[Any]):
+    state = serializers.CharField(read_only=True)
+    lines = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+
+DEFAULT_LOG_LINES = 100
+
+
+def log_lines_param(raw: object) -> int:
+    """``?lines=`` as a number; the service bounds it."""
+    if raw is None or raw == "":
+        return DEFAULT_LOG_LINES
+    text = str(raw).strip()
+    if not text.isdigit() or len(text) > 6:
+        raise ValidationError(
+            f"lines must be a whole number of 1 to {MAX_LOG_LINES}.",
+            fields={"lines": f"1 to {MAX_LOG_LINES}."},
+        )
+    return int(text)
+
+
+class HostedInstanceLogsView(_InstanceView):
+    permissions = {"get": "device:read"}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "lines", int, description=f"newest lines to answer (1 to {MAX_LOG_LINES}, 100)"
+            )
+        ],
+        responses={200: HostedInstanceLogsSerializer},
+    )
+    def get(self, request: Request, team_slug: str, app_slug: str) -> Response:
+        lines = log_lines_param(request.query_params.get("lines"))
+        instance = self.instance(app_slug, "device:read")
+        found = hosting.hosted_instance_logs(instance, lines)
+        return Response({"state": instance.state, "lines": found})

@@ -12,4 +12,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(instance + "start/", action, {"action": "start"}, name="api-hosted-instance-start"),
     path(instance + "stop/", action, {"action": "stop"}, name="api-hosted-instance-stop"),
     path(instance + "restart/", action, {"action": "restart"}, name="api-hosted-instance-restart"),
+    path(
+        instance + "logs/",
+        hosting_api.HostedInstanceLogsView.as_view(),
+        name="api-hosted-instance-logs",
+    ),
 ]

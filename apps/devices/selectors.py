@@ -6,9 +6,9 @@ none of its devices, tokens or events; devices without an application follow the
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from apps.devices.models import Device, DeviceGroup, DeviceStatus, ProvisioningToken
 from apps.teams.access import TeamAccess
@@ -72,14 +72,37 @@ def device_statuses() -> list[str]:
     return list(DeviceStatus.values)
 
 
-def device_effective_env(device: Device) -> dict[str, str]:
-    """The env vars a device runs with: its groups' (by group name; a later name wins a clash)
-    overlaid with its own (the device wins)."""
-    env: dict[str, str] = {}
+@dataclass(frozen=True)
+class EnvSource:
+    """One variable as the device runs it, and where the value comes from."""
+
+    name: str
+    value: str
+    source: str  # "device" or the group's name
+    group: DeviceGroup | None  # None when the device's own value wins
+    overrides: tuple[str, ...]  # the sources whose value this one replaced, in order
+
+
+def device_env_sources(device: Device) -> list[EnvSource]:
+    """The env vars a device runs with, by name: its groups' (by group name; a later name
+    wins a clash) overlaid with its own (the device wins), each with its source."""
+    found: dict[str, EnvSource] = {}
+
+    def overlay(env: dict[str, str], source: str, group: DeviceGroup | None) -> None:
+        for name, value in env.items():
+            before = found.get(name)
+            replaced = (*before.overrides, before.source) if before is not None else ()
+            found[name] = EnvSource(name, value, source, group, replaced)
+
     for group in device.groups.order_by("name", "id"):
-        env.update(group.env)
-    env.update(device.env)
-    return env
+        overlay(group.env, group.name, group)
+    overlay(device.env, "device", None)
+    return [found[name] for name in sorted(found)]
+
+
+def device_effective_env(device: Device) -> dict[str, str]:
+    """The env vars a device runs with (``device_env_sources`` without the sources)."""
+    return {entry.name: entry.value for entry in device_env_sources(device)}
 
 
 def device_group_list(access: TeamAccess) -> QuerySet[DeviceGroup]:
@@ -110,13 +133,9 @@ def provisioning_token_get(access: TeamAccess, token_id: int) -> ProvisioningTok
     )
 
 
-def group_device_counts(groups: Any) -> dict[int, int]:
-    """{group id: number of devices} for a page of groups (one query)."""
-    from django.db.models import Count
-
-    rows = (
-        DeviceGroup.objects.filter(pk__in=[group.pk for group in groups])
-        .annotate(count=Count("devices"))
-        .values_list("pk", "count")
+def device_groups_with_counts(access: TeamAccess) -> QuerySet[DeviceGroup]:
+    """The team's groups, each with ``device_count``: its devices the member may see."""
+    hidden = applications_without(access, "device:read")
+    return device_group_list(access).annotate(
+        device_count=Count("devices", filter=~Q(devices__application_id__in=hidden))
     )
-    return dict(rows)

@@ -4,10 +4,8 @@ next to the form that asked."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 from apps.core.errors import ManifoldError, NotFound
 from apps.core.forms import add_service_error
 from apps.devices import selectors, services
-from apps.devices.access import access_device, access_provisioning_token
+from apps.devices.access import access_device
 from apps.devices.forms import (
     BULK_ACTIONS,
     DESTRUCTIVE,
@@ -27,7 +25,6 @@ from apps.devices.forms import (
     DeployForm,
     DeviceSettingsForm,
     FleetFilterForm,
-    ProvisioningTokenForm,
     StateAtForm,
 )
 from apps.devices.models import Device
@@ -44,14 +41,13 @@ from apps.teams.views.base import team_context, team_page
 SPARK_POINTS = 40
 HISTORY_ROWS = 20
 SNAPSHOT_CHOICES = 50
-DATA_DIR = "/var/lib/manifold-edge"
 
 
-def _applications(access: TeamAccess) -> list[Application]:
+def member_applications(access: TeamAccess) -> list[Application]:
     return list(team_selectors.application_list(team=access.team, membership=access.membership))
 
 
-def _application_or_none(access: TeamAccess, slug: str, permission: str) -> Application | None:
+def application_or_none(access: TeamAccess, slug: str, permission: str) -> Application | None:
     return access_application(access, slug, permission) if slug else None
 
 
@@ -59,7 +55,7 @@ def _fleet_context(
     request: HttpRequest, access: TeamAccess, application: Application | None
 ) -> dict[str, Any]:
     """The filter form, the filtered devices and the bulk form of the fleet table."""
-    applications = _applications(access)
+    applications = member_applications(access)
     groups = list(selectors.device_group_list(access))
     filters = FleetFilterForm(request.GET or None, applications=applications, groups=groups)
     chosen: dict[str, Any] = {}
@@ -110,7 +106,7 @@ def _bulk(request: HttpRequest, access: TeamAccess, context: dict[str, Any]) -> 
     principal = access.principal
     try:
         if action == "move":
-            target = _application_or_none(access, data["application"], "device:manage")
+            target = application_or_none(access, data["application"], "device:manage")
             services.devices_update(principal=principal, devices=devices, application=target)
         elif action == "add_tag":
             services.devices_update(principal=principal, devices=devices, add_tags=[data["tag"]])
@@ -172,84 +168,6 @@ def application_devices(request: HttpRequest, access: TeamAccess, app_slug: str)
     return _render_fleet(request, context)
 
 
-@team_page("device:manage")
-@require_http_methods(["GET", "POST"])
-def device_add(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    """Create a provisioning token and show, once, the two commands to run on the device."""
-    applications = [app for app in _applications(access) if access.allows("device:manage", app)]
-    initial = {"application": request.GET.get("application", "")}
-    form = ProvisioningTokenForm(request.POST or None, applications=applications, initial=initial)
-    created = None
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            application = _application_or_none(access, data["application"], "device:manage")
-            expires_at = None
-            if data["expires_in_days"]:
-                expires_at = timezone.now() + dt.timedelta(days=data["expires_in_days"])
-            token, raw = services.provisioning_token_create(
-                principal=access.principal,
-                team=access.team,
-                name=data["name"],
-                application=application,
-                max_uses=data["max_uses"],
-                expires_at=expires_at,
-            )
-        except NotFound:
-            form.add_error("application", "Choose one of your applications.")
-        except ManifoldError as exc:
-            add_service_error(form, exc)
-        else:
-            base = str(getattr(settings, "MANIFOLD_BASE_URL", "") or "").rstrip("/")
-            url = base or request.build_absolute_uri("/").rstrip("/")
-            created = {
-                "token": token,
-                "register": (
-                    f"edge-runner register --url {url} --token {raw} --data-dir {DATA_DIR}"
-                ),
-                "run": f"edge-runner run --data-dir {DATA_DIR}",
-            }
-            form = ProvisioningTokenForm(applications=applications, initial=initial)
-    response = render(
-        request,
-        "devices/add.html",
-        team_context(access, "devices", form=form, created=created),
-        status=400 if form.errors else 200,
-    )
-    response["Cache-Control"] = "no-store"  # the raw token is on this page once
-    return response
-
-
-@team_page("device:read")
-@require_http_methods(["GET"])
-def token_list(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    tokens = list(selectors.provisioning_token_list(access))
-    return render(
-        request,
-        "devices/tokens.html",
-        team_context(
-            access,
-            "devices",
-            tokens=tokens,
-            now=timezone.now(),
-            can_manage=access.allows("device:manage"),
-        ),
-    )
-
-
-@team_page("device:manage")
-@require_http_methods(["POST"])
-def token_revoke(request: HttpRequest, access: TeamAccess, token_id: int) -> HttpResponse:
-    token = access_provisioning_token(access, token_id, "device:manage")
-    try:
-        services.provisioning_token_revoke(principal=access.principal, token=token)
-    except ManifoldError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Token “{token.name}” revoked. Devices it registered stay.")
-    return redirect("devices:device_tokens", team_slug=access.team.slug)
-
-
 # --- one device --------------------------------------------------------------------------------
 
 
@@ -268,7 +186,7 @@ def _deployable(access: TeamAccess, application: Application) -> list[Any]:
     return list(snapshot_list(team=access.team, application=application)[:SNAPSHOT_CHOICES])
 
 
-def _device_context(
+def device_context(
     request: HttpRequest, access: TeamAccess, device: Device, **forms: Any
 ) -> dict[str, Any]:
     history = device_history(device, limit=HISTORY_ROWS)
@@ -306,7 +224,12 @@ def _device_context(
         action_error=forms.get("action_error"),
         deploy_form=deploy_form,
         can_deploy=can_deploy,
-        effective_env=selectors.device_effective_env(device),
+        env_sources=selectors.device_env_sources(device),
+        waiting=device.registered_at is None
+        and device.decommissioned_at is None
+        and not device.hosted_driver,
+        now=timezone.now(),
+        new_code=forms.get("new_code"),
         can_manage=access.allows("device:manage", device.application),
         live_url=f"/ws/teams/{access.team.slug}/devices/{device.pk}/live/",
     )
@@ -316,7 +239,7 @@ def _device_context(
 @require_http_methods(["GET"])
 def device_detail(request: HttpRequest, access: TeamAccess, device_id: int) -> HttpResponse:
     device = access_device(access, device_id, "device:read")
-    context = _device_context(request, access, device)
+    context = device_context(request, access, device)
     if request.htmx and request.htmx.target == "device-body":  # type: ignore[attr-defined]  # htmx middleware
         return render(request, "devices/_device_body.html", context)
     status = 400 if context["state_at"].errors else 200
@@ -349,7 +272,7 @@ def device_settings(request: HttpRequest, access: TeamAccess, device_id: int) ->
         else:
             messages.success(request, "Device settings saved.")
             return redirect(_device_url(access, device))
-    context = _device_context(request, access, device, settings_form=form)
+    context = device_context(request, access, device, settings_form=form)
     return render(request, "devices/device.html", context, status=400)
 
 
@@ -360,7 +283,7 @@ def device_deploy(request: HttpRequest, access: TeamAccess, device_id: int) -> H
     device = access_device(access, device_id, "flow:deploy")
     if device.application is None:
         message = "Move the device into an application before deploying to it."
-        context = _device_context(request, access, device, action_error=message)
+        context = device_context(request, access, device, action_error=message)
         return render(request, "devices/device.html", context, status=400)
     snapshots = _deployable(access, device.application)
     form = DeployForm(request.POST, snapshots=snapshots)
@@ -375,7 +298,7 @@ def device_deploy(request: HttpRequest, access: TeamAccess, device_id: int) -> H
         else:
             messages.success(request, f"“{snapshot.name}” is the device's target now.")
             return redirect(_device_url(access, device))
-    context = _device_context(request, access, device, deploy_form=form)
+    context = device_context(request, access, device, deploy_form=form)
     return render(request, "devices/device.html", context, status=400)
 
 
@@ -391,7 +314,7 @@ def _device_action(
         elif verb == "resume":
             services.device_resume(principal=principal, device=device)
         elif not decommission.is_valid():
-            context = _device_context(request, access, device, decommission_form=decommission)
+            context = device_context(request, access, device, decommission_form=decommission)
             context["danger_action"] = verb
             return render(request, "devices/device.html", context, status=400)
         elif verb == "decommission":
@@ -402,7 +325,7 @@ def _device_action(
             return redirect("devices:fleet", team_slug=access.team.slug)
     except ManifoldError as exc:
         device.refresh_from_db()
-        context = _device_context(request, access, device, action_error=exc.message)
+        context = device_context(request, access, device, action_error=exc.message)
         return render(request, "devices/device.html", context, status=400)
     done = {"suspend": "suspended", "resume": "resumed", "decommission": "decommissioned"}[verb]
     messages.success(request, f"Device “{device.name}” {done}.")

@@ -196,6 +196,9 @@ MANIFOLD_KEY_ENCRYPTION_KEY = os.environ.get("MANIFOLD_KEY_ENCRYPTION_KEY", "")
 # page) and the platform address they register and link against (`make run` passes its own).
 HOSTED_PORTS = os.environ.get("MANIFOLD_HOSTED_PORTS", "18800-18899")
 HOSTED_PLATFORM_URL = os.environ.get("MANIFOLD_HOSTED_PLATFORM_URL", "http://127.0.0.1:8000")
+# Where the local driver keeps each instance (data directory, pid file, log): the reconciler
+# writes there, the platform reads the logs from there.
+HOSTED_ROOT = Path(os.environ.get("MANIFOLD_HOSTED_ROOT", str(VAR_DIR / "hosted")))
 # One request body at most (a large flow export fits); larger ones get 413
 # (apps.core.middleware, apps.core.limits.BoundedJSONParser).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -2,6 +2,8 @@
 // device (ws/teams/<team>/devices/<id>/live/). The DOM keeps the last MAX items; a gap in the
 // sequence is shown as "N messages not shown", never skipped silently. After a lost socket it
 // reconnects with backoff and asks for what it missed (?since=<last seq>&epoch=<epoch>).
+// The page's Logs card ([data-device-logs]) shows the same stream's log items (and its gaps),
+// unaffected by the sidebar's pause, clear and filters.
 (function () {
   "use strict";
 
@@ -27,6 +29,9 @@
   var paused = false;
   var held = [];
   var nodes = {};
+  var logCard = document.querySelector("[data-device-logs]");
+  var logList = logCard && logCard.querySelector("[data-log-list]");
+  var logEmpty = logCard && logCard.querySelector("[data-log-empty]");
 
   function setStatus(state, text) {
     statusBox.setAttribute("data-state", state);
@@ -62,6 +67,30 @@
     trim();
     if (empty) empty.hidden = true;
     if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  function logLine(node) {
+    if (!logList) return;
+    var atBottom = logList.scrollHeight - logList.scrollTop - logList.clientHeight < 24;
+    logList.appendChild(node);
+    while (logList.children.length > MAX) logList.removeChild(logList.firstChild);
+    if (logEmpty) logEmpty.hidden = true;
+    if (atBottom) logList.scrollTop = logList.scrollHeight;
+  }
+
+  function renderLogLine(item) {
+    var level = String(item.level || "info").toLowerCase();
+    var entry = element("li", "log-line live-log-" + level);
+    entry.appendChild(element("span", "live-time", timeText(item.time)));
+    entry.appendChild(element("span", "live-level", level));
+    if (item.node) entry.appendChild(element("span", "live-node", item.node));
+    entry.appendChild(element("span", "log-text", item.message || item.msg || ""));
+    return entry;
+  }
+
+  function logGap(missing) {
+    return element("li", "log-line log-gap",
+      missing + " message" + (missing === 1 ? "" : "s") + " not shown");
   }
 
   function renderDebug(item) {
@@ -148,13 +177,18 @@
       (frame.items || []).forEach(function (item) {
         if (typeof item.seq === "number") {
           if (lastSeq !== null && item.seq <= lastSeq) return; // a replayed duplicate
-          if (lastSeq !== null && item.seq > lastSeq + 1) queue(gapMarker(item.seq - lastSeq - 1));
+          if (lastSeq !== null && item.seq > lastSeq + 1) {
+            queue(gapMarker(item.seq - lastSeq - 1));
+            logLine(logGap(item.seq - lastSeq - 1));
+          }
           lastSeq = item.seq;
         }
+        if (item.kind === "log") logLine(renderLogLine(item));
         queue(item);
       });
     } else if (frame.kind === "gap") {
       queue(gapMarker(frame.missing));
+      logLine(logGap(frame.missing));
       if (typeof frame.to_seq === "number") lastSeq = Math.max(lastSeq || 0, frame.to_seq);
     } else if (frame.kind === "state" && frame.device) {
       document.dispatchEvent(new CustomEvent("manifold:device-state", { detail: frame.device }));

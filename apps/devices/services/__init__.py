@@ -4,8 +4,10 @@ submodules are an implementation detail."""
 from apps.devices.services.devices import (
     device_decommission,
     device_delete,
+    device_group_add_devices,
     device_group_create,
     device_group_delete,
+    device_group_remove_devices,
     device_group_update,
     device_resume,
     device_suspend,
@@ -21,6 +23,7 @@ from apps.devices.services.provisioning import (
     provisioning_token_create,
     provisioning_token_revoke,
     registration_code_create,
+    registration_code_reissue,
     registration_signing_keys,
 )
 
@@ -28,8 +31,10 @@ __all__ = [
     "InvalidRegistrationToken",
     "device_decommission",
     "device_delete",
+    "device_group_add_devices",
     "device_group_create",
     "device_group_delete",
+    "device_group_remove_devices",
     "device_group_update",
     "device_register",
     "device_resume",
@@ -42,5 +47,6 @@ __all__ = [
     "provisioning_token_create",
     "provisioning_token_revoke",
     "registration_code_create",
+    "registration_code_reissue",
     "registration_signing_keys",
 ]

@@ -459,3 +459,30 @@ def device_group_delete(*, principal: Principal, group: DeviceGroup) -> None:
         if group.env:
             for device_id in members:
                 bus.tell_device(device_id, "recheck")
+
+
+def device_group_add_devices(
+    *, principal: Principal, group: DeviceGroup, devices: Sequence[Device]
+) -> list[Device]:
+    """Put devices into ``group`` (all or none); each change is a ``device_update``."""
+    with transaction.atomic():
+        return [
+            device_update(principal=principal, device=device, groups=[*device.groups.all(), group])
+            for device in devices
+            if not device.groups.filter(pk=group.pk).exists()
+        ]
+
+
+def device_group_remove_devices(
+    *, principal: Principal, group: DeviceGroup, devices: Sequence[Device]
+) -> list[Device]:
+    """Take devices out of ``group`` (all or none); each change is a ``device_update``."""
+    with transaction.atomic():
+        return [
+            device_update(
+                principal=principal,
+                device=device,
+                groups=[other for other in device.groups.all() if other.pk != group.pk],
+            )
+            for device in devices
+        ]

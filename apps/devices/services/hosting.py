@@ -10,6 +10,7 @@ code issued here, then through the same link.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from django.conf import settings
@@ -18,11 +19,17 @@ from django.utils import timezone
 
 from apps.accounts.principal import Principal
 from apps.audit.services import audit_record
-from apps.core.errors import Conflict
-from apps.devices.auth import hash_secret, new_registration_code
-from apps.devices.hosting import allocate_ports, parse_port_range
+from apps.core.errors import Conflict, ValidationError
+from apps.devices.hosting import (
+    MAX_LOG_LINES,
+    HostingDriver,
+    LocalProcessDriver,
+    allocate_ports,
+    parse_port_range,
+)
 from apps.devices.models import Device, DeviceStatus, HostedDesired, HostedInstance
 from apps.devices.services.devices import announce, clean_name, device_delete, device_record
+from apps.devices.services.provisioning import set_registration_code
 from apps.teams.models import Application
 
 LOCAL_DRIVER: Final = "local"
@@ -191,7 +198,6 @@ def hosted_should_run(instance: HostedInstance) -> bool:
 def hosted_registration_code(device_id: int) -> str:
     """A fresh one-use registration code for the hosted device (the driver registers its new
     data directory with it). Replaces any code issued before; audited."""
-    raw = new_registration_code()
     with transaction.atomic():
         device = (
             Device.objects.select_for_update(of=("self",))
@@ -200,11 +206,7 @@ def hosted_registration_code(device_id: int) -> str:
         )
         if device.decommissioned_at is not None or not device.hosted_driver:
             raise Conflict(f"Device {device_id} is not a live hosted instance.")
-        device.registration_code_hash = hash_secret(raw)
-        device.registration_code_expires_at = timezone.now() + HOSTED_CODE_LIFETIME
-        device.save(
-            update_fields=["registration_code_hash", "registration_code_expires_at", "updated_at"]
-        )
+        raw = set_registration_code(device, HOSTED_CODE_LIFETIME)
         audit_record(
             event="device.registration_code.created",
             principal=Principal.system("hosted runners"),
@@ -248,3 +250,21 @@ def hosted_instance_of(application: Application) -> HostedInstance | None:
         .filter(application=application)
         .first()
     )
+
+
+def hosting_driver(name: str) -> HostingDriver:
+    """The driver that runs ``name``'s instances, as the platform reads them (its logs)."""
+    if name != LOCAL_DRIVER:
+        raise Conflict(f"No hosting driver named {name!r} on this platform.")
+    return LocalProcessDriver(Path(settings.HOSTED_ROOT))
+
+
+def hosted_instance_logs(instance: HostedInstance, lines: int = 100) -> list[str]:
+    """The newest ``lines`` (1 to MAX_LOG_LINES) lines of the instance's runner output, oldest
+    first; empty before its first start. Read-only: not audited."""
+    if not 1 <= lines <= MAX_LOG_LINES:
+        raise ValidationError(
+            f"lines must be 1 to {MAX_LOG_LINES}.", fields={"lines": f"1 to {MAX_LOG_LINES}."}
+        )
+    driver = hosting_driver(instance.device.hosted_driver)
+    return driver.logs(str(instance.device_id), lines)

@@ -201,6 +201,49 @@ def registration_code_create(
     return device, raw
 
 
+def set_registration_code(device: Device, lifetime: timedelta) -> str:
+    """Give the (locked) device a fresh one-use code; the code it had stops working."""
+    raw = new_registration_code()
+    device.registration_code_hash = hash_secret(raw)
+    device.registration_code_expires_at = timezone.now() + lifetime
+    device.save(
+        update_fields=["registration_code_hash", "registration_code_expires_at", "updated_at"]
+    )
+    return raw
+
+
+def registration_code_reissue(*, principal: Principal, device: Device) -> tuple[Device, str]:
+    """A new code (valid 24 h) for a device still waiting for registration; the old one is
+    revoked. Audited ``device.registration_code.reissued``."""
+    principal.require_writable("issue registration codes")
+    with transaction.atomic():
+        device = (
+            Device.objects.select_for_update(of=("self",))
+            .select_related("team", "application")
+            .get(pk=device.pk)
+        )
+        if device.decommissioned_at is not None:
+            raise Conflict(f"Device {device.name!r} is decommissioned: it cannot register.")
+        if device.registered_at is not None:
+            raise Conflict(f"Device {device.name!r} is already registered.")
+        if device.hosted_driver:
+            raise Conflict(
+                f"Device {device.name!r} is a hosted instance: the platform registers it itself."
+            )
+        before = device.registration_code_expires_at
+        raw = set_registration_code(device, REGISTRATION_CODE_LIFETIME)
+        audit_record(
+            event="device.registration_code.reissued",
+            principal=principal,
+            team=device.team,
+            application=device.application,
+            target=device,
+            before={"code_expires_at": before},
+            after={"code_expires_at": device.registration_code_expires_at},
+        )
+    return device, raw
+
+
 # --- registration ----------------------------------------------------------------------------
 
 

@@ -10,6 +10,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from apps.devices.models import ProvisioningToken
+
 register = template.Library()
 
 STATUS_WORDS = {
@@ -120,3 +122,15 @@ def sparkline(values: Sequence[float | None], label: str) -> SafeString:
         description,
         mark_safe(path),  # noqa: S308  # numbers formatted above, nothing from input
     )
+
+
+@register.simple_tag
+def token_status(token: ProvisioningToken, now: dt.datetime) -> str:
+    """Whether a provisioning token still registers devices, and if not, why."""
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    if token.max_uses is not None and token.uses >= token.max_uses:
+        return "used up"
+    return "active"

@@ -196,7 +196,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--root",
             default=None,
-            help="where instances live (default <VAR_DIR>/hosted)",
+            help="where instances live (default $MANIFOLD_HOSTED_ROOT, <VAR_DIR>/hosted)",
         )
         parser.add_argument(
             "--runner-command",
@@ -208,7 +208,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["interval"] <= 0:
             raise CommandError("--interval must be positive.")
-        root = Path(options["root"] or Path(settings.VAR_DIR) / "hosted")
+        root = Path(options["root"] or settings.HOSTED_ROOT)
         command = shlex.split(options["runner_command"]) if options["runner_command"] else None
         driver = LocalProcessDriver(root, command, cwd=Path(settings.BASE_DIR))
         reconciler = Reconciler(driver, options["platform_url"])
