@@ -319,6 +319,12 @@ class SQLiteChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # channels sh
             state.queues.pop(channel, None)
             raise
 
+    async def discard_channel(self, channel: str) -> None:
+        """Stop collecting for a process-specific channel read for the last time (a reply
+        channel used once): its queue goes, and the poller ends once no queue is left.
+        channels_redis needs no such call: it drops a receive buffer once it is empty."""
+        self._state().queues.pop(channel, None)
+
     async def _receive_shared(self, channel: str) -> dict[str, Any]:
         while True:
             body = await asyncio.to_thread(self._db_take_one, channel)

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from apps.devices import views
+from apps.devices import devmode_views, views
 
 app_name = "devices"
 
@@ -30,4 +30,25 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(device + "resume/", views.device_resume, name="device_resume"),
     path(device + "decommission/", views.device_decommission, name="device_decommission"),
     path(device + "delete/", views.device_delete, name="device_delete"),
+    path(device + "developer/", devmode_views.device_developer, name="device_developer"),
+    path(
+        device + "developer/enter/",
+        devmode_views.device_developer_enter,
+        name="device_developer_enter",
+    ),
+    path(
+        device + "developer/leave/",
+        devmode_views.device_developer_leave,
+        name="device_developer_leave",
+    ),
+    path(
+        device + "developer/deploy/",
+        devmode_views.device_developer_deploy,
+        name="device_developer_deploy",
+    ),
+    path(
+        device + "developer/inject/<str:node_id>/",
+        devmode_views.device_developer_inject,
+        name="device_developer_inject",
+    ),
 ]
