@@ -172,17 +172,15 @@ def device_developer_deploy(
             )
         except ManifoldError as exc:
             add_service_error(form, exc, {"flows": "flows_text"})
-    if deployed is not None and not _is_htmx(request):
-        messages.success(request, "Deployed to the device.")
-        return redirect(_device_url(access, device))
-    context = _panel_context(access, device, None if deployed is not None else form)
     if deployed is not None:
         failures = len(deployed.get("failures") or [])
-        context["notice"] = "Deployed to the device" + (
-            f"; {failures} node(s) failed to start (see the live sidebar)." if failures else "."
+        messages.success(
+            request,
+            "Deployed to the device."
+            + (f" {failures} node(s) failed to start (see the live sidebar)." if failures else ""),
         )
-    if _is_htmx(request):
-        return render(request, "devices/_developer_panel.html", context)
+        return redirect(_device_url(access, device))
+    context = _panel_context(access, device, form)
     return _page_with_errors(request, access, device, 400, developer_panel=context)
 
 

@@ -126,9 +126,7 @@ async def device_dev_call(
 def dev_call(device: Device, method: str, path: str, body: Any = None) -> DevAnswer:
     """``device_dev_call`` for synchronous code (views, services). Under ASGI every request's
     synchronous code runs on a thread of its own, so waiting here holds no one else up."""
-    answer: DevAnswer = async_to_sync(device_dev_call)(
-        device, method, path, body, DEV_CALL_SECONDS
-    )
+    answer: DevAnswer = async_to_sync(device_dev_call)(device, method, path, body, DEV_CALL_SECONDS)
     return answer
 
 
