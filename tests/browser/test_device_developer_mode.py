@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from apps.devices.models import Device
 from apps.snapshots.models import Snapshot
-from tests.browser.conftest import log_in, page_is_clean
+from tests.browser.conftest import log_in, page_is_clean, page_tolerating_400
 from tests.conftest import PASSWORD, Acme
 from tests.e2e.test_device_developer_mode import dev_line
 from tests.e2e.test_device_lifecycle import (
@@ -57,19 +57,8 @@ def develop(
     size = "desktop" if width > 500 else "phone"
     # Refused flows answer 400 (which Chromium logs as a console error): a page that tolerates
     # exactly that and nothing else.
-    context = chromium.new_context(viewport={"width": width, "height": height})
+    context, page, problems = page_tolerating_400(chromium, width, height)
     context.set_default_timeout(15_000)
-    problems: list[str] = []
-    page = context.new_page()
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(message.text)
-            if message.type == "error" and "status of 400" not in message.text
-            else None
-        ),
-    )
-    page.on("pageerror", lambda error: problems.append(str(error)))
     try:
         steps(acme, server, page, device_id, size)
     finally:
@@ -114,4 +103,6 @@ def steps(acme: Acme, server: str, page: Any, device_id: int, size: str) -> None
     expect(page.get_by_test_id("developer-banner")).to_have_count(0)
     kept = Snapshot.objects.get(name=f"kept-{size}")
     assert [n["label"] for n in kept.flows if n["type"] == "tab"] == ["Dev line"]
-    assert Device.objects.get(pk=device_id).target.snapshot_id == kept.pk
+    target = Device.objects.get(pk=device_id).target
+    assert target is not None
+    assert target.snapshot_id == kept.pk

@@ -203,7 +203,9 @@ def test_a_member_edits_a_device_live_then_keeps_then_reverts(
     assert eddie.get(url(device_id, "flows/")).status_code == 409
     waiting = eddie.delete(url(device_id, "developer-mode/"), {"keep": False}, format="json")
     assert waiting.status_code == 200, waiting.json()
-    assert Device.objects.get(pk=device_id).target.outcome == "pending"
+    pending = Device.objects.get(pk=device_id).target
+    assert pending is not None
+    assert pending.outcome == "pending"
 
     events = list(
         AuditEvent.objects.filter(event__startswith="device.developer_mode.").values_list(
