@@ -100,10 +100,7 @@ def build_fleet(acme: Acme, globex: Globex) -> Fleet:
         token=globex_raw, name="Globex press", sealing_key_b64=SEALING_KEY_B64
     )
     globex_group = device_group_create(principal=oscar, team=globex.team, name="Globex ovens")
-    _, press_raw = provisioning_token_create(
-        principal=olivia, team=acme.team, name="Press token", application=acme.line_1
-    )
-    press, _ = device_register(token=press_raw, name="Press 9", sealing_key_b64=SEALING_KEY_B64)
+    press, _ = device_register(token=raw, name="Press 9", sealing_key_b64=SEALING_KEY_B64)
     developing = device_developer_mode_enter(principal=olivia, device=press)
     return Fleet(device, paused, group, token, raw, globex_device, globex_group, developing)
 
