@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from django.db import transaction
 from django.utils import timezone
 
@@ -94,10 +95,10 @@ async def device_dev_call(
     ``device_timeout`` when no answer comes within ``timeout`` seconds. Checks no permission:
     callers do (``device_dev_*`` below)."""
     _refuse_unlinked(device)
-    layer = get_channel_layer()
-    if layer is None:
-        raise Conflict("No channel layer is configured.", code="device_offline")
-    # Process-specific: only this process (and event loop) reads it, whatever the layer.
+    # A layer instance of the call's own: the process's shared one may be bound to another
+    # event loop (channels_redis receives on one loop only; a test's client runs its own).
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    # Process-specific: only this instance reads it, whatever the layer.
     reply_to = await layer.new_channel()
     request = secrets.token_hex(12)
     command = device_command(
@@ -116,9 +117,12 @@ async def device_dev_call(
             "(its link may have dropped)."
         ) from None
     finally:
-        discard = getattr(layer, "discard_channel", None)  # the SQLite layer's reply queues
+        discard = getattr(layer, "discard_channel", None)  # the SQLite layer's reply queue
         if discard is not None:
             await discard(reply_to)
+        close_pools = getattr(layer, "close_pools", None)  # channels_redis' connections
+        if close_pools is not None:
+            await close_pools()
     status = reply.get("status")
     return DevAnswer(status if isinstance(status, int) else 502, reply.get("body"))
 

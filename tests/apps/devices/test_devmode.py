@@ -10,7 +10,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from rest_framework.test import APIClient
 
 from apps.accounts.principal import Principal
@@ -167,7 +168,8 @@ def test_the_relay_is_bounded_and_refuses_before_hello_and_while_suspended(
     acme_world: Acme, server: str
 ) -> None:
     registered = register(acme_world.line_1, "press-1")
-    layer = get_channel_layer()
+    # A layer of the test's own event loop (the server's is bound to the server's loop).
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
     group = bus.device_group_name(registered.device.pk)
 
     async def ask(reply_to: str, request: str) -> None:
@@ -193,6 +195,8 @@ def test_the_relay_is_bounded_and_refuses_before_hello_and_while_suspended(
         await runner.send({"type": "dev_result", "request": "nobody", "status": 200})
         error = await runner.expect("error")
         await runner.socket.close()
+        if hasattr(layer, "close_pools"):
+            await layer.close_pools()
         return early, relayed, busy, error["message"]
 
     early, relayed, busy, error = asyncio.run(scenario())
