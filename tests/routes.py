@@ -41,6 +41,10 @@ from apps.devices.services import (
     provisioning_token_create,
     registration_code_create,
 )
+from apps.devices.services.devmode import (
+    device_developer_mode_enter,
+    device_developer_mode_leave,
+)
 from apps.devices.services.hosting import (
     hosted_instance_create,
     hosted_instance_delete,
@@ -75,6 +79,7 @@ class Fleet:
     token_raw: str
     globex_device: Device
     globex_group: DeviceGroup
+    developing: Device  # line-1, registered, in developer mode (offline)
 
 
 SEALING_KEY_B64 = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE="  # 32 bytes
@@ -97,7 +102,9 @@ def build_fleet(acme: Acme, globex: Globex) -> Fleet:
         token=globex_raw, name="Globex press", sealing_key_b64=SEALING_KEY_B64
     )
     globex_group = device_group_create(principal=oscar, team=globex.team, name="Globex ovens")
-    return Fleet(device, paused, group, token, raw, globex_device, globex_group)
+    press, _ = device_register(token=raw, name="Press 9", sealing_key_b64=SEALING_KEY_B64)
+    developing = device_developer_mode_enter(principal=olivia, device=press)
+    return Fleet(device, paused, group, token, raw, globex_device, globex_group, developing)
 
 
 @dataclass
@@ -266,6 +273,27 @@ def _grouped_device(w: World, client: APIClient) -> dict[str, Any]:
         principal=Principal.for_user(w.acme.olivia), group=w.fleet.group, devices=[w.fleet.device]
     )
     return _group(w)
+
+
+def _developing(w: World) -> dict[str, Any]:
+    return {"team_slug": "acme", "device_id": w.fleet.developing.pk}
+
+
+def _developing_inject(w: World) -> dict[str, Any]:
+    return {**_developing(w), "node_id": "inj"}
+
+
+def _toggle_developer_mode(w: World, client: APIClient) -> dict[str, Any]:
+    """POST (enter) needs a device out of developer mode, DELETE (leave) one in it; the audit
+    check calls them in that order on the world's developing device: leave before the first,
+    enter again before the second."""
+    olivia = Principal.for_user(w.acme.olivia)
+    device = Device.objects.get(pk=w.fleet.developing.pk)
+    if device.developer_mode:
+        device_developer_mode_leave(principal=olivia, device=device, keep=False)
+    else:
+        device_developer_mode_enter(principal=olivia, device=device)
+    return _developing(w)
 
 
 def _token(w: World) -> dict[str, Any]:
@@ -451,6 +479,16 @@ ROUTES: dict[str, Sample] = {
     "api-device-target": Sample("team", _device, {"post": lambda w: {"snapshot": w.snapshot.pk}}),
     "api-application-deploy": Sample("team", _app, {"post": lambda w: {"snapshot": w.snapshot.pk}}),
     "api-device-history": Sample("team", _device),
+    # developer mode (the world's developing device is offline: its live calls answer 409)
+    "api-device-developer-mode": Sample(
+        "team",
+        _developing,
+        {"post": _none, "delete": _body({"keep": False})},
+        prime=_toggle_developer_mode,
+    ),
+    "api-device-flows": Sample("team", _developing),
+    "api-device-flows-state": Sample("team", _developing),
+    "api-device-inject": Sample("team", _developing_inject),
     # development instances (the world's is line-1's; creating one replaces it)
     "api-hosted-instance": Sample(
         "team",
@@ -734,6 +772,13 @@ ROUTES: dict[str, Sample] = {
         prime=_grouped_device,
     ),
     "hosted_instance_logs": Sample("team", _page_app, api=False),
+    "device_developer": Sample("team", _developing, api=False),
+    "device_developer_enter": Sample("team", _device, {"post": _none}, api=False),
+    "device_developer_leave": Sample(
+        "team", _developing, {"post": _body({"action": "revert", "name": ""})}, api=False
+    ),
+    "device_developer_deploy": Sample("team", _developing, api=False),
+    "device_developer_inject": Sample("team", _developing_inject, api=False),
 }
 
 

@@ -102,6 +102,9 @@ class SQLiteChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # channels sh
         self._pid = -1
         self._client_prefix = ""
         self._schema_lock = threading.Lock()
+        # Event loops of one process (a server's, a thread's under async_to_sync) share its
+        # prefix: their pollers take its rows one at a time and hand each to the loop reading it.
+        self._take_lock = threading.Lock()
         self._schema_ready_pid = -1
         self._last_cleanup = 0.0
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
@@ -232,6 +235,10 @@ class SQLiteChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # channels sh
             # Another process claimed it between our read and delete: look again.
 
     def _db_take_local(self, prefix: str) -> list[tuple[str, bytes]]:
+        with self._take_lock:
+            return self._db_take_local_locked(prefix)
+
+    def _db_take_local_locked(self, prefix: str) -> list[tuple[str, bytes]]:
         connection = self._connection()
         now = time.time()
         rows = connection.execute(
@@ -319,6 +326,12 @@ class SQLiteChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # channels sh
             state.queues.pop(channel, None)
             raise
 
+    async def discard_channel(self, channel: str) -> None:
+        """Stop collecting for a process-specific channel read for the last time (a reply
+        channel used once): its queue goes, and the poller ends once no queue is left.
+        channels_redis needs no such call: it drops a receive buffer once it is empty."""
+        self._state().queues.pop(channel, None)
+
     async def _receive_shared(self, channel: str) -> dict[str, Any]:
         while True:
             body = await asyncio.to_thread(self._db_take_one, channel)
@@ -335,8 +348,19 @@ class SQLiteChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # channels sh
                 queue = state.queues.get(channel)
                 if queue is not None:
                     queue.put_nowait(self._decode(body))
+                else:
+                    self._hand_over(channel, self._decode(body))
             if len(rows) < _LOCAL_BATCH:
                 await asyncio.sleep(self.polling_interval)
+
+    def _hand_over(self, channel: str, message: dict[str, Any]) -> None:
+        """Give a message to the other event loop of this process that reads ``channel``
+        (e.g. a reply channel made under ``async_to_sync`` beside the server's loop)."""
+        for loop, other in list(self._loops.items()):
+            queue = other.queues.get(channel)
+            if queue is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(queue.put_nowait, message)
+                return
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()

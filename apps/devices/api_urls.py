@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, include, path
 
-from apps.devices import api
+from apps.devices import api, devmode_api
 from apps.teams.api_urls import COLLECTION, ITEM, routes
 
 team_routes: list[URLPattern | URLResolver] = [
@@ -28,6 +28,26 @@ team_routes: list[URLPattern | URLResolver] = [
         "devices/<int:device_id>/decommission/",
         api.DeviceViewSet.as_view(routes(post="decommission")),
         name="api-device-decommission",
+    ),
+    path(
+        "devices/<int:device_id>/developer-mode/",
+        devmode_api.DeveloperModeView.as_view(),
+        name="api-device-developer-mode",
+    ),
+    path(
+        "devices/<int:device_id>/flows/",
+        devmode_api.DeviceFlowsView.as_view(),
+        name="api-device-flows",
+    ),
+    path(
+        "devices/<int:device_id>/flows/state/",
+        devmode_api.DeviceFlowsStateView.as_view(),
+        name="api-device-flows-state",
+    ),
+    path(
+        "devices/<int:device_id>/inject/<str:node_id>/",
+        devmode_api.DeviceInjectView.as_view(),
+        name="api-device-inject",
     ),
     path(
         "provisioning-tokens/",

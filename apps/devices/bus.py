@@ -15,6 +15,8 @@ from apps.core.realtime import send_group_on_commit
 # Channel-layer handler names (``type`` with dots becomes the consumer method name).
 LINK_COMMAND: Final = "device.command"  # DeviceLinkConsumer.device_command
 WATCH_EVENT: Final = "device.watch_event"  # the browser consumer's handler
+# What the link sends to a ``dev_request``'s ``reply_to`` channel: {"request", "status", "body"}.
+DEV_REPLY: Final = "device.dev_reply"
 
 # What a command can ask of a live link.
 COMMANDS: Final = frozenset(
@@ -39,10 +41,13 @@ def device_watch_group_name(device_id: int) -> str:
     return f"device-{int(device_id)}-watch"
 
 
-def tell_device(device_id: int, command: str, **fields: Any) -> None:
-    """Send ``command`` to the device's live link once the current transaction commits."""
+def device_command(command: str, **fields: Any) -> dict[str, Any]:
+    """The channel-layer message of ``command`` (for a direct, not on-commit, group send)."""
     if command not in COMMANDS:
         raise ValueError(f"unknown device command {command!r}")
-    send_group_on_commit(
-        device_group_name(device_id), {"type": LINK_COMMAND, "command": command, **fields}
-    )
+    return {"type": LINK_COMMAND, "command": command, **fields}
+
+
+def tell_device(device_id: int, command: str, **fields: Any) -> None:
+    """Send ``command`` to the device's live link once the current transaction commits."""
+    send_group_on_commit(device_group_name(device_id), device_command(command, **fields))

@@ -22,10 +22,12 @@ from typing import Any, ClassVar, TypeVar
 
 from channels.consumer import get_handler_name
 from channels.db import DatabaseSyncToAsync
+from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from apps.core.consumers import CLOSE_NOT_FOUND, TeamScopedConsumer
 from apps.devices.bus import (
+    DEV_REPLY,
     LINK_COMMAND,
     WATCH_EVENT,
     device_group_name,
@@ -37,6 +39,10 @@ from edge_runner.protocol import link
 # A browser's watch lease and how often the browser side renews it.
 WATCH_LEASE_SECONDS = 60.0
 WATCH_RENEW_SECONDS = 20.0
+# Developer-mode requests a link relays at once, and how long it waits for each answer (the
+# agent gives the engine 30 s; the platform's caller waits as long).
+DEV_PENDING_MAX = 16
+DEV_PENDING_SECONDS = 35.0
 T = TypeVar("T")
 
 
@@ -114,6 +120,8 @@ class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # chann
         self.bucket = TokenBucket(link.RATE_BURST, link.RATE_PER_SECOND)
         self.watchers: dict[str, float] = {}
         self.watch_sent_at = 0.0
+        # request id -> (reply_to channel, expiry): who waits for which dev_result.
+        self.dev_pending: dict[str, tuple[str, float]] = {}
         group = device_group_name(session.device_id)
         await self.channel_layer.group_add(group, self.channel_name)
         # One live link per device: the older socket (any process) closes with 4409. Sent to
@@ -208,9 +216,7 @@ class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # chann
         elif kind == link.STREAM:
             await self._relay_stream(message)
         elif kind == link.DEV_RESULT:
-            await self._send(
-                {"type": link.ERROR, "code": "unexpected", "message": "no request is pending"}
-            )
+            await self._relay_dev_result(message)
 
     async def _relay_stream(self, message: dict[str, Any]) -> None:
         items = message["items"]
@@ -256,6 +262,68 @@ class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # chann
             await self._close(link.CLOSE_UNAUTHORIZED, "credential revoked")
         elif command == "watch":
             await self._watch(message)
+        elif command == "dev_request":
+            await self._dev_request(session, message)
+
+    # ------------------------------------------------------------------ developer mode
+    async def _dev_request(self, session: service.LinkSession, message: dict[str, Any]) -> None:
+        """Relay one Admin API call to the device and remember who waits for its answer."""
+        fields = [message.get(name) for name in ("request", "reply_to", "method", "path")]
+        if not all(isinstance(value, str) and value for value in fields):
+            return  # not a request of apps.devices.services.devmode: nobody to answer
+        request, reply_to, method, path = (str(value) for value in fields)
+        if session.suspended or not self.greeted:
+            why = "suspended" if session.suspended else "still connecting"
+            await self._dev_reply(
+                reply_to,
+                request,
+                409,
+                {"code": "device_unavailable", "message": f"The device is {why}."},
+            )
+            return
+        now = time.monotonic()
+        for pending, (_, until) in list(self.dev_pending.items()):
+            if until < now:
+                del self.dev_pending[pending]
+        if len(self.dev_pending) >= DEV_PENDING_MAX:
+            await self._dev_reply(
+                reply_to,
+                request,
+                429,
+                {
+                    "code": "device_busy",
+                    "message": f"{DEV_PENDING_MAX} developer requests are already waiting for "
+                    "this device; try again when they are answered.",
+                },
+            )
+            return
+        self.dev_pending[request] = (reply_to, now + DEV_PENDING_SECONDS)
+        await self._send(
+            {
+                "type": link.DEV_REQUEST,
+                "request": request,
+                "method": method,
+                "path": path,
+                "body": message.get("body"),
+            }
+        )
+
+    async def _relay_dev_result(self, message: dict[str, Any]) -> None:
+        pending = self.dev_pending.pop(message["request"], None)
+        if pending is None or pending[1] < time.monotonic():
+            await self._send(
+                {"type": link.ERROR, "code": "unexpected", "message": "no request is pending"}
+            )
+            return
+        request, status = message["request"], message["status"]
+        await self._dev_reply(pending[0], request, status, message.get("body"))
+
+    async def _dev_reply(self, reply_to: str, request: str, status: int, body: Any) -> None:
+        reply = {"type": DEV_REPLY, "request": request, "status": status, "body": body}
+        try:
+            await self.channel_layer.send(reply_to, reply)
+        except ChannelFull:  # a caller that stopped reading: nobody to tell
+            return
 
     async def _watch(self, message: dict[str, Any]) -> None:
         watcher = str(message.get("watcher", ""))

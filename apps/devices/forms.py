@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, cast
 
@@ -248,3 +249,41 @@ class RegistrationCodeForm(forms.Form):
         apps = [(app.slug, app.name) for app in applications]
         set_choices(self, "code_application", [("", "No application"), *apps])
         set_choices(self, "code_groups", [(group.pk, group.name) for group in groups])
+
+
+class DeveloperFlowsForm(forms.Form):
+    """The developer-mode editor: the device's flows as JSON text (a Node-RED export)."""
+
+    flows_text = forms.CharField(
+        label="Flows (JSON)",
+        help_text="A flows.json array. Deploying replaces the device's flows at once; the "
+        "platform's validator checks them first.",
+        max_length=5 * 1024 * 1024,
+        widget=forms.Textarea(
+            attrs={"rows": 16, "spellcheck": "false", "class": "mono", "autocomplete": "off"}
+        ),
+    )
+
+    def clean_flows_text(self) -> Any:
+        text = self.cleaned_data["flows_text"]
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+
+
+class DeveloperLeaveForm(forms.Form):
+    """Leave developer mode: ``action`` is the button pressed (keep or revert)."""
+
+    action = forms.ChoiceField(choices=[("keep", "Keep"), ("revert", "Revert")])
+    name = forms.CharField(
+        label="Snapshot name",
+        required=False,
+        max_length=100,
+        help_text="Optional; the device's name and the time otherwise.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        data["keep"] = data.get("action") == "keep"
+        return data

@@ -2,8 +2,9 @@
 
 ``POST teams/<team>/devices/<id>/target/`` ``{"snapshot": id}`` and
 ``POST teams/<team>/applications/<app>/deploy/`` ``{"snapshot": id}`` issue targets
-(``flow:deploy``); ``GET teams/<team>/devices/<id>/history/?at=<ISO time>`` answers which
-snapshot was active then and the recent history (``device:read``).
+(``flow:deploy``; devices in developer mode are skipped and listed, 409 when all are);
+``GET teams/<team>/devices/<id>/history/?at=<ISO time>`` answers which snapshot was active then
+and the recent history (``device:read``).
 """
 
 from __future__ import annotations
@@ -76,8 +77,17 @@ class TargetSerializer(serializers.Serializer[Any]):
     reported_at = serializers.DateTimeField(allow_null=True, read_only=True)
 
 
+class SkippedDeviceSerializer(serializers.Serializer[Any]):
+    device = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    code = serializers.CharField(read_only=True, help_text="developer_mode")
+
+
 class TargetsSerializer(serializers.Serializer[Any]):
     targets = TargetSerializer(many=True, read_only=True)
+    skipped = SkippedDeviceSerializer(
+        many=True, read_only=True, help_text="Devices left alone: they are in developer mode."
+    )
 
 
 class StateChangeSerializer(serializers.Serializer[Any]):
@@ -112,10 +122,17 @@ class ApplicationDeployView(TeamScopedAPIView):
     def post(self, request: Request, team_slug: str, application_slug: str) -> Response:
         application = access_application(self.team_access, application_slug, DEPLOY_PERMISSION)
         snapshot = target_snapshot_of(self.team_access, application, _snapshot_id(request))
-        targets = application_set_target(
+        deployment = application_set_target(
             principal=self.principal, application=application, snapshot=snapshot
         )
-        return Response({"targets": [target_json(t) for t in targets]}, status=201)
+        body = {
+            "targets": [target_json(t) for t in deployment.targets],
+            "skipped": [
+                {"device": device.pk, "name": device.name, "code": "developer_mode"}
+                for device in deployment.skipped
+            ],
+        }
+        return Response(body, status=201)
 
 
 class DeviceHistoryView(TeamScopedAPIView):

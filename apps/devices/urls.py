@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from apps.devices import group_views, hosting_views, provisioning_views, views
+from apps.devices import devmode_views, group_views, hosting_views, provisioning_views, views
 
 app_name = "devices"
 
@@ -51,5 +51,26 @@ urlpatterns: list[URLPattern | URLResolver] = [
         device + "registration-code/",
         provisioning_views.device_registration_code,
         name="device_registration_code",
+    ),
+    path(device + "developer/", devmode_views.device_developer, name="device_developer"),
+    path(
+        device + "developer/enter/",
+        devmode_views.device_developer_enter,
+        name="device_developer_enter",
+    ),
+    path(
+        device + "developer/leave/",
+        devmode_views.device_developer_leave,
+        name="device_developer_leave",
+    ),
+    path(
+        device + "developer/deploy/",
+        devmode_views.device_developer_deploy,
+        name="device_developer_deploy",
+    ),
+    path(
+        device + "developer/inject/<str:node_id>/",
+        devmode_views.device_developer_inject,
+        name="device_developer_inject",
     ),
 ]

@@ -23,6 +23,7 @@ from apps.devices.forms import (
     BulkForm,
     DecommissionForm,
     DeployForm,
+    DeveloperLeaveForm,
     DeviceSettingsForm,
     FleetFilterForm,
     StateAtForm,
@@ -232,7 +233,18 @@ def device_context(
         new_code=forms.get("new_code"),
         can_manage=access.allows("device:manage", device.application),
         live_url=f"/ws/teams/{access.team.slug}/devices/{device.pk}/live/",
+        can_develop=access.allows("device:develop", application),
+        developer_error=forms.get("developer_error"),
+        leave_form=forms.get("leave_form") or DeveloperLeaveForm(),
+        developer_panel=forms.get("developer_panel"),
     )
+
+
+def device_page_context(
+    request: HttpRequest, access: TeamAccess, device: Device, **forms: Any
+) -> dict[str, Any]:
+    """The device page's context, with the given forms and errors (developer mode's views)."""
+    return device_context(request, access, device, **forms)
 
 
 @team_page("device:read")

@@ -100,6 +100,11 @@ PERMISSIONS: Final[dict[str, PermissionSpec]] = {
     "device:manage": PermissionSpec(
         Role.MEMBER, "Register, assign and remove devices", application_scoped=True
     ),
+    "device:develop": PermissionSpec(
+        Role.MEMBER,
+        "Edit one device's flows live in developer mode",
+        application_scoped=True,
+    ),
     "sso:manage": PermissionSpec(Role.OWNER, "Configure single sign-on"),
     "model:manage": PermissionSpec(
         Role.MEMBER, "Upload and retire AI models", application_scoped=True

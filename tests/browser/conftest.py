@@ -113,6 +113,25 @@ def new_page(chromium: Any) -> Iterator[Callable[..., Any]]:
     assert not problems, problems
 
 
+def page_tolerating_400(chromium: Any, width: int, height: int) -> tuple[Any, Any, list[str]]:
+    """(context, page, problems): a page in a fresh context whose console errors and page
+    errors land in ``problems``, except the one Chromium logs for a 400 answer (a form refused
+    with its errors inline). The caller closes the context and asserts ``problems == []``."""
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    problems: list[str] = []
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(message.text)
+            if message.type == "error" and "status of 400" not in message.text
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return context, page, problems
+
+
 def log_in(page: Any, base: str, email: str, password: str) -> None:
     page.goto(f"{base}/accounts/login/")
     page.get_by_label("Email").fill(email)

@@ -16,7 +16,7 @@ from apps.accounts.principal import Principal
 from apps.snapshots.models import Snapshot
 from apps.snapshots.services import snapshot_create
 from tests.apps.snapshots.conftest import CANARY, invalid_flows, valid_flows
-from tests.browser.conftest import log_in, shot
+from tests.browser.conftest import log_in, page_tolerating_400, shot
 from tests.browser.test_page_tour import WIDTHS, _accessible, _no_sideways_scroll
 from tests.conftest import PASSWORD, Acme
 
@@ -58,18 +58,7 @@ def test_snapshot_pages(
     # Refused flows answer 400 (which Chromium logs as a console error): in a page of its own
     # that tolerates exactly that and nothing else.
     width, height = WIDTHS[device]
-    context = chromium.new_context(viewport={"width": width, "height": height})
-    problems: list[str] = []
-    page = context.new_page()
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(message.text)
-            if message.type == "error" and "status of 400" not in message.text
-            else None
-        ),
-    )
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    context, page, problems = page_tolerating_400(chromium, width, height)
     log_in(page, server, acme_world.eddie.email, PASSWORD)
     page.goto(server + PAGES + "new/")
     bad = tmp_path / "bad.json"

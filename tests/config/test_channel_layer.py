@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from channels.exceptions import ChannelFull
@@ -175,3 +176,31 @@ async def test_group_send_fans_out_to_many_sockets_in_one_poll(layer: SQLiteChan
         f"group_send to 300 members: stored in {sent * 1000:.0f} ms,"
         f" all received in {took * 1000:.0f} ms"
     )
+
+
+async def test_a_reply_channel_of_another_event_loop_of_the_process_gets_its_messages(
+    layer: SQLiteChannelLayer,
+) -> None:
+    """A server's loop polls the process's mailbox; a thread's loop (async_to_sync beside it)
+    made a reply channel: the server's poller hands the message over instead of dropping it,
+    once, and the reply channel can be discarded after use."""
+    mine = await layer.new_channel()
+    listening = asyncio.get_running_loop().create_task(layer.receive(mine))
+    await asyncio.sleep(0.05)  # this loop's poller runs
+
+    def other_loop() -> dict[str, Any]:
+        async def wait_reply() -> dict[str, Any]:
+            reply_to = await layer.new_channel()
+            await layer.send(reply_to, {"type": "reply", "n": 1})
+            # Only the first loop's poller may run for a while: it must hand the row over.
+            await asyncio.sleep(0.2)
+            try:
+                return await asyncio.wait_for(layer.receive(reply_to), 2)
+            finally:
+                await layer.discard_channel(reply_to)
+
+        return asyncio.run(wait_reply())
+
+    assert await asyncio.to_thread(other_loop) == {"type": "reply", "n": 1}
+    await layer.send(mine, {"type": "still", "n": 2})
+    assert await asyncio.wait_for(listening, 2) == {"type": "still", "n": 2}

@@ -10,12 +10,13 @@ and pushes the new one to the live link at once (the heartbeat heals a lost push
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 
 from apps.accounts.principal import Principal
-from apps.core.errors import NotFound, ValidationError
+from apps.core.errors import Conflict, NotFound, ValidationError
 from apps.core.ids import parse_id
 from apps.devices.bus import tell_device
 from apps.devices.models import Device, DeviceTarget, TargetOutcome
@@ -50,9 +51,18 @@ def target_snapshot_of(
     return snapshot
 
 
-def _issue(principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTarget:
+def issue_target(principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTarget:
+    """Issue ``snapshot`` to ``device`` (locked by the caller, inside its transaction); the
+    one path of every target. A device in developer mode takes none (409 ``developer_mode``):
+    leaving developer mode clears the flag before it issues its own."""
     if device.decommissioned_at is not None:
         raise ValidationError("This device is decommissioned.", code="decommissioned")
+    if device.developer_mode:
+        raise Conflict(
+            f"Device {device.name!r} is in developer mode: leave developer mode first (keep "
+            "the changes as a snapshot or revert to its target).",
+            code="developer_mode",
+        )
     if device.application_id is None or snapshot.application_id != device.application_id:
         raise NotFound("Snapshot not found.")
     if snapshot.team_id != device.team_id:
@@ -110,7 +120,7 @@ def _issue(principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTa
 def issue_first_target(device: Device, snapshot: Snapshot) -> DeviceTarget:
     """At registration, the target the provisioning token names (chosen by whoever made the
     token, who needed ``device:manage``; issued in the registration's transaction)."""
-    return _issue(Principal.system("device provisioning"), device, snapshot)
+    return issue_target(Principal.system("device provisioning"), device, snapshot)
 
 
 def device_set_target(*, principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTarget:
@@ -127,13 +137,24 @@ def device_set_target(*, principal: Principal, device: Device, snapshot: Snapsho
             raise NotFound("Device not found.")
         access = require_team_permission(principal, locked.team, DEPLOY_PERMISSION)
         access.require(DEPLOY_PERMISSION, locked.application)
-        return _issue(principal, locked, snapshot)
+        return issue_target(principal, locked, snapshot)
+
+
+@dataclass(frozen=True)
+class ApplicationDeployment:
+    """What an application deploy did: a target per device, and the devices it left alone
+    because they are in developer mode (a member is editing them live)."""
+
+    targets: list[DeviceTarget]
+    skipped: list[Device]
 
 
 def application_set_target(
     *, principal: Principal, application: Application, snapshot: Snapshot
-) -> list[DeviceTarget]:
-    """Make ``snapshot`` the target of every device of ``application`` (one transaction)."""
+) -> ApplicationDeployment:
+    """Make ``snapshot`` the target of every device of ``application`` (one transaction).
+    Devices in developer mode keep theirs (listed as skipped); when every device is in
+    developer mode the deploy is refused (409 ``developer_mode``)."""
     principal.require_writable("deploy snapshots")
     if snapshot.application_id != application.pk or snapshot.team_id != application.team_id:
         raise NotFound("Snapshot not found.")
@@ -151,7 +172,21 @@ def application_set_target(
             )
             .order_by("pk")
         )
-        return [_issue(principal, device, snapshot) for device in devices]
+        targets: list[DeviceTarget] = []
+        skipped: list[Device] = []
+        for device in devices:
+            if device.developer_mode:
+                skipped.append(device)
+            else:
+                targets.append(issue_target(principal, device, snapshot))
+        if skipped and not targets:
+            names = ", ".join(device.name for device in skipped[:5])
+            raise Conflict(
+                f"Every device of this application is in developer mode ({names}): leave "
+                "developer mode first.",
+                code="developer_mode",
+            )
+        return ApplicationDeployment(targets, skipped)
 
 
 def device_bundle_part(device: Device, generation: int, name: str) -> bytes | None:

@@ -102,7 +102,7 @@ def test_the_list_shows_the_documented_fields(fleet: Fleet, olivia_api: APIClien
     response = olivia_api.get(DEVICES)
     assert response.status_code == 200
     body = response.json()
-    assert body["count"] == 2
+    assert body["count"] == 3  # Motor 3, Spare and Press 9 (in developer mode)
     motor = next(row for row in body["results"] if row["id"] == fleet.device.pk)
     assert {
         "id",
@@ -137,8 +137,8 @@ def test_filters_narrow_the_list(fleet: Fleet, acme_world: Acme, olivia_api: API
         assert response.status_code == 200, response.content
         return [row["name"] for row in response.json()["results"]]
 
-    assert names() == ["Motor 3", "Spare"]
-    assert names(application="line-1") == ["Motor 3"]
+    assert names() == ["Motor 3", "Press 9", "Spare"]
+    assert names(application="line-1") == ["Motor 3", "Press 9"]
     assert names(group=fleet.group.pk) == ["Motor 3"]
     assert names(tag="line-3") == ["Motor 3"]
     assert names(tag="line") == []

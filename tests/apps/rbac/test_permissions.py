@@ -42,6 +42,7 @@ REQUIRED_KEYS = {
     "snapshot:create",
     "pipeline:promote",
     "device:manage",
+    "device:develop",
     "device:read",
     "sso:manage",
     "model:manage",

@@ -1,0 +1,237 @@
+"""Developer mode on the platform side, against a real server and a scripted runner on a real
+link: the relay (answers forwarded to the caller, bounded, refused while suspended or before
+hello), the refusals of the API (viewer, not in developer mode, offline, timeout, invalid flows,
+credentials, deploys while developing) and the audit rows. The real agent's side is in
+tests/e2e/test_device_developer_mode.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
+from rest_framework.test import APIClient
+
+from apps.accounts.principal import Principal
+from apps.audit.models import AuditEvent
+from apps.devices import bus
+from apps.devices.consumers import DEV_PENDING_MAX
+from apps.devices.models import Device
+from apps.devices.services import devmode
+from apps.devices.services.devmode import device_developer_mode_enter
+from apps.devices.services.targets import device_set_target
+from tests.apps.devices.linkworld import FLOWS, Runner, open_link, register, server, snapshot
+from tests.apps.devices.test_link import db
+from tests.conftest import Acme
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+__all__ = ["server"]
+
+
+def url(device: Device, tail: str) -> str:
+    return f"/api/v1/teams/acme/devices/{device.pk}/{tail}"
+
+
+def developing(acme: Acme, name: str = "press-1") -> tuple[Device, str]:
+    """A registered device of line-1 in developer mode, and its credential (for the link)."""
+    registered = register(acme.line_1, name)
+    device = device_developer_mode_enter(
+        principal=Principal.for_user(acme.eddie), device=registered.device
+    )
+    return device, registered.credential
+
+
+async def answer_one(runner: Runner, status: int, body: Any) -> dict[str, Any]:
+    request = await runner.expect("dev_request")
+    await runner.send(
+        {"type": "dev_result", "request": request["request"], "status": status, "body": body}
+    )
+    return request
+
+
+def test_a_call_goes_to_the_device_and_its_answer_comes_back(
+    acme_world: Acme, server: str, eddie_api: APIClient
+) -> None:
+    device, credential = developing(acme_world)
+
+    async def scenario() -> tuple[Any, dict[str, Any], Any, dict[str, Any]]:
+        runner, _ = await Runner.join(server, credential)
+        read = asyncio.create_task(db(lambda: eddie_api.get(url(device, "flows/"))))
+        asked = await answer_one(runner, 200, {"flows": FLOWS, "rev": "r1"})
+        flows = await read
+        sent = asyncio.create_task(
+            db(lambda: eddie_api.post(url(device, "flows/"), FLOWS, format="json"))
+        )
+        posted = await answer_one(runner, 200, {"rev": "r2"})
+        deployed = await sent
+        await runner.socket.close()
+        return flows, asked, deployed, posted
+
+    flows, asked, deployed, posted = asyncio.run(scenario())
+    assert (asked["method"], asked["path"]) == ("GET", "/flows")
+    assert flows.status_code == 200, flows.json()
+    assert flows.json() == {"flows": FLOWS, "rev": "r1"}
+    assert (posted["method"], posted["path"]) == ("POST", "/flows")
+    assert posted["body"] == {"flows": FLOWS}
+    assert deployed.json() == {"rev": "r2"}
+    assert AuditEvent.objects.filter(event="device.developer_mode.deployed").count() == 1
+
+
+def test_refusals_change_nothing_and_reach_no_device(
+    acme_world: Acme, server: str, eddie_api: APIClient, vera_api: APIClient
+) -> None:
+    device, credential = developing(acme_world)
+    other = register(acme_world.line_1, "press-2").device
+    v1 = snapshot(acme_world.line_1)
+
+    async def scenario() -> dict[str, Any]:
+        runner, _ = await Runner.join(server, credential)
+        answers = {
+            "viewer": await db(lambda: vera_api.post(url(device, "developer-mode/"))),
+            "viewer flows": await db(lambda: vera_api.get(url(device, "flows/"))),
+            "not developing": await db(lambda: eddie_api.get(url(other, "flows/"))),
+            "offline": await db(lambda: eddie_api.get(url(other, "flows/state/"))),
+            "invalid": await db(
+                lambda: eddie_api.post(
+                    url(device, "flows/"),
+                    [{"id": "a", "type": "tab"}, {"id": "a", "type": "tab"}],
+                    format="json",
+                )
+            ),
+            "credentials": await db(
+                lambda: eddie_api.post(
+                    url(device, "flows/"),
+                    [*FLOWS, {"id": "b", "type": "mqtt-broker", "credentials": {"user": "u"}}],
+                    format="json",
+                )
+            ),
+            "bad node id": await db(lambda: eddie_api.post(url(device, "inject/a%20b/"))),
+            "deploy": await db(
+                lambda: eddie_api.post(url(device, "target/"), {"snapshot": v1.pk}, format="json")
+            ),
+            "leave twice": await db(
+                lambda: eddie_api.delete(url(other, "developer-mode/"), {"keep": False}, "json")
+            ),
+        }
+        with pytest.raises(TimeoutError):  # none of them reached the device
+            await runner.expect("dev_request", within=0.5)
+        await runner.socket.close()
+        return answers
+
+    before = AuditEvent.objects.count()
+    answers = asyncio.run(scenario())
+    codes = {name: (r.status_code, r.json()["error"]["code"]) for name, r in answers.items()}
+    assert codes == {
+        "viewer": (403, "permission_denied"),
+        "viewer flows": (403, "permission_denied"),
+        "not developing": (409, "not_in_developer_mode"),
+        "offline": (409, "not_in_developer_mode"),
+        "invalid": (400, "invalid_flows"),
+        "credentials": (400, "credentials_not_allowed"),
+        "bad node id": (400, "invalid"),
+        "deploy": (409, "developer_mode"),
+        "leave twice": (409, "not_in_developer_mode"),
+    }
+    assert "duplicate node id" in answers["invalid"].json()["error"]["message"]
+    assert AuditEvent.objects.count() == before
+    assert Device.objects.get(pk=device.pk).target_id is None
+    # Offline in developer mode: a clear 409, not a wait.
+    device_developer_mode_enter(principal=Principal.for_user(acme_world.eddie), device=other)
+    offline = eddie_api.get(url(other, "flows/"))
+    assert (offline.status_code, offline.json()["error"]["code"]) == (409, "device_offline")
+
+
+def test_a_device_that_does_not_answer_is_a_504(
+    acme_world: Acme, server: str, eddie_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device, credential = developing(acme_world)
+    monkeypatch.setattr(devmode, "DEV_CALL_SECONDS", 0.5)
+
+    async def scenario() -> Any:
+        runner, _ = await Runner.join(server, credential)
+        answer = await db(lambda: eddie_api.get(url(device, "flows/state/")))
+        late = await runner.expect("dev_request")
+        # The late answer finds nobody waiting any more: dropped without harm.
+        await runner.send(
+            {"type": "dev_result", "request": late["request"], "status": 200, "body": {}}
+        )
+        await runner.socket.close()
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert (answer.status_code, answer.json()["error"]["code"]) == (504, "device_timeout")
+
+
+def test_the_relay_is_bounded_and_refuses_before_hello_and_while_suspended(
+    acme_world: Acme, server: str
+) -> None:
+    registered = register(acme_world.line_1, "press-1")
+    # A layer of the test's own event loop (the server's is bound to the server's loop).
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    group = bus.device_group_name(registered.device.pk)
+
+    async def ask(reply_to: str, request: str) -> None:
+        command = bus.device_command(
+            "dev_request", request=request, method="GET", path="/flows", body=None,
+            reply_to=reply_to,
+        )  # fmt: skip
+        await layer.group_send(group, command)
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], str]:
+        reply_to = await layer.new_channel()
+        socket = await open_link(server, registered.credential)  # accepted, no hello yet
+        await asyncio.sleep(0.2)
+        await ask(reply_to, "early")
+        early = await asyncio.wait_for(layer.receive(reply_to), 5)
+        await socket.close()
+        runner, _ = await Runner.join(server, registered.credential)
+        for number in range(DEV_PENDING_MAX + 1):
+            await ask(reply_to, f"r{number}")
+        relayed = [await runner.expect("dev_request") for _ in range(DEV_PENDING_MAX)]
+        busy = await asyncio.wait_for(layer.receive(reply_to), 5)
+        # An answer to a request nobody made is refused with an error frame.
+        await runner.send({"type": "dev_result", "request": "nobody", "status": 200})
+        error = await runner.expect("error")
+        await runner.socket.close()
+        if hasattr(layer, "close_pools"):
+            await layer.close_pools()
+        return early, relayed, busy, error["message"]
+
+    early, relayed, busy, error = asyncio.run(scenario())
+    assert (early["status"], early["body"]["code"]) == (409, "device_unavailable")
+    assert [frame["request"] for frame in relayed] == [f"r{n}" for n in range(DEV_PENDING_MAX)]
+    assert (busy["request"], busy["status"], busy["body"]["code"]) == (
+        f"r{DEV_PENDING_MAX}", 429, "device_busy",
+    )  # fmt: skip
+    assert error == "no request is pending"
+
+
+def test_entering_needs_a_registered_active_device_and_is_audited(
+    acme_world: Acme, eddie_api: APIClient
+) -> None:
+    device = register(acme_world.line_1, "press-1").device
+    loose = register(None, "loose", team=acme_world.team).device
+    entered = eddie_api.post(url(device, "developer-mode/"))
+    assert entered.status_code == 200, entered.json()
+    assert entered.json()["developer_mode"] is True
+    again = eddie_api.post(url(device, "developer-mode/"))
+    assert again.status_code == 200
+    refused = eddie_api.post(url(loose, "developer-mode/"))
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "no_application")
+    events = AuditEvent.objects.filter(event="device.developer_mode.entered")
+    assert events.count() == 1
+    v1 = snapshot(acme_world.line_1)
+    with pytest.raises(Exception, match="developer mode"):
+        device_set_target(
+            principal=Principal.for_user(acme_world.eddie),
+            device=Device.objects.get(pk=device.pk),
+            snapshot=v1,
+        )
+    left = eddie_api.delete(url(device, "developer-mode/"), {"keep": False}, format="json")
+    assert left.status_code == 200, left.json()
+    assert left.json()["target"] is None  # nothing to revert to: the flag goes, no target
+    after = AuditEvent.objects.get(event="device.developer_mode.left").after
+    assert after is not None
+    assert after["kept"] is False

@@ -1,0 +1,222 @@
+"""Developer mode end to end: the real platform (uvicorn in a thread) and a real agent process
+with its engine child. A member enters developer mode, reads and replaces the device's flows
+through the link, sees the engine run them, injects, then leaves keeping the changes as a new
+snapshot (the device applies it as its target) and, a second time, reverting to the target.
+
+Figures (round trips through the link) are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.devices.models import Device, DeviceTarget
+from apps.devices.services.devmode import device_dev_call
+from apps.snapshots.models import Snapshot
+from tests.apps.devices.test_live import cookie_of, watch
+from tests.conftest import Acme
+from tests.e2e.test_device_lifecycle import (
+    Agent,
+    Platform,
+    agents,
+    api,
+    deploy,
+    device_row,
+    line,
+    make_snapshot,
+    platform,
+    provision,
+    running,
+    settled,
+    tab_labels,
+    until,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+__all__ = ["agents", "platform"]
+
+
+def dev_line(label: str) -> list[dict[str, Any]]:
+    """A tab whose inject fires only when pressed (no repeat), into a debug node."""
+    tab = label.lower().replace(" ", "-")
+    return [
+        {"id": tab, "type": "tab", "label": label},
+        {"id": f"{tab}-inject", "type": "inject", "z": tab, "name": f"{label} button",
+         "props": [{"p": "payload"}], "payload": f"pressed on {label}", "payloadType": "str",
+         "wires": [[f"{tab}-debug"]]},
+        {"id": f"{tab}-debug", "type": "debug", "z": tab, "active": True, "tosidebar": True,
+         "complete": "payload", "targetType": "msg", "wires": []},
+    ]  # fmt: skip
+
+
+def url(device_id: int, tail: str) -> str:
+    return f"/api/v1/teams/acme/devices/{device_id}/{tail}"
+
+
+def applied_target(device_id: int, previous: int | None) -> DeviceTarget | None:
+    device = device_row(device_id)
+    target = device.target
+    if target is None or target.pk == previous or target.outcome != "applied":
+        return None
+    return target
+
+
+def test_a_member_edits_a_device_live_then_keeps_then_reverts(
+    acme_world: Acme, platform: Platform, agents: Callable[[], Agent]
+) -> None:
+    agent = agents()
+    device_id = provision(acme_world, platform, agent, "press-1")
+    v1 = make_snapshot(acme_world, "v1", line("Press line"))
+    first = deploy(acme_world, device_id, v1)
+    assert until(lambda: settled(first), 60, f"v1 applied\n{agent.output()}").outcome == "applied"
+    eddie = api(acme_world.eddie)
+
+    entered = eddie.post(url(device_id, "developer-mode/"))
+    assert entered.status_code == 200, entered.json()
+    assert entered.json()["developer_mode"] is True
+
+    took: list[float] = []
+
+    def timed(call: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        answer = call()
+        took.append(time.monotonic() - started)
+        return answer
+
+    flows = timed(lambda: eddie.get(url(device_id, "flows/")))
+    assert flows.status_code == 200, flows.json()
+    assert [n["label"] for n in flows.json()["flows"] if n["type"] == "tab"] == ["Press line"]
+
+    # Invalid flows never reach the device: the platform's validator answers 400.
+    broken = [
+        {"id": "t1", "type": "tab", "label": "Broken"},
+        {"id": "x1", "type": "delay", "z": "t1", "timeout": "-5", "wires": []},
+    ]
+    refused = eddie.post(url(device_id, "flows/"), broken, format="json")
+    assert refused.status_code == 400, refused.json()
+    assert refused.json()["error"]["code"] == "invalid_flows"
+    assert "x1" in refused.json()["error"]["message"]
+
+    edited = dev_line("Dev line")
+    deployed = timed(lambda: eddie.post(url(device_id, "flows/"), edited, format="json"))
+    assert deployed.status_code == 200, deployed.json()
+    assert deployed.json()["rev"]
+    state = timed(lambda: eddie.get(url(device_id, "flows/state/")))
+    assert state.status_code == 200, state.json()
+    assert state.json()["state"] == "start"
+    assert [n["label"] for n in agent.engine("/flows") if n["type"] == "tab"] == ["Dev line"]
+
+    # A deploy while in developer mode is refused, on the device and as the application's.
+    blocked = eddie.post(url(device_id, "target/"), {"snapshot": v1.pk}, format="json")
+    assert blocked.status_code == 409
+    assert blocked.json()["error"]["code"] == "developer_mode"
+    everyone = eddie.post(
+        "/api/v1/teams/acme/applications/line-1/deploy/", {"snapshot": v1.pk}, format="json"
+    )
+    assert everyone.status_code == 409, everyone.json()
+    assert device_row(device_id).target_id == first.pk
+
+    # Inject: the debug message reaches a watching member through the live stream.
+    base = platform.base.replace("http://", "ws://")
+    device = device_row(device_id)
+    cookie = cookie_of(acme_world.vera)
+
+    async def press() -> list[dict[str, Any]]:
+        socket = await watch(base, device, cookie)
+        try:
+            await asyncio.sleep(0.5)  # the watch lease reaches the device
+            answer = await asyncio.to_thread(
+                lambda: timed(lambda: eddie.post(url(device_id, "inject/dev-line-inject/")))
+            )
+            assert answer.status_code == 200, answer.json()
+            seen: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 20
+            while not seen and time.monotonic() < deadline:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), 20))
+                if frame.get("kind") == "stream":
+                    seen += [i for i in frame["items"] if i.get("kind") == "debug"]
+            return seen
+        finally:
+            await socket.close()
+
+    debug = asyncio.run(press())
+    assert debug, "no debug message after the inject"
+    assert debug[0]["msg"] == "pressed on Dev line", debug
+
+    # A path outside developer mode's few is refused by the agent itself.
+    outside = asyncio.run(device_dev_call(device_row(device_id), "GET", "/settings"))
+    assert outside.status == 403, outside
+    assert outside.body["code"] == "forbidden_path"
+
+    left = eddie.delete(
+        url(device_id, "developer-mode/"), {"keep": True, "name": "dev-kept"}, format="json"
+    )
+    assert left.status_code == 200, left.json()
+    kept = Snapshot.objects.get(pk=left.json()["snapshot"])
+    assert kept.name == "dev-kept"
+    assert kept.parent_id == v1.pk
+    assert kept.runner_settings == v1.runner_settings
+    assert [n["label"] for n in kept.flows if n["type"] == "tab"] == ["Dev line"]
+    assert kept.author == acme_world.eddie
+    assert "developer mode on device press-1" in kept.description
+    kept_target = until(
+        lambda: applied_target(device_id, first.pk), 60, f"kept applied\n{agent.output()}"
+    )
+    assert kept_target.snapshot_id == kept.pk
+    status = until(lambda: running(agent, kept_target.generation), 10, "the kept snapshot runs")
+    assert tab_labels(status) == ["Dev line"]
+    assert device_row(device_id).developer_mode is False
+
+    # Again, but this time the changes go: the device runs the target's flows again.
+    assert eddie.post(url(device_id, "developer-mode/")).status_code == 200
+    scratch = eddie.post(url(device_id, "flows/"), dev_line("Scratch line"), format="json")
+    assert scratch.status_code == 200, scratch.json()
+    assert [n["label"] for n in agent.engine("/flows") if n["type"] == "tab"] == ["Scratch line"]
+    reverted = eddie.delete(url(device_id, "developer-mode/"), {"keep": False}, format="json")
+    assert reverted.status_code == 200, reverted.json()
+    assert reverted.json()["snapshot"] is None
+    assert reverted.json()["target"]["snapshot"] == kept.pk
+    assert reverted.json()["target"]["generation"] > kept_target.generation
+    again = until(
+        lambda: applied_target(device_id, kept_target.pk), 60, f"revert applied\n{agent.output()}"
+    )
+    status = until(lambda: running(agent, again.generation), 10, "the target runs again")
+    assert tab_labels(status) == ["Dev line"]
+    assert [n["label"] for n in agent.engine("/flows") if n["type"] == "tab"] == ["Dev line"]
+
+    # Offline: keeping needs the device's flows (refused, nothing changes); reverting does not.
+    assert eddie.post(url(device_id, "developer-mode/")).status_code == 200
+    agent.stop()
+    until(lambda: device_row(device_id).status == "offline", 20, "the device offline")
+    offline = eddie.delete(url(device_id, "developer-mode/"), {"keep": True}, format="json")
+    assert offline.status_code == 409
+    assert offline.json()["error"]["code"] == "device_offline"
+    assert device_row(device_id).developer_mode is True
+    assert eddie.get(url(device_id, "flows/")).status_code == 409
+    waiting = eddie.delete(url(device_id, "developer-mode/"), {"keep": False}, format="json")
+    assert waiting.status_code == 200, waiting.json()
+    pending = Device.objects.get(pk=device_id).target
+    assert pending is not None
+    assert pending.outcome == "pending"
+
+    events = list(
+        AuditEvent.objects.filter(event__startswith="device.developer_mode.").values_list(
+            "event", flat=True
+        )
+    )
+    assert events.count("device.developer_mode.entered") == 3
+    assert events.count("device.developer_mode.left") == 3
+    assert events.count("device.developer_mode.deployed") == 2
+    assert events.count("device.developer_mode.injected") == 1
+    print(
+        f"\ndeveloper mode: {len(took)} calls through the link, "
+        f"p50 {statistics.median(took) * 1000:.0f} ms, max {max(took) * 1000:.0f} ms"
+    )
