@@ -101,6 +101,7 @@ PERMISSIONS: Final[dict[str, PermissionSpec]] = {
         Role.MEMBER, "Register, assign and remove devices", application_scoped=True
     ),
     "sso:manage": PermissionSpec(Role.OWNER, "Configure single sign-on"),
+    "model:read": PermissionSpec(Role.VIEWER, "See the team's AI models", read_only=True),
     "model:manage": PermissionSpec(
         Role.MEMBER, "Upload and retire AI models", application_scoped=True
     ),

@@ -44,6 +44,7 @@ REQUIRED_KEYS = {
     "device:manage",
     "device:read",
     "sso:manage",
+    "model:read",
     "model:manage",
 }
 
