@@ -256,8 +256,8 @@ class SnapshotStore:
 
     def place_models(self, generation: int) -> list[str]:
         """Put every model of installed ``generation`` into the engine's model store as
-        ``<sha256>.onnx`` (a model already there with the right size stays); returns the
-        hashes. Raises ``StoreError`` when a model is missing or cannot be written."""
+        ``<sha256>.onnx`` (replacing whatever file had that name); returns the hashes.
+        Raises ``StoreError`` when a model is missing or cannot be written."""
         placed = []
         try:
             for part in self.models_of(generation):
@@ -265,8 +265,8 @@ class SnapshotStore:
                 source = self.snapshot_dir(generation) / part.name
                 target = self.paths.models / f"{sha256}.onnx"
                 placed.append(sha256)
-                if target.is_file() and target.stat().st_size == part.size:
-                    continue
+                if target.is_file() and os.path.samefile(source, target):
+                    continue  # this very (verified) file is in place already
                 self.paths.models.mkdir(parents=True, exist_ok=True)
                 temp = self.paths.models / f".{sha256}.{os.getpid()}.tmp"
                 temp.unlink(missing_ok=True)
