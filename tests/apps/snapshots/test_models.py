@@ -199,3 +199,33 @@ def test_a_snapshot_refuses_models_the_team_does_not_hold(
     assert unknown_ref.value.code == "unknown_model"
     assert "model_refs" in unknown_ref.value.fields
     assert not Snapshot.objects.exists()
+
+
+def test_the_models_page_uploads_shows_inline_errors_and_refuses_a_viewer(
+    acme_world: Acme, audit_log: Any
+) -> None:
+    from django.test import Client
+
+    page = "/teams/acme/models/"
+    eddie, vera = Client(), Client()
+    eddie.force_login(acme_world.eddie)
+    vera.force_login(acme_world.vera)
+    refused = eddie.post(page, {"name": "bad", "file": SimpleUploadedFile("b.onnx", b"nope")})
+    assert refused.status_code == 400
+    assert "Not an ONNX model" in refused.content.decode()
+    done = eddie.post(page, {"name": "good", "file": SimpleUploadedFile("g.onnx", tiny_model())})
+    assert done.status_code == 302
+    listing = vera.get(page).content.decode()
+    assert "good" in listing
+    assert "Upload a model" not in listing
+    assert (
+        vera.post(
+            page, {"name": "x", "file": SimpleUploadedFile("x.onnx", tiny_model(4.0))}
+        ).status_code
+        == 403
+    )
+    artifact = ModelArtifact.objects.get()
+    assert vera.post(f"{page}{artifact.pk}/delete/").status_code == 403
+    assert eddie.post(f"{page}{artifact.pk}/delete/").status_code == 302
+    assert not ModelArtifact.objects.exists()
+    assert audit_log(acme_world.team).count("team.model.deleted") == 1
