@@ -234,6 +234,8 @@ def prepare_demo_device(var_dir: Path) -> str:
         str(flows),
         "--token-file",
         str(demo_token_file(var_dir)),
+        "--models",
+        str(userdir / "models"),
     ]
     if (userdir / "device" / "identity.json").exists():
         command.append("--registered")

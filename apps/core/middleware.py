@@ -3,6 +3,7 @@ response."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,10 +17,15 @@ from apps.core.api import error_body
 from apps.core.limits import RequestTooLarge
 
 API_PREFIX = "/api/"
+# Model uploads (apps.snapshots.artifacts) stream to disk: bounded by MAX_MODEL_BYTES instead.
+_MODEL_UPLOAD = re.compile(r"^(?:/api/v1)?/teams/[^/]+/models/$")
+_MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _refusal(request: HttpRequest) -> HttpResponseBase | None:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if _MODEL_UPLOAD.match(request.path):
+        limit = settings.MAX_MODEL_BYTES + _MULTIPART_OVERHEAD
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if declared.isdigit() and (limit is None or int(declared) <= limit):
         return None

@@ -106,6 +106,7 @@ PERMISSIONS: Final[dict[str, PermissionSpec]] = {
         application_scoped=True,
     ),
     "sso:manage": PermissionSpec(Role.OWNER, "Configure single sign-on"),
+    "model:read": PermissionSpec(Role.VIEWER, "See the team's AI models", read_only=True),
     "model:manage": PermissionSpec(
         Role.MEMBER, "Upload and retire AI models", application_scoped=True
     ),

@@ -16,10 +16,12 @@ from rest_framework.response import Response
 from apps.core.api import validated
 from apps.core.errors import NotFound, ValidationError
 from apps.core.pagination import paginated_response
-from apps.snapshots import selectors, services
-from apps.snapshots.access import access_snapshot
-from apps.snapshots.models import Snapshot
+from apps.snapshots import artifacts, selectors, services
+from apps.snapshots.access import access_model, access_snapshot
+from apps.snapshots.models import ModelArtifact, Snapshot
 from apps.snapshots.serializers import (
+    ModelArtifactSerializer,
+    ModelUploadSerializer,
     SnapshotDetailSerializer,
     SnapshotSerializer,
     SnapshotWriteSerializer,
@@ -162,3 +164,70 @@ class SigningKeyRotateView(TeamScopedAPIView):
     def post(self, request: Request, team_slug: str) -> Response:
         key = services.team_key_rotate(principal=self.principal, team=self.team)
         return Response(TeamKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+
+MODEL_ID = OpenApiParameter("model_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[TEAM_SLUG]),
+    create=extend_schema(
+        request={"multipart/form-data": ModelUploadSerializer},
+        responses={201: ModelArtifactSerializer, 200: ModelArtifactSerializer},
+        parameters=[TEAM_SLUG],
+        description="Upload an ONNX model (multipart ``file`` + ``name``); the same bytes "
+        "again answer 200 with the existing model.",
+    ),
+)
+class ModelViewSet(TeamScopedViewSet):
+    """The team's ONNX models: list and upload."""
+
+    serializer_class = ModelArtifactSerializer
+    permissions = {"list": "model:read", "create": "model:manage"}
+
+    def scoped_queryset(self) -> QuerySet[ModelArtifact]:
+        return selectors.model_list(team=self.team)
+
+    def list(self, request: Request, team_slug: str) -> Response:
+        return paginated_response(request, self, self.get_queryset(), ModelArtifactSerializer)
+
+    def create(self, request: Request, team_slug: str) -> Response:
+        data = validated(ModelUploadSerializer, request.data)
+        artifact, created = artifacts.model_upload(
+            principal=self.principal,
+            team=self.team,
+            name=data["name"],
+            chunks=data["file"].chunks(),
+        )
+        return Response(
+            ModelArtifactSerializer(artifact).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema_view(
+    retrieve=extend_schema(parameters=[TEAM_SLUG, MODEL_ID]),
+    destroy=extend_schema(
+        parameters=[TEAM_SLUG, MODEL_ID],
+        description="Delete a model; 409 while a snapshot ships it.",
+    ),
+)
+class ModelDetailViewSet(TeamScopedViewSet):
+    """One model: read, delete."""
+
+    serializer_class = ModelArtifactSerializer
+    lookup_url_kwarg = "model_id"
+    permissions = {"retrieve": "model:read", "destroy": "model:manage"}
+
+    def scoped_queryset(self) -> QuerySet[ModelArtifact]:
+        return ModelArtifact.objects.none()  # only single models here, through access_model
+
+    def access_object(self, lookup: str, permission: str) -> ModelArtifact:
+        return access_model(self.team_access, lookup, permission)
+
+    def retrieve(self, request: Request, team_slug: str, model_id: str) -> Response:
+        return Response(ModelArtifactSerializer(self.get_object()).data)
+
+    def destroy(self, request: Request, team_slug: str, model_id: str) -> Response:
+        artifacts.model_delete(principal=self.principal, artifact=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

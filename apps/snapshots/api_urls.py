@@ -20,6 +20,16 @@ urlpatterns: list[URLPattern] = [
         api.SnapshotExportView.as_view(),
         name="api-snapshot-export",
     ),
+    path(
+        "models/",
+        api.ModelViewSet.as_view({"get": "list", "post": "create"}),
+        name="api-model-list",
+    ),
+    path(
+        "models/<int:model_id>/",
+        api.ModelDetailViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="api-model-detail",
+    ),
     path("signing-keys/", api.SigningKeyListView.as_view(), name="api-signing-key-list"),
     path("signing-keys/rotate/", api.SigningKeyRotateView.as_view(), name="api-signing-key-rotate"),
 ]

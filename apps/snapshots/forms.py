@@ -51,3 +51,12 @@ class SnapshotForm(forms.Form):
         except (ValueError, UnicodeDecodeError) as exc:
             self.add_error(field, f"This is not valid JSON: {exc}.")
         return cleaned
+
+
+class ModelUploadForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=200, help_text="e.g. “motor-3 anomaly v2”.")
+    file = forms.FileField(
+        label="ONNX model file",
+        help_text="An .onnx file; devices receive it with every snapshot whose flows use it.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".onnx,application/octet-stream"}),
+    )

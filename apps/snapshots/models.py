@@ -94,3 +94,43 @@ class TeamGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team_id}: {self.value}"
+
+
+class ModelArtifact(TeamOwned):
+    """An ONNX model a team uploaded, by content hash (its bytes live on disk, shared by
+    every team that uploaded the same bytes: ``apps.snapshots.artifacts``)."""
+
+    name = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100, default="application/onnx")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(fields=["team", "sha256"], name="one_artifact_per_team_hash")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]})"
+
+
+class SnapshotModel(models.Model):
+    """A model a snapshot ships (written with the snapshot, never changed): a referenced
+    artifact cannot be deleted while a snapshot lists it."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="model_links")
+    artifact = models.ForeignKey(
+        ModelArtifact, on_delete=models.PROTECT, related_name="snapshot_links"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "artifact"], name="one_link_per_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.snapshot_id} -> {self.artifact_id}"

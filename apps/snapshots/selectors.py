@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, QuerySet
 
-from apps.snapshots.models import Snapshot, TeamKey
+from apps.snapshots.models import ModelArtifact, Snapshot, TeamKey
 from apps.teams.models import Application, Team
 
 
@@ -27,6 +28,30 @@ def team_key_list(*, team: Team) -> QuerySet[TeamKey]:
         .order_by(F("retired_at").desc(nulls_first=True), "-id")
         .defer("signing_private_sealed", "data_key_sealed")
     )
+
+
+def model_list(*, team: Team) -> QuerySet[ModelArtifact]:
+    """The team's models, newest first, with ``snapshot_count`` (snapshots that ship each)."""
+    return (
+        ModelArtifact.objects.filter(team=team)
+        .select_related("created_by")
+        .annotate(snapshot_count=Count("snapshot_links"))
+        .order_by("-created_at", "-id")
+    )
+
+
+def models_by_hash(*, team: Team, hashes: Iterable[str]) -> dict[str, ModelArtifact]:
+    """The team's models among ``hashes``, by hash."""
+    rows = ModelArtifact.objects.filter(team=team, sha256__in=set(hashes))
+    return {artifact.sha256: artifact for artifact in rows}
+
+
+def snapshot_model_list(*, snapshot: Snapshot) -> list[ModelArtifact]:
+    """The models a snapshot ships, by hash."""
+    return [
+        link.artifact
+        for link in snapshot.model_links.select_related("artifact").order_by("artifact__sha256")
+    ]
 
 
 def node_types(flows: list[Any]) -> list[tuple[str, int]]:

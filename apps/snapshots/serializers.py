@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from apps.snapshots.models import Snapshot, TeamKey
+from apps.snapshots.models import ModelArtifact, Snapshot, TeamKey
 from apps.snapshots.selectors import node_types
 from apps.snapshots.services import snapshot_credential_fields
 
@@ -98,3 +98,36 @@ class TeamKeySerializer(serializers.ModelSerializer[TeamKey]):
 
     def get_active(self, key: TeamKey) -> bool:
         return key.retired_at is None
+
+
+class ModelArtifactSerializer(serializers.ModelSerializer[ModelArtifact]):
+    created_by = serializers.SerializerMethodField()
+    snapshot_count = serializers.SerializerMethodField(
+        help_text="How many snapshots ship this model (it cannot be deleted while any does)."
+    )
+
+    class Meta:
+        model = ModelArtifact
+        fields: tuple[str, ...] = (
+            "id",
+            "name",
+            "sha256",
+            "size",
+            "content_type",
+            "created_by",
+            "created_at",
+            "snapshot_count",
+        )
+        read_only_fields = fields
+
+    def get_created_by(self, artifact: ModelArtifact) -> str:
+        return str(artifact.created_by.email) if artifact.created_by is not None else ""
+
+    def get_snapshot_count(self, artifact: ModelArtifact) -> int:
+        count = getattr(artifact, "snapshot_count", None)
+        return int(count) if count is not None else artifact.snapshot_links.count()
+
+
+class ModelUploadSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200)
+    file = serializers.FileField(allow_empty_file=True)

@@ -24,8 +24,8 @@ from apps.audit.services import audit_record
 from apps.core.errors import Conflict, ValidationError
 from apps.core.realtime import broadcast_team_event
 from apps.flows.validation import Problem, flows_valid, flows_validate
-from apps.snapshots import keys
-from apps.snapshots.models import Snapshot, TeamGeneration, TeamKey
+from apps.snapshots import keys, selectors
+from apps.snapshots.models import ModelArtifact, Snapshot, SnapshotModel, TeamGeneration, TeamKey
 from apps.teams.models import Application, Team
 from edge_runner.protocol import manifest
 
@@ -158,6 +158,58 @@ def _clean_model_refs(model_refs: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def _node_model_hash(node: Any) -> str | None:
+    """The model hash an onnx-infer node names, as the runner normalises it."""
+    if not isinstance(node, Mapping) or node.get("type") != "onnx-infer":
+        return None
+    text = str(node.get("model") or "").strip().lower()
+    if text.startswith("sha256:"):
+        text = text[len("sha256:") :]
+    return text or None
+
+
+def _resolve_models(
+    team: Team, refs: list[dict[str, Any]], nodes: list[Any]
+) -> tuple[list[dict[str, Any]], list[ModelArtifact]]:
+    """The model refs a snapshot ships: those given (each must be a model of the team, with
+    its size) plus the models onnx-infer nodes name (each must be one of the team's)."""
+    wanted = {ref["sha256"] for ref in refs}
+    named = {node_hash for node in nodes if (node_hash := _node_model_hash(node))}
+    held = selectors.models_by_hash(team=team, hashes=wanted | named)
+    for ref in refs:
+        artifact = held.get(ref["sha256"])
+        if artifact is None:
+            raise _invalid(
+                "model_refs",
+                f"model_refs names {ref['sha256'][:12]}…, which is not one of this team's "
+                "models: upload it first.",
+                "unknown_model",
+            )
+        if ref["size"] != artifact.size:
+            raise _invalid(
+                "model_refs",
+                f"model_refs {ref['sha256'][:12]}…: size {ref['size']}, the model has "
+                f"{artifact.size} bytes.",
+            )
+    resolved = list(refs)
+    for node in nodes:
+        node_hash = _node_model_hash(node)
+        if node_hash is None or node_hash in wanted:
+            continue
+        artifact = held.get(node_hash)
+        if artifact is None:
+            message = (
+                f"node {node.get('id')!r} (onnx-infer) uses model {node_hash[:12]}…, which is "
+                "not one of this team's models: upload it first."
+            )
+            raise ValidationError(message, fields={"flows": [message]}, code="unknown_model")
+        wanted.add(node_hash)
+        resolved.append({"name": artifact.name, "sha256": node_hash, "size": artifact.size})
+    if len(resolved) > MAX_MODEL_REFS:
+        raise _invalid("model_refs", f"A snapshot ships at most {MAX_MODEL_REFS} models.")
+    return resolved, [held[ref["sha256"]] for ref in resolved]
+
+
 def _clean_text(value: Any, field: str, max_length: int, required: bool) -> str:
     text = (value if isinstance(value, str) else "").strip()
     if (required and not text) or len(text) > max_length:
@@ -243,6 +295,7 @@ def snapshot_create(
     if not flows_valid(problems):
         raise FlowsRejected(problems)
     team = application.team
+    refs, models = _resolve_models(team, refs, nodes)
     fields = credential_fields(credentials)
     team_key = keys.team_key(team) if credentials else None
     sealed = b""
@@ -278,6 +331,9 @@ def snapshot_create(
     )
     with transaction.atomic():
         snapshot.save()
+        SnapshotModel.objects.bulk_create(
+            SnapshotModel(snapshot=snapshot, artifact=artifact) for artifact in models
+        )
         audit_record(
             event="team.snapshot.created",
             principal=principal,
@@ -357,6 +413,14 @@ def snapshot_parts(snapshot: Snapshot) -> dict[str, bytes]:
                 "health": snapshot.runner_settings.get("health", {}),
             }
         ),
+    }
+
+
+def snapshot_models(snapshot: Snapshot) -> dict[str, ModelArtifact]:
+    """The models a device receives with ``snapshot``, by part name (``models/<sha>.onnx``)."""
+    return {
+        manifest.model_part(artifact.sha256): artifact
+        for artifact in selectors.snapshot_model_list(snapshot=snapshot)
     }
 
 

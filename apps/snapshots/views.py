@@ -1,4 +1,5 @@
-"""Snapshot pages: the application's "Snapshots" tab, the new-snapshot form, one snapshot."""
+"""Snapshot pages: the application's "Snapshots" tab, the new-snapshot form, one snapshot; and
+the team's "Models" page (list, upload, delete)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from django.views.decorators.http import require_http_methods
 
 from apps.core.errors import ManifoldError
 from apps.core.forms import add_service_error
-from apps.snapshots import selectors, services
-from apps.snapshots.access import access_snapshot
+from apps.snapshots import artifacts, selectors, services
+from apps.snapshots.access import access_model, access_snapshot
 from apps.snapshots.api import export_response
-from apps.snapshots.forms import SnapshotForm
+from apps.snapshots.forms import ModelUploadForm, SnapshotForm
 from apps.teams.access import TeamAccess, access_application
 from apps.teams.views.application_tabs import application_context
-from apps.teams.views.base import team_page
+from apps.teams.views.base import team_context, team_page
 
 PAGE_SIZE = 50
 
@@ -93,6 +94,7 @@ def snapshot_detail(
         node_types=selectors.node_types(snapshot.flows),
         credential_fields=sorted(services.snapshot_credential_fields(snapshot).items()),
         env=sorted(snapshot.env.items()),
+        models=selectors.snapshot_model_list(snapshot=snapshot),
     )
     return render(request, "snapshots/detail.html", context)
 
@@ -104,3 +106,53 @@ def snapshot_export(
 ) -> HttpResponse:
     access_application(access, app_slug, "flow:read")
     return export_response(access_snapshot(access, snapshot_id, "flow:read"))
+
+
+@team_page("model:read")
+@require_http_methods(["GET", "POST"])
+def model_list(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    can_manage = access.allows("model:manage")
+    form = ModelUploadForm()
+    if request.method == "POST":
+        access.require("model:manage")
+        form = ModelUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                artifact, created = artifacts.model_upload(
+                    principal=access.principal,
+                    team=access.team,
+                    name=form.cleaned_data["name"],
+                    chunks=form.cleaned_data["file"].chunks(),
+                )
+            except ManifoldError as exc:
+                add_service_error(form, exc)
+            else:
+                if created:
+                    messages.success(request, f"Model “{artifact.name}” uploaded.")
+                else:
+                    messages.info(
+                        request, f"This file is already a model of the team: “{artifact.name}”."
+                    )
+                return redirect("snapshots:models", team_slug=access.team.slug)
+    page = Paginator(selectors.model_list(team=access.team), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "snapshots/models.html",
+        team_context(access, "models", page=page, form=form, can_manage=can_manage),
+        status=400 if form.errors else 200,
+    )
+
+
+@team_page("model:manage")
+@require_http_methods(["POST"])
+def model_delete(request: HttpRequest, access: TeamAccess, model_id: int) -> HttpResponse:
+    artifact = access_model(access, model_id, "model:manage")
+    try:
+        artifacts.model_delete(principal=access.principal, artifact=artifact)
+    except ManifoldError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Model “{artifact.name}” deleted.")
+    return redirect("snapshots:models", team_slug=access.team.slug)

@@ -192,6 +192,9 @@ AUDIT_ANCHOR_KEY = os.environ.get("MANIFOLD_AUDIT_ANCHOR_KEY", "")
 # base64 of 32 random bytes. Unset: derived from SECRET_KEY, so changing SECRET_KEY would make
 # every stored team key unreadable; production requires it.
 MANIFOLD_KEY_ENCRYPTION_KEY = os.environ.get("MANIFOLD_KEY_ENCRYPTION_KEY", "")
+# Uploaded ONNX models, content-addressed (<dir>/<sha256[:2]>/<sha256>.onnx), and their limit.
+ARTIFACT_DIR = Path(os.environ.get("MANIFOLD_ARTIFACT_DIR", VAR_DIR / "artifacts"))
+MAX_MODEL_BYTES = int(os.environ.get("MANIFOLD_MAX_MODEL_BYTES", str(256 * 1024 * 1024)))
 # Hosted instances (apps.devices.hosting): loopback ports they get (two each: engine and status
 # page) and the platform address they register and link against (`make run` passes its own).
 HOSTED_PORTS = os.environ.get("MANIFOLD_HOSTED_PORTS", "18800-18899")

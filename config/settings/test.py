@@ -54,3 +54,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # pytest-django adds the xdist worker suffix (test_manifold_<checkout>_gw0).
     DATABASES["default"]["TEST"] = {"NAME": f"test_manifold_{_CHECKOUT}"}
+
+# Uploaded models of this worker (tests that look at the files override it with tmp_path).
+ARTIFACT_DIR = VAR_DIR / "test" / f"artifacts-{_WORKER}"

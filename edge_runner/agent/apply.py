@@ -14,6 +14,9 @@ What a deploy contains:
 * ``flows.json`` as installed;
 * the credentials of ``credentials.sealed`` (opened with the device's X25519 key), as each
   node's ``credentials`` field (the engine commits flows and credentials as one unit);
+* the models of its ``models/<sha256>.onnx`` parts, placed in the engine's model store
+  (``SnapshotStore.place_models``) before the deploy; models no installed snapshot ships are
+  removed after a successful apply;
 * the ``env`` table of ``settings.json`` as one ``global-config`` node (id
   ``manifold-device-env``) put first: every flow sees the variables as Node-RED global
   environment variables, above the process environment; a ``global-config`` node of the flows
@@ -129,6 +132,7 @@ class Applier:
             return ApplyOutcome(g, "refused", f"generation {g} is stale", state.active)
         try:
             await self.store.install(g, manifest.document)
+            await asyncio.to_thread(self.store.place_models, g)
             deployable = self.load(g)
         except (StoreError, ManifestError) as exc:
             return self._failed_before_deploy(g, f"{getattr(exc, 'code', 'error')}: {exc}")
@@ -253,6 +257,8 @@ class Applier:
     async def _run(self, generation: int | None, *, skip_if_running: bool = False) -> bool:
         """Deploy ``generation`` (``None``: no flows), retrying while the engine restarts."""
         try:
+            if generation is not None:
+                await asyncio.to_thread(self.store.place_models, generation)
             deployable = self.load(generation) if generation is not None else Deployable([], {}, {})
         except (StoreError, ManifestError, OSError) as exc:
             log.error("generation %s cannot be loaded: %s", generation, exc)
@@ -290,6 +296,7 @@ class Applier:
     def _prune(self) -> None:
         try:
             self.store.prune()
+            self.store.prune_models()
             installed = set(self.store.installed())
             names = self.store.state.names
             if set(names) - installed:

@@ -5,12 +5,18 @@ Layout (``RunnerPaths``)::
     snapshots/.incoming/<generation>/   parts being downloaded (resumable)
     snapshots/<generation>/             manifest.json + every part, all fsynced: complete
     agent.json                          active, last_good, handled, min_generation
+    models/<sha256>.onnx                the engine's model store (``place_models``)
 
 ``install`` fsyncs every part, writes ``manifest.json`` (fsynced), fsyncs the directory, renames
 ``.incoming/<g>`` to ``<g>`` and fsyncs ``snapshots/``: a kill or power cut at any instant leaves
 either no ``snapshots/<g>`` or a complete one. A directory is complete exactly when its
 ``manifest.json`` exists (it is written last, before the rename). ``agent.json`` is replaced
 with ``lib.fsutil.atomic_write_bytes`` and only ever names complete snapshots.
+
+A snapshot's models (parts ``models/<sha256>.onnx``) are installed with it, then hard-linked
+(copied where links fail) into the engine's model store before the engine deploys the flows
+that load them: temp name + fsync + rename, so the store holds whole, hash-checked files only.
+After a successful apply, models no installed snapshot needs are removed (``prune``).
 
 A full disk during ``install`` or ``record`` raises ``StoreError("disk_full")``: the incoming
 directory is removed, ``agent.json`` and every installed snapshot are untouched.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -36,7 +43,7 @@ from edge_runner.protocol.manifest import (
     ManifestError,
     Part,
     canonical_json,
-    check_part,
+    model_hash,
 )
 from edge_runner.runtime.paths import RunnerPaths
 
@@ -211,15 +218,13 @@ class SnapshotStore:
             for part in parts:
                 path = source / part.name
                 try:
-                    body = path.read_bytes()
+                    _check_file(part, path)
                 except FileNotFoundError:
                     raise StoreError(
                         "incomplete", f"generation {generation}: part {part.name} is missing"
                     ) from None
-                try:
-                    check_part(part, body)
                 except ManifestError as exc:
-                    if exc.code == "part_hash" or len(body) > part.size:
+                    if exc.code == "part_hash" or path.stat().st_size > part.size:
                         path.unlink()  # cannot be resumed: download it again
                     raise StoreError(exc.code, str(exc)) from None
                 fsync_dir(path)  # opens read-only and fsyncs: the same for a file
@@ -243,6 +248,63 @@ class SnapshotStore:
             raise error from exc
         log.info("installed generation %s", generation)
         return target
+
+    # ------------------------------------------------------------------ models
+    def models_of(self, generation: int) -> list[Part]:
+        """The model parts of an installed generation."""
+        return [p for p in _parts_of(self.manifest(generation)) if model_hash(p.name)]
+
+    def place_models(self, generation: int) -> list[str]:
+        """Put every model of installed ``generation`` into the engine's model store as
+        ``<sha256>.onnx`` (replacing whatever file had that name); returns the hashes.
+        Raises ``StoreError`` when a model is missing or cannot be written."""
+        placed = []
+        try:
+            for part in self.models_of(generation):
+                sha256 = model_hash(part.name) or ""
+                source = self.snapshot_dir(generation) / part.name
+                target = self.paths.models / f"{sha256}.onnx"
+                placed.append(sha256)
+                if target.is_file() and os.path.samefile(source, target):
+                    continue  # this very (verified) file is in place already
+                self.paths.models.mkdir(parents=True, exist_ok=True)
+                temp = self.paths.models / f".{sha256}.{os.getpid()}.tmp"
+                temp.unlink(missing_ok=True)
+                try:
+                    os.link(source, temp)
+                except OSError:
+                    shutil.copyfile(source, temp)
+                    fsync_dir(temp)  # opens read-only and fsyncs: the same for a file
+                os.replace(temp, target)
+                fsync_dir(self.paths.models)
+        except FileNotFoundError as exc:
+            raise StoreError(
+                "incomplete", f"generation {generation}: model {exc.filename} is missing"
+            ) from None
+        except OSError as exc:
+            raise _os_error(
+                exc, f"the models of generation {generation} could not be placed"
+            ) from exc
+        return placed
+
+    def prune_models(self) -> list[str]:
+        """Remove models of the model store that no installed generation ships (models the
+        engine's flows could still roll back to stay); returns the removed hashes."""
+        needed: set[str] = set()
+        for g in self.installed():
+            needed.update(model_hash(p.name) or "" for p in self.models_of(g))
+        removed = []
+        if self.paths.models.is_dir():
+            for entry in self.paths.models.iterdir():
+                stem = entry.name.removesuffix(".onnx")
+                if entry.name.endswith(".onnx") and stem not in needed and entry.is_file():
+                    entry.unlink()
+                    removed.append(stem)
+                elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    entry.unlink()
+        if removed:
+            fsync_dir(self.paths.models)
+        return removed
 
     # ------------------------------------------------------------------ housekeeping
     def prune(self) -> list[int]:
@@ -303,6 +365,22 @@ def _parts_of(manifest_doc: Mapping[str, Any]) -> list[Part]:
             raise StoreError("malformed", f"invalid part {name!r}")
         parts.append(Part(str(name), str(info.get("sha256")), int(info.get("size", -1))))
     return parts
+
+
+def _check_file(part: Part, path: Path) -> None:
+    """``manifest.check_part`` for a file, read in chunks (models can be large)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    if size != part.size:
+        raise ManifestError(
+            "part_size", f"part {part.name}: {size} bytes, the manifest says {part.size}"
+        )
+    if digest.hexdigest() != part.sha256:
+        raise ManifestError("part_hash", f"part {part.name}: SHA-256 does not match the manifest")
 
 
 def _keep_resumable(directory: Path, sizes: Mapping[str, int]) -> list[Path]:

@@ -36,6 +36,7 @@ FORMAT = "manifold-snapshot/1"
 FLOWS_PART = "flows.json"
 SETTINGS_PART = "settings.json"  # {"env": {...}, "runner": {...}, "health": {...}}
 CREDENTIALS_PART = "credentials.sealed"
+MODELS_PREFIX = "models/"
 PART_NAME = re.compile(r"^(?:[a-z][a-z0-9_.-]{0,63}|models/[0-9a-f]{64}\.onnx)$")
 MAX_PARTS = 64
 MAX_MANIFEST_BYTES = 64 * 1024
@@ -147,6 +148,18 @@ class Manifest:
 
     def part(self, name: str) -> Part | None:
         return next((p for p in self.parts if p.name == name), None)
+
+
+def model_part(sha256: str) -> str:
+    """The part name of the ONNX model with this SHA-256 (``models/<sha256>.onnx``)."""
+    return f"{MODELS_PREFIX}{sha256}.onnx"
+
+
+def model_hash(part_name: str) -> str | None:
+    """The SHA-256 of a model part (None for every other part)."""
+    if part_name.startswith(MODELS_PREFIX) and PART_NAME.match(part_name):
+        return part_name[len(MODELS_PREFIX) : -len(".onnx")]
+    return None
 
 
 def build_parts(parts: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:

@@ -14,16 +14,14 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from django.test import override_settings
 from rest_framework.test import APIClient
 
 from apps.accounts.principal import Principal
@@ -93,17 +91,6 @@ class Platform:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
-
-
-@pytest.fixture
-def platform(transactional_db: Any) -> Iterator[Platform]:
-    served = Platform()
-    with override_settings(DEVICE_HEARTBEAT_SECONDS=HEARTBEAT):
-        served.start()
-        try:
-            yield served
-        finally:
-            served.stop()
 
 
 class Agent:
@@ -203,23 +190,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-@pytest.fixture
-def agents() -> Iterator[Callable[[], Agent]]:
-    made: list[Agent] = []
-    with tempfile.TemporaryDirectory(prefix="e2e-") as scratch:
-
-        def make() -> Agent:
-            agent = Agent(Path(scratch) / f"runner-{len(made)}")
-            made.append(agent)
-            return agent
-
-        try:
-            yield make
-        finally:
-            for agent in made:
-                agent.stop()
 
 
 def api(user: Any) -> APIClient:

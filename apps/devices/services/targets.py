@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from django.db import transaction
 
@@ -21,11 +21,13 @@ from apps.core.ids import parse_id
 from apps.devices.bus import tell_device
 from apps.devices.models import Device, DeviceTarget, TargetOutcome
 from apps.devices.services.link import announce_state, audit_device
+from apps.snapshots.artifacts import open_verified
 from apps.snapshots.models import Snapshot
 from apps.snapshots.services import (
     next_generation,
     sign_target,
     snapshot_credentials,
+    snapshot_models,
     snapshot_parts,
 )
 from apps.teams.access import TeamAccess, require_team_permission
@@ -89,7 +91,13 @@ def issue_target(principal: Principal, device: Device, snapshot: Snapshot) -> De
         device_id=str(device.pk),
         snapshot=snapshot,
         generation=generation,
-        parts_table=manifest.build_parts(parts),
+        parts_table={
+            **manifest.build_parts(parts),
+            **{
+                name: {"sha256": artifact.sha256, "size": artifact.size}
+                for name, artifact in snapshot_models(snapshot).items()
+            },
+        },
     )
     DeviceTarget.objects.filter(device=device, outcome=TargetOutcome.PENDING).update(
         outcome=TargetOutcome.SUPERSEDED
@@ -206,6 +214,26 @@ def device_bundle_part(device: Device, generation: int, name: str) -> bytes | No
     if body is None or manifest.sha256_hex(body) != listed.get("sha256"):
         return None
     return body
+
+
+def device_bundle_model(device: Device, generation: int, name: str) -> IO[bytes] | None:
+    """The model part ``name`` of ``device``'s target ``generation`` as an open file (None: no
+    such part, another device's target, or a stored file that lost its size). The device
+    checks the SHA-256 of every part it receives."""
+    target = (
+        DeviceTarget.objects.select_related("snapshot")
+        .filter(device=device, generation=generation)
+        .first()
+    )
+    if target is None:
+        return None
+    listed = target.envelope.get("manifest", {}).get("parts", {}).get(name)
+    if not isinstance(listed, dict):
+        return None
+    artifact = snapshot_models(target.snapshot).get(name)
+    if artifact is None or artifact.sha256 != listed.get("sha256"):
+        return None
+    return open_verified(artifact)
 
 
 def bundle_part_bytes(target: DeviceTarget, name: str) -> bytes | None:

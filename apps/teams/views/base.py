@@ -43,6 +43,7 @@ UI_PERMISSIONS = (
     "audit:read",
     "audit:export",
     "device:read",
+    "model:read",
 )
 
 

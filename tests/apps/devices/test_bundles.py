@@ -93,3 +93,57 @@ def test_only_a_live_device_credential_opens_bundles(acme_world: Acme, who: str)
     answer = fetch(credential, target.generation, "flows.json")
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "invalid_credential"
+
+
+def test_a_model_part_streams_from_the_store_and_resumes(acme_world: Acme, tmp_path: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import override_settings
+    from rest_framework.test import APIClient
+
+    from apps.snapshots.artifacts import artifact_path
+    from apps.snapshots.services import snapshot_create
+    from tests.apps.snapshots.conftest import tiny_model
+
+    with override_settings(ARTIFACT_DIR=tmp_path / "artifacts"):
+        client = APIClient()
+        client.force_login(acme_world.olivia)
+        data = tiny_model()
+        sha = client.post(
+            "/api/v1/teams/acme/models/",
+            {"name": "m", "file": SimpleUploadedFile("m.onnx", data)},
+            format="multipart",
+        ).json()["sha256"]
+        flows = [
+            {"id": "t", "type": "tab"},
+            {"id": "m", "type": "onnx-infer", "z": "t", "model": sha, "wires": [[]]},
+        ]
+        press = register(acme_world.line_1, "press-1")
+        target = device_set_target(
+            principal=Principal.for_user(acme_world.olivia),
+            device=press.device,
+            snapshot=snapshot_create(
+                principal=Principal.for_user(acme_world.olivia),
+                application=acme_world.line_1,
+                name="scoring",
+                flows=flows,
+            ),
+        )
+        name = f"models/{sha}.onnx"
+        assert target.envelope["manifest"]["parts"][name] == {"sha256": sha, "size": len(data)}
+        whole = fetch(press.credential, target.generation, name)
+        assert whole.status_code == 200
+        assert whole.streaming
+        assert b"".join(whole.streaming_content) == data
+        assert whole["ETag"] == f'"{sha}"'
+        assert whole["Content-Length"] == str(len(data))
+        rest = fetch(press.credential, target.generation, name, range_="bytes=10-")
+        assert rest.status_code == 206
+        assert rest["Content-Range"] == f"bytes 10-{len(data) - 1}/{len(data)}"
+        assert b"".join(rest.streaming_content) == data[10:]
+        beyond = fetch(press.credential, target.generation, name, range_=f"bytes={len(data)}-")
+        assert beyond.status_code == 416
+        other = register(acme_world.line_1, "press-2")
+        assert fetch(other.credential, target.generation, name).status_code == 404
+        # a stored file that lost bytes is not served at all
+        artifact_path(sha).write_bytes(data[:-1])
+        assert fetch(press.credential, target.generation, name).status_code == 404

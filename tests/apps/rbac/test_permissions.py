@@ -45,6 +45,7 @@ REQUIRED_KEYS = {
     "device:develop",
     "device:read",
     "sso:manage",
+    "model:read",
     "model:manage",
 }
 

@@ -29,3 +29,16 @@ def invalid_flows() -> list[dict[str, Any]]:
         {"id": "t1", "type": "tab", "label": "Line"},
         {"id": "b9", "type": "mqtt-broker", "broker": "h", "port": 99999},
     ]
+
+
+def tiny_model(weight: float = 2.0) -> bytes:
+    """An ONNX model y[N,2] = x[N,2] * weight (onnx.helper; a dev dependency)."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [2], [weight, weight])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "tiny", [x], [y], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())

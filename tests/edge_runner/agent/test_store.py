@@ -12,11 +12,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edge_runner.agent.store import MANIFEST_FILE, Handled, SnapshotStore, StoreError
-from edge_runner.protocol.manifest import sha256_hex
+from edge_runner.protocol.manifest import build_parts, model_part, sha256_hex, sign, verify
 from edge_runner.runtime.paths import RunnerPaths
 from tests.edge_runner.agent.test_apply import bundle, download, start_device, stop_device
 
@@ -221,3 +222,60 @@ async def test_a_full_disk_refuses_the_install_and_the_old_snapshot_keeps_runnin
             assert leftovers(device.paths.root) == []
         finally:
             await stop_device(device)
+
+
+def with_models(generation: int, models: dict[str, bytes]) -> tuple[Any, dict[str, bytes]]:
+    """``bundle(generation)`` plus model parts, signed as the platform signs them."""
+    from tests.edge_runner.agent.test_apply import DEVICE, SIGNING_PRIVATE, SIGNING_PUBLIC, TEAM
+
+    _, parts = bundle(generation)
+    parts = {**parts, **{model_part(sha256_hex(data)): data for data in models.values()}}
+    document = sign(
+        private_key=SIGNING_PRIVATE,
+        team=TEAM,
+        device=DEVICE,
+        snapshot=f"snp{generation}",
+        generation=generation,
+        issued_at="2026-01-01T00:00:00Z",
+        name=f"v{generation}",
+        parts=build_parts(parts),
+    )
+    return verify(document, trusted_keys=[SIGNING_PUBLIC], team=TEAM, device=DEVICE), parts
+
+
+async def test_models_are_placed_by_hash_and_removed_once_no_snapshot_ships_them(
+    store: SnapshotStore,
+) -> None:
+    first, second = b"model one" * 100, b"model two" * 100
+    sha1, sha2 = sha256_hex(first), sha256_hex(second)
+    manifest, parts = with_models(1, {"a": first})
+    download(store, 1, parts)
+    await store.install(1, manifest.document)
+    assert store.place_models(1) == [sha1]
+    placed = store.paths.models / f"{sha1}.onnx"
+    assert placed.read_bytes() == first
+    assert store.place_models(1) == [sha1]  # idempotent
+    for g in range(2, 6):
+        manifest, parts = with_models(g, {"b": second})
+        download(store, g, parts)
+        await store.install(g, manifest.document)
+        store.place_models(g)
+    store.record(active=5, last_good=5)
+    assert store.prune_models() == []  # generation 1 is still installed
+    assert store.prune() == [1, 2]
+    assert store.prune_models() == [sha1]
+    assert sorted(p.name for p in store.paths.models.iterdir()) == [f"{sha2}.onnx"]
+    assert not leftovers(store.paths.root)
+
+
+async def test_an_altered_model_download_is_not_installed(store: SnapshotStore) -> None:
+    data = b"model bytes" * 50
+    manifest, parts = with_models(3, {"a": data})
+    name = model_part(sha256_hex(data))
+    parts[name] = data[:-1] + b"!"
+    download(store, 3, parts)
+    with pytest.raises(StoreError) as refused:
+        await store.install(3, manifest.document)
+    assert refused.value.code == "part_hash"
+    assert store.installed() == []
+    assert not store.paths.models.exists()
