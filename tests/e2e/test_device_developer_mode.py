@@ -26,13 +26,11 @@ from tests.conftest import Acme
 from tests.e2e.test_device_lifecycle import (
     Agent,
     Platform,
-    agents,
     api,
     deploy,
     device_row,
     line,
     make_snapshot,
-    platform,
     provision,
     running,
     settled,
@@ -41,7 +39,6 @@ from tests.e2e.test_device_lifecycle import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-__all__ = ["agents", "platform"]
 
 
 def dev_line(label: str) -> list[dict[str, Any]]:
