@@ -53,6 +53,7 @@ from apps.devices.services.hosting import (
 )
 from apps.rbac.models import CustomRole
 from apps.rbac.services import custom_role_create
+from apps.snapshots.artifacts import model_upload
 from apps.snapshots.models import Snapshot
 from apps.snapshots.services import snapshot_create
 from apps.teams.models import Invitation, Membership, Team
@@ -226,6 +227,19 @@ def _page_app(w: World) -> dict[str, Any]:
 
 def _snapshot(w: World) -> dict[str, Any]:
     return {"team_slug": "acme", "snapshot_id": w.snapshot.pk}
+
+
+def _model(w: World) -> dict[str, Any]:
+    """A model of acme's store (uploaded when first needed; the same bytes answer the same row)."""
+    from tests.apps.snapshots.conftest import tiny_model
+
+    artifact, _ = model_upload(
+        principal=Principal.for_user(w.acme.olivia),
+        team=w.acme.team,
+        name="motor",
+        chunks=[tiny_model()],
+    )
+    return {"team_slug": "acme", "model_id": artifact.pk}
 
 
 def _page_snapshot(w: World) -> dict[str, Any]:
@@ -432,6 +446,8 @@ ROUTES: dict[str, Sample] = {
     ),
     "api-snapshot-detail": Sample("team", _snapshot, {"delete": _none}),
     "api-snapshot-export": Sample("team", _snapshot),
+    "api-model-list": Sample("team", _team),
+    "api-model-detail": Sample("team", _model, {"delete": _none}),
     "api-signing-key-list": Sample("team", _team),
     "api-signing-key-rotate": Sample("team", _team, {"post": _none}),
     "api-audit-event-list": Sample("team", _team),
@@ -671,6 +687,8 @@ ROUTES: dict[str, Sample] = {
     ),
     "snapshot_detail": Sample("team", _page_snapshot, api=False),
     "snapshot_export": Sample("team", _page_snapshot, api=False),
+    "models": Sample("team", _team, api=False),
+    "model_delete": Sample("team", _model, {"post": _none}, api=False),
     "members": Sample("team", _team, api=False),
     "member_invite": Sample(
         "team", _team, {"post": _body({"email": "p@acme.test", "role": "viewer"})}, api=False
