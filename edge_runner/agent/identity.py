@@ -199,9 +199,7 @@ class Identity:
             sealing_private_key=_unb64(doc.get("sealing_private_key"), "the sealing key"),
             credential=credential,
             ca_file=ca_file if isinstance(ca_file, str) else None,
-            heartbeat_seconds=float(heartbeat)
-            if isinstance(heartbeat, int | float) and heartbeat > 0
-            else link.DEFAULT_HEARTBEAT_SECONDS,
+            heartbeat_seconds=link.heartbeat_interval(heartbeat),
         )
 
     # ------------------------------------------------------------------ registration
@@ -263,7 +261,7 @@ class Identity:
                 sealing_private_key=private,
                 credential=credential,
                 ca_file=ca_file,
-                heartbeat_seconds=float(heartbeat),
+                heartbeat_seconds=link.heartbeat_interval(heartbeat),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IdentityError(f"the platform's registration answer is malformed: {exc}") from None

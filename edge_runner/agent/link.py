@@ -464,9 +464,7 @@ class LinkClient:
         }
 
     async def _on_welcome(self, message: dict[str, Any]) -> None:
-        seconds = message["heartbeat_seconds"]
-        if 1 <= seconds <= 3600:
-            self.heartbeat_seconds = float(seconds)
+        self.heartbeat_seconds = link.heartbeat_interval(message["heartbeat_seconds"])
         device = message.get("device")
         if isinstance(device, Mapping):
             self.suspended = device.get("status") == "suspended"

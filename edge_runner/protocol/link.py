@@ -24,6 +24,10 @@ MAX_FRAME_BYTES: Final = 256 * 1024
 RATE_PER_SECOND: Final = 50.0
 RATE_BURST: Final = 200
 DEFAULT_HEARTBEAT_SECONDS: Final = 15.0
+# The interval a device accepts from the platform, clamped: fast enough for tests and a lab
+# bench, never a busy loop, never silent for more than an hour.
+MIN_HEARTBEAT_SECONDS: Final = 0.2
+MAX_HEARTBEAT_SECONDS: Final = 3600.0
 # A stream batch carries at most this many items; the agent's ring buffer holds STREAM_BUFFER.
 MAX_STREAM_ITEMS: Final = 200
 STREAM_BUFFER: Final = 5000
@@ -109,3 +113,12 @@ def encode(message: dict[str, Any]) -> str:
     if message.get("type") not in _REQUIRED:
         raise ValueError(f"unknown message type {message.get('type')!r}")
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def heartbeat_interval(value: Any) -> float:
+    """The heartbeat interval to use for ``value`` as the platform sent it: a number clamped to
+    [MIN_HEARTBEAT_SECONDS, MAX_HEARTBEAT_SECONDS]; anything else (NaN, a bool, a string) gives
+    the default."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return DEFAULT_HEARTBEAT_SECONDS
+    return min(MAX_HEARTBEAT_SECONDS, max(MIN_HEARTBEAT_SECONDS, float(value)))

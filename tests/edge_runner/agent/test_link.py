@@ -10,6 +10,7 @@ the link downloaded; the real applier is tested in test_apply*.py.
 from __future__ import annotations
 
 import asyncio
+import time
 import contextlib
 import json
 import random
@@ -135,6 +136,27 @@ async def test_hello_welcome_and_heartbeat(
         assert resources["disk_free_bytes"] > 0
         assert resources["uptime_seconds"] >= 0
         assert agent.client.heartbeat_seconds == 1
+
+
+async def test_a_sub_second_heartbeat_is_kept_and_nonsense_is_clamped(
+    platform: PlatformDouble, identity: Identity, paths: RunnerPaths
+) -> None:
+    platform.heartbeat_seconds = 0.3
+    async with Agent(identity, paths) as agent:
+        await platform.wait_for(link.HEARTBEAT)
+        started = time.monotonic()
+        await platform.count(link.HEARTBEAT, 4, within=5)  # not one every 15 s
+        assert agent.client.heartbeat_seconds == 0.3
+        assert time.monotonic() - started < 3
+    assert [link.heartbeat_interval(v) for v in (0, -5, 0.05, 1e9, True, "15", float("nan"))] == [
+        link.MIN_HEARTBEAT_SECONDS,
+        link.MIN_HEARTBEAT_SECONDS,
+        link.MIN_HEARTBEAT_SECONDS,
+        link.MAX_HEARTBEAT_SECONDS,
+        link.DEFAULT_HEARTBEAT_SECONDS,
+        link.DEFAULT_HEARTBEAT_SECONDS,
+        link.DEFAULT_HEARTBEAT_SECONDS,
+    ]
 
 
 async def test_a_target_is_verified_downloaded_applied_and_reported(
