@@ -10,10 +10,10 @@ the link downloaded; the real applier is tested in test_apply*.py.
 from __future__ import annotations
 
 import asyncio
-import time
 import contextlib
 import json
 import random
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
