@@ -4,8 +4,8 @@ production mode (PostgreSQL, Redis, several ASGI processes).
     python bench/fleet.py --devices 1000 --asgi 2 --sim-procs 2 --seconds 30
 
 Setup (not measured): a fresh PostgreSQL database, migrations, a team with one application, a
-snapshot of examples/motor-anomaly.json and a provisioning token; the devices register through
-``POST /api/v1/devices/register/`` (above ``--http-register-limit`` devices they are created in
+snapshot of examples/motor-anomaly.json (its model uploaded) and a provisioning token; the
+devices register through ``POST /api/v1/devices/register/`` (above ``--http-register-limit`` devices they are created in
 bulk by the same service code, to keep setup short) and the application's snapshot becomes
 every device's target.
 
@@ -65,6 +65,10 @@ principal = Principal.for_user(owner)
 team = team_create(principal=principal, name="Fleet bench", slug="fleet")
 app = application_create(principal=principal, team=team, name="Line 1", slug="line-1")
 flows = json.load(open(spec["flows"]))
+# The flow's onnx-infer node names its model by hash: the team's store must hold it.
+from apps.snapshots.artifacts import model_upload
+from examples.make_motor_model import build_model
+model_upload(principal=principal, team=team, name="motor-anomaly", chunks=[build_model()])
 snapshot = snapshot_create(principal=principal, application=app, name="bench v1", flows=flows)
 token, raw = provisioning_token_create(
     principal=principal, team=team, name="bench", application=app)
@@ -102,7 +106,7 @@ spec = json.load(sys.stdin)
 app = Application.objects.get(team__slug=spec["team"], slug=spec["app"])
 snapshot = Snapshot.objects.get(pk=spec["snapshot"])
 principal = Principal.for_user(User.objects.get(pk=spec["owner"]))
-print(len(application_set_target(principal=principal, application=app, snapshot=snapshot)))
+print(len(application_set_target(principal=principal, application=app, snapshot=snapshot).targets))
 """
 
 

@@ -118,18 +118,33 @@ def send_group_on_commit(group: str, message: Mapping[str, Any]) -> None:
     transaction.on_commit(lambda: _SENDER.submit(group, payload))
 
 
+def send_channel_on_commit(channel: str, message: Mapping[str, Any]) -> None:
+    """``send_group_on_commit`` for one consumer's own channel (a device's live link)."""
+    if not isinstance(message.get("type"), str):
+        raise ValueError("a channel-layer message needs a 'type'")
+    if not isinstance(channel, str) or not channel:
+        raise ValueError("a channel name is a non-empty string")
+    payload = _normalise(message)
+    transaction.on_commit(lambda: _SENDER.submit_channel(channel, payload))
+
+
 class _Sender:
-    """One daemon thread per process with its own event loop, sending queued group messages."""
+    """One daemon thread per process with its own event loop, sending queued messages to
+    groups and channels, in order."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = -1
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any], bool]] | None = None
 
     def submit(self, group: str, message: dict[str, Any]) -> None:
         loop, queue = self._started()
-        loop.call_soon_threadsafe(queue.put_nowait, (group, message))
+        loop.call_soon_threadsafe(queue.put_nowait, (group, message, False))
+
+    def submit_channel(self, channel: str, message: dict[str, Any]) -> None:
+        loop, queue = self._started()
+        loop.call_soon_threadsafe(queue.put_nowait, (channel, message, True))
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued message was sent (or failed); False after ``timeout``."""
@@ -147,12 +162,12 @@ class _Sender:
 
     def _started(
         self,
-    ) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[tuple[str, dict[str, Any]]]]:
+    ) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[tuple[str, dict[str, Any], bool]]]:
         with self._lock:
             # A forked child (Celery prefork) inherits the objects but not the thread.
             if self._loop is None or self._queue is None or self._pid != os.getpid():
                 loop = asyncio.new_event_loop()
-                queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+                queue: asyncio.Queue[tuple[str, dict[str, Any], bool]] = asyncio.Queue()
                 ready = threading.Event()
                 thread = threading.Thread(
                     target=self._run, args=(loop, queue, ready), name="realtime-sender", daemon=True
@@ -165,7 +180,7 @@ class _Sender:
     @staticmethod
     def _run(
         loop: asyncio.AbstractEventLoop,
-        queue: asyncio.Queue[tuple[str, dict[str, Any]]],
+        queue: asyncio.Queue[tuple[str, dict[str, Any], bool]],
         ready: threading.Event,
     ) -> None:
         asyncio.set_event_loop(loop)
@@ -173,26 +188,31 @@ class _Sender:
         loop.run_until_complete(_send_forever(queue))
 
 
-async def _send_forever(queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+async def _send_forever(queue: asyncio.Queue[tuple[str, dict[str, Any], bool]]) -> None:
     while True:
-        group, message = await queue.get()
+        name, message, is_channel = await queue.get()
         try:
-            await _group_send(group, message)
+            await _layer_send(name, message, is_channel=is_channel)
         finally:
             queue.task_done()
 
 
-async def _group_send(group: str, message: dict[str, Any]) -> None:
+async def _layer_send(name: str, message: dict[str, Any], *, is_channel: bool) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        await layer.group_send(group, message)
+        if is_channel:
+            await layer.send(name, message)
+        else:
+            await layer.group_send(name, message)
     except Exception:
-        # The write is committed; a lost notification must not turn into an error anywhere.
+        # The write is committed; a lost notification must not turn into an error anywhere
+        # (a full or gone channel included: its reader heals from the database).
         logger.exception(
-            "realtime: group_send to %s failed (kind=%s)",
-            group,
+            "realtime: send to %s %s failed (kind=%s)",
+            "channel" if is_channel else "group",
+            name,
             message.get("kind", message["type"]),
         )
 

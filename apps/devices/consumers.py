@@ -30,8 +30,8 @@ from apps.devices.bus import (
     DEV_REPLY,
     LINK_COMMAND,
     WATCH_EVENT,
-    device_group_name,
     device_watch_group_name,
+    link_channel,
 )
 from apps.devices.services import link as service
 from edge_runner.protocol import link
@@ -122,16 +122,9 @@ class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # chann
         self.watch_sent_at = 0.0
         # request id -> (reply_to channel, expiry): who waits for which dev_result.
         self.dev_pending: dict[str, tuple[str, float]] = {}
-        group = device_group_name(session.device_id)
-        await self.channel_layer.group_add(group, self.channel_name)
-        # One live link per device: the older socket (any process) closes with 4409. Sent to
-        # that one channel, not the group: a fleet connecting at once sends nothing extra.
-        previous = await _db(service.link_claim)(session.device_id, self.channel_name)
-        if previous is not None:
-            await self.channel_layer.send(
-                previous,
-                {"type": LINK_COMMAND, "command": "replaced", "channel": self.channel_name},
-            )
+        # Commands reach this socket through the device row once ``hello`` claimed it
+        # (``Device.link_channel``): no group to join, no Redis round trip at connect.
+        session.channel = self.channel_name
         await self.accept()
 
     def _ip(self) -> str | None:
@@ -142,15 +135,7 @@ class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # chann
         session = self.session
         if session is None:
             return
-        await self.channel_layer.group_discard(
-            device_group_name(session.device_id), self.channel_name
-        )
-
-        def gone() -> None:
-            current = service.link_is_current(session.device_id, self.channel_name)
-            service.link_disconnected(session, still_current=current)
-
-        await _db(gone)()
+        await _db(service.link_disconnected)(session)
 
     async def _close(self, code: int, reason: str) -> None:
         if self.closing or self.session is None:
@@ -205,7 +190,15 @@ class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # chann
             reply, device = await _db(service.link_hello)(session, message)
             await self._apply(reply)
             if device is not None and not self.closing:
-                await _db(service.link_hello_record)(device, message)
+                record = await _db(service.link_hello_record)(device, message, self.channel_name)
+                if record.replaced is not None:
+                    # One live link per device: the older socket (any process) closes with 4409.
+                    await self.channel_layer.send(
+                        record.replaced,
+                        {"type": LINK_COMMAND, "command": "replaced", "channel": self.channel_name},
+                    )
+                if record.stale:
+                    await self._apply(await _db(service.link_current_target)(session))
         elif kind == link.HEARTBEAT:
             reply = await _db(service.link_heartbeat)(session, message, time.monotonic())
             await self._apply(reply)
@@ -397,8 +390,12 @@ class DeviceLiveConsumer(TeamScopedConsumer):
             self._renew_task = asyncio.get_running_loop().create_task(self._renew_forever())
 
     async def _tell_link(self, *, on: bool, since: int | None = None) -> None:
-        await self.channel_layer.group_send(
-            device_group_name(self.device_id),
+        # Looked up each time: the device may have reconnected on another socket since.
+        channel = await _db(link_channel)(self.device_id)
+        if not channel:
+            return  # no live link: the next renewal tells the one that comes
+        await self.channel_layer.send(
+            channel,
             {
                 "type": LINK_COMMAND,
                 "command": "watch",

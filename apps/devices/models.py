@@ -96,6 +96,9 @@ class Device(TeamOwned):
     resources = models.JSONField(default=dict, blank=True)  # the last heartbeat's figures
     nodes = models.JSONField(default=dict, blank=True)  # {"total", "error"}
     last_errors = models.JSONField(default=list, blank=True)
+    # The channel of the socket that is the device's live link (its consumer), empty without
+    # one: commands go there, a newer link replaces it (docs/device-protocol.md).
+    link_channel = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ("name", "id")

@@ -72,4 +72,4 @@ def test_a_failed_send_is_logged_and_later_sends_still_go(
         broadcast_team_event(1, "after", {})
     assert flush_pending(10)
     assert SENT == [("team-1", "after")]
-    assert "group_send to team-1 failed (kind=fail)" in caplog.text
+    assert "send to group team-1 failed (kind=fail)" in caplog.text

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from apps.accounts.principal import Principal
 from apps.core.errors import Conflict, ManifoldError, NotFound, ValidationError
-from apps.devices.bus import device_command, device_group_name
+from apps.devices.bus import device_command
 from apps.devices.models import Device, DeviceStatus, DeviceTarget
 from apps.devices.services.link import announce_state, audit_device
 from apps.devices.services.targets import issue_target
@@ -104,7 +104,12 @@ async def device_dev_call(
     command = device_command(
         "dev_request", request=request, method=method, path=path, body=body, reply_to=reply_to
     )
-    await layer.group_send(device_group_name(device.pk), command)
+    if not device.link_channel:
+        raise Conflict(
+            f"Device {device.name!r} is offline: developer mode needs its live link.",
+            code="device_offline",
+        )
+    await layer.send(device.link_channel, command)
     try:
         async with asyncio.timeout(timeout):
             while True:

@@ -79,6 +79,7 @@ class LinkSession:
     credential_hash: str
     suspended: bool
     last_row_at: float = 0.0
+    channel: str = ""  # the link consumer's channel, the device's ``link_channel`` once claimed
 
 
 @dataclass
@@ -207,14 +208,17 @@ def _load(device_id: int) -> Device | None:
     return _LOAD.first(int(device_id))
 
 
-def _live_device(session: LinkSession) -> Device | LinkReply:
+def _live_device(session: LinkSession, *, claimed: bool = True) -> Device | LinkReply:
     """The device row, re-read at every event; a closing reply when it may no longer hold a
-    link (decommissioned, or its credential changed)."""
+    link (decommissioned, its credential changed, or, once this link ``claimed`` the device at
+    ``hello``, another socket of the device took over since: a lost "replaced" heals here)."""
     device = _load(session.device_id)
     if device is None or device.decommissioned_at is not None:
         return LinkReply(close_code=link.CLOSE_DECOMMISSIONED)
     if device.credential_hash != session.credential_hash:
         return LinkReply(close_code=link.CLOSE_UNAUTHORIZED)
+    if claimed and device.link_channel != session.channel:
+        return LinkReply(close_code=link.CLOSE_REPLACED)
     session.suspended = device.suspended
     return device
 
@@ -278,7 +282,7 @@ def link_hello(session: LinkSession, message: dict[str, Any]) -> tuple[LinkReply
 
     Reads only: a fleet reconnecting at once (RELIABILITY family 25) gets its targets after one
     read each, and the state writes queue behind the reads instead of in front of them."""
-    device = _live_device(session)
+    device = _live_device(session, claimed=False)
     if isinstance(device, LinkReply):
         return device, None
     welcome = {
@@ -298,8 +302,29 @@ def _hello_status(device: Device, message: dict[str, Any]) -> str:
     return DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS.get(state, "online")
 
 
-def link_hello_record(device: Device, message: dict[str, Any]) -> None:
-    """Write what ``hello`` says: online (history row, cleared alerts, event on a change)."""
+# What a target issued while ``hello`` was answered changed (a suspension heals at the
+# heartbeat, like a lost suspend command).
+_DELIVERY: PreparedQuery[Device] = PreparedQuery(
+    lambda device_id: Device.objects.only("id", "target_id").filter(pk=device_id),
+    sentinel=-7_000_000_003,
+)
+
+
+@dataclass(frozen=True)
+class HelloRecord:
+    replaced: str | None  # the channel of the link this one replaces (told to close, 4409)
+    stale: bool  # the welcome's target changed meanwhile: send the current one
+
+
+def link_hello_record(device: Device, message: dict[str, Any], channel: str) -> HelloRecord:
+    """Write what ``hello`` says: online (history row, cleared alerts, event on a change), and
+    that the link on ``channel`` holds the device now (a lost "replaced" heals at the older
+    link's next heartbeat, which finds another channel in the row).
+
+    A target issued between the welcome's read and this write was pushed to the previous
+    channel, or to none: re-read after the commit, so a command sent from now on reaches this
+    link and one sent before is caught here (``stale``)."""
+    previous = device.link_channel
     state = str(message.get("state") or "running")
     with transaction.atomic():
         _set_live_state(
@@ -307,8 +332,11 @@ def link_hello_record(device: Device, message: dict[str, Any]) -> None:
             state=state if state in link.STATES else "running",
             status=_hello_status(device, message),
             reason="link connected",
-            extra={"agent_version": str(message["agent_version"])[:40]},
+            extra={"agent_version": str(message["agent_version"])[:40], "link_channel": channel},
         )
+    now = _DELIVERY.first(device.pk)
+    stale = now is not None and now.target_id != device.target_id
+    return HelloRecord(previous if previous and previous != channel else None, stale)
 
 
 def _signer_of(device: Device) -> str | None:
@@ -496,38 +524,26 @@ def link_current_target(session: LinkSession) -> LinkReply:
     return LinkReply(frames=[{"type": link.TARGET, "target": target_frame(deliverable)}])
 
 
-def link_disconnected(session: LinkSession, *, still_current: bool) -> None:
-    """The link went away: offline (unless another socket of the device took over)."""
-    if not still_current:
+def link_disconnected(session: LinkSession) -> None:
+    """The link went away: offline, unless another socket of the device holds it now (or this
+    one never claimed it)."""
+    if not session.channel:
         return
     with transaction.atomic():
         device = Device.objects.select_for_update().filter(pk=session.device_id).first()
-        if device is None or device.status == DeviceStatus.OFFLINE:
+        if device is None or device.link_channel != session.channel:
             return
-        if device.decommissioned_at is not None:
-            return
-        device.status = DeviceStatus.OFFLINE
-        device.save(update_fields=["status", "updated_at"])
-        device = _load(device.pk) or device
-        _record_change(device, "link closed")
-        announce_state(device)
-
-
-def current_link_key(device_id: int) -> str:
-    return f"devices:link-channel:{int(device_id)}"
-
-
-def link_claim(device_id: int, channel_name: str) -> str | None:
-    """This socket is the device's live link now (read back at disconnect); answers the
-    channel of the link it replaces, if any (told to close with 4409)."""
-    key = current_link_key(device_id)
-    previous = cache.get(key)
-    cache.set(key, channel_name, None)
-    return previous if isinstance(previous, str) and previous != channel_name else None
-
-
-def link_is_current(device_id: int, channel_name: str) -> bool:
-    return bool(cache.get(current_link_key(device_id)) == channel_name)
+        device.link_channel = ""
+        fields = ["link_channel", "updated_at"]
+        went_offline = device.status != DeviceStatus.OFFLINE and device.decommissioned_at is None
+        if went_offline:
+            device.status = DeviceStatus.OFFLINE
+            fields.append("status")
+        device.save(update_fields=fields)
+        if went_offline:
+            device = _load(device.pk) or device
+            _record_change(device, "link closed")
+            announce_state(device)
 
 
 def device_state_at(device: Device, when: dt.datetime) -> DeviceStateChange | None:

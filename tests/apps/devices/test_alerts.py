@@ -108,7 +108,7 @@ def test_a_device_that_returns_clears_its_alert(
     hello = {"type": "hello", "protocol": 1, "agent_version": "0.1.0"}
     _, loaded = link_hello(session, hello)
     assert loaded is not None
-    link_hello_record(loaded, hello)
+    link_hello_record(loaded, hello, "specific.test!link")
     assert DeviceAlert.objects.get().cleared_at is not None
     assert audit_log(acme_world.team)[-1] == "device.alert.cleared"
 

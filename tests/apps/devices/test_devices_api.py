@@ -19,7 +19,7 @@ from apps.accounts.principal import Principal
 from apps.audit.models import AuditEvent
 from apps.core import realtime
 from apps.core.realtime import team_group_name
-from apps.devices.bus import LINK_COMMAND, device_group_name
+from apps.devices.bus import LINK_COMMAND
 from apps.devices.models import Device, DeviceGroup, ProvisioningToken
 from apps.devices.selectors import device_effective_env
 from apps.devices.services import (
@@ -86,8 +86,21 @@ class Sent:
 @pytest.fixture
 def sent() -> Iterator[Sent]:
     recorder = Sent()
-    with mock.patch.object(realtime._SENDER, "submit", side_effect=recorder.record):
+    with (
+        mock.patch.object(realtime._SENDER, "submit", side_effect=recorder.record),
+        mock.patch.object(realtime._SENDER, "submit_channel", side_effect=recorder.record),
+    ):
         yield recorder
+
+
+LINK = "specific.link-of-motor-3!a1"
+
+
+def linked(device: Device) -> Device:
+    """As if the device's live link had said hello on channel ``LINK``."""
+    Device.objects.filter(pk=device.pk).update(link_channel=LINK)
+    device.refresh_from_db()
+    return device
 
 
 @pytest.fixture
@@ -351,7 +364,7 @@ def test_bulk_actions_change_every_device_and_audit_each(
 def test_each_state_change_is_audited_and_told_to_the_link_and_the_team(
     fleet: Fleet, olivia_api: APIClient, on_commit: Callable[[], Any], sent: Sent
 ) -> None:
-    device = fleet.device
+    device = linked(fleet.device)
     url = f"{DEVICES}{device.pk}/"
     steps = [("suspend", "suspended"), ("resume", "offline"), ("decommission", "decommissioned")]
     for verb, status in steps:
@@ -359,7 +372,7 @@ def test_each_state_change_is_audited_and_told_to_the_link_and_the_team(
             response = olivia_api.post(f"{url}{verb}/")
         assert response.status_code == 200, response.content
         assert response.json()["status"] == status
-        (command,) = sent.to(device_group_name(device.pk))
+        (command,) = sent.to(LINK)
         assert command["type"] == LINK_COMMAND
         assert command["command"] == verb
         kinds = {message["kind"]: message for message in sent.to(team_group_name(device.team_id))}
@@ -384,10 +397,11 @@ def test_each_state_change_is_audited_and_told_to_the_link_and_the_team(
 def test_delete_decommissions_then_removes_the_row(
     fleet: Fleet, olivia_api: APIClient, on_commit: Callable[[], Any], sent: Sent
 ) -> None:
+    linked(fleet.device)
     with on_commit():
         assert olivia_api.delete(f"{DEVICES}{fleet.device.pk}/").status_code == 204
     assert not Device.objects.filter(pk=fleet.device.pk).exists()
-    (command,) = sent.to(device_group_name(fleet.device.pk))
+    (command,) = sent.to(LINK)
     assert command["command"] == "decommission"
     assert [
         event for event, _ in events("device.device.decommissioned", "device.device.deleted")
