@@ -5,9 +5,9 @@ production mode (PostgreSQL, Redis, several ASGI processes).
 
 Setup (not measured): a fresh PostgreSQL database, migrations, a team with one application, a
 snapshot of examples/motor-anomaly.json (its model uploaded) and a provisioning token; the
-devices register through ``POST /api/v1/devices/register/`` (above ``--http-register-limit`` devices they are created in
-bulk by the same service code, to keep setup short) and the application's snapshot becomes
-every device's target.
+devices register through ``POST /api/v1/devices/register/`` (above ``--http-register-limit``
+devices they are created in bulk by the same service code, to keep setup short) and the
+application's snapshot becomes every device's target.
 
 Measured: all devices connect to ``/ws/devices/link/`` at once (spread over the ASGI processes)
 and send ``hello``; *connect -> target* is the time from opening the socket to holding a signed
@@ -16,6 +16,10 @@ every ``--heartbeat`` seconds for ``--seconds`` seconds, each announcing a stale
 generation, so the platform must read the device, reconcile and answer with the target: the
 *heartbeat* figure is that round trip (a heartbeat the platform answers within the interval
 holds). RSS per device is the ASGI processes' growth divided by the connected devices.
+
+``--flood`` (RELIABILITY family 13): one more device floods its link with frames as fast as
+one process can send, for the second half of the heartbeat phase, reconnecting at once after
+every close; the ``flood:`` line compares the other devices' heartbeat p99 before and during.
 
 The last line is machine-readable::
 
@@ -47,6 +51,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from config.websocket import WS_OPTION  # noqa: E402
 from edge_runner.protocol import link, manifest  # noqa: E402
 
 SETUP = r"""
@@ -194,10 +199,15 @@ async def register_over_http(base: str, token: str, count: int, offset: int) -> 
 
 # ---------------------------------------------------------------------- simulated devices
 async def simulate(
-    credentials: list[str], bases: list[str], heartbeat: float, seconds: float, start_at: float
+    credentials: list[str],
+    bases: list[str],
+    heartbeat: float,
+    seconds: float,
+    start_at: float,
+    phase: Any = None,
 ) -> dict[str, Any]:
     connect_ms: list[float] = []
-    heartbeat_ms: list[float] = []
+    heartbeat_ms: list[tuple[float, float]] = []  # (wall time sent, round trip ms)
     errors: list[str] = []
     connected = 0
     ready = asyncio.Event()  # every device connected (or failed): heartbeats may start
@@ -264,7 +274,12 @@ async def simulate(
                             )
                             if reply["type"] == link.TARGET:
                                 break
-                        heartbeat_ms.append((time.perf_counter() - sent) * 1000)
+                        heartbeat_ms.append(
+                            (
+                                time.time() - (time.perf_counter() - sent),
+                                (time.perf_counter() - sent) * 1000,
+                            )
+                        )
                         await asyncio.sleep(max(0.0, heartbeat - (time.perf_counter() - sent)))
             except Exception as exc:  # every failure is counted and reported, none stops the run
                 errors.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -275,6 +290,8 @@ async def simulate(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(settled.wait(), timeout=max(1.0, start_at - time.time()) + 60)
         ready.set()
+        if phase is not None:
+            phase.set()  # the heartbeat phase began (the flooder's clock)
         await asyncio.gather(*tasks)
     return {
         "connected": connected,
@@ -291,8 +308,53 @@ def simulator_process(
     seconds: float,
     start_at: float,
     out: Any,
+    phase: Any,
 ) -> None:
-    out.put(asyncio.run(simulate(credentials, bases, heartbeat, seconds, start_at)))
+    out.put(asyncio.run(simulate(credentials, bases, heartbeat, seconds, start_at, phase)))
+
+
+async def flood(credential: str, bases: list[str], phase: Any, seconds: float) -> dict[str, Any]:
+    """RELIABILITY family 13: one device floods its link as fast as this process can send,
+    for the second half of the heartbeat phase, reconnecting at once whenever the platform
+    closes it (an attacker ignores the agent's backoff)."""
+    await asyncio.to_thread(phase.wait)  # a multiprocessing event: waited for on a thread
+    await asyncio.sleep(seconds / 2)
+    began = time.time()
+    deadline = time.monotonic() + seconds / 2
+    frames = connections = refused = 0
+    closes: dict[str, int] = {}
+    frame = link.encode({"type": link.STREAM, "epoch": "flood", "items": []})
+    hello = link.encode(
+        {"type": link.HELLO, "protocol": link.PROTOCOL_VERSION, "agent_version": "flood",
+         "state": "running", "active": None, "target": None}
+    )  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            url = bases[connections % len(bases)].replace("http", "ws", 1) + link.LINK_PATH
+            connections += 1
+            try:
+                async with session.ws_connect(
+                    url, headers={"Authorization": f"Bearer {credential}"}, heartbeat=None
+                ) as ws:
+                    await ws.send_str(hello)
+                    while time.monotonic() < deadline and not ws.closed:
+                        for _ in range(100):
+                            await ws.send_str(frame)
+                        frames += 100
+                        await asyncio.sleep(0)
+                    code = str(ws.close_code)
+                    closes[code] = closes.get(code, 0) + 1
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                if isinstance(exc, aiohttp.WSServerHandshakeError):
+                    refused += 1
+                else:
+                    closes[type(exc).__name__] = closes.get(type(exc).__name__, 0) + 1
+    return {"began": began, "took": time.time() - began, "frames": frames,
+            "connections": connections, "refused": refused, "closes": closes}  # fmt: skip
+
+
+def flood_process(credential: str, bases: list[str], phase: Any, seconds: float, out: Any) -> None:
+    out.put({"flood": asyncio.run(flood(credential, bases, phase, seconds))})
 
 
 def p99(values: list[float]) -> float:
@@ -315,6 +377,11 @@ def main() -> int:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/manifold_fleet_bench"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")
+    parser.add_argument(
+        "--flood",
+        action="store_true",
+        help="one more device floods its link in the heartbeat phase's second half (family 13)",
+    )
     args = parser.parse_args()
 
     var_dir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
@@ -339,7 +406,7 @@ def main() -> int:
             [
                 sys.executable, "-m", "uvicorn", "config.asgi:application",
                 "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-                "--log-level", "warning", "--backlog", "8192", "--ws", "websockets-sansio",
+                "--log-level", "warning", "--backlog", "8192", "--ws", WS_OPTION,
                 "--ws-max-size", str(link.MAX_FRAME_BYTES),
             ],
             env=env,
@@ -359,7 +426,10 @@ def main() -> int:
                 time.sleep(0.1)
         started = time.monotonic()
         over_http = min(args.devices, args.http_register_limit)
-        credentials = asyncio.run(register_over_http(bases[0], made["token"], over_http, 0))
+        credentials = asyncio.run(
+            register_over_http(bases[0], made["token"], over_http + int(args.flood), 0)
+        )
+        flooder = credentials.pop() if args.flood else None
         if args.devices > over_http:
             credentials += django_script(
                 BULK, env, {"token": made["token"], "count": args.devices - over_http,
@@ -374,15 +444,23 @@ def main() -> int:
         pids = [server.pid for server in servers]
         rss_before = rss_kib(pids)
         start_at = time.time() + 2.0
-        queue: Any = multiprocessing.get_context("fork").Queue()
+        fork = multiprocessing.get_context("fork")
+        queue: Any = fork.Queue()
+        phase: Any = fork.Event()
         shares = [credentials[i :: args.sim_procs] for i in range(args.sim_procs)]
         sims = [
-            multiprocessing.get_context("fork").Process(
+            fork.Process(
                 target=simulator_process,
-                args=(share, bases, args.heartbeat, args.seconds, start_at, queue),
+                args=(share, bases, args.heartbeat, args.seconds, start_at, queue, phase),
             )
             for share in shares
         ]
+        if flooder is not None:
+            sims.append(
+                fork.Process(
+                    target=flood_process, args=(flooder, bases, phase, args.seconds, queue)
+                )
+            )
         for sim in sims:
             sim.start()
         rss_peak = rss_before
@@ -399,9 +477,12 @@ def main() -> int:
         for server in servers:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(30)
+    flooded = next((r["flood"] for r in results if "flood" in r), None)
+    results = [r for r in results if "flood" not in r]
     connected = sum(r["connected"] for r in results)
     connect_ms = [v for r in results for v in r["connect_ms"]]
-    heartbeat_ms = [v for r in results for v in r["heartbeat_ms"]]
+    samples = [v for r in results for v in r["heartbeat_ms"]]
+    heartbeat_ms = [ms for _, ms in samples]
     errors = [e for r in results for e in r["errors"]]
     for error in sorted(set(errors))[:10]:
         print(f"error: {error}")
@@ -414,6 +495,17 @@ def main() -> int:
         print(
             f"heartbeat round trip ms: n {len(heartbeat_ms)} p50 "
             f"{statistics.median(heartbeat_ms):.0f} p99 {p99(heartbeat_ms):.0f}"
+        )
+    if flooded is not None:
+        quiet = [ms for at, ms in samples if at < flooded["began"]]
+        loud = [ms for at, ms in samples if at >= flooded["began"]]
+        rate = flooded["frames"] / max(flooded["took"], 1e-9)
+        print(
+            f"flood: {flooded['frames']} frames in {flooded['took']:.1f} s ({rate:.0f}/s) over "
+            f"{flooded['connections']} connections, closes {flooded['closes']}, refused "
+            f"handshakes {flooded['refused']}; neighbours' heartbeat p99 {p99(quiet):.0f} ms "
+            f"quiet (n {len(quiet)}) -> {p99(loud):.0f} ms under flood (n {len(loud)}), "
+            f"{(p99(loud) / p99(quiet) - 1) * 100:+.0f} %"
         )
     rss_per_device = (rss_peak - rss_before) / max(1, connected)
     print(

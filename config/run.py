@@ -35,6 +35,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Literal
 
+from config.websocket import WS_OPTION
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 10.0
 DEMO_RUNNER_PORT = 1880
@@ -309,6 +311,8 @@ def default_children(
                 "--no-server-header",
                 "--lifespan",
                 "off",
+                "--ws",
+                WS_OPTION,
                 "--log-level",
                 "info",
             ),

@@ -23,6 +23,8 @@ def serve_asgi(application: Any, port: int | None = None) -> Iterator[str]:
     import uvicorn
     from channels.layers import channel_layers
 
+    from config.websocket import WS_OPTION
+
     # channels_redis binds its receiving side to one event loop per layer instance; an earlier
     # server's loop (stopped with consumers still registered) would refuse this one's sockets.
     channel_layers.backends.clear()
@@ -34,7 +36,7 @@ def serve_asgi(application: Any, port: int | None = None) -> Iterator[str]:
         port=port,
         log_level="warning",
         lifespan="off",
-        ws="websockets-sansio",
+        ws=WS_OPTION,  # the production protocol
         # Thousands of sockets in one test: uvicorn's default backlog (2048) is the limit.
         backlog=4096,
     )

@@ -8,6 +8,10 @@ Redis channel layer. Figures are printed, never asserted.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -438,6 +442,56 @@ def test_a_flood_closes_4429_and_the_neighbour_keeps_its_latency(
         f"ms during (median {statistics.median(before) * 1000:.1f} -> "
         f"{statistics.median(during) * 1000:.1f} ms)"
     )
+
+
+def masked_text_frame(text: str) -> bytes:
+    """One client-to-server text frame (RFC 6455: masked), built by hand."""
+    payload = text.encode()
+    assert len(payload) < 126
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+def test_a_flooder_that_never_reads_the_close_is_cut_off(acme_world: Acme, server: str) -> None:
+    """A peer that keeps sending after the platform closed its link (4429) and never reads the
+    close frame is dropped (config.websocket), not read and parsed for uvicorn's 10 s."""
+    flooder = register(acme_world.line_1, "flooder")
+    host, port = server.removeprefix("ws://").split(":")
+    hello = {"type": "hello", "protocol": link.PROTOCOL_VERSION, "agent_version": "t",
+             "state": "running", "active": None, "target": None}  # fmt: skip
+    burst = masked_text_frame('{"type":"stream","epoch":"e","items":[]}') * 200
+
+    def flood() -> tuple[float, int]:
+        with socket.create_connection((host, int(port)), timeout=30) as raw:
+            raw.sendall(
+                (
+                    f"GET {link.LINK_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                    f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {flooder.credential}"
+                    "\r\n\r\n"
+                ).encode()
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += raw.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 101"), answer[:200]
+            raw.sendall(masked_text_frame(json.dumps(hello, separators=(",", ":"))))
+            started, sent = time.monotonic(), 0
+            try:
+                while time.monotonic() - started < 20:
+                    raw.sendall(burst)  # never reads: the close frame waits unread
+                    sent += 200
+            except OSError:  # reset: the server dropped the connection
+                return time.monotonic() - started, sent
+            return float("inf"), sent
+
+    took, sent = flood()
+    print(f"flooder that never reads: cut off after {took:.2f} s and {sent} frames")
+    assert took < 6, "the server kept reading a peer that ignores its close"
+    closed = AuditEvent.objects.filter(event="device.link.closed", target_id=str(flooder.device.pk))
+    assert [event.after["code"] for event in closed if event.after] == [link.CLOSE_RATE]
 
 
 # ---------------------------------------------------------------------- revocation (family 11)
