@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from apps.audit.models import AuditEvent
 from apps.devices.models import Device, DeviceTarget
 from apps.devices.services.devmode import device_dev_call
 from apps.snapshots.models import Snapshot
+from tests.apps.devices.test_link import db
 from tests.apps.devices.test_live import cookie_of, watch
 from tests.conftest import Acme
 from tests.e2e.test_device_lifecycle import (
@@ -67,13 +67,6 @@ def applied_target(device_id: int, previous: int | None) -> DeviceTarget | None:
     return target
 
 
-# On PostgreSQL this scenario leaves one database connection open past its end (a thread of the
-# served platform, not found yet), which fails the test database's teardown; the same scenario
-# passes on the embedded defaults. Known issue, in the closing note of session 5.
-@pytest.mark.skipif(
-    os.environ.get("MANIFOLD_DATABASE_URL", "").startswith("postgres"),
-    reason="leaks a database connection on PostgreSQL (known issue, session 5 note)",
-)
 def test_a_member_edits_a_device_live_then_keeps_then_reverts(
     acme_world: Acme, platform: Platform, agents: Callable[[], Agent]
 ) -> None:
@@ -138,7 +131,10 @@ def test_a_member_edits_a_device_live_then_keeps_then_reverts(
         socket = await watch(base, device, cookie)
         try:
             await asyncio.sleep(0.5)  # the watch lease reaches the device
-            answer = await asyncio.to_thread(
+            # In a thread that closes its database connection: the test client leaves it open
+            # (it unhooks close_old_connections), and an open one fails the test database's
+            # teardown on PostgreSQL.
+            answer = await db(
                 lambda: timed(lambda: eddie.post(url(device_id, "inject/dev-line-inject/")))
             )
             assert answer.status_code == 200, answer.json()
