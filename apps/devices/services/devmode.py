@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -83,6 +85,26 @@ def _refuse_unlinked(device: Device) -> None:
         )
 
 
+# One reply layer per event loop, kept while the loop lives. channels_redis receives on one
+# event loop per layer instance, so the process's shared layer (the server's loop) cannot take
+# the replies of a call made on another loop (a thread's ``async_to_sync``, a test's client);
+# a layer made per call instead paid new Redis connections every time. channels_redis closes
+# a loop's connections when that loop closes; the SQLite layer's poller ends with its queues.
+_reply_layers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+    weakref.WeakKeyDictionary()
+)
+_reply_layers_lock = threading.Lock()
+
+
+def _reply_layer() -> Any:
+    loop = asyncio.get_running_loop()
+    with _reply_layers_lock:
+        layer = _reply_layers.get(loop)
+        if layer is None:
+            layer = _reply_layers[loop] = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    return layer
+
+
 async def device_dev_call(
     device: Device,
     method: str,
@@ -95,22 +117,20 @@ async def device_dev_call(
     ``device_timeout`` when no answer comes within ``timeout`` seconds. Checks no permission:
     callers do (``device_dev_*`` below)."""
     _refuse_unlinked(device)
-    # A layer instance of the call's own: the process's shared one may be bound to another
-    # event loop (channels_redis receives on one loop only; a test's client runs its own).
-    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
-    # Process-specific: only this instance reads it, whatever the layer.
-    reply_to = await layer.new_channel()
-    request = secrets.token_hex(12)
-    command = device_command(
-        "dev_request", request=request, method=method, path=path, body=body, reply_to=reply_to
-    )
     if not device.link_channel:
         raise Conflict(
             f"Device {device.name!r} is offline: developer mode needs its live link.",
             code="device_offline",
         )
-    await layer.send(device.link_channel, command)
+    layer = _reply_layer()
+    # Process-specific and unguessable: only this layer instance reads it, whatever the layer.
+    reply_to = await layer.new_channel()
+    request = secrets.token_hex(12)
+    command = device_command(
+        "dev_request", request=request, method=method, path=path, body=body, reply_to=reply_to
+    )
     try:
+        await layer.send(device.link_channel, command)
         async with asyncio.timeout(timeout):
             while True:
                 reply = await layer.receive(reply_to)
@@ -125,9 +145,6 @@ async def device_dev_call(
         discard = getattr(layer, "discard_channel", None)  # the SQLite layer's reply queue
         if discard is not None:
             await discard(reply_to)
-        close_pools = getattr(layer, "close_pools", None)  # channels_redis' connections
-        if close_pools is not None:
-            await close_pools()
     status = reply.get("status")
     return DevAnswer(status if isinstance(status, int) else 502, reply.get("body"))
 
