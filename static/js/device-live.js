@@ -184,6 +184,11 @@
           lastSeq = item.seq;
         }
         if (item.kind === "log") logLine(renderLogLine(item));
+        if (item.kind === "status") {
+          // For the developer-mode panel (device-developer.js), paused sidebar or not.
+          document.dispatchEvent(new CustomEvent("manifold:node-status",
+            { detail: { node: item.node, status: item.status } }));
+        }
         queue(item);
       });
     } else if (frame.kind === "gap") {

@@ -1,6 +1,7 @@
 """The device page's developer mode with a real agent behind the real link: enter, the live
-panel (tabs -> nodes, inject), the JSON editor (inline validator errors, deploy), leave keeping
-the changes as a snapshot; axe-clean at 1440 and 390 px, screenshots in /tmp/shots."""
+panel (tabs -> nodes, inject, each node's live status), the JSON editor (inline validator
+errors, deploy), leave keeping the changes as a snapshot; axe-clean at 1440 and 390 px,
+screenshots in /tmp/shots."""
 
 from __future__ import annotations
 
@@ -92,9 +93,23 @@ def steps(acme: Acme, server: str, page: Any, device_id: int, size: str) -> None
     page.get_by_role("button", name="Deploy to the device").click()
     expect(page.get_by_text("Deployed to the device.")).to_be_visible()
     expect(page.locator("#developer-panel").get_by_text("Dev line", exact=True)).to_be_visible()
+    # Node status, live: the debug node's start status (a grey ring, restated to this page's
+    # new watcher, painted when the panel arrives), then the pressed message, kept across a
+    # reload of the panel.
+    status = page.locator('#developer-panel [data-dev-node-status="dev-line-debug"]')
+    expect(status).to_have_attribute("data-fill", "grey")
+    expect(status.locator(".node-dot")).to_have_class("node-dot node-dot-grey node-dot-ring")
+    expect(page.locator('#developer-panel [data-dev-node-status="dev-line-inject"]')).to_have_text(
+        "—"
+    )
     page.get_by_role("button", name="Inject Dev line button").click()
     expect(page.locator("#developer-notice")).to_contain_text("Injected dev-line-inject")
     expect(page.locator("[data-stream-list]")).to_contain_text("pressed on Dev line")
+    expect(status).to_have_text("pressed on Dev line (grey)")
+    expect(status.locator(".node-dot")).to_have_class("node-dot node-dot-grey")
+    page.locator("#developer-panel").get_by_role("button", name="Refresh").click()
+    expect(page.get_by_test_id("engine-state")).to_have_text("start")
+    expect(status).to_have_text("pressed on Dev line (grey)")
     page_is_clean(page, f"devmode-{size}-deployed")
 
     page.get_by_label("Snapshot name").fill(f"kept-{size}")

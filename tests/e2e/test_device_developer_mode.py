@@ -44,7 +44,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def dev_line(label: str) -> list[dict[str, Any]]:
-    """A tab whose inject fires only when pressed (no repeat), into a debug node."""
+    """A tab whose inject fires only when pressed (no repeat), into a debug node that also
+    shows the message as its status."""
     tab = label.lower().replace(" ", "-")
     return [
         {"id": tab, "type": "tab", "label": label},
@@ -52,7 +53,7 @@ def dev_line(label: str) -> list[dict[str, Any]]:
          "props": [{"p": "payload"}], "payload": f"pressed on {label}", "payloadType": "str",
          "wires": [[f"{tab}-debug"]]},
         {"id": f"{tab}-debug", "type": "debug", "z": tab, "active": True, "tosidebar": True,
-         "complete": "payload", "targetType": "msg", "wires": []},
+         "tostatus": True, "complete": "payload", "targetType": "msg", "wires": []},
     ]  # fmt: skip
 
 
