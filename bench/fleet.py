@@ -475,8 +475,11 @@ def main() -> int:
         for server in servers:
             server.terminate()
         for server in servers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
                 server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()  # a graceful shutdown that hangs must not outlive the run
+                server.wait()
     flooded = next((r["flood"] for r in results if "flood" in r), None)
     results = [r for r in results if "flood" not in r]
     connected = sum(r["connected"] for r in results)
