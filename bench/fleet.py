@@ -163,6 +163,16 @@ def fresh_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes used so far (their own threads included)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -464,11 +474,15 @@ def main() -> int:
         for sim in sims:
             sim.start()
         rss_peak = rss_before
+        cpu_before = cpu_seconds(pids)
+        connect_cpu: float | None = None
         results: list[dict[str, Any]] = []
         while len(results) < len(sims):
             with contextlib.suppress(Exception):
                 results.append(queue.get(timeout=0.5))
             rss_peak = max(rss_peak, rss_kib(pids))
+            if connect_cpu is None and phase.is_set():
+                connect_cpu = cpu_seconds(pids) - cpu_before
         for sim in sims:
             sim.join()
     finally:
@@ -493,6 +507,11 @@ def main() -> int:
         print(
             f"connect->target ms: p50 {statistics.median(connect_ms):.0f} "
             f"p99 {p99(connect_ms):.0f} max {max(connect_ms):.0f}"
+        )
+    if connect_cpu is not None:
+        print(
+            f"connect phase: the ASGI processes used {connect_cpu:.1f} CPU s, "
+            f"{connect_cpu * 1000 / max(1, connected):.2f} ms per device (load-independent)"
         )
     if heartbeat_ms:
         print(

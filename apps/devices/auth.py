@@ -91,6 +91,11 @@ def is_registration_code(raw: str) -> bool:
     return raw.strip().upper().startswith(REGISTRATION_PREFIX.rstrip("-"))
 
 
+def credential_digest(raw: object) -> str | None:
+    """The stored form of a device credential; None for anything that cannot be one."""
+    return _credential_hash(raw)
+
+
 def _credential_hash(raw: object) -> str | None:
     if not isinstance(raw, str) or not raw.startswith(CREDENTIAL_PREFIX):
         return None

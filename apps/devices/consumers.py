@@ -191,6 +191,9 @@ class DeviceLinkConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # chann
             await self._apply(reply)
             if device is not None and not self.closing:
                 record = await _db(service.link_hello_record)(device, message, self.channel_name)
+                if record.reply is not None:
+                    await self._apply(record.reply)
+                    return
                 if record.replaced is not None:
                     # One live link per device: the older socket (any process) closes with 4409.
                     await self.channel_layer.send(

@@ -11,6 +11,8 @@ layer lost the message that should have said so (docs/device-protocol.md).
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -25,7 +27,7 @@ from apps.core.audit_context import AuditContext
 from apps.core.ids import parse_id
 from apps.core.prepared import PreparedQuery, save_fields
 from apps.core.realtime import send_group_on_commit
-from apps.devices.auth import device_for_credential, hash_secret, retired_credential_marker
+from apps.devices.auth import credential_digest, hash_secret, retired_credential_marker
 from apps.devices.bus import WATCH_EVENT, device_watch_group_name
 from apps.devices.models import (
     Device,
@@ -69,6 +71,12 @@ def device_principal(device: Device) -> Principal:
     return Principal.for_subject(DEVICE, device, f"device {device.name}")
 
 
+# The device row read at the handshake answers the ``hello`` that follows within this long
+# (one read per connection instead of two; a target issued meanwhile is caught by the re-read
+# after the link claims the device, ``link_hello_record``).
+HELLO_REUSE_SECONDS: Final = 5.0
+
+
 @dataclass
 class LinkSession:
     """What a live link remembers of its device between heartbeats."""
@@ -80,6 +88,8 @@ class LinkSession:
     suspended: bool
     last_row_at: float = 0.0
     channel: str = ""  # the link consumer's channel, the device's ``link_channel`` once claimed
+    loaded: Device | None = None  # the row read at the handshake, for the hello
+    loaded_at: float = 0.0  # time.monotonic() of that read
 
 
 @dataclass
@@ -91,16 +101,23 @@ class LinkReply:
 
 
 def link_authenticate(raw: str) -> LinkSession | None:
-    """The session of a valid credential (suspended devices connect too), or None."""
-    device = device_for_credential(raw) if raw else None
-    if device is None or device.decommissioned_at is not None or not device.credential_hash:
+    """The session of a valid credential (suspended devices connect too), or None. The device
+    row is read as ``hello`` needs it (``_LOAD``'s joins), and kept for it."""
+    digest = credential_digest(raw) if raw else None
+    device = _LOAD_BY_CREDENTIAL.first(digest) if digest is not None else None
+    # The index lookup found the row; the comparison that decides is constant-time.
+    if digest is None or device is None:
+        return None
+    if not hmac.compare_digest(device.credential_hash or "", digest):
         return None
     return LinkSession(
         device_id=device.pk,
         team_id=device.team_id,
         name=device.name,
-        credential_hash=device.credential_hash,
+        credential_hash=digest,
         suspended=device.suspended,
+        loaded=device,
+        loaded_at=time.monotonic(),
     )
 
 
@@ -204,6 +221,18 @@ _LOAD: PreparedQuery[Device] = PreparedQuery(
 )
 
 
+_LOAD_BY_CREDENTIAL: PreparedQuery[Device] = PreparedQuery(
+    lambda digest: (
+        Device.objects.select_related(
+            "team", "application", "target__snapshot", "active_target__snapshot"
+        )
+        .defer(*_DEFERRED)
+        .filter(credential_hash=digest, decommissioned_at__isnull=True)
+    ),
+    sentinel="prepared:link-credential",
+)
+
+
 def _load(device_id: int) -> Device | None:
     return _LOAD.first(int(device_id))
 
@@ -282,7 +311,11 @@ def link_hello(session: LinkSession, message: dict[str, Any]) -> tuple[LinkReply
 
     Reads only: a fleet reconnecting at once (RELIABILITY family 25) gets its targets after one
     read each, and the state writes queue behind the reads instead of in front of them."""
-    device = _live_device(session, claimed=False)
+    loaded, session.loaded = session.loaded, None
+    if loaded is not None and time.monotonic() - session.loaded_at < HELLO_REUSE_SECONDS:
+        device: Device | LinkReply = loaded
+    else:
+        device = _live_device(session, claimed=False)
     if isinstance(device, LinkReply):
         return device, None
     welcome = {
@@ -302,10 +335,14 @@ def _hello_status(device: Device, message: dict[str, Any]) -> str:
     return DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS.get(state, "online")
 
 
-# What a target issued while ``hello`` was answered changed (a suspension heals at the
-# heartbeat, like a lost suspend command).
-_DELIVERY: PreparedQuery[Device] = PreparedQuery(
-    lambda device_id: Device.objects.only("id", "target_id").filter(pk=device_id),
+# Who holds the device's link, and its target, as ``hello`` claims it (locked: a target being
+# issued commits first, and one issued later finds the new channel).
+_HOLDER: PreparedQuery[Device] = PreparedQuery(
+    lambda device_id: (
+        Device.objects.select_for_update()
+        .only("id", "target_id", "link_channel", "credential_hash", "decommissioned_at")
+        .filter(pk=device_id)
+    ),
     sentinel=-7_000_000_003,
 )
 
@@ -314,6 +351,7 @@ _DELIVERY: PreparedQuery[Device] = PreparedQuery(
 class HelloRecord:
     replaced: str | None  # the channel of the link this one replaces (told to close, 4409)
     stale: bool  # the welcome's target changed meanwhile: send the current one
+    reply: LinkReply | None = None  # decommissioned or revoked meanwhile: close
 
 
 def link_hello_record(device: Device, message: dict[str, Any], channel: str) -> HelloRecord:
@@ -321,12 +359,19 @@ def link_hello_record(device: Device, message: dict[str, Any], channel: str) -> 
     that the link on ``channel`` holds the device now (a lost "replaced" heals at the older
     link's next heartbeat, which finds another channel in the row).
 
-    A target issued between the welcome's read and this write was pushed to the previous
-    channel, or to none: re-read after the commit, so a command sent from now on reaches this
-    link and one sent before is caught here (``stale``)."""
-    previous = device.link_channel
+    The row is read again, locked, before the write: it names the link being replaced, and a
+    target issued since the welcome's read (pushed to the previous channel, or to none) is
+    caught here (``stale``); one issued after the commit reaches this link. So is a
+    decommission or a revocation (``reply``: close, nothing written)."""
     state = str(message.get("state") or "running")
     with transaction.atomic():
+        holder = _HOLDER.first(device.pk)
+        if holder is None or holder.decommissioned_at is not None:
+            return HelloRecord(None, False, LinkReply(close_code=link.CLOSE_DECOMMISSIONED))
+        if holder.credential_hash != device.credential_hash:
+            return HelloRecord(None, False, LinkReply(close_code=link.CLOSE_UNAUTHORIZED))
+        previous = holder.link_channel
+        stale = holder.target_id != device.target_id
         _set_live_state(
             device,
             state=state if state in link.STATES else "running",
@@ -334,8 +379,6 @@ def link_hello_record(device: Device, message: dict[str, Any], channel: str) -> 
             reason="link connected",
             extra={"agent_version": str(message["agent_version"])[:40], "link_channel": channel},
         )
-    now = _DELIVERY.first(device.pk)
-    stale = now is not None and now.target_id != device.target_id
     return HelloRecord(previous if previous and previous != channel else None, stale)
 
 

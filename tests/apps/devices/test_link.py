@@ -236,6 +236,9 @@ def test_a_lost_push_is_healed_by_the_next_heartbeat(
 
     async def scenario() -> dict[str, Any]:
         runner, _ = await Runner.join(server, device.credential)
+        # Once the link holds the device (the hello's record; a target issued before is
+        # caught by the re-read that follows it, not by a heartbeat).
+        await until(lambda: bool(bus.link_channel(device.device.pk)))
         await db(lambda: device_set_target(
             principal=Principal.for_user(acme_world.olivia), device=device.device, snapshot=v1
         ))  # fmt: skip
