@@ -401,7 +401,7 @@ def snapshot_delete(*, principal: Principal, snapshot: Snapshot) -> None:
             raise in_use from None
 
 
-def snapshot_parts(snapshot: Snapshot, *, env: Mapping[str, Any] | None = None) -> dict[str, bytes]:
+def snapshot_parts(snapshot: Snapshot, *, env: Mapping[str, str] | None = None) -> dict[str, bytes]:
     """The canonical bytes a device receives (credentials are sealed per device elsewhere).
     ``env``: the variables of the settings part when not the snapshot's own (a device's target
     carries the snapshot's overlaid with its groups' and its own)."""

@@ -132,11 +132,11 @@ def issue_target(principal: Principal, device: Device, snapshot: Snapshot) -> De
     return target
 
 
-def device_env(device: Device, snapshot: Snapshot) -> dict[str, Any]:
+def device_env(device: Device, snapshot: Snapshot) -> dict[str, str]:
     """The env vars ``device`` runs ``snapshot`` with: the snapshot's, overlaid with its
     groups' (by group name, a later name wins a clash), overlaid with its own (the device
-    wins)."""
-    return {**snapshot.env, **device_effective_env(device)}
+    wins). The device page's env card shows the same (``device_env_sources``)."""
+    return device_effective_env(device, snapshot.env)
 
 
 def target_env(target: DeviceTarget) -> dict[str, Any]:
@@ -176,6 +176,19 @@ def env_reissue(principal: Principal, device_ids: Iterable[int]) -> EnvReissue:
         else:
             targets.append(issue_target(principal, device, snapshot))
     return EnvReissue(targets, skipped)
+
+
+def env_waiting(devices: Iterable[Device]) -> list[Device]:
+    """Of ``devices``, those in developer mode whose target carries other env vars than theirs
+    now: an env edit skipped them; leaving developer mode issues their target with these."""
+    return [
+        device
+        for device in devices
+        if device.developer_mode
+        and device.decommissioned_at is None
+        and device.target is not None
+        and target_env(device.target) != device_env(device, device.target.snapshot)
+    ]
 
 
 def _live_devices(**filters: Any) -> QuerySet[Device]:

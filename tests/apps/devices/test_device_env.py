@@ -5,6 +5,7 @@ device's env re-issues its target."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +23,12 @@ from apps.devices.services import (
     device_group_update,
     device_update,
 )
+from apps.devices.services.devmode import device_developer_mode_leave
 from apps.devices.services.targets import device_set_target, target_env
 from apps.snapshots.services import snapshot_create, team_signing_keys
 from edge_runner.protocol import link, manifest
 from tests.apps.devices.linkworld import FLOWS, Registered, register
+from tests.apps.devices.test_pages import client_for, device_url
 from tests.conftest import Acme
 
 pytestmark = pytest.mark.django_db
@@ -157,16 +160,28 @@ def test_device_env_membership_and_group_deletion_each_reissue(acme_world: Acme)
     step("snapshot")
 
 
-def test_a_device_in_developer_mode_is_skipped_until_it_leaves(acme_world: Acme) -> None:
-    press = register(acme_world.line_1, "press-1")
-    hall = line_group(acme_world, LINE="group-a")
-    device_group_add_devices(principal=olivia(acme_world), group=hall, devices=[press.device])
-    first = deployed(acme_world, press)
+def developing(acme: Acme) -> tuple[Registered, DeviceGroup, DeviceTarget]:
+    """A device of group ``hall-a`` (LINE=group-a) with a target, then in developer mode."""
+    press = register(acme.line_1, "press-1")
+    hall = line_group(acme, LINE="group-a")
+    device_group_add_devices(principal=olivia(acme), group=hall, devices=[press.device])
+    first = deployed(acme, press)
     Device.objects.filter(pk=press.device.pk).update(developer_mode=True)
+    return press, hall, first
+
+
+def test_a_device_in_developer_mode_is_skipped_until_it_leaves(acme_world: Acme) -> None:
+    press, hall, first = developing(acme_world)
     device_group_update(principal=olivia(acme_world), group=hall, env={"LINE": "group-b"})
     device_update(principal=olivia(acme_world), device=press.device, tags=["dev"])
     assert current(press).pk == first.pk
     assert target_env(first)["LINE"] == "group-a"
+    left = device_developer_mode_leave(
+        principal=olivia(acme_world), device=press.device, keep=False
+    )
+    assert left.target is not None
+    assert left.target.generation > first.generation
+    assert signed_settings(left.target, press.device)["env"]["LINE"] == "group-b"
 
 
 def test_decommissioned_and_unregistered_devices_are_left_alone(acme_world: Acme) -> None:
@@ -206,3 +221,48 @@ def test_a_target_issued_before_the_settings_were_stored_serves_the_snapshots(
     )
     assert answer.status_code == 200
     assert json.loads(answer.content)["env"] == {"LINE": "snapshot", "BROKER": "mqtt://plant"}
+
+
+def env_card(page: str) -> dict[str, str]:
+    """The device page's env card as NAME: value (html-unescaped by hand for these values)."""
+    card = page[page.index('data-testid="effective-env"') :]
+    card = card[: card.index("</section>")]
+    return dict(
+        re.findall(r'data-env-name="(\w+)".*?class="env-value"><code>(.*?)</code>', card, re.DOTALL)
+    )
+
+
+def test_the_env_card_shows_what_the_target_carries(acme_world: Acme) -> None:
+    press = register(acme_world.line_1, "press-1")
+    hall = line_group(acme_world, LINE="group-a", SHIFT="night")
+    device_update(
+        principal=olivia(acme_world), device=press.device, groups=[hall], env={"OWN": "1"}
+    )
+    target = deployed(acme_world, press)
+    page = client_for(acme_world.vera).get(device_url(press.device)).content.decode()
+    assert env_card(page) == target_env(target)
+    assert ">snapshot<" in page  # BROKER comes from the snapshot
+    assert "env-not-shipped" not in page
+
+
+def test_a_developer_mode_device_is_told_its_env_waits(acme_world: Acme) -> None:
+    press, hall, first = developing(acme_world)
+    owner = client_for(acme_world.olivia)
+
+    saved = owner.post(
+        device_url(press.device) + "settings/",
+        {"name": "press-1", "tags": "", "env": "LINE=own"},
+        follow=True,
+    ).content.decode()
+    assert "“press-1” is in developer mode: the new env applies when it leaves" in saved
+    assert 'data-testid="env-not-shipped"' in saved
+    assert env_card(saved)["LINE"] == "own"
+    assert target_env(current(press))["LINE"] == "group-a"
+
+    edited = owner.post(
+        f"/teams/acme/devices/groups/{hall.pk}/edit/",
+        {"name": hall.name, "description": "", "env_name": ["LINE"], "env_value": ["b"]},
+        follow=True,
+    ).content.decode()
+    assert "in developer mode: the new env applies" in edited
+    assert current(press).pk == first.pk
