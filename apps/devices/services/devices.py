@@ -212,8 +212,9 @@ def device_update(
         if after == before and old_env == device.env:
             return device
         _audit("device.device.updated", principal, device, before, after)
-        for target in reissue_for_env(principal, [device.pk]).targets:
-            device.target = target
+        if old_env != device.env or groups is not _UNSET:
+            for target in reissue_for_env(principal, [device.pk]).targets:
+                device.target = target
         if old_application is not None and old_application != device.application:
             # Members shut out of the new application still see it leave the old one.
             broadcast_team_event(
@@ -433,7 +434,13 @@ def device_group_update(
     """Rename or change a group; members whose env changed are told to re-check."""
     principal.require_writable("change device groups")
     with transaction.atomic():
-        group = DeviceGroup.objects.select_for_update().select_related("team").get(pk=group.pk)
+        # NO KEY UPDATE: a device joining the group meanwhile (KEY SHARE on this row) is not
+        # blocked while this edit waits for that device's lock to re-issue its target.
+        group = (
+            DeviceGroup.objects.select_for_update(no_key=True)
+            .select_related("team")
+            .get(pk=group.pk)
+        )
         before = _group_record(group)
         old_env = dict(group.env)
         if name is not _UNSET:
