@@ -138,7 +138,11 @@ class DeviceSettingsForm(forms.Form):
         required=False,
         label="Environment variables",
         widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono"}),
-        help_text="One NAME=value per line. Group variables apply too; these win.",
+        help_text=(
+            "One NAME=value per line. The device runs its snapshot's env, overlaid with its "
+            "groups', overlaid with these (these win). Saving a change sends the device its "
+            "target again with the new env; a device in developer mode gets it when it leaves."
+        ),
     )
 
     def clean_tags(self) -> list[str]:

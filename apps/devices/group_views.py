@@ -22,6 +22,7 @@ from apps.devices import selectors, services
 from apps.devices.access import access_device, access_device_group
 from apps.devices.forms import DeviceGroupForm, GroupDevicesForm
 from apps.devices.models import DeviceGroup
+from apps.devices.views import env_waiting_note
 from apps.teams.access import TeamAccess
 from apps.teams.views.base import team_context, team_page
 
@@ -74,7 +75,8 @@ def _group_form(
             _show_refusal(form, exc)
         else:
             done = "created" if group is None else "saved"
-            messages.success(request, f"Device group “{saved.name}” {done}.")
+            note = env_waiting_note(selectors.devices_for(access, group=saved)) if group else ""
+            messages.success(request, f"Device group “{saved.name}” {done}.{note}")
             return redirect(_group_url(access, saved))
     return render(
         request,
@@ -102,8 +104,10 @@ def group_delete(request: HttpRequest, access: TeamAccess, group_id: int) -> Htt
     """GET asks for confirmation; POST deletes (the devices stay, without the group's env)."""
     group = access_device_group(access, group_id, "device:manage")
     if request.method == "POST":
+        members = list(selectors.devices_for(access, group=group).select_related("target"))
         services.device_group_delete(principal=access.principal, group=group)
-        messages.success(request, f"Device group “{group.name}” deleted. Its devices stay.")
+        note = env_waiting_note(members)
+        messages.success(request, f"Device group “{group.name}” deleted. Its devices stay.{note}")
         return redirect("devices:device_groups", team_slug=access.team.slug)
     devices = list(selectors.devices_for(access, group=group))
     return render(
@@ -162,7 +166,7 @@ def _membership(
             count = len(devices)
             noun = f"{count} device{'s' if count != 1 else ''}"
             done = f"{noun} added to" if add else f"{noun} removed from"
-            messages.success(request, f"{done} “{group.name}”.")
+            messages.success(request, f"{done} “{group.name}”.{env_waiting_note(devices)}")
             return redirect(_group_url(access, group))
     if add:
         context["add_form"] = form

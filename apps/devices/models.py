@@ -160,6 +160,9 @@ class DeviceTarget(TeamOwned):
     envelope = models.JSONField()  # the signed manifest, as sent
     digest = models.CharField(max_length=64)  # Manifest.digest: what heartbeats report
     credentials_sealed = models.BinaryField(default=bytes)  # sealed to the device's key
+    # settings.json as signed: the env in it is the device's and its groups' at issue time
+    # (empty for targets issued before 0006: theirs is the snapshot's own).
+    settings_part = models.BinaryField(default=bytes)
     issued_by = models.CharField(max_length=200, blank=True)  # the principal's label
     outcome = models.CharField(
         max_length=20, choices=TargetOutcome.choices, default=TargetOutcome.PENDING

@@ -6,6 +6,7 @@ none of its devices, tokens or events; devices without an application follow the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.db.models import Count, Prefetch, Q, QuerySet
@@ -78,14 +79,17 @@ class EnvSource:
 
     name: str
     value: str
-    source: str  # "device" or the group's name
-    group: DeviceGroup | None  # None when the device's own value wins
+    source: str  # "snapshot", the group's name or "device"
+    group: DeviceGroup | None  # None when the snapshot's or the device's own value wins
     overrides: tuple[str, ...]  # the sources whose value this one replaced, in order
 
 
-def device_env_sources(device: Device) -> list[EnvSource]:
-    """The env vars a device runs with, by name: its groups' (by group name; a later name
-    wins a clash) overlaid with its own (the device wins), each with its source."""
+def device_env_sources(
+    device: Device, snapshot_env: Mapping[str, str] | None = None
+) -> list[EnvSource]:
+    """The env vars a device runs with, by name: its snapshot's (``snapshot_env``, when given)
+    overlaid with its groups' (by group name; a later name wins a clash) overlaid with its own
+    (the device wins), each with its source. What its target's settings part carries."""
     found: dict[str, EnvSource] = {}
 
     def overlay(env: dict[str, str], source: str, group: DeviceGroup | None) -> None:
@@ -94,15 +98,18 @@ def device_env_sources(device: Device) -> list[EnvSource]:
             replaced = (*before.overrides, before.source) if before is not None else ()
             found[name] = EnvSource(name, value, source, group, replaced)
 
+    overlay(dict(snapshot_env or {}), "snapshot", None)
     for group in device.groups.order_by("name", "id"):
         overlay(group.env, group.name, group)
     overlay(device.env, "device", None)
     return [found[name] for name in sorted(found)]
 
 
-def device_effective_env(device: Device) -> dict[str, str]:
+def device_effective_env(
+    device: Device, snapshot_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The env vars a device runs with (``device_env_sources`` without the sources)."""
-    return {entry.name: entry.value for entry in device_env_sources(device)}
+    return {entry.name: entry.value for entry in device_env_sources(device, snapshot_env)}
 
 
 def device_group_list(access: TeamAccess) -> QuerySet[DeviceGroup]:

@@ -4,6 +4,7 @@ next to the form that asked."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import messages
@@ -30,7 +31,7 @@ from apps.devices.forms import (
 )
 from apps.devices.models import Device
 from apps.devices.services.link import device_history, device_state_at
-from apps.devices.services.targets import device_set_target
+from apps.devices.services.targets import device_set_target, env_waiting, target_env
 from apps.snapshots.access import access_snapshot
 from apps.snapshots.selectors import snapshot_list
 from apps.teams import selectors as team_selectors
@@ -182,6 +183,21 @@ def _series(device: Device) -> dict[str, list[float | None]]:
     }
 
 
+def env_waiting_note(devices: Iterable[Device]) -> str:
+    """After an env edit: the devices in developer mode it skipped, said in one sentence
+    (empty when none; the others got their target again with the new env)."""
+    waiting = env_waiting(devices)
+    if not waiting:
+        return ""
+    names = ", ".join(f"“{device.name}”" for device in waiting[:5])
+    more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+    one = len(waiting) == 1
+    return (
+        f" {names}{more} {'is' if one else 'are'} in developer mode: the new env applies when "
+        f"{'it leaves' if one else 'they leave'} developer mode."
+    )
+
+
 def _deployable(access: TeamAccess, application: Application) -> list[Any]:
     """The application's newest snapshots, offered in the deploy form."""
     return list(snapshot_list(team=access.team, application=application)[:SNAPSHOT_CHOICES])
@@ -204,6 +220,11 @@ def device_context(
         when = state_at.cleaned_data["when"]
         answer = {"when": when, "row": device_state_at(device, when)}
     resources = device.resources or {}
+    target = device.target
+    env_sources = selectors.device_env_sources(device, target.snapshot.env if target else None)
+    env_shipped = target is None or target_env(target) == {
+        entry.name: entry.value for entry in env_sources
+    }
     deploy_form = forms.get("deploy_form")
     application = device.application
     can_deploy = application is not None and access.allows("flow:deploy", application)
@@ -225,7 +246,8 @@ def device_context(
         action_error=forms.get("action_error"),
         deploy_form=deploy_form,
         can_deploy=can_deploy,
-        env_sources=selectors.device_env_sources(device),
+        env_sources=env_sources,
+        env_shipped=env_shipped,
         waiting=device.registered_at is None
         and device.decommissioned_at is None
         and not device.hosted_driver,
@@ -271,7 +293,7 @@ def device_settings(request: HttpRequest, access: TeamAccess, device_id: int) ->
     form = DeviceSettingsForm(request.POST)
     if form.is_valid():
         try:
-            services.device_update(
+            saved = services.device_update(
                 principal=access.principal,
                 device=device,
                 name=form.cleaned_data["name"],
@@ -282,7 +304,7 @@ def device_settings(request: HttpRequest, access: TeamAccess, device_id: int) ->
             device.refresh_from_db()
             add_service_error(form, exc)
         else:
-            messages.success(request, "Device settings saved.")
+            messages.success(request, "Device settings saved." + env_waiting_note([saved]))
             return redirect(_device_url(access, device))
     context = device_context(request, access, device, settings_form=form)
     return render(request, "devices/device.html", context, status=400)

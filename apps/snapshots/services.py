@@ -401,14 +401,16 @@ def snapshot_delete(*, principal: Principal, snapshot: Snapshot) -> None:
             raise in_use from None
 
 
-def snapshot_parts(snapshot: Snapshot) -> dict[str, bytes]:
-    """The canonical bytes a device receives (credentials are sealed per device elsewhere)."""
+def snapshot_parts(snapshot: Snapshot, *, env: Mapping[str, str] | None = None) -> dict[str, bytes]:
+    """The canonical bytes a device receives (credentials are sealed per device elsewhere).
+    ``env``: the variables of the settings part when not the snapshot's own (a device's target
+    carries the snapshot's overlaid with its groups' and its own)."""
     runner = {k: v for k, v in snapshot.runner_settings.items() if k != "health"}
     return {
         manifest.FLOWS_PART: manifest.canonical_json(snapshot.flows),
         manifest.SETTINGS_PART: manifest.canonical_json(
             {
-                "env": snapshot.env,
+                "env": snapshot.env if env is None else dict(env),
                 "runner": runner,
                 "health": snapshot.runner_settings.get("health", {}),
             }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,6 +23,9 @@ from apps.devices import bus
 from apps.devices.auth import retired_credential_marker
 from apps.devices.models import Device, DeviceGroup, DeviceStatus
 from apps.teams.models import Application, Team
+
+if TYPE_CHECKING:
+    from apps.devices.services.targets import EnvReissue
 
 MAX_TAGS: Final = 20
 MAX_ENV: Final = 100
@@ -183,12 +186,14 @@ def device_update(
     """Change a device's name, tags, env, application or groups (only what is given).
 
     ``application`` is an Application of the device's team or None; ``groups`` a list of its
-    DeviceGroups (replacing the current ones). Audited as ``device.device.updated``.
+    DeviceGroups (replacing the current ones). Audited as ``device.device.updated``. When its
+    env (own or groups') changed, its target is re-issued (``reissue_for_env``).
     """
     principal.require_writable("change devices")
     with transaction.atomic():
         device = _lock(device)
         before = device_record(device)
+        old_env = dict(device.env)
         old_application = device.application
         if name is not _UNSET:
             device.name = clean_name(name)
@@ -204,9 +209,12 @@ def device_update(
             require_same_team(device.team, None, groups)
             device.groups.set(list(groups))
         after = device_record(device)
-        if after == before:
+        if after == before and old_env == device.env:
             return device
         _audit("device.device.updated", principal, device, before, after)
+        if old_env != device.env or groups is not _UNSET:
+            for target in reissue_for_env(principal, [device.pk]).targets:
+                device.target = target
         if old_application is not None and old_application != device.application:
             # Members shut out of the new application still see it leave the old one.
             broadcast_team_event(
@@ -354,6 +362,15 @@ def devices_delete(*, principal: Principal, devices: Sequence[Device]) -> None:
             device_delete(principal=principal, device=device)
 
 
+def reissue_for_env(principal: Principal, device_ids: Iterable[int]) -> EnvReissue:
+    """Re-issue the targets of the devices whose env an edit changed (``targets.env_reissue``,
+    in the caller's transaction)."""
+    # Imported here: the targets module reaches this one through the link services.
+    from apps.devices.services.targets import env_reissue
+
+    return env_reissue(principal, device_ids)
+
+
 # --- device groups --------------------------------------------------------------------------
 
 
@@ -417,7 +434,13 @@ def device_group_update(
     """Rename or change a group; members whose env changed are told to re-check."""
     principal.require_writable("change device groups")
     with transaction.atomic():
-        group = DeviceGroup.objects.select_for_update().select_related("team").get(pk=group.pk)
+        # NO KEY UPDATE: a device joining the group meanwhile (KEY SHARE on this row) is not
+        # blocked while this edit waits for that device's lock to re-issue its target.
+        group = (
+            DeviceGroup.objects.select_for_update(no_key=True)
+            .select_related("team")
+            .get(pk=group.pk)
+        )
         before = _group_record(group)
         old_env = dict(group.env)
         if name is not _UNSET:
@@ -439,7 +462,9 @@ def device_group_update(
                 after=after,
             )
         if old_env != group.env:
-            for device_id in group.devices.values_list("pk", flat=True):
+            members = list(group.devices.values_list("pk", flat=True))
+            reissue_for_env(principal, members)
+            for device_id in members:
                 bus.tell_device(device_id, "recheck")
     return group
 
@@ -457,6 +482,7 @@ def device_group_delete(*, principal: Principal, group: DeviceGroup) -> None:
         )
         group.delete()
         if group.env:
+            reissue_for_env(principal, members)
             for device_id in members:
                 bus.tell_device(device_id, "recheck")
 

@@ -2,24 +2,30 @@
 
 A target's bundle is the snapshot's parts (``snapshot_parts``) plus, when the snapshot has
 credentials, ``credentials.sealed``: the plaintext credentials sealed to the device's own
-X25519 key (only that device can open them). The signed envelope lists every part's SHA-256;
-``apps.devices.bundles`` serves the same bytes. Issuing supersedes the device's pending target
-and pushes the new one to the live link at once (the heartbeat heals a lost push).
+X25519 key (only that device can open them). The env of its ``settings.json`` is the device's
+(``device_env``: the snapshot's, overlaid with its groups', overlaid with its own), stored with
+the target as signed. The signed envelope lists every part's SHA-256; ``apps.devices.bundles``
+serves the same bytes. Issuing supersedes the device's pending target and pushes the new one to
+the live link at once (the heartbeat heals a lost push). An edit that changes a device's env
+re-issues its target (``env_reissue``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from apps.accounts.principal import Principal
 from apps.core.errors import Conflict, NotFound, ValidationError
 from apps.core.ids import parse_id
 from apps.devices.bus import tell_device
 from apps.devices.models import Device, DeviceTarget, TargetOutcome
+from apps.devices.selectors import device_effective_env
 from apps.devices.services.link import announce_state, audit_device
 from apps.snapshots.artifacts import open_verified
 from apps.snapshots.models import Snapshot
@@ -70,7 +76,7 @@ def issue_target(principal: Principal, device: Device, snapshot: Snapshot) -> De
     if snapshot.team_id != device.team_id:
         raise NotFound("Snapshot not found.")
     generation = next_generation(device.team)
-    parts = dict(snapshot_parts(snapshot))
+    parts = dict(snapshot_parts(snapshot, env=device_env(device, snapshot)))
     credentials = snapshot_credentials(snapshot)
     sealed = b""
     if credentials:
@@ -110,6 +116,7 @@ def issue_target(principal: Principal, device: Device, snapshot: Snapshot) -> De
         envelope=json.loads(json.dumps(envelope)),
         digest=manifest.sha256_hex(manifest.canonical_json(envelope["manifest"])),
         credentials_sealed=sealed,
+        settings_part=parts[manifest.SETTINGS_PART],
         issued_by=principal.label,
     )
     device.target = target
@@ -123,6 +130,76 @@ def issue_target(principal: Principal, device: Device, snapshot: Snapshot) -> De
     announce_state(device)
     tell_device(device.pk, "push_target")
     return target
+
+
+def device_env(device: Device, snapshot: Snapshot) -> dict[str, str]:
+    """The env vars ``device`` runs ``snapshot`` with: the snapshot's, overlaid with its
+    groups' (by group name, a later name wins a clash), overlaid with its own (the device
+    wins). The device page's env card shows the same (``device_env_sources``)."""
+    return device_effective_env(device, snapshot.env)
+
+
+def target_env(target: DeviceTarget) -> dict[str, Any]:
+    """The env vars ``target`` was signed with (what the device receives)."""
+    body = bundle_part_bytes(target, manifest.SETTINGS_PART) or b"{}"
+    env = json.loads(body).get("env")
+    return dict(env) if isinstance(env, dict) else {}
+
+
+@dataclass(frozen=True)
+class EnvReissue:
+    """What an env edit did to the devices it touches: a new target per device whose env
+    changed, and the devices in developer mode left alone (leaving issues their target)."""
+
+    targets: list[DeviceTarget]
+    skipped: list[Device]
+
+
+def env_reissue(principal: Principal, device_ids: Iterable[int]) -> EnvReissue:
+    """Inside the transaction of an edit of device or group env (or of group membership):
+    re-issue the current target (same snapshot, new generation) of each of these registered,
+    live devices whose env (``device_env``) is no longer the one its target was signed with.
+    Devices in developer mode are skipped; a target of another application (the device moved)
+    is left to the next deploy."""
+    devices = _live_devices(pk__in=list(device_ids), target__isnull=False)
+    targets: list[DeviceTarget] = []
+    skipped: list[Device] = []
+    for device in devices:
+        current = device.target
+        if current is None or current.snapshot.application_id != device.application_id:
+            continue
+        snapshot = current.snapshot
+        if device_env(device, snapshot) == target_env(current):
+            continue
+        if device.developer_mode:
+            skipped.append(device)
+        else:
+            targets.append(issue_target(principal, device, snapshot))
+    return EnvReissue(targets, skipped)
+
+
+def env_waiting(devices: Iterable[Device]) -> list[Device]:
+    """Of ``devices``, those in developer mode whose target carries other env vars than theirs
+    now: an env edit skipped them; leaving developer mode issues their target with these."""
+    return [
+        device
+        for device in devices
+        if device.developer_mode
+        and device.decommissioned_at is None
+        and device.target is not None
+        and target_env(device.target) != device_env(device, device.target.snapshot)
+    ]
+
+
+def _live_devices(**filters: Any) -> QuerySet[Device]:
+    """The registered, live devices matching ``filters``, locked for the caller's transaction
+    (in id order, so two writers never lock them crosswise)."""
+    return (
+        Device.objects.select_for_update(of=("self",))
+        .select_related("team", "application", "target__snapshot")
+        .filter(decommissioned_at__isnull=True, registered_at__isnull=False, **filters)
+        .order_by("pk")
+    )
 
 
 def issue_first_target(device: Device, snapshot: Snapshot) -> DeviceTarget:
@@ -169,17 +246,7 @@ def application_set_target(
     with transaction.atomic():
         access = require_team_permission(principal, application.team, DEPLOY_PERMISSION)
         access.require(DEPLOY_PERMISSION, application)
-        devices = (
-            Device.objects.select_for_update(of=("self",))
-            .select_related("team", "application")
-            .filter(
-                team_id=application.team_id,
-                application=application,
-                decommissioned_at__isnull=True,
-                registered_at__isnull=False,
-            )
-            .order_by("pk")
-        )
+        devices = _live_devices(team_id=application.team_id, application=application)
         targets: list[DeviceTarget] = []
         skipped: list[Device] = []
         for device in devices:
@@ -237,6 +304,9 @@ def device_bundle_model(device: Device, generation: int, name: str) -> IO[bytes]
 
 
 def bundle_part_bytes(target: DeviceTarget, name: str) -> bytes | None:
+    """The stored bytes of part ``name`` of ``target`` (a later env edit never changes them)."""
     if name == manifest.CREDENTIALS_PART:
         return bytes(target.credentials_sealed) or None
+    if name == manifest.SETTINGS_PART and target.settings_part:
+        return bytes(target.settings_part)
     return snapshot_parts(target.snapshot).get(name)
