@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
 from channels.consumer import get_handler_name
-from channels.db import DatabaseSyncToAsync
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import close_old_connections
 
 from apps.core.consumers import CLOSE_NOT_FOUND, TeamScopedConsumer
 from apps.devices.bus import (
@@ -56,13 +58,27 @@ _link_executor: ThreadPoolExecutor | None = None
 
 
 def _db(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    global _link_executor  # created lazily, once per process (after a fork)
-    if _link_executor is None:
-        _link_executor = ThreadPoolExecutor(_LINK_DB_THREADS, thread_name_prefix="device-link")
-    runner: Callable[..., Awaitable[T]] = DatabaseSyncToAsync(
-        func, thread_sensitive=False, executor=_link_executor
-    )
-    return runner
+    """``func`` on the link's threads, with stale database connections closed before and
+    after, as ``database_sync_to_async`` does, without its per-call machinery (asgiref's
+    ``SyncToAsync`` cost 9 % of the ASGI processes' CPU while a fleet connected)."""
+
+    async def call(*args: Any, **kwargs: Any) -> T:
+        global _link_executor  # created lazily, once per process (after a fork)
+        if _link_executor is None:
+            _link_executor = ThreadPoolExecutor(_LINK_DB_THREADS, thread_name_prefix="device-link")
+        context = contextvars.copy_context()
+        work = functools.partial(context.run, _in_thread, func, args, kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_link_executor, work)
+
+    return call
+
+
+def _in_thread(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    close_old_connections()
+    try:
+        return func(*args, **kwargs)
+    finally:
+        close_old_connections()
 
 
 def bearer_token(scope: dict[str, Any]) -> str:
