@@ -11,7 +11,9 @@ thread's connection and builds the objects exactly as ``QuerySet.__iter__`` does
 any other.
 
 Only for querysets with exactly one parameter whose value cannot change the SQL (an equality on
-a column). The cache is per database alias and vendor, built once under a lock.
+a column). The cache is per database alias and vendor, built once under a lock. ``save_fields``
+and ``insert_row`` do the same for the link's UPDATE of a device and its append-only history
+and heartbeat rows.
 """
 
 from __future__ import annotations
@@ -133,3 +135,34 @@ def save_fields(instance: Model, fields: Iterable[str], using: str = "default") 
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, instance.pk])
+
+
+_inserts: dict[tuple[str, str, str], tuple[str, list[Field[Any, Any]]]] = {}
+
+
+def insert_row(instance: Model, using: str = "default") -> None:
+    """``instance.save()`` of a new row without compiling an INSERT each time: the SQL of each
+    model is built once. For append-only rows nobody reads back at once: the instance's pk
+    stays unset, no signals are sent, field defaults and ``auto_now_add`` apply as in ``save``."""
+    meta = instance._meta
+    connection = connections[using]
+    key = (meta.label, using, connection.vendor)
+    prepared = _inserts.get(key)
+    if prepared is None:
+        columns = [
+            field
+            for field in meta.concrete_fields
+            if not (field.primary_key and getattr(field, "db_returning", False))
+        ]
+        # Names come from the model's own metadata, quoted; every value is a parameter.
+        quote = connection.ops.quote_name
+        names = ", ".join(quote(str(field.column)) for field in columns)
+        marks = ", ".join("%s" for _ in columns)
+        sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({marks})"  # noqa: S608
+        prepared = _inserts[key] = (sql, columns)
+    sql, columns = prepared
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in columns
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)

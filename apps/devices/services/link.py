@@ -25,7 +25,7 @@ from apps.accounts.principal import DEVICE, Principal
 from apps.audit.services import AuditTarget, audit_record
 from apps.core.audit_context import AuditContext
 from apps.core.ids import parse_id
-from apps.core.prepared import PreparedQuery, save_fields
+from apps.core.prepared import PreparedQuery, insert_row, save_fields
 from apps.core.realtime import send_group_on_commit
 from apps.devices.auth import credential_digest, hash_secret, retired_credential_marker
 from apps.devices.bus import WATCH_EVENT, device_watch_group_name
@@ -188,13 +188,15 @@ def announce_state(device: Device) -> None:
 
 def _record_change(device: Device, reason: str) -> None:
     active = device.active_target
-    DeviceStateChange.objects.create(
-        device=device,
-        at=timezone.now(),
-        status=device.status,
-        active_target=active,
-        snapshot_id=active.snapshot_id if active else None,
-        reason=reason[:400],
+    insert_row(
+        DeviceStateChange(
+            device=device,
+            at=timezone.now(),
+            status=device.status,
+            active_target=active,
+            snapshot_id=active.snapshot_id if active else None,
+            reason=reason[:400],
+        )
     )
 
 
@@ -434,7 +436,7 @@ def _heartbeat_row(device: Device, resources: dict[str, float]) -> None:
         value = resources.get(name)
         return None if value is None else int(value)
 
-    DeviceHeartbeat.objects.create(
+    row = DeviceHeartbeat(
         device=device,
         at=device.last_seen or timezone.now(),
         cpu_percent=resources.get("cpu_percent"),
@@ -444,6 +446,7 @@ def _heartbeat_row(device: Device, resources: dict[str, float]) -> None:
         uptime_seconds=resources.get("uptime_seconds"),
         engine_restarts=whole("engine_restarts"),
     )
+    insert_row(row)
 
 
 def _follow_active(device: Device, report: Any) -> bool:

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.principal import Principal
-from apps.core.prepared import PreparedQuery, save_fields
-from apps.devices.models import Device, DeviceAlert
+from apps.core.prepared import PreparedQuery, insert_row, save_fields
+from apps.devices.models import Device, DeviceAlert, DeviceHeartbeat, DeviceStateChange
 from apps.devices.services.targets import device_set_target
 from tests.apps.devices.linkworld import register, snapshot
 from tests.conftest import Acme
@@ -96,3 +96,29 @@ def test_save_fields_writes_the_fields_and_the_auto_now_time(acme_world: Acme) -
     )
     assert stored.updated_at > before
     assert stored.updated_at == device.updated_at
+
+
+def test_insert_row_stores_what_create_stores(acme_world: Acme) -> None:
+    device = register(acme_world.line_1, "press-1").device
+    at = timezone.now()
+    fields = {"device": device, "at": at, "status": "online", "reason": "link connected"}
+    insert_row(DeviceStateChange(**fields))
+    DeviceStateChange.objects.create(**fields)
+    rows = list(
+        DeviceStateChange.objects.filter(device=device)
+        .order_by("id")
+        .values("device_id", "at", "status", "active_target_id", "snapshot_id", "reason")
+    )
+    assert len(rows) == 2
+    assert rows[0] == rows[1]
+    assert rows[0]["at"] == at
+    # defaults of fields left out apply (nulls here), and a second insert adds a row
+    insert_row(DeviceHeartbeat(device=device, at=at, cpu_percent=2.5))
+    insert_row(DeviceHeartbeat(device=device, at=at))
+    beats = list(
+        DeviceHeartbeat.objects.filter(device=device).values("cpu_percent", "memory_bytes")
+    )
+    assert sorted(beats, key=lambda b: b["cpu_percent"] or 0) == [
+        {"cpu_percent": None, "memory_bytes": None},
+        {"cpu_percent": 2.5, "memory_bytes": None},
+    ]
