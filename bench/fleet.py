@@ -483,6 +483,7 @@ def main() -> int:
             rss_peak = max(rss_peak, rss_kib(pids))
             if connect_cpu is None and phase.is_set():
                 connect_cpu = cpu_seconds(pids) - cpu_before
+        beat_cpu = cpu_seconds(pids) - cpu_before - (connect_cpu or 0.0)
         for sim in sims:
             sim.join()
     finally:
@@ -514,6 +515,11 @@ def main() -> int:
             f"{connect_cpu * 1000 / max(1, connected):.2f} ms per device (load-independent)"
         )
     if heartbeat_ms:
+        print(
+            f"heartbeat phase: the ASGI processes used {beat_cpu:.1f} CPU s, "
+            f"{beat_cpu * 1000 / len(heartbeat_ms):.2f} ms per heartbeat (with the connect "
+            "phase's tail; load-independent)"
+        )
         print(
             f"heartbeat round trip ms: n {len(heartbeat_ms)} p50 "
             f"{statistics.median(heartbeat_ms):.0f} p99 {p99(heartbeat_ms):.0f}"

@@ -1,7 +1,7 @@
 """What the device link does to the database: one function per link event.
 
-``apps.devices.consumers.DeviceLinkConsumer`` runs on the event loop and calls these through
-``database_sync_to_async``; every one is a few queries (a heartbeat: one read with its targets
+``apps.devices.consumers.DeviceLinkConsumer`` runs on the event loop and calls these on threads
+of its own (``consumers._db``); every one is a few queries (a heartbeat: one read with its targets
 joined, one update, and at most one time-series row per ``HEARTBEAT_ROW_SECONDS``). The link
 keeps nothing that matters in memory: every heartbeat re-reads the device row, so a revoked
 credential, a decommission or a new target is seen within one heartbeat even when the channel
@@ -10,6 +10,7 @@ layer lost the message that should have said so (docs/device-protocol.md).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import time
@@ -471,14 +472,18 @@ def link_heartbeat(session: LinkSession, message: dict[str, Any], now: float) ->
     state = message["state"]
     if state not in link.STATES:
         raise link.LinkError(f"heartbeat: unknown state {state!r}")
-    with transaction.atomic():
-        device = _live_device(session)
-        if isinstance(device, LinkReply):
-            return device
-        resources = _resources(message.get("resources"))
-        status = DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS[state]
-        moved = _follow_active(device, message.get("active"))
-        before = device.status
+    device = _live_device(session)
+    if isinstance(device, LinkReply):
+        return device
+    resources = _resources(message.get("resources"))
+    status = DeviceStatus.SUSPENDED if device.suspended else _STATE_STATUS[state]
+    moved = _follow_active(device, message.get("active"))
+    before = device.status
+    # Most heartbeats change only the live figures: one UPDATE (and a time-series row now and
+    # then), each committed on its own. A change of status or active target writes its history
+    # row, alerts and event in one transaction with it.
+    changing = moved or status != before
+    with transaction.atomic() if changing else contextlib.nullcontext():
         _set_live_state(
             device,
             state=state,
@@ -494,18 +499,18 @@ def link_heartbeat(session: LinkSession, message: dict[str, Any], now: float) ->
         if moved and before == device.status:
             _record_change(device, "active snapshot changed")
             announce_state(device)
-        if now - session.last_row_at >= HEARTBEAT_ROW_SECONDS:
-            _heartbeat_row(device, resources)
-            session.last_row_at = now
-        reply = LinkReply()
-        # A lost suspend/resume heals like a lost target: the heartbeat says what the device does.
-        if device.suspended != (state == "suspended"):
-            reply.frames.append({"type": link.SUSPEND if device.suspended else link.RESUME})
-        deliverable = _deliverable(device)
-        if deliverable is not None and (
-            _reported_generation(message.get("target")) != deliverable.generation
-        ):
-            reply.frames.append({"type": link.TARGET, "target": target_frame(deliverable)})
+    if now - session.last_row_at >= HEARTBEAT_ROW_SECONDS:
+        _heartbeat_row(device, resources)
+        session.last_row_at = now
+    reply = LinkReply()
+    # A lost suspend/resume heals like a lost target: the heartbeat says what the device does.
+    if device.suspended != (state == "suspended"):
+        reply.frames.append({"type": link.SUSPEND if device.suspended else link.RESUME})
+    deliverable = _deliverable(device)
+    if deliverable is not None and (
+        _reported_generation(message.get("target")) != deliverable.generation
+    ):
+        reply.frames.append({"type": link.TARGET, "target": target_frame(deliverable)})
     return reply
 
 
