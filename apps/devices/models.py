@@ -11,6 +11,8 @@
   device D at time T" (the row with the greatest ``at`` <= T).
 - ``DeviceHeartbeat``: the resource time series (downsampled by retention).
 - ``DeviceAlert``: an offline alert, open until the device returns.
+- ``DeveloperCredentials``: the credentials sent in developer mode, sealed with the team's data
+  key until the member leaves it (kept into the snapshot, or dropped).
 """
 
 from __future__ import annotations
@@ -285,3 +287,22 @@ class HostedInstance(TeamOwned):
 
     def __str__(self) -> str:
         return f"hosted {self.device_id} on {self.port}"
+
+
+class DeveloperCredentials(TeamOwned):
+    """The credentials a member sent to a device in developer mode since entering it: ``{node
+    id: {field: value}}`` (``""`` removes a field), sealed with the team's data key like a
+    snapshot's (``apps.snapshots.keys``, its own purpose). Leaving with "keep" lays them over
+    the parent snapshot's; any leave deletes the row."""
+
+    device = models.OneToOneField(
+        Device, on_delete=models.CASCADE, related_name="developer_credentials"
+    )
+    credentials_sealed = models.BinaryField(default=bytes, editable=False)
+    # Protected: a retired team key stays while a row still needs it to open.
+    credentials_key = models.ForeignKey(
+        "snapshots.TeamKey", on_delete=models.PROTECT, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"developer credentials of {self.device_id}"

@@ -7,6 +7,12 @@ channel, and the link forwards the device's ``dev_result`` there (docs/device-pr
 "Developer mode"). The agent reaches ``GET/POST /flows``, ``GET /flows/state`` and
 ``POST /inject/<id>`` only.
 
+Credentials a member sends with the flows never travel or rest in clear: ``device_dev_deploy``
+takes them out of the nodes, seals them to the device's own X25519 key (as a target's
+``credentials.sealed``; the agent opens them and puts them back into the nodes before its
+engine sees the flows) and keeps them, sealed with the team's data key, in the device's
+``DeveloperCredentials`` until it leaves developer mode.
+
 While a device is in developer mode its target is frozen: issuing one (page, API, application
 deploy) is refused with 409 ``developer_mode``. Leaving either keeps the device's flows as a new
 snapshot of its application (parent: the target's snapshot, whose env, settings, model
@@ -17,6 +23,8 @@ target (a new generation of the target's snapshot, which the agent applies like 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import secrets
 import threading
 import weakref
@@ -33,12 +41,14 @@ from django.utils import timezone
 from apps.accounts.principal import Principal
 from apps.core.errors import Conflict, ManifoldError, NotFound, ValidationError
 from apps.devices.bus import device_command
-from apps.devices.models import Device, DeviceStatus, DeviceTarget
+from apps.devices.models import DeveloperCredentials, Device, DeviceStatus, DeviceTarget
 from apps.devices.services.link import announce_state, audit_device
 from apps.devices.services.targets import issue_target
 from apps.flows.validation import flows_valid, flows_validate
+from apps.snapshots import keys
 from apps.snapshots.services import FlowsRejected, snapshot_create, snapshot_credentials
 from apps.teams.access import require_team_permission
+from edge_runner.protocol import manifest
 
 DEVELOP_PERMISSION: Final = "device:develop"
 # How long a caller waits for the device's answer (the agent gives the engine as long).
@@ -48,6 +58,18 @@ LINKED: Final = frozenset({DeviceStatus.ONLINE, DeviceStatus.UPDATING, DeviceSta
 NODE_ID_CHARACTERS: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 )
+# What one developer-mode deploy may carry as credentials. The request travels as one link
+# frame (256 KB with the flows), and the sealed blob is about 1.8 times the plaintext.
+MAX_CREDENTIAL_NODES: Final = 100
+MAX_CREDENTIAL_FIELDS: Final = 20
+MAX_CREDENTIAL_NAME: Final = 100
+MAX_CREDENTIAL_VALUE: Final = 16 * 1024
+MAX_CREDENTIALS_BYTES: Final = 32 * 1024
+# Node-RED's "unchanged" placeholder: the device (and the kept snapshot) keep the stored value.
+KEEP_CREDENTIAL: Final = "__PWRD__"
+# The associated data of the kept credentials: a value copied to a snapshot's column (or
+# another team's row) does not open.
+DEVELOPER_CREDENTIALS_PURPOSE: Final = "developer-credentials"
 
 
 class DeviceTimeout(ManifoldError):  # noqa: N818  # the HTTP names read best
@@ -302,6 +324,7 @@ def device_developer_mode_leave(
         device = _lock(device)
         _require_developing(device)
         parent = device.target.snapshot if device.target is not None else None
+        developed = DeveloperCredentials.objects.filter(device=device).first()
         snapshot = None
         if flows is not None:
             application = device.application
@@ -317,12 +340,17 @@ def device_developer_mode_leave(
                     f"Kept from developer mode on device {device.name} (#{device.pk}) "
                     f"by {principal.label}."
                 ),
-                flows={"flows": flows, "credentials": _kept_credentials(parent, flows)},
+                flows={
+                    "flows": flows,
+                    "credentials": _kept_credentials(parent, developed, flows),
+                },
                 env=parent.env if parent is not None else None,
                 runner_settings=parent.runner_settings if parent is not None else None,
                 model_refs=parent.model_refs if parent is not None else None,
                 parent=parent,
             )
+        if developed is not None:
+            developed.delete()
         device.developer_mode = False
         device.save(update_fields=["developer_mode", "updated_at"])
         deployed = snapshot or parent
@@ -341,13 +369,92 @@ def device_developer_mode_leave(
     return DeveloperModeLeft(device, target, snapshot.pk if snapshot is not None else None)
 
 
-def _kept_credentials(parent: Any, flows: list[Any]) -> dict[str, dict[str, Any]]:
-    """The parent's credentials of the nodes still in ``flows`` (the device's Admin API never
-    answers credentials, and developer mode sends none: they stay sealed on the platform)."""
-    if parent is None:
-        return {}
+def _kept_credentials(
+    parent: Any, developed: DeveloperCredentials | None, flows: list[Any]
+) -> dict[str, dict[str, Any]]:
+    """The credentials of the nodes still in ``flows``: the parent's, with those sent in
+    developer mode laid over them field by field (``""`` removes a field). The device's Admin
+    API never answers credentials: they come from the platform's sealed copies only."""
     ids = {str(node.get("id")) for node in flows if isinstance(node, Mapping)}
-    return {node: fields for node, fields in snapshot_credentials(parent).items() if node in ids}
+    kept: dict[str, dict[str, Any]] = {}
+    if parent is not None:
+        kept = {node: dict(fields) for node, fields in snapshot_credentials(parent).items()}
+    sent = _developer_credentials_open(developed) if developed is not None else {}
+    for node, fields in sent.items():
+        merged = kept.setdefault(node, {})
+        for name, value in fields.items():
+            if value == "":
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+    return {node: fields for node, fields in kept.items() if node in ids and fields}
+
+
+# --- credentials sent in developer mode -------------------------------------------------------
+
+
+def _developer_credentials_open(row: DeveloperCredentials) -> dict[str, dict[str, str]]:
+    """The plaintext of a ``DeveloperCredentials`` row. Internal only: never log, audit,
+    render or answer it."""
+    key = row.credentials_key
+    if key.team_id != row.team_id:
+        raise keys.KeyIntegrityError(f"developer credentials {row.pk} name another team's key")
+    plaintext = keys.unseal(
+        bytes(row.credentials_sealed),
+        key=keys.data_key(key),
+        team_id=row.team_id,
+        purpose=DEVELOPER_CREDENTIALS_PURPOSE,
+    )
+    value: dict[str, dict[str, str]] = json.loads(plaintext)
+    return value
+
+
+def _developer_credentials_keep(
+    device: Device, sent: Mapping[str, Mapping[str, str]], deployed: set[str]
+) -> None:
+    """Lay ``sent`` over the credentials kept for ``device`` (``__PWRD__`` keeps what is
+    there) and forget those of nodes no longer ``deployed`` (the engine drops them too).
+    Re-sealed with the team's active key. The caller holds the device's row lock."""
+    row = (
+        DeveloperCredentials.objects.select_related("credentials_key").filter(device=device).first()
+    )
+    kept = _developer_credentials_open(row) if row is not None else {}
+    for node, fields in sent.items():
+        merged = kept.setdefault(node, {})
+        merged.update({name: v for name, v in fields.items() if v != KEEP_CREDENTIAL})
+    kept = {node: fields for node, fields in kept.items() if node in deployed and fields}
+    if not kept:
+        if row is not None:
+            row.delete()
+        return
+    team_key = keys.team_key(device.team)
+    sealed = keys.seal(
+        manifest.canonical_json(kept),
+        key=keys.data_key(team_key),
+        team_id=device.team_id,
+        purpose=DEVELOPER_CREDENTIALS_PURPOSE,
+    )
+    if row is None:
+        row = DeveloperCredentials(team_id=device.team_id, device=device)
+    row.credentials_sealed = sealed
+    row.credentials_key = team_key
+    row.save()
+
+
+def _seal_to_device(device: Device, credentials: Mapping[str, Mapping[str, str]]) -> str:
+    """``credentials`` sealed to the device's X25519 key (only it opens them), as base64."""
+    if not device.sealing_public_key:
+        raise Conflict(
+            f"Device {device.name!r} has no sealing key yet (not registered): it cannot "
+            "receive credentials.",
+            code="not_registered",
+        )
+    sealed = manifest.seal(
+        manifest.canonical_json(credentials),
+        recipient_public_key=bytes(device.sealing_public_key),
+        device=str(device.pk),
+    )
+    return base64.b64encode(sealed).decode("ascii")
 
 
 # --- the live calls ----------------------------------------------------------------------------
@@ -381,9 +488,69 @@ def device_dev_state(*, principal: Principal, device: Device) -> dict[str, Any]:
     return dict(answer.body)
 
 
-def clean_dev_flows(flows: Any) -> list[Any]:
-    """Flows a member sends in developer mode: a flows.json array (or ``{"flows": [...]}``),
-    without credentials, that the platform's validator (the runner's own) accepts."""
+@dataclass(frozen=True)
+class DevFlows:
+    """Flows a member sends in developer mode: the nodes without credentials, and the
+    credentials taken out of them (``{node id: {field: text}}``)."""
+
+    nodes: list[Any]
+    credentials: dict[str, dict[str, str]]
+
+
+def _credentials_problem(message: str) -> ValidationError:
+    return ValidationError(message, fields={"flows": message}, code="invalid_credentials")
+
+
+def _credential_field_problem(name: Any, value: Any) -> str | None:
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_CREDENTIAL_NAME:
+        return f"a credential field name is 1 to {MAX_CREDENTIAL_NAME} characters."
+    if not isinstance(value, str):
+        return f"credential {name[:64]!r} must be text."
+    if len(value) > MAX_CREDENTIAL_VALUE:
+        return f"credential {name[:64]!r} is over {MAX_CREDENTIAL_VALUE} characters."
+    return None
+
+
+def _split_credentials(flows: list[Any]) -> dict[str, dict[str, str]]:
+    """The ``credentials`` of each node, checked: an object of field name -> text, within
+    the limits above (400 ``invalid_credentials`` naming the node otherwise)."""
+    found: dict[str, dict[str, str]] = {}
+    for node in flows:
+        if not isinstance(node, Mapping) or node.get("credentials") in (None, {}):
+            continue
+        node_id, fields = node.get("id"), node["credentials"]
+        if not isinstance(node_id, str) or not node_id:
+            raise _credentials_problem("A node with credentials needs a text id.")
+        if not isinstance(fields, Mapping):
+            raise _credentials_problem(
+                f"Node {node_id[:64]}: credentials must be an object of field name to text."
+            )
+        if len(fields) > MAX_CREDENTIAL_FIELDS:
+            raise _credentials_problem(
+                f"Node {node_id[:64]}: {len(fields)} credential fields; at most "
+                f"{MAX_CREDENTIAL_FIELDS}."
+            )
+        for name, value in fields.items():
+            problem = _credential_field_problem(name, value)
+            if problem is not None:
+                raise _credentials_problem(f"Node {node_id[:64]}: {problem}")
+        found[node_id] = dict(fields)
+    if len(found) > MAX_CREDENTIAL_NODES:
+        raise _credentials_problem(
+            f"{len(found)} nodes carry credentials; at most {MAX_CREDENTIAL_NODES} per deploy."
+        )
+    size = len(manifest.canonical_json(found))
+    if size > MAX_CREDENTIALS_BYTES:
+        raise _credentials_problem(
+            f"The credentials are {size} bytes; at most {MAX_CREDENTIALS_BYTES} per deploy."
+        )
+    return found
+
+
+def clean_dev_flows(flows: Any) -> DevFlows:
+    """Flows a member sends in developer mode: a flows.json array (or ``{"flows": [...]}``)
+    that the platform's validator (the runner's own) accepts, nodes' ``credentials`` checked
+    and taken out."""
     if isinstance(flows, Mapping):
         if set(flows) - {"flows", "rev"} or not isinstance(flows.get("flows"), list):
             raise ValidationError(
@@ -396,43 +563,52 @@ def clean_dev_flows(flows: Any) -> list[Any]:
             "The flows must be a JSON array of nodes (a Node-RED export).",
             fields={"flows": "A JSON array of nodes."},
         )
-    with_credentials = [
-        str(node.get("id"))
-        for node in flows
-        if isinstance(node, Mapping) and node.get("credentials")
-    ]
-    if with_credentials:
-        message = (
-            "Developer mode sends no credentials (the device keeps the ones it has; a snapshot "
-            f"sets new ones): remove them from node(s) {', '.join(with_credentials[:5])}."
-        )
-        raise ValidationError(message, fields={"flows": message}, code="credentials_not_allowed")
+    credentials = _split_credentials(flows)
+    # The validator sees the credentials inline, as the engine will after the agent opens them.
     problems = flows_validate(flows)
     if not flows_valid(problems):
         raise FlowsRejected(problems)
-    return flows
+    nodes = [
+        {k: v for k, v in node.items() if k != "credentials"}
+        if isinstance(node, Mapping) and "credentials" in node
+        else node
+        for node in flows
+    ]
+    return DevFlows(nodes, credentials)
 
 
 def device_dev_deploy(*, principal: Principal, device: Device, flows: Any) -> dict[str, Any]:
     """Validate ``flows`` and deploy them on the device (a full deploy through its own
-    deployer); audited as ``device.developer_mode.deployed``. Answers the engine's
-    ``{"rev", "failures"?, "missing_types"?}``."""
+    deployer); audited as ``device.developer_mode.deployed`` (with the ids of the nodes that
+    carried credentials, never their values). Credentials go sealed to the device's key (409
+    ``not_registered`` without one); a node sent without them keeps what the device has, and
+    ``__PWRD__`` keeps a stored field. Answers the engine's ``{"rev", "failures"?,
+    "missing_types"?}``."""
     principal.require_writable("deploy flows in developer mode")
     device = _developing(principal, device)
-    nodes = clean_dev_flows(flows)
-    answer = dev_call(device, "POST", "/flows", {"flows": nodes})
+    cleaned = clean_dev_flows(flows)
+    body: dict[str, Any] = {"flows": cleaned.nodes}
+    if cleaned.credentials:
+        body["credentials_sealed"] = _seal_to_device(device, cleaned.credentials)
+    answer = dev_call(device, "POST", "/flows", body)
     if answer.status != 200 or not isinstance(answer.body, Mapping):
         raise _device_error(answer, "deploy the flows")
     result = dict(answer.body)
+    deployed = {str(node.get("id")) for node in cleaned.nodes if isinstance(node, Mapping)}
     with transaction.atomic():
+        locked = _lock(device)
+        if locked.developer_mode:  # a leave that came first already dropped them
+            _developer_credentials_keep(locked, cleaned.credentials, deployed)
         audit_device(
             "device.developer_mode.deployed",
             principal,
-            device,
+            locked,
             {
-                "nodes": len(nodes),
+                "nodes": len(cleaned.nodes),
                 "rev": result.get("rev"),
                 "failures": len(result.get("failures") or []),
+                # Node ids only ("credentials" is a word the audit scrubber hides).
+                "sealed_nodes": sorted(cleaned.credentials),
             },
         )
     return result

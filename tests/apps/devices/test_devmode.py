@@ -1,12 +1,15 @@
 """Developer mode on the platform side, against a real server and a scripted runner on a real
 link: the relay (answers forwarded to the caller, bounded, refused while suspended or before
 hello), the refusals of the API (viewer, not in developer mode, offline, timeout, invalid flows,
-credentials, deploys while developing) and the audit rows. The real agent's side is in
+credentials, deploys while developing), the credentials sent sealed to the device and kept
+for "leave keep", and the audit rows. The real agent's side is in
 tests/e2e/test_device_developer_mode.py."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -18,11 +21,23 @@ from apps.accounts.principal import Principal
 from apps.audit.models import AuditEvent
 from apps.devices import bus
 from apps.devices.consumers import DEV_PENDING_MAX
-from apps.devices.models import Device
+from apps.devices.models import DeveloperCredentials, Device
 from apps.devices.services import devmode
 from apps.devices.services.devmode import device_developer_mode_enter
 from apps.devices.services.targets import device_set_target
-from tests.apps.devices.linkworld import FLOWS, Runner, open_link, register, server, snapshot
+from apps.snapshots import keys
+from apps.snapshots.models import Snapshot
+from apps.snapshots.services import snapshot_create, snapshot_credentials
+from edge_runner.protocol import manifest
+from tests.apps.devices.linkworld import (
+    FLOWS,
+    Registered,
+    Runner,
+    open_link,
+    register,
+    server,
+    snapshot,
+)
 from tests.apps.devices.test_link import db, until
 from tests.conftest import Acme
 
@@ -103,7 +118,7 @@ def test_refusals_change_nothing_and_reach_no_device(
             "credentials": await db(
                 lambda: eddie_api.post(
                     url(device, "flows/"),
-                    [*FLOWS, {"id": "b", "type": "mqtt-broker", "credentials": {"user": "u"}}],
+                    [*FLOWS, {"id": "b", "type": "mqtt-broker", "credentials": {"user": 7}}],
                     format="json",
                 )
             ),
@@ -129,7 +144,7 @@ def test_refusals_change_nothing_and_reach_no_device(
         "not developing": (409, "not_in_developer_mode"),
         "offline": (409, "not_in_developer_mode"),
         "invalid": (400, "invalid_flows"),
-        "credentials": (400, "credentials_not_allowed"),
+        "credentials": (400, "invalid_credentials"),
         "bad node id": (400, "invalid"),
         "deploy": (409, "developer_mode"),
         "leave twice": (409, "not_in_developer_mode"),
@@ -235,3 +250,245 @@ def test_entering_needs_a_registered_active_device_and_is_audited(
     after = AuditEvent.objects.get(event="device.developer_mode.left").after
     assert after is not None
     assert after["kept"] is False
+
+
+# --- credentials in developer mode --------------------------------------------------------------
+
+PARENT_CREDENTIALS = {
+    "broker": {"user": "plc", "password": "old-Pa55-parent"},
+    "historian": {"user": "hist", "password": "hist-Pa55-parent"},
+}
+
+
+def brokers(**credentials: dict[str, str]) -> list[dict[str, Any]]:
+    """FLOWS with two MQTT brokers; ``credentials`` inline by node id, as an editor sends."""
+    line: list[dict[str, Any]] = json.loads(json.dumps(FLOWS))
+    nodes = [
+        *line,
+        {"id": "broker", "type": "mqtt-broker", "broker": "127.0.0.1"},
+        {"id": "historian", "type": "mqtt-broker", "broker": "127.0.0.2"},
+    ]
+    return [
+        {**node, "credentials": credentials[node["id"]]} if node["id"] in credentials else node
+        for node in nodes
+    ]
+
+
+def developing_with_parent(acme: Acme) -> tuple[Registered, Snapshot]:
+    """A registered device whose target is a snapshot with both brokers' credentials, in
+    developer mode."""
+    registered = register(acme.line_1, "press-1")
+    parent = snapshot_create(
+        principal=Principal.for_user(acme.olivia),
+        application=acme.line_1,
+        name="v1",
+        flows=brokers(**PARENT_CREDENTIALS),
+    )
+    eddie = Principal.for_user(acme.eddie)
+    device_set_target(principal=eddie, device=registered.device, snapshot=parent)
+    device_developer_mode_enter(principal=eddie, device=Device.objects.get(pk=registered.device.pk))
+    return registered, parent
+
+
+async def deploy_answered(runner: Runner, api: APIClient, device: Device, flows: Any) -> Any:
+    """POST the flows as the member and answer the device's request; the answer and the
+    frame the device got."""
+    sent = asyncio.create_task(db(lambda: api.post(url(device, "flows/"), flows, format="json")))
+    frame = await answer_one(runner, 200, {"rev": "r"})
+    return await sent, frame
+
+
+def opened(registered: Registered, frame: dict[str, Any]) -> Any:
+    sealed = base64.b64decode(frame["body"]["credentials_sealed"])
+    return json.loads(
+        manifest.unseal(
+            sealed, private_key=registered.sealing_private, device=str(registered.device.pk)
+        )
+    )
+
+
+def test_credentials_travel_sealed_to_the_device_and_leave_keep_lays_them_over_the_parent(
+    acme_world: Acme, server: str, eddie_api: APIClient
+) -> None:
+    registered, parent = developing_with_parent(acme_world)
+    device = registered.device
+    new = {"password": "new-Pa55-canary"}
+
+    async def scenario() -> tuple[Any, ...]:
+        runner, _ = await Runner.join(server, registered.credential)
+        first = await deploy_answered(runner, eddie_api, device, brokers(broker=new))
+        row = await db(
+            lambda: bytes(DeveloperCredentials.objects.get(device=device).credentials_sealed)
+        )
+        # __PWRD__ keeps the password sent before; the user changes too.
+        second = await deploy_answered(
+            runner, eddie_api, device, brokers(broker={"user": "ops", "password": "__PWRD__"})
+        )
+        leave = asyncio.create_task(
+            db(lambda: eddie_api.delete(url(device, "developer-mode/"), {"keep": True}, "json"))
+        )
+        asked = await answer_one(runner, 200, {"flows": brokers(), "rev": "r3"})
+        left = await leave
+        await runner.socket.close()
+        return first, row, second, asked, left
+
+    (answer, frame), row, (again, frame2), asked, left = asyncio.run(scenario())
+    assert answer.status_code == 200, answer.json()
+    assert again.status_code == 200, again.json()
+    # What the device got: nodes without credentials, and a blob only its key opens.
+    assert set(frame["body"]) == {"flows", "credentials_sealed"}
+    assert all("credentials" not in node for node in frame["body"]["flows"])
+    assert "new-Pa55-canary" not in json.dumps(frame)
+    assert opened(registered, frame) == {"broker": new}
+    assert opened(registered, frame2) == {"broker": {"user": "ops", "password": "__PWRD__"}}
+    # Kept sealed with the team's data key, under a purpose of its own.
+    assert b"new-Pa55-canary" not in row
+    with pytest.raises(keys.KeyIntegrityError):
+        keys.unseal(
+            row,
+            key=keys.data_key(keys.team_key(acme_world.team)),
+            team_id=acme_world.team.pk,
+            purpose=keys.CREDENTIALS_PURPOSE,
+        )
+    # Audited by node id only.
+    deployed = AuditEvent.objects.filter(event="device.developer_mode.deployed").order_by("id")
+    assert [event.after["sealed_nodes"] for event in deployed] == [["broker"], ["broker"]]  # type: ignore[index]  # the service writes after
+    assert "canary" not in json.dumps([event.after for event in AuditEvent.objects.all()])
+    # Leave keep: the parent's credentials with the ones sent laid over them, field by field.
+    assert (asked["method"], asked["path"]) == ("GET", "/flows")
+    assert left.status_code == 200, left.json()
+    kept = Snapshot.objects.get(pk=left.json()["snapshot"])
+    assert kept.parent_id == parent.pk
+    assert snapshot_credentials(kept) == {
+        "broker": {"user": "ops", "password": "new-Pa55-canary"},
+        "historian": PARENT_CREDENTIALS["historian"],
+    }
+    assert not DeveloperCredentials.objects.filter(device=device).exists()
+    # The kept snapshot's target carries them, sealed to the device.
+    target = Device.objects.get(pk=device.pk).target
+    assert target is not None
+    assert target.snapshot_id == kept.pk
+    carried = manifest.unseal(
+        bytes(target.credentials_sealed),
+        private_key=registered.sealing_private,
+        device=str(device.pk),
+    )
+    assert json.loads(carried)["broker"]["password"] == "new-Pa55-canary"
+
+
+def test_a_removed_node_loses_its_credentials_and_revert_drops_them(
+    acme_world: Acme, server: str, eddie_api: APIClient
+) -> None:
+    registered, _ = developing_with_parent(acme_world)
+    device = registered.device
+
+    async def scenario() -> tuple[Any, ...]:
+        runner, _ = await Runner.join(server, registered.credential)
+        await deploy_answered(
+            runner,
+            eddie_api,
+            device,
+            brokers(broker={"password": "b-Pa55"}, historian={"password": "h-Pa55"}),
+        )
+        both = await db(
+            lambda: devmode._developer_credentials_open(
+                DeveloperCredentials.objects.get(device=device)
+            )
+        )
+        without = [node for node in brokers() if node["id"] != "historian"]
+        await deploy_answered(runner, eddie_api, device, without)
+        one = await db(
+            lambda: devmode._developer_credentials_open(
+                DeveloperCredentials.objects.get(device=device)
+            )
+        )
+        reverted = await db(
+            lambda: eddie_api.delete(url(device, "developer-mode/"), {"keep": False}, "json")
+        )
+        await runner.socket.close()
+        return both, one, reverted
+
+    both, one, reverted = asyncio.run(scenario())
+    assert both == {"broker": {"password": "b-Pa55"}, "historian": {"password": "h-Pa55"}}
+    assert one == {"broker": {"password": "b-Pa55"}}
+    assert reverted.status_code == 200, reverted.json()
+    assert not DeveloperCredentials.objects.filter(device=device).exists()
+
+
+@pytest.mark.parametrize(
+    ("credentials", "says"),
+    [
+        (["user", "password"], "must be an object"),
+        ({"password": 1883}, "must be text"),
+        ({"": "x"}, "field name is 1 to"),
+        ({f"f{n}": "x" for n in range(devmode.MAX_CREDENTIAL_FIELDS + 1)}, "credential fields"),
+        ({"certdata": "x" * (devmode.MAX_CREDENTIAL_VALUE + 1)}, "over"),
+    ],
+)
+def test_malformed_credentials_are_a_400_and_reach_no_device(
+    acme_world: Acme, server: str, eddie_api: APIClient, credentials: Any, says: str
+) -> None:
+    registered, _ = developing_with_parent(acme_world)
+    device = registered.device
+
+    async def scenario() -> Any:
+        runner, _ = await Runner.join(server, registered.credential)
+        answer = await db(
+            lambda: eddie_api.post(
+                url(device, "flows/"), brokers(broker=credentials), format="json"
+            )
+        )
+        with pytest.raises(TimeoutError):
+            await runner.expect("dev_request", within=0.3)
+        await runner.socket.close()
+        return answer
+
+    before = AuditEvent.objects.count()
+    answer = asyncio.run(scenario())
+    error = answer.json()["error"]
+    assert (answer.status_code, error["code"]) == (400, "invalid_credentials")
+    assert says in error["message"]
+    assert "broker" in error["message"]
+    assert AuditEvent.objects.count() == before
+    assert not DeveloperCredentials.objects.exists()
+
+
+def test_too_many_credentials_in_all_are_a_400(acme_world: Acme) -> None:
+    big = "x" * devmode.MAX_CREDENTIAL_VALUE
+    flows = [
+        {"id": f"b{n}", "type": "mqtt-broker", "broker": "h", "credentials": {"password": big}}
+        for n in range(3)
+    ]
+    with pytest.raises(Exception, match="bytes; at most") as raised:
+        devmode.clean_dev_flows(flows)
+    assert getattr(raised.value, "code", None) == "invalid_credentials"
+    many = [
+        {"id": f"b{n}", "type": "mqtt-broker", "broker": "h", "credentials": {"user": "u"}}
+        for n in range(devmode.MAX_CREDENTIAL_NODES + 1)
+    ]
+    with pytest.raises(Exception, match="nodes carry credentials"):
+        devmode.clean_dev_flows(many)
+
+
+def test_a_device_without_a_sealing_key_gets_no_credentials(
+    acme_world: Acme, server: str, eddie_api: APIClient
+) -> None:
+    registered, _ = developing_with_parent(acme_world)
+    device = registered.device
+    Device.objects.filter(pk=device.pk).update(sealing_public_key=b"")
+
+    async def scenario() -> Any:
+        runner, _ = await Runner.join(server, registered.credential)
+        answer = await db(
+            lambda: eddie_api.post(
+                url(device, "flows/"), brokers(broker={"password": "p"}), format="json"
+            )
+        )
+        with pytest.raises(TimeoutError):
+            await runner.expect("dev_request", within=0.3)
+        await runner.socket.close()
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "not_registered")
+    assert not DeveloperCredentials.objects.exists()
