@@ -15,7 +15,9 @@ platform should not have sent is logged and dropped: it never stops the agent.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
+import json
 import logging
 import os
 import random
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from edge_runner.agent.download import DownloadError, fetch_bundle
+from edge_runner.agent.engine_client import with_credentials
 from edge_runner.agent.identity import AGENT_VERSION, Identity
 from edge_runner.agent.stream import StreamBuffer
 from edge_runner.lib.backoff import Backoff
@@ -709,9 +712,18 @@ class LinkClient:
             )
         else:
             try:
+                request_body = self._dev_body(method, path, message.get("body"))
                 status, body = await asyncio.wait_for(
-                    self.engine_client.request(method, path, message.get("body")),
+                    self.engine_client.request(method, path, request_body),
                     DEV_REQUEST_TIMEOUT,
+                )
+            except ManifestError:
+                status, body = (
+                    400,
+                    {
+                        "code": "bad_credentials",
+                        "message": "the sealed credentials do not open with this device's key",
+                    },
                 )
             except Exception as exc:  # the engine's failure is the answer, not the agent's
                 status, body = 502, {"code": "engine_unavailable", "message": str(exc)}
@@ -726,6 +738,39 @@ class LinkClient:
                     "body": {"code": "too_large", "message": "the answer is over the frame limit"},
                 }
             )
+
+    def _dev_body(self, method: str, path: str, body: Any) -> Any:
+        """A developer-mode ``POST /flows`` body as the engine takes it: the credentials the
+        platform sealed to this device (``credentials_sealed``, base64) opened and put back
+        into their nodes, Node-RED style (a node sent without them keeps what the engine
+        stores; ``__PWRD__`` keeps a stored field). ``ManifestError`` when the blob does not
+        open or is not ``{node id: {field: text}}``; nothing about it is logged."""
+        if method != "POST" or path != "/flows" or not isinstance(body, dict):
+            return body
+        if "credentials_sealed" not in body:
+            return body
+        rest = {k: v for k, v in body.items() if k != "credentials_sealed"}
+        try:
+            sealed = base64.b64decode(str(body["credentials_sealed"]), validate=True)
+            opened = json.loads(
+                manifest.unseal(
+                    sealed,
+                    private_key=self.identity.sealing_private_key,
+                    device=self.identity.device_id,
+                )
+            )
+        except ValueError:  # binascii.Error and UnicodeDecodeError too
+            raise ManifestError("sealed", "the sealed credentials are malformed") from None
+        if not isinstance(opened, dict) or not all(
+            isinstance(fields, dict) and all(isinstance(v, str) for v in fields.values())
+            for fields in opened.values()
+        ):
+            raise ManifestError("sealed", "the sealed credentials are not {node: {field: text}}")
+        flows = rest.get("flows")
+        if not isinstance(flows, list):
+            return rest
+        rest["flows"] = with_credentials(flows, opened)
+        return rest
 
     # ------------------------------------------------------------------ decommission
     async def _check_self(self) -> None:

@@ -10,6 +10,7 @@ the link downloaded; the real applier is tested in test_apply*.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import random
@@ -390,6 +391,63 @@ async def test_dev_requests_reach_only_the_allowed_admin_routes(
             ("GET", "/flows/state", None),
             ("POST", "/inject/abc.1", None),
         ]
+
+
+def sealed_to(identity: Identity, credentials: Any, *, device: str | None = None) -> str:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    public = X25519PrivateKey.from_private_bytes(identity.sealing_private_key).public_key()
+    sealed = manifest.seal(
+        manifest.canonical_json(credentials),
+        recipient_public_key=public.public_bytes_raw(),
+        device=device or identity.device_id,
+    )
+    return base64.b64encode(sealed).decode()
+
+
+async def test_dev_deploy_credentials_are_opened_into_their_nodes(
+    platform: PlatformDouble, identity: Identity, paths: RunnerPaths
+) -> None:
+    nodes = [
+        {"id": "t1", "type": "tab"},
+        {"id": "broker", "type": "mqtt-broker", "z": ""},
+        {"id": "other", "type": "mqtt-broker", "z": ""},
+    ]
+    secret = {"broker": {"user": "plc", "password": "canary-Pa55-xyz"}}
+    _, other_public = manifest.generate_sealing_key()
+    stranger = base64.b64encode(
+        manifest.seal(b"{}", recipient_public_key=other_public, device=identity.device_id)
+    ).decode()
+    asks = {
+        "good": sealed_to(identity, secret),
+        "other device": sealed_to(identity, secret, device="not-me"),
+        "other key": stranger,
+        "not base64": "!!!",
+        "not an object": sealed_to(identity, ["broker"]),
+        "not text": sealed_to(identity, {"broker": {"port": 1883}}),
+    }
+    async with Agent(identity, paths) as agent:
+        await platform.connected()
+        for request, blob in asks.items():
+            await platform.send(
+                {"type": link.DEV_REQUEST, "request": request, "method": "POST",
+                 "path": "/flows", "body": {"flows": nodes, "credentials_sealed": blob}}
+            )  # fmt: skip
+            await platform.wait_for(
+                link.DEV_RESULT,
+                lambda m, r=request: m["request"] == r,  # type: ignore[misc]  # default binds the loop value
+            )
+        answers = {m["request"]: m for m in platform.received if m["type"] == link.DEV_RESULT}
+    assert answers["good"]["status"] == 200
+    for refused in ("other device", "other key", "not base64", "not an object", "not text"):
+        assert answers[refused]["status"] == 400, refused
+        assert answers[refused]["body"]["code"] == "bad_credentials"
+    # Only the good one reached the engine, with the credentials inline in their node alone.
+    assert len(agent.engine.requests) == 1
+    method, path, body = agent.engine.requests[0]
+    assert (method, path) == ("POST", "/flows")
+    assert set(body) == {"flows"}
+    assert body["flows"] == [nodes[0], {**nodes[1], "credentials": secret["broker"]}, nodes[2]]
 
 
 def test_dev_routes() -> None:
