@@ -2,6 +2,8 @@
 with its engine child. A member enters developer mode, reads and replaces the device's flows
 through the link, sees the engine run them, injects, then leaves keeping the changes as a new
 snapshot (the device applies it as its target) and, a second time, reverting to the target.
+A second scenario changes a node's credentials live (an HTTP request node's basic-auth password,
+checked by a loopback HTTP server reading the Authorization header) and keeps them.
 
 Figures (round trips through the link) are printed, never asserted.
 """
@@ -9,19 +11,23 @@ Figures (round trips through the link) are printed, never asserted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import statistics
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from django.conf import settings
 
 from apps.audit.models import AuditEvent
-from apps.devices.models import Device, DeviceTarget
+from apps.devices.models import DeveloperCredentials, Device, DeviceTarget
 from apps.devices.services.devmode import device_dev_call
 from apps.snapshots.models import Snapshot
+from apps.snapshots.services import snapshot_credentials
 from tests.apps.devices.test_link import db
 from tests.apps.devices.test_live import cookie_of, watch
 from tests.conftest import Acme
@@ -239,3 +245,135 @@ def test_a_member_edits_a_device_live_then_keeps_then_reverts(
         f"{len(link_times)} bare calls on one loop ({layer}): "
         f"p50 {statistics.median(link_times) * 1000:.1f} ms, max {max(link_times) * 1000:.0f} ms"
     )
+
+
+class BasicAuthSeen:
+    """A loopback HTTP server that records the user:password of each request's basic auth."""
+
+    def __init__(self) -> None:
+        seen: list[str] = []
+        self.seen = seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                header = self.headers.get("Authorization", "")
+                scheme, _, token = header.partition(" ")
+                seen.append(base64.b64decode(token).decode() if scheme == "Basic" else header)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/check"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def latest(self, expected: str) -> Callable[[], bool]:
+        """A check for ``until``: the newest request came with ``expected``."""
+        return lambda: bool(self.seen) and self.seen[-1] == expected
+
+
+@pytest.fixture
+def basic_auth_seen() -> Iterator[BasicAuthSeen]:
+    seen = BasicAuthSeen()
+    seen.thread.start()
+    try:
+        yield seen
+    finally:
+        seen.server.shutdown()
+        seen.server.server_close()
+
+
+def polling(url: str, **credentials: str) -> list[dict[str, Any]]:
+    """A tab whose inject sends an HTTP GET with basic auth every 0.3 s; ``credentials``
+    inline on the request node, as an editor sends them."""
+    request: dict[str, Any] = {
+        "id": "poll-request", "type": "http request", "z": "poll", "method": "GET",
+        "url": url, "authType": "basic", "ret": "txt", "wires": [["poll-debug"]],
+    }  # fmt: skip
+    if credentials:
+        request["credentials"] = credentials
+    return [
+        {"id": "poll", "type": "tab", "label": "Poll"},
+        {"id": "poll-inject", "type": "inject", "z": "poll", "repeat": "0.3", "once": True,
+         "props": [{"p": "payload"}], "payload": "", "payloadType": "str",
+         "wires": [["poll-request"]]},
+        request,
+        {"id": "poll-debug", "type": "debug", "z": "poll", "active": True, "tosidebar": True,
+         "complete": "statusCode", "targetType": "msg", "wires": []},
+    ]  # fmt: skip
+
+
+def test_a_member_changes_a_password_live_and_keeps_it(
+    acme_world: Acme,
+    platform: Platform,
+    agents: Callable[[], Agent],
+    basic_auth_seen: BasicAuthSeen,
+) -> None:
+    agent = agents()
+    device_id = provision(acme_world, platform, agent, "press-1")
+    seen = basic_auth_seen
+    v1 = make_snapshot(acme_world, "v1", polling(seen.url, user="plc", password="old-Pa55"))
+    first = deploy(acme_world, device_id, v1)
+    assert until(lambda: settled(first), 60, f"v1 applied\n{agent.output()}").outcome == "applied"
+    until(seen.latest("plc:old-Pa55"), 20, f"v1's credentials used\n{seen.seen[-3:]}")
+    eddie = api(acme_world.eddie)
+    assert eddie.post(url(device_id, "developer-mode/")).status_code == 200
+
+    # A new password only: the engine keeps the stored user.
+    started = time.monotonic()
+    changed = eddie.post(url(device_id, "flows/"), polling(seen.url, password="new-Pa55"), "json")
+    assert changed.status_code == 200, changed.json()
+    until(seen.latest("plc:new-Pa55"), 20, f"the new password used\n{seen.seen[-3:]}")
+    took = time.monotonic() - started
+    # The device's flows never show them, and the platform keeps them sealed.
+    read = eddie.get(url(device_id, "flows/"))
+    assert "new-Pa55" not in json.dumps(read.json())
+    row = DeveloperCredentials.objects.get(device_id=device_id)
+    assert b"new-Pa55" not in bytes(row.credentials_sealed)
+    # __PWRD__ keeps the password sent before while the user changes.
+    kept_password = polling(seen.url, user="ops", password="__PWRD__")
+    again = eddie.post(url(device_id, "flows/"), kept_password, format="json")
+    assert again.status_code == 200, again.json()
+    until(seen.latest("ops:new-Pa55"), 20, f"the new user used\n{seen.seen[-3:]}")
+    # Flows sent without credentials keep what the device has.
+    plain = eddie.post(url(device_id, "flows/"), polling(seen.url), format="json")
+    assert plain.status_code == 200, plain.json()
+    seen.seen.clear()
+    until(lambda: len(seen.seen) >= 2, 20, "requests after a deploy without credentials")
+    assert set(seen.seen) == {"ops:new-Pa55"}
+
+    left = eddie.delete(url(device_id, "developer-mode/"), {"keep": True}, format="json")
+    assert left.status_code == 200, left.json()
+    kept = Snapshot.objects.get(pk=left.json()["snapshot"])
+    assert snapshot_credentials(kept) == {"poll-request": {"user": "ops", "password": "new-Pa55"}}
+    assert not DeveloperCredentials.objects.filter(device_id=device_id).exists()
+    kept_target = until(
+        lambda: applied_target(device_id, first.pk), 60, f"kept applied\n{agent.output()}"
+    )
+    assert kept_target.snapshot_id == kept.pk
+    seen.seen.clear()
+    until(seen.latest("ops:new-Pa55"), 20, "the kept snapshot's credentials used")
+
+    # A scratch password, reverted: the device runs the kept target's credentials again.
+    assert eddie.post(url(device_id, "developer-mode/")).status_code == 200
+    scratch = eddie.post(url(device_id, "flows/"), polling(seen.url, password="scratch"), "json")
+    assert scratch.status_code == 200, scratch.json()
+    until(seen.latest("ops:scratch"), 20, "the scratch password used")
+    reverted = eddie.delete(url(device_id, "developer-mode/"), {"keep": False}, format="json")
+    assert reverted.status_code == 200, reverted.json()
+    assert not DeveloperCredentials.objects.filter(device_id=device_id).exists()
+    until(
+        lambda: applied_target(device_id, kept_target.pk), 60, f"revert applied\n{agent.output()}"
+    )
+    until(seen.latest("ops:new-Pa55"), 20, "the target's credentials used again")
+
+    audited = json.dumps(
+        list(AuditEvent.objects.filter(event__startswith="device.").values_list("after", flat=True))
+    )
+    assert "new-Pa55" not in audited
+    assert "Pa55" not in agent.output()
+    print(f"\ndeveloper mode: a new password in use {took * 1000:.0f} ms after the deploy call")
