@@ -261,7 +261,10 @@ class DeveloperFlowsForm(forms.Form):
     flows_text = forms.CharField(
         label="Flows (JSON)",
         help_text="A flows.json array. Deploying replaces the device's flows at once; the "
-        "platform's validator checks them first.",
+        "platform's validator checks them first. A node's credentials (a broker's password: "
+        '"credentials": {"password": "..."}) go sealed to the device; a node sent without '
+        "them keeps the device's, and __PWRD__ keeps one stored value. They are never shown "
+        "again.",
         max_length=5 * 1024 * 1024,
         widget=forms.Textarea(
             attrs={"rows": 16, "spellcheck": "false", "class": "mono", "autocomplete": "off"}
