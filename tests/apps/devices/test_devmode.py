@@ -27,7 +27,7 @@ from apps.devices.services.devmode import device_developer_mode_enter
 from apps.devices.services.targets import device_set_target
 from apps.snapshots import keys
 from apps.snapshots.models import Snapshot
-from apps.snapshots.services import snapshot_create, snapshot_credentials
+from apps.snapshots.services import snapshot_create, snapshot_credentials, team_key_rotate
 from edge_runner.protocol import manifest
 from tests.apps.devices.linkworld import (
     FLOWS,
@@ -376,11 +376,16 @@ def test_credentials_travel_sealed_to_the_device_and_leave_keep_lays_them_over_t
     assert json.loads(carried)["broker"]["password"] == "new-Pa55-canary"
 
 
-def test_a_removed_node_loses_its_credentials_and_revert_drops_them(
+def test_a_removed_node_loses_its_credentials_a_key_rotation_reseals_and_revert_drops_them(
     acme_world: Acme, server: str, eddie_api: APIClient
 ) -> None:
     registered, _ = developing_with_parent(acme_world)
     device = registered.device
+    olivia = Principal.for_user(acme_world.olivia)
+
+    def kept() -> tuple[dict[str, Any], str]:
+        row = DeveloperCredentials.objects.select_related("credentials_key").get(device=device)
+        return devmode._developer_credentials_open(row), row.credentials_key.key_id
 
     async def scenario() -> tuple[Any, ...]:
         runner, _ = await Runner.join(server, registered.credential)
@@ -390,27 +395,25 @@ def test_a_removed_node_loses_its_credentials_and_revert_drops_them(
             device,
             brokers(broker={"password": "b-Pa55"}, historian={"password": "h-Pa55"}),
         )
-        both = await db(
-            lambda: devmode._developer_credentials_open(
-                DeveloperCredentials.objects.get(device=device)
-            )
-        )
+        both = await db(kept)
+        # A rotation retires the row's key; the row still opens, and the next deploy
+        # re-seals it with the new key.
+        rotated = await db(lambda: team_key_rotate(principal=olivia, team=acme_world.team))
+        after_rotation = await db(kept)
         without = [node for node in brokers() if node["id"] != "historian"]
         await deploy_answered(runner, eddie_api, device, without)
-        one = await db(
-            lambda: devmode._developer_credentials_open(
-                DeveloperCredentials.objects.get(device=device)
-            )
-        )
+        one = await db(kept)
         reverted = await db(
             lambda: eddie_api.delete(url(device, "developer-mode/"), {"keep": False}, "json")
         )
         await runner.socket.close()
-        return both, one, reverted
+        return both, rotated.key_id, after_rotation, one, reverted
 
-    both, one, reverted = asyncio.run(scenario())
-    assert both == {"broker": {"password": "b-Pa55"}, "historian": {"password": "h-Pa55"}}
-    assert one == {"broker": {"password": "b-Pa55"}}
+    both, new_key, after_rotation, one, reverted = asyncio.run(scenario())
+    assert both[0] == {"broker": {"password": "b-Pa55"}, "historian": {"password": "h-Pa55"}}
+    assert after_rotation == both
+    assert both[1] != new_key
+    assert one == ({"broker": {"password": "b-Pa55"}}, new_key)
     assert reverted.status_code == 200, reverted.json()
     assert not DeveloperCredentials.objects.filter(device=device).exists()
 
