@@ -4,7 +4,9 @@
 - ``POST developer-mode/``: enter; ``DELETE developer-mode/`` ``{"keep": bool, "name": str}``:
   leave, keeping the device's flows as a new snapshot (its new target) or reverting to the
   target.
-- ``GET flows/``, ``POST flows/`` (validated with the platform's validator first),
+- ``GET flows/``, ``POST flows/`` (validated with the platform's validator first; nodes'
+  ``credentials`` go sealed to the device's key and are kept for a kept snapshot, never
+  answered),
   ``GET flows/state/``, ``POST inject/<node_id>/``: the device's own Admin API over its link,
   only while it is in developer mode (409 ``not_in_developer_mode``), only while it is linked
   (409 ``device_offline``; 504 ``device_timeout`` when it does not answer).
@@ -68,7 +70,11 @@ class LeftSerializer(serializers.Serializer[Any]):
 
 
 class FlowsSerializer(serializers.Serializer[Any]):
-    flows = serializers.ListField(child=serializers.DictField(), help_text="Node-RED flows.json")
+    flows = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Node-RED flows.json; a node's credentials ({field: text}) are sealed to "
+        "the device, and __PWRD__ keeps a stored value",
+    )
     rev = serializers.CharField(required=False, read_only=True)
 
 
