@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -40,6 +41,7 @@ from tests.apps.devices.linkworld import (
 )
 from tests.apps.devices.test_link import db, until
 from tests.conftest import Acme
+from tests.test_secrets_canary import _database_text
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 __all__ = ["server"]
@@ -308,8 +310,9 @@ def opened(registered: Registered, frame: dict[str, Any]) -> Any:
 
 
 def test_credentials_travel_sealed_to_the_device_and_leave_keep_lays_them_over_the_parent(
-    acme_world: Acme, server: str, eddie_api: APIClient
+    acme_world: Acme, server: str, eddie_api: APIClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     registered, parent = developing_with_parent(acme_world)
     device = registered.device
     new = {"password": "new-Pa55-canary"}
@@ -320,6 +323,7 @@ def test_credentials_travel_sealed_to_the_device_and_leave_keep_lays_them_over_t
         row = await db(
             lambda: bytes(DeveloperCredentials.objects.get(device=device).credentials_sealed)
         )
+        stored = await db(_database_text)
         # __PWRD__ keeps the password sent before; the user changes too.
         second = await deploy_answered(
             runner, eddie_api, device, brokers(broker={"user": "ops", "password": "__PWRD__"})
@@ -330,9 +334,9 @@ def test_credentials_travel_sealed_to_the_device_and_leave_keep_lays_them_over_t
         asked = await answer_one(runner, 200, {"flows": brokers(), "rev": "r3"})
         left = await leave
         await runner.socket.close()
-        return first, row, second, asked, left
+        return first, row, stored, second, asked, left
 
-    (answer, frame), row, (again, frame2), asked, left = asyncio.run(scenario())
+    (answer, frame), row, stored, (again, frame2), asked, left = asyncio.run(scenario())
     assert answer.status_code == 200, answer.json()
     assert again.status_code == 200, again.json()
     # What the device got: nodes without credentials, and a blob only its key opens.
@@ -341,8 +345,11 @@ def test_credentials_travel_sealed_to_the_device_and_leave_keep_lays_them_over_t
     assert "new-Pa55-canary" not in json.dumps(frame)
     assert opened(registered, frame) == {"broker": new}
     assert opened(registered, frame2) == {"broker": {"user": "ops", "password": "__PWRD__"}}
-    # Kept sealed with the team's data key, under a purpose of its own.
+    # Kept sealed with the team's data key, under a purpose of its own; in no row, no log.
     assert b"new-Pa55-canary" not in row
+    assert "new-Pa55-canary" not in stored
+    assert "devices_developercredentials" in stored  # the table was read
+    assert not [r for r in caplog.records if "new-Pa55-canary" in r.getMessage()]
     with pytest.raises(keys.KeyIntegrityError):
         keys.unseal(
             row,
