@@ -43,7 +43,7 @@ from apps.core.errors import Conflict, ManifoldError, NotFound, ValidationError
 from apps.devices.bus import device_command
 from apps.devices.models import DeveloperCredentials, Device, DeviceStatus, DeviceTarget
 from apps.devices.services.link import announce_state, audit_device
-from apps.devices.services.targets import issue_target
+from apps.devices.services.targets import issue_target, seal_to_device
 from apps.flows.validation import flows_valid, flows_validate
 from apps.snapshots import keys
 from apps.snapshots.services import FlowsRejected, snapshot_create, snapshot_credentials
@@ -443,17 +443,13 @@ def _developer_credentials_keep(
 
 def _seal_to_device(device: Device, credentials: Mapping[str, Mapping[str, str]]) -> str:
     """``credentials`` sealed to the device's X25519 key (only it opens them), as base64."""
-    if not device.sealing_public_key:
+    sealed = seal_to_device(device, credentials)
+    if sealed is None:
         raise Conflict(
             f"Device {device.name!r} has no sealing key yet (not registered): it cannot "
             "receive credentials.",
             code="not_registered",
         )
-    sealed = manifest.seal(
-        manifest.canonical_json(credentials),
-        recipient_public_key=bytes(device.sealing_public_key),
-        device=str(device.pk),
-    )
     return base64.b64encode(sealed).decode("ascii")
 
 

@@ -13,7 +13,7 @@ re-issues its target (``env_reissue``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -59,6 +59,18 @@ def target_snapshot_of(
     return snapshot
 
 
+def seal_to_device(device: Device, credentials: Mapping[str, Any]) -> bytes | None:
+    """``credentials`` sealed to the device's own X25519 key (only it opens them); None for a
+    device without one yet (not registered)."""
+    if not device.sealing_public_key:
+        return None
+    return manifest.seal(
+        manifest.canonical_json(credentials),
+        recipient_public_key=bytes(device.sealing_public_key),
+        device=str(device.pk),
+    )
+
+
 def issue_target(principal: Principal, device: Device, snapshot: Snapshot) -> DeviceTarget:
     """Issue ``snapshot`` to ``device`` (locked by the caller, inside its transaction); the
     one path of every target. A device in developer mode takes none (409 ``developer_mode``):
@@ -80,18 +92,14 @@ def issue_target(principal: Principal, device: Device, snapshot: Snapshot) -> De
     credentials = snapshot_credentials(snapshot)
     sealed = b""
     if credentials:
-        if not device.sealing_public_key:
+        found = seal_to_device(device, credentials)
+        if found is None:
             raise ValidationError(
                 "This device has no sealing key yet (not registered): it cannot receive "
                 "credentials.",
                 code="not_registered",
             )
-        sealed = manifest.seal(
-            manifest.canonical_json(credentials),
-            recipient_public_key=bytes(device.sealing_public_key),
-            device=str(device.pk),
-        )
-        parts[manifest.CREDENTIALS_PART] = sealed
+        sealed = parts[manifest.CREDENTIALS_PART] = found
     envelope = sign_target(
         team=device.team,
         device_id=str(device.pk),
